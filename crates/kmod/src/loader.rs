@@ -1,0 +1,400 @@
+//! Loading modules on a small pool of worker threads, each module at most once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::config::ModprobeConfig;
+use crate::image::read_image;
+use crate::index::ModuleIndex;
+use crate::insmod::Insmod;
+use crate::name::normalize;
+use crate::plan::{Plan, PlanError, Planned};
+
+/// Worker threads. init_module sleeps in the kernel (probing, firmware, USB resets), so a few
+/// threads overlap that waiting even on one CPU; more would only add memory.
+const WORKERS: usize = 4;
+const WORKER_STACK: usize = 256 << 10;
+
+/// Why a module could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("module {module} failed: {message}")]
+    Failed { module: String, message: String },
+    #[error("module {module} not loaded: dependency {dependency} failed")]
+    Dependency { module: String, dependency: String },
+}
+
+/// One finished load attempt, for the boot log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadEvent {
+    /// Normalised module name (or the requested name when it did not resolve).
+    pub name: String,
+    /// `Ok` when inserted (or already present), else the reason.
+    pub result: Result<(), String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ModState {
+    Loading,
+    Loaded,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Job {
+    Alias(String),
+    Name(String),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// Jobs in `queue`, so a storm of identical uevents queues one job.
+    queued: HashSet<Job>,
+    running: usize,
+    shutdown: bool,
+    modules: HashMap<String, ModState>,
+    log: Vec<LoadEvent>,
+    missing: Vec<String>,
+}
+
+struct Shared {
+    index: Arc<ModuleIndex>,
+    config: Arc<ModprobeConfig>,
+    insmod: Arc<dyn Insmod>,
+    state: Mutex<State>,
+    changed: Condvar,
+    event: Option<EventFd>,
+}
+
+/// Loads modules on worker threads: each module at most once per Loader (concurrent requests
+/// for the same module wait for the first), independent chains in parallel, a failing module
+/// reported and not retried.
+pub struct Loader {
+    shared: Arc<Shared>,
+    workers: usize,
+}
+
+impl Loader {
+    pub fn new(
+        index: Arc<ModuleIndex>,
+        config: Arc<ModprobeConfig>,
+        insmod: Arc<dyn Insmod>,
+    ) -> Self {
+        let event =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok();
+        let shared = Arc::new(Shared {
+            index,
+            config,
+            insmod,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            event,
+        });
+        let mut workers = 0;
+        for n in 0..WORKERS {
+            let worker = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kmod-{n}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || worker.work());
+            // Without threads requests run on the caller's thread instead (see `enqueue`).
+            if spawned.is_ok() {
+                workers += 1;
+            }
+        }
+        Loader { shared, workers }
+    }
+
+    /// Queue loading of every module matching `modalias` (non-blocking).
+    pub fn request_alias(&self, modalias: &str) {
+        self.enqueue(Job::Alias(modalias.to_owned()));
+    }
+
+    /// Queue loading of a module by name or alias (non-blocking).
+    pub fn request(&self, name: &str) {
+        self.enqueue(Job::Name(name.to_owned()));
+    }
+
+    /// Load synchronously, return the outcome.
+    pub fn load_now(&self, name: &str) -> Result<(), LoadError> {
+        self.shared.lock().running += 1;
+        let result = self.shared.load_name(name);
+        self.shared.finish();
+        result
+    }
+
+    /// True while any request is queued or running.
+    pub fn busy(&self) -> bool {
+        self.shared.lock().is_busy()
+    }
+
+    /// Block until idle or the deadline passes; returns whether idle.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut state = self.shared.lock();
+        while state.is_busy() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = match self.shared.changed.wait_timeout(state, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// A pollable fd (eventfd) that becomes readable whenever a request finishes; read it
+    /// (or call [`Loader::reset_event`]) to reset.
+    ///
+    /// Should the eventfd not be creatable (fd exhaustion at boot), this is stdin, and
+    /// callers must rely on [`Loader::wait_idle`] alone.
+    pub fn event_fd(&self) -> BorrowedFd<'_> {
+        match &self.shared.event {
+            Some(event) => event.as_fd(),
+            // SAFETY: fd 0 is never closed by this crate and BorrowedFd only requires a value
+            // other than -1; poll(2) on it is harmless even if the caller closed it.
+            None => unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) },
+        }
+    }
+
+    /// Clears the readiness of [`Loader::event_fd`].
+    pub fn reset_event(&self) {
+        if let Some(event) = &self.shared.event {
+            // EAGAIN just means nothing was pending.
+            let _ = event.read();
+        }
+    }
+
+    /// Load outcomes since the last call, in completion order.
+    pub fn drain_log(&self) -> Vec<LoadEvent> {
+        std::mem::take(&mut self.shared.lock().log)
+    }
+
+    /// Whether `name` (either spelling) has been inserted by this loader.
+    pub fn loaded(&self, name: &str) -> bool {
+        self.shared.lock().modules.get(&normalize(name)) == Some(&ModState::Loaded)
+    }
+
+    /// Names requested explicitly (not by modalias) that matched no module, for the
+    /// "root not found" report.
+    pub fn missing(&self) -> Vec<String> {
+        self.shared.lock().missing.clone()
+    }
+
+    fn enqueue(&self, job: Job) {
+        if self.workers == 0 {
+            self.shared.lock().running += 1;
+            self.shared.run(job);
+            self.shared.finish();
+            return;
+        }
+        let mut state = self.shared.lock();
+        if state.queued.insert(job.clone()) {
+            state.queue.push_back(job);
+            self.shared.changed.notify_all();
+        }
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        // Workers finish the module in hand and exit; nothing waits for them because an
+        // init_module that never returns must not hang the caller too.
+        self.shared.lock().shutdown = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl State {
+    fn is_busy(&self) -> bool {
+        !self.queue.is_empty() || self.running > 0
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent in a way that
+        // matters more than stopping module loading altogether would.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if state.shutdown {
+                        return;
+                    }
+                    if let Some(job) = state.queue.pop_front() {
+                        state.queued.remove(&job);
+                        state.running += 1;
+                        break job;
+                    }
+                    state = self.wait(state);
+                }
+            };
+            self.run(job);
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        let mut state = self.lock();
+        state.running -= 1;
+        // Signalled under the lock: whoever sees the fd readable and then asks `busy()`, or
+        // sees `busy()` false, observes both changes together.
+        if let Some(event) = &self.event {
+            // Only fails when the counter would overflow, i.e. it is readable anyway.
+            let _ = event.write(1);
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    fn run(&self, job: Job) {
+        match job {
+            Job::Alias(modalias) => {
+                for name in self.index.lookup(&modalias, &self.config) {
+                    // Outcomes are logged per module inside; unresolvable alias targets are
+                    // stale index entries, not worth a log line per uevent.
+                    let _ = self.load_name(&name);
+                }
+            }
+            Job::Name(name) => {
+                let _ = self.load_name(&name);
+            }
+        }
+    }
+
+    fn load_name(&self, name: &str) -> Result<(), LoadError> {
+        let targets = match self.index.resolve(name, &self.config) {
+            Ok(targets) => targets,
+            Err(e) => {
+                let mut state = self.lock();
+                if matches!(e, PlanError::Unknown { .. })
+                    && !state.missing.iter().any(|m| m == name)
+                {
+                    state.missing.push(name.to_owned());
+                    state.log.push(LoadEvent {
+                        name: name.to_owned(),
+                        result: Err(e.to_string()),
+                    });
+                }
+                return Err(e.into());
+            }
+        };
+        let mut outcome = Ok(());
+        for id in targets {
+            let mut plan = Plan::default();
+            self.index.plan_target(id, name, &self.config, &mut plan);
+            let target = &self.index.modules[id].name;
+            if let Err(e) = self.run_plan(target, &plan.steps) {
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
+    }
+
+    fn run_plan(&self, target: &str, steps: &[Planned]) -> Result<(), LoadError> {
+        for planned in steps {
+            let name = &planned.step.name;
+            let Err(message) = self.ensure_loaded(planned) else {
+                continue;
+            };
+            if planned.optional {
+                continue;
+            }
+            if name == target {
+                return Err(LoadError::Failed {
+                    module: target.to_owned(),
+                    message,
+                });
+            }
+            let err = LoadError::Dependency {
+                module: target.to_owned(),
+                dependency: name.clone(),
+            };
+            let mut state = self.lock();
+            if !state.modules.contains_key(target) {
+                state
+                    .modules
+                    .insert(target.to_owned(), ModState::Failed(err.to_string()));
+                state.log.push(LoadEvent {
+                    name: target.to_owned(),
+                    result: Err(err.to_string()),
+                });
+                self.changed.notify_all();
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Inserts one module unless this loader already did (or failed to); waits when another
+    /// thread is inserting it right now.
+    fn ensure_loaded(&self, planned: &Planned) -> Result<(), String> {
+        let step = &planned.step;
+        {
+            let mut state = self.lock();
+            loop {
+                match state.modules.get(&step.name) {
+                    Some(ModState::Loaded) => return Ok(()),
+                    Some(ModState::Failed(message)) => return Err(message.clone()),
+                    Some(ModState::Loading) => state = self.wait(state),
+                    None => break,
+                }
+            }
+            state.modules.insert(step.name.clone(), ModState::Loading);
+        }
+        let result = read_image(&step.path)
+            .map_err(|e| error_chain(&e))
+            .and_then(|image| {
+                self.insmod
+                    .insmod(&step.name, &image, &step.params)
+                    .map_err(|e| format!("insmod {}: {e}", step.path.display()))
+            });
+        let mut state = self.lock();
+        let new_state = match &result {
+            Ok(()) => ModState::Loaded,
+            Err(message) => ModState::Failed(message.clone()),
+        };
+        state.modules.insert(step.name.clone(), new_state);
+        state.log.push(LoadEvent {
+            name: step.name.clone(),
+            result: result.clone(),
+        });
+        self.changed.notify_all();
+        result
+    }
+}
+
+/// `error: cause: cause` in one line for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

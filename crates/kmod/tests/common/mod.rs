@@ -1,0 +1,238 @@
+//! A fake `lib/modules/<release>` tree and a recording `Insmod` for the loader tests.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use alpinit_kmod::{Insmod, ModprobeConfig, ModuleIndex};
+
+pub const RELEASE: &str = "6.1.0-test";
+
+/// (path in modules.dep, dependencies). Compressed files exercise every decoder.
+const MODULES: &[(&str, &[&str])] = &[
+    (
+        "kernel/fs/ext4/ext4.ko",
+        &[
+            "kernel/lib/crc16.ko.zst",
+            "kernel/fs/mbcache.ko.xz",
+            "kernel/fs/jbd2/jbd2.ko.gz",
+        ],
+    ),
+    ("kernel/lib/crc16.ko.zst", &[]),
+    ("kernel/fs/mbcache.ko.xz", &[]),
+    ("kernel/fs/jbd2/jbd2.ko.gz", &[]),
+    ("kernel/crypto/crc32c_generic.ko", &[]),
+    ("kernel/arch/x86/crypto/crc32c-intel.ko", &[]),
+    (
+        "kernel/drivers/usb/storage/usb-storage.ko",
+        &[
+            "kernel/drivers/scsi/scsi_mod.ko",
+            "kernel/drivers/usb/core/usbcore.ko",
+            "kernel/drivers/usb/common/usb-common.ko",
+        ],
+    ),
+    (
+        "kernel/drivers/usb/storage/uas.ko",
+        &[
+            "kernel/drivers/usb/storage/usb-storage.ko",
+            "kernel/drivers/scsi/scsi_mod.ko",
+            "kernel/drivers/usb/core/usbcore.ko",
+            "kernel/drivers/usb/common/usb-common.ko",
+        ],
+    ),
+    ("kernel/drivers/scsi/scsi_mod.ko", &[]),
+    (
+        "kernel/drivers/usb/core/usbcore.ko",
+        &["kernel/drivers/usb/common/usb-common.ko"],
+    ),
+    ("kernel/drivers/usb/common/usb-common.ko", &[]),
+    (
+        "kernel/drivers/block/virtio_blk.ko",
+        &[
+            "kernel/drivers/virtio/virtio_ring.ko",
+            "kernel/drivers/virtio/virtio.ko",
+        ],
+    ),
+    ("kernel/drivers/virtio/virtio_ring.ko", &[]),
+    ("kernel/drivers/virtio/virtio.ko", &[]),
+    ("kernel/fs/nls/nls_cp437.ko", &[]),
+    ("kernel/fs/nls/nls_ascii.ko", &[]),
+    ("kernel/fs/fat/vfat.ko", &["kernel/fs/fat/fat.ko"]),
+    ("kernel/fs/fat/fat.ko", &[]),
+    ("kernel/drivers/missing/gone.ko", &[]),
+];
+
+const ALIAS: &str = "\
+# Aliases extracted from modules themselves.
+alias crypto-crc32c crc32c_intel
+alias crc32c crc32c_intel
+alias crypto-crc32c crc32c_generic
+alias crc32c crc32c_generic
+alias fs-ext4 ext4
+alias fs-vfat vfat
+alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage
+alias usb:v*p*d*dc*dsc*dp*ic08isc06ip62in* uas
+alias usb:v0BC2p2[0-2]*d*dc*dsc*dp*ic*isc*ip*in* usb_storage
+alias virtio:d00000002v* virtio_blk
+alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk
+alias usb:v*p*d*dc*dsc*dp*ic08isc06ip*in* usb-storage
+";
+
+const SOFTDEP: &str =
+    "# Soft dependencies extracted from modules themselves.\nsoftdep ext4 pre: crypto-crc32c\n";
+
+const BUILTIN: &str = "kernel/fs/squashfs/squashfs.ko\nkernel/drivers/block/loop.ko\n";
+
+pub const USB_STORAGE_MODALIAS: &str = "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00";
+pub const VIRTIO_BLK_MODALIAS: &str = "virtio:d00000002v00001AF4";
+
+/// The uncompressed image of a fake module: unique per name so tests can check which bytes
+/// reached the kernel.
+pub fn image_of(name: &str) -> Vec<u8> {
+    format!("\x7fELF fake module {name} ")
+        .repeat(40)
+        .into_bytes()
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub moddir: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let moddir = dir.path().join("lib/modules").join(RELEASE);
+        std::fs::create_dir_all(&moddir).unwrap();
+        let mut dep = String::new();
+        for (path, deps) in MODULES {
+            dep.push_str(&format!("{path}: {}\n", deps.join(" ")));
+            if path.contains("missing") {
+                continue;
+            }
+            let name = alpinit_kmod::module_name_from_path(path).unwrap();
+            write_module(&moddir.join(path), &image_of(&name));
+        }
+        std::fs::write(moddir.join("modules.dep"), dep).unwrap();
+        std::fs::write(moddir.join("modules.alias"), ALIAS).unwrap();
+        std::fs::write(moddir.join("modules.softdep"), SOFTDEP).unwrap();
+        std::fs::write(moddir.join("modules.builtin"), BUILTIN).unwrap();
+        Fixture { dir, moddir }
+    }
+
+    pub fn index(&self) -> ModuleIndex {
+        ModuleIndex::load(&self.moddir).unwrap()
+    }
+}
+
+fn write_module(path: &Path, image: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let data = match path.extension().and_then(|e| e.to_str()) {
+        Some("gz") => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(image).unwrap();
+            enc.finish().unwrap()
+        }
+        Some("xz") => {
+            let mut out = Vec::new();
+            lzma_rs::xz_compress(&mut &image[..], &mut out).unwrap();
+            out
+        }
+        Some("zst") => {
+            ruzstd::encoding::compress_to_vec(image, ruzstd::encoding::CompressionLevel::Fastest)
+        }
+        _ => image.to_vec(),
+    };
+    std::fs::write(path, data).unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub name: String,
+    pub params: String,
+    pub image: Vec<u8>,
+}
+
+/// Records insmod calls; fails the modules it is told to; optionally holds every call until
+/// released so concurrent requests pile up on a module being loaded.
+#[derive(Default)]
+pub struct Recorder {
+    pub calls: Mutex<Vec<Call>>,
+    fail: HashSet<String>,
+    gate: Option<(Mutex<bool>, Condvar)>,
+    entered: Mutex<usize>,
+    entered_cv: Condvar,
+}
+
+impl Recorder {
+    pub fn failing(names: &[&str]) -> Recorder {
+        Recorder {
+            fail: names.iter().map(|n| n.to_string()).collect(),
+            ..Recorder::default()
+        }
+    }
+
+    pub fn gated() -> Recorder {
+        Recorder {
+            gate: Some((Mutex::new(false), Condvar::new())),
+            ..Recorder::default()
+        }
+    }
+
+    pub fn open_gate(&self) {
+        if let Some((open, cv)) = &self.gate {
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+        }
+    }
+
+    /// Blocks until at least one insmod call has started.
+    pub fn wait_entered(&self) {
+        let mut entered = self.entered.lock().unwrap();
+        while *entered == 0 {
+            entered = self.entered_cv.wait(entered).unwrap();
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Insmod for Recorder {
+    fn insmod(&self, name: &str, image: &[u8], params: &str) -> std::io::Result<()> {
+        *self.entered.lock().unwrap() += 1;
+        self.entered_cv.notify_all();
+        if let Some((open, cv)) = &self.gate {
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+        }
+        self.calls.lock().unwrap().push(Call {
+            name: name.to_owned(),
+            params: params.to_owned(),
+            image: image.to_vec(),
+        });
+        if self.fail.contains(name) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOEXEC));
+        }
+        Ok(())
+    }
+}
+
+pub fn config() -> ModprobeConfig {
+    ModprobeConfig::default()
+}

@@ -1,0 +1,336 @@
+//! Loader behaviour against a fake module tree and a recording insmod.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use alpinit_kmod::{LoadError, Loader, ModprobeConfig, PlanError};
+use common::{image_of, Fixture, Recorder, USB_STORAGE_MODALIAS, VIRTIO_BLK_MODALIAS};
+
+/// Far enough away that only a hang reaches it; no test asserts on time.
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+fn loader(fixture: &Fixture, config: ModprobeConfig, recorder: &Arc<Recorder>) -> Loader {
+    Loader::new(
+        Arc::new(fixture.index()),
+        Arc::new(config),
+        recorder.clone(),
+    )
+}
+
+fn position(names: &[String], name: &str) -> usize {
+    names
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("{name} not loaded: {names:?}"))
+}
+
+#[test]
+fn loads_softdeps_then_deps_then_module() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("fs-ext4").unwrap();
+    assert_eq!(
+        recorder.names(),
+        [
+            "crc32c_intel",
+            "crc32c_generic",
+            "jbd2",
+            "mbcache",
+            "crc16",
+            "ext4"
+        ]
+    );
+    assert!(loader.loaded("ext4") && loader.loaded("jbd2"));
+    assert!(!loader.busy());
+}
+
+#[test]
+fn compressed_modules_reach_the_kernel_decompressed() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("ext4").unwrap();
+    // crc16 is .zst, mbcache .xz, jbd2 .gz, ext4 plain.
+    for call in recorder.calls() {
+        assert_eq!(call.image, image_of(&call.name), "{}", call.name);
+    }
+}
+
+#[test]
+fn each_module_once_under_concurrent_requests() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::gated());
+    let loader = Arc::new(loader(&fixture, common::config(), &recorder));
+    let threads = 10;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let loader = Arc::clone(&loader);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                loader.request_alias(USB_STORAGE_MODALIAS);
+                loader.request("usb-storage");
+                loader.request_alias("usb:v0BC2p2100d0000dc00dsc00dp00ic08isc06ip62in00");
+                if i % 2 == 0 {
+                    loader.load_now("uas")
+                } else {
+                    loader.load_now("usb_storage")
+                }
+            })
+        })
+        .collect();
+    // Every thread is blocked behind the first insmod (or queued) before any load finishes.
+    recorder.wait_entered();
+    recorder.open_gate();
+    for handle in handles {
+        handle.join().unwrap().unwrap();
+    }
+    assert!(loader.wait_idle(deadline()));
+    let names = recorder.names();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        names.len(),
+        unique.len(),
+        "a module was inserted twice: {names:?}"
+    );
+    assert_eq!(
+        unique,
+        ["scsi_mod", "uas", "usb_common", "usb_storage", "usbcore"]
+    );
+    // Dependencies are inserted before their users whichever thread won.
+    assert!(position(&names, "usb_common") < position(&names, "usbcore"));
+    assert!(position(&names, "usbcore") < position(&names, "usb_storage"));
+    assert!(position(&names, "scsi_mod") < position(&names, "usb_storage"));
+    assert!(position(&names, "usb_storage") < position(&names, "uas"));
+}
+
+#[test]
+fn queued_alias_requests_load_all_matches_in_the_background() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.request_alias(VIRTIO_BLK_MODALIAS);
+    loader.request_alias("pci:v00008086d00001237sv00000000sd00000000bc06sc00i00");
+    assert!(loader.wait_idle(deadline()));
+    assert_eq!(recorder.names(), ["virtio", "virtio_ring", "virtio_blk"]);
+    let log = loader.drain_log();
+    let logged: Vec<(&str, bool)> = log
+        .iter()
+        .map(|e| (e.name.as_str(), e.result.is_ok()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("virtio", true),
+            ("virtio_ring", true),
+            ("virtio_blk", true)
+        ]
+    );
+    assert!(loader.drain_log().is_empty());
+    assert!(
+        loader.missing().is_empty(),
+        "modaliases without a driver are not 'missing'"
+    );
+}
+
+#[test]
+fn blacklist_applies_to_aliases_only() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let mut config = ModprobeConfig::default();
+    config.add_cmdline(&["modprobe.blacklist=usb-storage,uas"]);
+    let loader = loader(&fixture, config, &recorder);
+    loader.request_alias(USB_STORAGE_MODALIAS);
+    assert!(loader.wait_idle(deadline()));
+    assert!(recorder.names().is_empty(), "{:?}", recorder.names());
+    assert!(!loader.loaded("usb_storage"));
+    loader.request("usb-storage");
+    assert!(loader.wait_idle(deadline()));
+    assert_eq!(
+        recorder.names().last().map(String::as_str),
+        Some("usb_storage")
+    );
+    assert!(loader.loaded("usb_storage") && loader.loaded("usb-storage") && !loader.loaded("uas"));
+}
+
+#[test]
+fn options_reach_insmod() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let conf = fixture.dir.path().join("etc/modprobe.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("usb.conf"), "options usb-storage delay_use=0\n").unwrap();
+    let mut config = ModprobeConfig::load_dirs(&[&conf]).unwrap();
+    config.add_cmdline(&["usbcore.autosuspend=-1", "usb_storage.quirks=0bc2:2100:u"]);
+    config.add_options("uas", "from_etc_modules=1");
+    let loader = loader(&fixture, config, &recorder);
+    loader.load_now("uas").unwrap();
+    let params: Vec<(String, String)> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.name, c.params))
+        .collect();
+    let want = [
+        ("usb_common", ""),
+        ("usbcore", "autosuspend=-1"),
+        ("scsi_mod", ""),
+        ("usb_storage", "delay_use=0 quirks=0bc2:2100:u"),
+        ("uas", "from_etc_modules=1"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(params, want);
+}
+
+#[test]
+fn builtin_modules_succeed_without_insmod() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    for name in ["squashfs", "loop"] {
+        loader.load_now(name).unwrap();
+        assert!(!loader.loaded(name), "built-in modules are not inserted");
+    }
+    assert!(recorder.names().is_empty());
+    assert!(loader.drain_log().is_empty());
+}
+
+#[test]
+fn failing_dependency_fails_the_dependent_and_is_not_retried() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::failing(&["jbd2"]));
+    let loader = loader(&fixture, common::config(), &recorder);
+    let err = loader.load_now("ext4").unwrap_err();
+    assert_eq!(
+        err,
+        LoadError::Dependency {
+            module: "ext4".into(),
+            dependency: "jbd2".into()
+        }
+    );
+    assert!(
+        err.to_string().contains("jbd2") && err.to_string().contains("ext4"),
+        "{err}"
+    );
+    assert!(!recorder.names().contains(&"ext4".to_string()));
+    // Again, by alias and by name: jbd2 is not tried a second time.
+    assert!(loader.load_now("fs-ext4").is_err());
+    loader.request("ext4");
+    assert!(loader.wait_idle(deadline()));
+    let jbd2_calls = recorder.names().iter().filter(|n| *n == "jbd2").count();
+    assert_eq!(jbd2_calls, 1);
+    let log = loader.drain_log();
+    let logged: Vec<(&str, bool)> = log
+        .iter()
+        .map(|e| (e.name.as_str(), e.result.is_ok()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("crc32c_intel", true),
+            ("crc32c_generic", true),
+            ("jbd2", false),
+            ("ext4", false)
+        ]
+    );
+    let jbd2 = log.iter().find(|e| e.name == "jbd2").unwrap();
+    assert!(
+        jbd2.result.as_ref().unwrap_err().contains("jbd2.ko.gz"),
+        "{jbd2:?}"
+    );
+}
+
+#[test]
+fn failing_module_reports_its_own_error() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::failing(&["virtio_blk"]));
+    let loader = loader(&fixture, common::config(), &recorder);
+    match loader.load_now("virtio_blk") {
+        Err(LoadError::Failed { module, message }) => {
+            assert_eq!(module, "virtio_blk");
+            assert!(message.contains("virtio_blk.ko"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(loader.loaded("virtio") && !loader.loaded("virtio_blk"));
+}
+
+#[test]
+fn failing_softdep_does_not_stop_the_module() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::failing(&["crc32c_intel"]));
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("ext4").unwrap();
+    assert!(loader.loaded("ext4") && loader.loaded("crc32c_generic"));
+    assert!(!loader.loaded("crc32c_intel"));
+}
+
+#[test]
+fn missing_module_file_is_a_load_failure() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    let err = loader.load_now("gone").unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Failed { module, message } if module == "gone" && message.contains("gone.ko")),
+        "{err:?}"
+    );
+    assert!(recorder.names().is_empty());
+}
+
+#[test]
+fn unknown_names_are_recorded_as_missing() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    assert_eq!(
+        loader.load_now("no-such-module"),
+        Err(LoadError::Plan(PlanError::Unknown {
+            name: "no-such-module".into()
+        }))
+    );
+    loader.request("no-such-module");
+    loader.request("also-missing");
+    assert!(loader.wait_idle(deadline()));
+    assert_eq!(loader.missing(), ["no-such-module", "also-missing"]);
+    let log = loader.drain_log();
+    assert_eq!(log.len(), 2, "one log line per missing name: {log:?}");
+    assert!(log.iter().all(|e| e.result.is_err()));
+}
+
+#[test]
+fn busy_wait_idle_and_event_fd() {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::gated());
+    let loader = loader(&fixture, common::config(), &recorder);
+    let readable = |loader: &Loader| {
+        let mut fds = [PollFd::new(loader.event_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    };
+    assert!(!loader.busy());
+    assert!(!readable(&loader));
+    loader.request("virtio_blk");
+    assert!(loader.busy());
+    recorder.wait_entered();
+    assert!(loader.busy());
+    assert!(!loader.wait_idle(Instant::now()), "still held at the gate");
+    recorder.open_gate();
+    assert!(loader.wait_idle(deadline()));
+    assert!(!loader.busy());
+    assert!(readable(&loader));
+    loader.reset_event();
+    assert!(!readable(&loader));
+    assert!(loader.loaded("virtio_blk"));
+}
