@@ -1,0 +1,98 @@
+//! In-process networking for network boots: `ip=`, `BOOTIF`, DHCP, static addresses and
+//! the HTTP(S) download of an apkovl.
+//!
+//! Alpine's `configure_ip` runs `ip`, `udhcpc` and `wget`; PID 1 here cannot lean on child
+//! processes, so every step is done in this crate with plain sockets:
+//!
+//! * [`parse_ip`] / [`parse_bootif`] read the kernel command line values;
+//! * [`choose_interface`] picks the NIC the way Alpine does (explicit device, `BOOTIF`, then
+//!   the first physical interface with carrier);
+//! * [`dhcp`] runs DISCOVER/OFFER/REQUEST/ACK with bounded retries and a hard deadline;
+//! * [`apply`] configures the address and default route over rtnetlink;
+//! * [`fetch`] downloads one URL over HTTP/1.1 (and HTTPS with the `https` feature) with a
+//!   timeout on every phase and a size cap.
+//!
+//! Nothing here blocks without a bound: every socket operation has a timeout derived from
+//! the caller's deadline.
+
+pub mod dhcp_packet;
+
+mod dhcp;
+mod dns;
+mod http;
+mod interface;
+mod ipconfig;
+mod lease;
+mod location;
+mod response;
+mod rtnetlink;
+#[cfg(feature = "https")]
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+pub use dhcp::{dhcp, dhcp_with, DhcpTransport, UdpTransport, BACKOFF};
+pub use dns::{resolve, DnsError};
+pub use http::{fetch, FetchError, FetchOptions, ResponseError};
+pub use interface::{choose_interface, interface_mac, machine_uuid, parse_mac, Links};
+pub use ipconfig::{parse_bootif, parse_ip, IpConfig};
+pub use lease::{resolv_conf, Lease};
+pub use location::{local_name, substitute, Url, UrlError};
+pub use rtnetlink::{apply, KernelLinks, NetlinkError};
+
+/// Failures of interface selection, DHCP and address configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("invalid ip= value {value:?}: {reason}")]
+    BadIp { value: String, reason: String },
+    /// Alpine prints this line (after `ERROR: `) when no NIC exists; kept verbatim.
+    #[error("IP requested but no network interface was found")]
+    NoInterface,
+    #[error("invalid interface name {0:?}")]
+    BadInterfaceName(String),
+    #[error("cannot read {path}")]
+    ReadSys {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open the DHCP socket on {iface}")]
+    DhcpSocket {
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("DHCP on {iface}: network error")]
+    DhcpIo {
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no DHCP lease on {iface} before the deadline ({attempts} attempts)")]
+    DhcpTimeout { iface: String, attempts: u32 },
+    #[error("DHCP server {server} refused the request on {iface}")]
+    DhcpNak { iface: String, server: Ipv4Addr },
+    #[error("cannot configure {iface}")]
+    Netlink {
+        iface: String,
+        #[source]
+        source: NetlinkError,
+    },
+}
+
+/// Decodes arbitrary bytes as a DHCP reply; for fuzz targets, where any panic is a bug.
+pub fn fuzz_dhcp(data: &[u8]) {
+    if let Ok(reply) = dhcp_packet::decode(data) {
+        let _ = reply.to_lease("eth0", "00:00:00:00:00:00");
+    }
+}
+
+/// Parses arbitrary bytes as an HTTP response (head and body); for fuzz targets.
+pub fn fuzz_http_response(data: &[u8]) {
+    http::fuzz_response(data);
+}

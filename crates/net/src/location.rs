@@ -1,0 +1,162 @@
+//! apkovl URLs: `{MAC}`/`{UUID}` substitution, the local file name, and the small URL parser
+//! the HTTP client needs.
+
+/// Replaces the first `{MAC}` and then the first `{UUID}`, like Alpine's
+/// `sed -e "s/{MAC}/$MAC_ADDRESS/" -e "s/{UUID}/$MACHINE_UUID/"` (no `g`).
+///
+/// A missing value substitutes the empty string, as the shell did with an unset variable, so
+/// the URL still names the server the user configured (and usually gets a clear 404).
+/// Values are percent-encoded except for unreserved characters and `:`: a MAC or a DMI UUID
+/// never needs more, and a hostile DMI string cannot inject `/`, `?` or `#` into the URL.
+pub fn substitute(url: &str, mac: Option<&str>, uuid: Option<&str>) -> String {
+    let once = |text: &str, placeholder: &str, value: Option<&str>| {
+        text.replacen(placeholder, &encode(value.unwrap_or("")), 1)
+    };
+    once(&once(url, "{MAC}", mac), "{UUID}", uuid)
+}
+
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The file name used for a URL's download: the last path segment, with the query string
+/// (from the first `?`) and fragment dropped, as Alpine's `${url##*/}` + `${ovl%%\?*}`.
+///
+/// Unlike the shell, the query is cut *before* taking the segment (a `/` inside the query no
+/// longer picks a bogus name), and an empty, `.` or `..` name, or one with control
+/// characters, becomes `apkovl.tar.gz`: a `.gz` name keeps the unpacker on its gzip path.
+pub fn local_name(url: &str) -> String {
+    const DEFAULT: &str = "apkovl.tar.gz";
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let without_query = &url[..end];
+    let path = match without_query.find("://") {
+        Some(i) => {
+            let rest = &without_query[i + 3..];
+            rest.find('/').map_or("", |slash| &rest[slash..])
+        }
+        None => without_query,
+    };
+    let name = path.rsplit('/').next().unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." || name.chars().any(char::is_control) {
+        DEFAULT.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A URL split into what an HTTP/1.1 request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`; the fragment is dropped.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("ftp:// apkovl URLs are not supported; use http:// or https://")]
+    Ftp,
+    #[error("unsupported URL scheme in {0:?}; use http:// or https://")]
+    Scheme(String),
+    #[error("URL {0:?} has no host")]
+    NoHost(String),
+    #[error("URL {0:?} has a bad port")]
+    Port(String),
+    #[error("URL {0:?} carries credentials or an IPv6 literal, which are not supported")]
+    Authority(String),
+    #[error("URL {0:?} contains spaces or control characters")]
+    Characters(String),
+}
+
+impl Url {
+    pub fn parse(url: &str) -> Result<Url, UrlError> {
+        if url.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(UrlError::Characters(url.to_owned()));
+        }
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "http" => false,
+            "https" => true,
+            "ftp" => return Err(UrlError::Ftp),
+            _ => return Err(UrlError::Scheme(url.to_owned())),
+        };
+        let rest = rest.split('#').next().unwrap_or("");
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        if authority.contains(['@', '[', ']']) {
+            return Err(UrlError::Authority(url.to_owned()));
+        }
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, "")) => (host, default_port),
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| UrlError::Port(url.to_owned()))?,
+            ),
+            None => (authority, default_port),
+        };
+        if host.is_empty() {
+            return Err(UrlError::NoHost(url.to_owned()));
+        }
+        let target = if target.starts_with('/') {
+            target.to_owned()
+        } else {
+            format!("/{target}")
+        };
+        Ok(Url {
+            https,
+            host: host.to_ascii_lowercase(),
+            port,
+            target,
+        })
+    }
+
+    /// Resolves a `Location` header against this URL: absolute URLs, scheme-relative
+    /// (`//host/x`), absolute paths and relative paths.
+    pub fn join(&self, location: &str) -> Result<Url, UrlError> {
+        let location = location.trim();
+        if location.contains("://") {
+            return Url::parse(location);
+        }
+        let scheme = if self.https { "https" } else { "http" };
+        if let Some(rest) = location.strip_prefix("//") {
+            return Url::parse(&format!("{scheme}://{rest}"));
+        }
+        let target = if location.starts_with('/') {
+            location.to_owned()
+        } else if let Some(query) = location.strip_prefix('?') {
+            let path = self.target.split('?').next().unwrap_or("/");
+            format!("{path}?{query}")
+        } else {
+            let path = self.target.split('?').next().unwrap_or("/");
+            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            format!("{dir}/{location}")
+        };
+        Url::parse(&format!("{scheme}://{}{target}", self.authority()))
+    }
+
+    /// `host` or `host:port` when the port is not the scheme's default (the `Host` header).
+    pub fn authority(&self) -> String {
+        let default_port = if self.https { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}

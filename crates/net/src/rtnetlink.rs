@@ -1,0 +1,279 @@
+//! Link up/down, address and default route over rtnetlink.
+//!
+//! Only three fixed requests are needed (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE), so they
+//! are encoded here directly (~100 lines) instead of pulling in netlink-packet-route and
+//! its dependency tree. Each request asks for an ACK, and the receive has a timeout, so a
+//! kernel that never answers cannot hang PID 1.
+
+use std::ffi::CString;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use crate::interface::Links;
+use crate::lease::Lease;
+use crate::NetError;
+
+const NETLINK_ROUTE: libc::c_int = 0;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_CREATE: u16 = 0x400;
+const RTM_NEWLINK: u16 = 16;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const AF_INET: u8 = 2;
+const IFF_UP: u32 = 1;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RTN_UNICAST: u8 = 1;
+const RTNH_F_ONLINK: u32 = 4;
+const NLMSG_HDR_LEN: usize = 16;
+/// How long to wait for the kernel's ACK; it answers in microseconds.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open the rtnetlink socket")]
+    Socket(#[source] io::Error),
+    #[error("no interface {iface}")]
+    NoInterface {
+        iface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("rtnetlink {what} failed")]
+    Request {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// [`Links`] on the running kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelLinks;
+
+impl Links for KernelLinks {
+    fn set_up(&self, ifname: &str, up: bool) -> io::Result<()> {
+        let index = ifindex(ifname)?;
+        Socket::open()?.request(&link_message(1, index, up))
+    }
+
+    fn ifindex(&self, ifname: &str) -> io::Result<u32> {
+        ifindex(ifname)
+    }
+}
+
+fn ifindex(ifname: &str) -> io::Result<u32> {
+    let name = CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(index)
+    }
+}
+
+/// Configures `lease` on its interface: link up, address (replacing an equal one), and the
+/// default route via the router (replacing an existing default). A router outside the
+/// subnet is installed on-link, as cloud DHCP servers with /32 leases expect.
+pub fn apply(lease: &Lease) -> Result<(), NetError> {
+    let fail = |source| NetError::Netlink {
+        iface: lease.iface.clone(),
+        source,
+    };
+    let index = ifindex(&lease.iface).map_err(|source| {
+        fail(NetlinkError::NoInterface {
+            iface: lease.iface.clone(),
+            source,
+        })
+    })?;
+    let socket = Socket::open().map_err(|e| fail(NetlinkError::Socket(e)))?;
+    let request = |what, message: Vec<u8>| {
+        socket
+            .request(&message)
+            .map_err(|source| fail(NetlinkError::Request { what, source }))
+    };
+    request("link up", link_message(1, index, true))?;
+    request(
+        "address add",
+        address_message(2, index, lease.address, lease.prefix_len),
+    )?;
+    if let Some(router) = lease.router {
+        request(
+            "default route add",
+            route_message(3, index, router, !lease.on_link(router)),
+        )?;
+    }
+    Ok(())
+}
+
+fn header(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by `finish`
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    buf.extend_from_slice(&seq.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes());
+}
+
+fn attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let len = 4 + value.len();
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(value);
+    buf.resize(buf.len().next_multiple_of(4), 0);
+}
+
+fn finish(mut buf: Vec<u8>) -> Vec<u8> {
+    let len = buf.len() as u32;
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    buf
+}
+
+/// RTM_NEWLINK changing only IFF_UP.
+pub(crate) fn link_message(seq: u32, index: u32, up: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(32);
+    header(&mut buf, RTM_NEWLINK, 0, seq);
+    buf.extend_from_slice(&[0, 0, 0, 0]); // family AF_UNSPEC, pad, ARPHRD type 0
+    buf.extend_from_slice(&index.to_ne_bytes());
+    buf.extend_from_slice(&(if up { IFF_UP } else { 0 }).to_ne_bytes());
+    buf.extend_from_slice(&IFF_UP.to_ne_bytes()); // ifi_change: touch only IFF_UP
+    finish(buf)
+}
+
+/// RTM_NEWADDR for `address/prefix_len` with the subnet broadcast (none for /31 and /32).
+pub(crate) fn address_message(seq: u32, index: u32, address: Ipv4Addr, prefix_len: u8) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(48);
+    header(&mut buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, seq);
+    buf.extend_from_slice(&[AF_INET, prefix_len, 0, RT_SCOPE_UNIVERSE]);
+    buf.extend_from_slice(&index.to_ne_bytes());
+    attribute(&mut buf, IFA_LOCAL, &address.octets());
+    attribute(&mut buf, IFA_ADDRESS, &address.octets());
+    if prefix_len < 31 {
+        let host_bits = u32::MAX >> prefix_len;
+        let broadcast = Ipv4Addr::from(u32::from(address) | host_bits);
+        attribute(&mut buf, IFA_BROADCAST, &broadcast.octets());
+    }
+    finish(buf)
+}
+
+/// RTM_NEWROUTE for `0.0.0.0/0 via router dev index` in the main table.
+pub(crate) fn route_message(seq: u32, index: u32, router: Ipv4Addr, onlink: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(48);
+    header(&mut buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, seq);
+    buf.extend_from_slice(&[
+        AF_INET,
+        0, // dst_len: default route
+        0,
+        0,
+        RT_TABLE_MAIN,
+        RTPROT_BOOT,
+        RT_SCOPE_UNIVERSE,
+        RTN_UNICAST,
+    ]);
+    let flags = if onlink { RTNH_F_ONLINK } else { 0 };
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    attribute(&mut buf, RTA_GATEWAY, &router.octets());
+    attribute(&mut buf, RTA_OIF, &index.to_ne_bytes());
+    finish(buf)
+}
+
+/// The errno carried by an NLMSG_ERROR reply (0 is an ACK); `None` for other messages.
+pub(crate) fn ack_errno(reply: &[u8]) -> Option<i32> {
+    let kind = u16::from_ne_bytes([*reply.get(4)?, *reply.get(5)?]);
+    if kind != NLMSG_ERROR {
+        return None;
+    }
+    let code = reply.get(NLMSG_HDR_LEN..NLMSG_HDR_LEN + 4)?;
+    Some(-i32::from_ne_bytes([code[0], code[1], code[2], code[3]]))
+}
+
+struct Socket(OwnedFd);
+
+impl Socket {
+    fn open() -> io::Result<Socket> {
+        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+        Ok(Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Sends one request to the kernel and waits for its ACK.
+    fn request(&self, message: &[u8]) -> io::Result<()> {
+        // SAFETY: the fd is live and `message` is valid for `message.len()` bytes. An
+        // unbound, unconnected netlink socket sends to the kernel (port 0).
+        let sent = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 4096];
+        // Only our own replies arrive (no multicast groups joined); the bound is a backstop.
+        for _ in 0..16 {
+            let mut poll = libc::pollfd {
+                fd: self.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: `poll` is one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut poll, 1, ACK_TIMEOUT.as_millis() as libc::c_int) };
+            if ready < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            if ready == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer from the kernel",
+                ));
+            }
+            // SAFETY: the fd is live and `buf` is writable for `buf.len()` bytes.
+            let got =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if got < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            match ack_errno(&buf[..got as usize]) {
+                Some(0) => return Ok(()),
+                Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
+                None => continue,
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no acknowledgement from the kernel",
+        ))
+    }
+}

@@ -1,0 +1,212 @@
+use std::cell::RefCell;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::{choose_interface, interface_mac, machine_uuid, parse_mac, Links, NetError};
+
+/// Records every link change as "eth0 up" / "eth0 down".
+#[derive(Default)]
+struct Recorder {
+    calls: RefCell<Vec<String>>,
+}
+
+impl Links for Recorder {
+    fn set_up(&self, ifname: &str, up: bool) -> io::Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.calls.borrow_mut().push(format!("{ifname} {state}"));
+        Ok(())
+    }
+
+    fn ifindex(&self, _ifname: &str) -> io::Result<u32> {
+        Err(io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+/// Alpine's `fake_ifaces`: class/net/N with device/, ifindex, operstate=down, address.
+fn fake_iface(sys: &Path, name: &str, index: u32, physical: bool) {
+    let dir = sys.join("class/net").join(name);
+    fs::create_dir_all(&dir).unwrap();
+    if physical {
+        fs::create_dir(dir.join("device")).unwrap();
+    }
+    fs::write(dir.join("ifindex"), format!("{index}\n")).unwrap();
+    fs::write(dir.join("operstate"), "down\n").unwrap();
+    fs::write(dir.join("address"), format!("02:00:00:00:00:0{index}\n")).unwrap();
+}
+
+fn set_operstate(sys: &Path, name: &str, state: &str) {
+    fs::write(sys.join("class/net").join(name).join("operstate"), state).unwrap();
+}
+
+fn eth012(sys: &Path) {
+    // Created out of order so the ifindex sort is what decides.
+    for (name, index) in [("eth2", 3), ("eth0", 1), ("eth1", 2)] {
+        fake_iface(sys, name, index, true);
+    }
+}
+
+#[test]
+fn no_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = Recorder::default();
+    let err = choose_interface(dir.path(), &links, None, None, Duration::ZERO).unwrap_err();
+    assert!(matches!(err, NetError::NoInterface));
+    assert_eq!(
+        err.to_string(),
+        "IP requested but no network interface was found"
+    );
+}
+
+#[test]
+fn no_physical_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_iface(dir.path(), "veth0", 1, false);
+    fake_iface(dir.path(), "veth1", 2, false);
+    let links = Recorder::default();
+    let err = choose_interface(dir.path(), &links, None, None, Duration::ZERO).unwrap_err();
+    assert!(matches!(err, NetError::NoInterface));
+    assert!(links.calls.borrow().is_empty());
+}
+
+#[test]
+fn all_down_takes_first_and_sets_others_down() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    let links = Recorder::default();
+    let chosen = choose_interface(dir.path(), &links, None, None, Duration::ZERO).unwrap();
+    assert_eq!(chosen, "eth0");
+    assert_eq!(
+        *links.calls.borrow(),
+        ["eth0 up", "eth1 up", "eth2 up", "eth1 down", "eth2 down"]
+    );
+}
+
+#[test]
+fn first_up_wins_and_others_go_down() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    set_operstate(dir.path(), "eth1", "up");
+    set_operstate(dir.path(), "eth2", "up");
+    let links = Recorder::default();
+    let chosen = choose_interface(dir.path(), &links, None, None, Duration::ZERO).unwrap();
+    assert_eq!(chosen, "eth1");
+    let calls = links.calls.borrow();
+    for expected in ["eth0 up", "eth1 up", "eth2 up", "eth2 down", "eth0 down"] {
+        assert!(
+            calls.iter().any(|c| c == expected),
+            "{expected} in {calls:?}"
+        );
+    }
+    assert!(!calls.iter().any(|c| c == "eth1 down"), "{calls:?}");
+}
+
+#[test]
+fn carrier_file_counts_as_link() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    fs::write(dir.path().join("class/net/eth2/carrier"), "1\n").unwrap();
+    fs::write(dir.path().join("class/net/eth1/carrier"), "0\n").unwrap();
+    let links = Recorder::default();
+    let chosen = choose_interface(dir.path(), &links, None, None, Duration::ZERO).unwrap();
+    assert_eq!(chosen, "eth2");
+}
+
+#[test]
+fn bootif_picks_matching_mac_without_touching_links() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    let links = Recorder::default();
+    let mac = crate::parse_bootif("01-02-00-00-00-00-03").unwrap();
+    let chosen = choose_interface(dir.path(), &links, None, Some(&mac), Duration::ZERO).unwrap();
+    assert_eq!(chosen, "eth2");
+    assert!(links.calls.borrow().is_empty());
+
+    let upper = choose_interface(
+        dir.path(),
+        &links,
+        None,
+        Some("02:00:00:00:00:02"),
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(upper, "eth1");
+}
+
+#[test]
+fn bootif_without_match_falls_back_to_physical() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    set_operstate(dir.path(), "eth1", "up");
+    let links = Recorder::default();
+    let chosen = choose_interface(
+        dir.path(),
+        &links,
+        None,
+        Some("52:54:00:ff:ff:ff"),
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(chosen, "eth1");
+}
+
+#[test]
+fn explicit_device_wins_and_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    let links = Recorder::default();
+    let mac = Some("02:00:00:00:00:03");
+    let chosen = choose_interface(dir.path(), &links, Some("eth1"), mac, Duration::ZERO).unwrap();
+    assert_eq!(chosen, "eth1");
+    assert!(links.calls.borrow().is_empty());
+    let bad = choose_interface(dir.path(), &links, Some("../x"), None, Duration::ZERO);
+    assert!(matches!(bad, Err(NetError::BadInterfaceName(_))));
+}
+
+#[test]
+fn mac_and_uuid_from_sysfs() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_iface(dir.path(), "eth0", 1, true);
+    fs::write(
+        dir.path().join("class/net/eth0/address"),
+        "52:54:00:AB:cd:01\n",
+    )
+    .unwrap();
+    assert_eq!(
+        interface_mac(dir.path(), "eth0").unwrap(),
+        "52:54:00:ab:cd:01"
+    );
+    assert!(interface_mac(dir.path(), "eth9").is_err());
+
+    assert_eq!(machine_uuid(dir.path()), None);
+    let dmi = dir.path().join("class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("product_uuid"), "").unwrap();
+    assert_eq!(machine_uuid(dir.path()), None);
+    fs::write(
+        dmi.join("product_uuid"),
+        "c7c29fe0-cf90-4024-8ba3-208387fc7ac6\n",
+    )
+    .unwrap();
+    assert_eq!(
+        machine_uuid(dir.path()).as_deref(),
+        Some("c7c29fe0-cf90-4024-8ba3-208387fc7ac6")
+    );
+}
+
+#[test]
+fn parse_mac_cases() {
+    assert_eq!(
+        parse_mac("52:54:00:12:34:5f"),
+        Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f])
+    );
+    for bad in [
+        "52:54:00:12:34",
+        "52:54:00:12:34:56:78",
+        "5:54:00:12:34:56",
+        "zz:54:00:12:34:56",
+    ] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+}

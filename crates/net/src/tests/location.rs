@@ -1,0 +1,109 @@
+use crate::{local_name, substitute, Url, UrlError};
+
+#[test]
+fn substitute_first_occurrence_only() {
+    let mac = Some("52:54:00:12:34:56");
+    let uuid = Some("c7c29fe0-cf90-4024-8ba3-208387fc7ac6");
+    let cases = [
+        (
+            "https://example.com/{UUID}/foo.apkovl.tar.gz",
+            mac,
+            uuid,
+            "https://example.com/c7c29fe0-cf90-4024-8ba3-208387fc7ac6/foo.apkovl.tar.gz",
+        ),
+        (
+            "http://h/{MAC}/{MAC}-{UUID}-{UUID}",
+            mac,
+            uuid,
+            "http://h/52:54:00:12:34:56/{MAC}-c7c29fe0-cf90-4024-8ba3-208387fc7ac6-{UUID}",
+        ),
+        ("http://h/{MAC}.tar.gz", None, None, "http://h/.tar.gz"),
+        ("http://h/{mac}/$MAC", mac, uuid, "http://h/{mac}/$MAC"),
+        (
+            "http://h/{UUID}",
+            mac,
+            Some("a/b?c#d e"),
+            "http://h/a%2Fb%3Fc%23d%20e",
+        ),
+    ];
+    for (url, mac, uuid, expected) in cases {
+        assert_eq!(substitute(url, mac, uuid), expected, "{url}");
+    }
+}
+
+#[test]
+fn local_name_cases() {
+    let cases = [
+        (
+            "http://example.tld/some/path/to/file?some=queries&forExample=for:Validation",
+            "file",
+        ),
+        ("https://h/x/host.apkovl.tar.gz", "host.apkovl.tar.gz"),
+        ("https://h/a?b=c/d.tar.gz", "a"),
+        ("https://h/a.tar.gz#frag/x", "a.tar.gz"),
+        ("https://h/dir/", "apkovl.tar.gz"),
+        ("https://h", "apkovl.tar.gz"),
+        ("https://h/..", "apkovl.tar.gz"),
+        ("https://h/.", "apkovl.tar.gz"),
+        ("https://h/?x=1", "apkovl.tar.gz"),
+    ];
+    for (url, expected) in cases {
+        assert_eq!(local_name(url), expected, "{url}");
+    }
+}
+
+#[test]
+fn url_parse_cases() {
+    let url = Url::parse("HTTP://Example.COM:8080/a/b?c=d#frag").unwrap();
+    assert_eq!(
+        url,
+        Url {
+            https: false,
+            host: "example.com".into(),
+            port: 8080,
+            target: "/a/b?c=d".into()
+        }
+    );
+    assert_eq!(url.authority(), "example.com:8080");
+    let url = Url::parse("https://h?x").unwrap();
+    assert_eq!(
+        (url.port, url.target.as_str(), url.authority()),
+        (443, "/?x", "h".into())
+    );
+
+    assert_eq!(Url::parse("ftp://h/x"), Err(UrlError::Ftp));
+    assert_eq!(
+        UrlError::Ftp.to_string(),
+        "ftp:// apkovl URLs are not supported; use http:// or https://"
+    );
+    for bad in [
+        "file:///x",
+        "h/x",
+        "http:///x",
+        "http://h:0/",
+        "http://h:99999/",
+        "http://u:p@h/",
+        "http://[::1]/",
+        "http://h/a b",
+    ] {
+        assert!(Url::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn url_join_cases() {
+    let base = Url::parse("https://h:8443/dir/file?q=1").unwrap();
+    let cases = [
+        ("http://other/x", "http", "other", "/x"),
+        ("//other:9/y", "https", "other:9", "/y"),
+        ("/abs?z", "https", "h:8443", "/abs?z"),
+        ("rel.tar.gz", "https", "h:8443", "/dir/rel.tar.gz"),
+        ("?p=2", "https", "h:8443", "/dir/file?p=2"),
+    ];
+    for (location, scheme, authority, target) in cases {
+        let joined = base.join(location).unwrap();
+        assert_eq!(joined.https, scheme == "https", "{location}");
+        assert_eq!(joined.authority(), authority, "{location}");
+        assert_eq!(joined.target, target, "{location}");
+    }
+}

@@ -1,0 +1,9 @@
+mod dhcp;
+mod dns;
+pub(super) mod http;
+mod interface;
+mod ipconfig;
+mod location;
+mod netlink;
+#[cfg(feature = "https")]
+mod tls;

@@ -1,0 +1,101 @@
+use std::net::Ipv4Addr;
+
+use crate::rtnetlink::{ack_errno, address_message, link_message, route_message};
+use crate::Lease;
+
+fn u16_at(buf: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([buf[at], buf[at + 1]])
+}
+
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+
+/// (type, value) of every attribute after a fixed header of `body` bytes.
+fn attributes(buf: &[u8], body: usize) -> Vec<(u16, Vec<u8>)> {
+    let mut at = 16 + body;
+    let mut out = Vec::new();
+    while at < buf.len() {
+        let len = u16_at(buf, at) as usize;
+        out.push((u16_at(buf, at + 2), buf[at + 4..at + len].to_vec()));
+        at += len.next_multiple_of(4);
+    }
+    out
+}
+
+#[test]
+fn link_message_layout() {
+    for (up, flags) in [(true, 1), (false, 0)] {
+        let msg = link_message(9, 3, up);
+        assert_eq!(u32_at(&msg, 0) as usize, msg.len());
+        assert_eq!(msg.len(), 32);
+        assert_eq!(u16_at(&msg, 4), 16, "RTM_NEWLINK");
+        assert_eq!(u16_at(&msg, 6), 0x1 | 0x4, "REQUEST|ACK");
+        assert_eq!(u32_at(&msg, 8), 9, "seq");
+        assert_eq!(u32_at(&msg, 20), 3, "ifindex");
+        assert_eq!(u32_at(&msg, 24), flags, "ifi_flags");
+        assert_eq!(u32_at(&msg, 28), 1, "ifi_change = IFF_UP");
+    }
+}
+
+#[test]
+fn address_message_layout() {
+    let address = Ipv4Addr::new(10, 0, 2, 15);
+    let msg = address_message(2, 4, address, 24);
+    assert_eq!(u32_at(&msg, 0) as usize, msg.len());
+    assert_eq!(u16_at(&msg, 4), 20, "RTM_NEWADDR");
+    assert_eq!(u16_at(&msg, 6), 0x1 | 0x4 | 0x400 | 0x100);
+    assert_eq!(&msg[16..20], &[2, 24, 0, 0], "AF_INET /24 universe");
+    assert_eq!(u32_at(&msg, 20), 4);
+    assert_eq!(
+        attributes(&msg, 8),
+        vec![
+            (2, vec![10, 0, 2, 15]),
+            (1, vec![10, 0, 2, 15]),
+            (4, vec![10, 0, 2, 255]),
+        ]
+    );
+    let host = address_message(2, 4, address, 32);
+    assert_eq!(attributes(&host, 8).len(), 2, "no broadcast for /32");
+}
+
+#[test]
+fn route_message_layout() {
+    let router = Ipv4Addr::new(10, 0, 2, 2);
+    for onlink in [false, true] {
+        let msg = route_message(3, 4, router, onlink);
+        assert_eq!(u32_at(&msg, 0) as usize, msg.len());
+        assert_eq!(u16_at(&msg, 4), 24, "RTM_NEWROUTE");
+        assert_eq!(&msg[16..24], &[2, 0, 0, 0, 254, 3, 0, 1]);
+        assert_eq!(u32_at(&msg, 24), if onlink { 4 } else { 0 });
+        assert_eq!(
+            attributes(&msg, 12),
+            vec![(5, vec![10, 0, 2, 2]), (4, 4u32.to_ne_bytes().to_vec())]
+        );
+    }
+}
+
+#[test]
+fn ack_parsing() {
+    let mut ack = vec![0u8; 36];
+    ack[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    assert_eq!(ack_errno(&ack), Some(0));
+    ack[16..20].copy_from_slice(&(-17i32).to_ne_bytes());
+    assert_eq!(ack_errno(&ack), Some(17));
+    ack[4..6].copy_from_slice(&16u16.to_ne_bytes());
+    assert_eq!(ack_errno(&ack), None);
+    assert_eq!(ack_errno(&ack[..3]), None);
+}
+
+#[test]
+fn on_link_and_static_lease() {
+    let config =
+        crate::parse_ip("192.0.2.10::192.0.2.1:255.255.255.0::eth0:none:192.0.2.53").unwrap();
+    let lease = Lease::from_static(&config, "eth0", "52:54:00:00:00:01").unwrap();
+    assert_eq!(lease.prefix_len, 24);
+    assert_eq!(lease.router, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert!(lease.on_link(Ipv4Addr::new(192, 0, 2, 254)));
+    assert!(!lease.on_link(Ipv4Addr::new(192, 0, 3, 1)));
+    assert_eq!(crate::resolv_conf(&lease), "nameserver 192.0.2.53\n");
+    assert_eq!(Lease::from_static(&crate::IpConfig::Off, "eth0", "m"), None);
+}
