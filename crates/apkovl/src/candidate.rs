@@ -1,0 +1,270 @@
+//! Which top-level files are apkovls, and which one of several to use.
+
+use std::cmp::Ordering;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+const MARKER: &str = ".apkovl.tar.gz";
+
+/// Cipher families `openssl enc` offers; a suffix starting with one of these makes an
+/// encrypted overlay a primary name (see the crate docs).
+const CIPHER_FAMILIES: &[&str] = &[
+    "aes", "aria", "bf", "blowfish", "camellia", "cast", "chacha20", "des", "idea", "rc2", "rc4",
+    "rc5", "seed", "sm4",
+];
+
+/// `fnmatch("*.apkovl.tar.gz*", name, 0)` on a top-level file name, as nlplug does.
+///
+/// Without `FNM_PERIOD` a leading `*` also matches hidden names, so this is a plain
+/// substring test.
+pub fn is_apkovl_name(name: &str) -> bool {
+    name.contains(MARKER)
+}
+
+/// One apkovl found on a mounted medium.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Full path of the file, e.g. `/media/sda1/host.apkovl.tar.gz`.
+    pub path: PathBuf,
+    /// Kernel name of the device it was found on, e.g. `sda1`.
+    pub device: String,
+    /// The same device also holds a boot repository.
+    pub device_has_boot_repo: bool,
+    /// The device is removable media.
+    pub removable: bool,
+}
+
+/// Deterministic choice among candidates; the rules are in the crate docs.
+pub fn choose(cands: &[Candidate]) -> Option<&Candidate> {
+    cands.iter().min_by(|a, b| rank(a, b))
+}
+
+fn rank(a: &Candidate, b: &Candidate) -> Ordering {
+    b.device_has_boot_repo
+        .cmp(&a.device_has_boot_repo)
+        .then_with(|| is_primary(b).cmp(&is_primary(a)))
+        .then_with(|| natural_cmp(a.device.as_bytes(), b.device.as_bytes()))
+        .then_with(|| file_name(a).cmp(file_name(b)))
+        .then_with(|| {
+            a.path
+                .as_os_str()
+                .as_bytes()
+                .cmp(b.path.as_os_str().as_bytes())
+        })
+}
+
+fn file_name(c: &Candidate) -> &[u8] {
+    c.path.file_name().map(|n| n.as_bytes()).unwrap_or_default()
+}
+
+fn is_primary(c: &Candidate) -> bool {
+    let name = String::from_utf8_lossy(file_name(c));
+    let Some(at) = name.rfind(MARKER) else {
+        return false;
+    };
+    let rest = &name[at + MARKER.len()..];
+    if rest.is_empty() {
+        return true;
+    }
+    match rest.strip_prefix('.') {
+        Some(cipher) if !cipher.contains('.') => {
+            let cipher = cipher.to_ascii_lowercase();
+            CIPHER_FAMILIES.iter().any(|f| cipher.starts_with(f))
+        }
+        _ => false,
+    }
+}
+
+/// Natural order: runs of digits compare by numeric value, everything else bytewise.
+fn natural_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (na, ea) = digit_run(a, i);
+            let (nb, eb) = digit_run(b, j);
+            // Without leading zeros, a longer run is a larger number.
+            let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            (i, j) = (ea, eb);
+        } else {
+            let ord = a[i].cmp(&b[j]);
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j)).then_with(|| a.cmp(b))
+}
+
+/// The significant digits of the run starting at `start`, and the index after the run.
+fn digit_run(s: &[u8], start: usize) -> (&[u8], usize) {
+    let end = s[start..]
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .map_or(s.len(), |p| start + p);
+    let first = s[start..end]
+        .iter()
+        .position(|&c| c != b'0')
+        .map_or(end, |p| start + p);
+    (&s[first..end], end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apkovl_name_matches_like_fnmatch() {
+        let cases = [
+            ("host.apkovl.tar.gz", true),
+            ("host.apkovl.tar.gz.aes-256-cbc", true),
+            ("x.apkovl.tar.gz.bak", true),
+            (".hidden.apkovl.tar.gz", true),
+            (".apkovl.tar.gz", true),
+            ("host.apkovl.tar", false),
+            ("host.20240101120000.tar.gz", false),
+            ("host.APKOVL.tar.gz", false),
+            ("apkovl.tar.gz", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_apkovl_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn natural_order_of_device_names() {
+        let sorted = [
+            "mmcblk0p1",
+            "mmcblk0p2",
+            "mmcblk1p1",
+            "nvme0n1p2",
+            "nvme0n1p10",
+            "nvme1n1p1",
+            "sda",
+            "sda1",
+            "sda2",
+            "sda10",
+            "sdb1",
+            "sr0",
+            "vda1",
+            "vdb1",
+        ];
+        for (x, a) in sorted.iter().enumerate() {
+            for (y, b) in sorted.iter().enumerate() {
+                assert_eq!(
+                    natural_cmp(a.as_bytes(), b.as_bytes()),
+                    x.cmp(&y),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn leading_zeros_do_not_make_names_equal() {
+        assert_ne!(natural_cmp(b"sda01", b"sda1"), Ordering::Equal);
+        assert_eq!(natural_cmp(b"sda01", b"sda2"), Ordering::Less);
+    }
+
+    #[test]
+    fn primary_names() {
+        let cases = [
+            ("h.apkovl.tar.gz", true),
+            ("h.apkovl.tar.gz.aes-256-cbc", true),
+            ("h.apkovl.tar.gz.des3", true),
+            ("h.apkovl.tar.gz.bak", false),
+            ("h.apkovl.tar.gz.new", false),
+            ("h.apkovl.tar.gz.old", false),
+            ("h.apkovl.tar.gz.aes-256-cbc.bak", false),
+            ("h.apkovl.tar.gzip", false),
+        ];
+        for (name, want) in cases {
+            let c = cand(&format!("/media/sda1/{name}"), "sda1", false);
+            assert_eq!(is_primary(&c), want, "{name}");
+        }
+    }
+
+    /// Each set lists candidates as (path, device, has boot repo) and the expected winner.
+    #[test]
+    fn choice_rules_and_order_independence() {
+        type Set<'a> = &'a [(&'a str, &'a str, bool)];
+        let sets: &[(Set, &str)] = &[
+            (&[], ""),
+            (
+                &[
+                    ("/media/sdb1/a.apkovl.tar.gz", "sdb1", false),
+                    ("/media/sda1/z.apkovl.tar.gz", "sda1", false),
+                ],
+                "/media/sda1/z.apkovl.tar.gz",
+            ),
+            (
+                &[
+                    ("/media/sda1/a.apkovl.tar.gz", "sda1", false),
+                    ("/media/vda1/h.apkovl.tar.gz", "vda1", true),
+                ],
+                "/media/vda1/h.apkovl.tar.gz",
+            ),
+            (
+                &[
+                    ("/media/sda1/a.apkovl.tar.gz.bak", "sda1", true),
+                    ("/media/sda1/b.apkovl.tar.gz.aes-256-cbc", "sda1", true),
+                    ("/media/sdb1/c.apkovl.tar.gz", "sdb1", false),
+                ],
+                "/media/sda1/b.apkovl.tar.gz.aes-256-cbc",
+            ),
+            (
+                &[
+                    ("/media/sda1/a.apkovl.tar.gz.old", "sda1", false),
+                    ("/media/sdb1/b.apkovl.tar.gz.new", "sdb1", false),
+                    ("/media/sr0/c.apkovl.tar.gz", "sr0", false),
+                ],
+                "/media/sr0/c.apkovl.tar.gz",
+            ),
+            (
+                &[
+                    ("/media/nvme0n1p10/a.apkovl.tar.gz", "nvme0n1p10", false),
+                    ("/media/nvme0n1p2/b.apkovl.tar.gz", "nvme0n1p2", false),
+                ],
+                "/media/nvme0n1p2/b.apkovl.tar.gz",
+            ),
+            (
+                &[
+                    ("/media/sda1/b.apkovl.tar.gz", "sda1", false),
+                    ("/media/sda1/a.apkovl.tar.gz", "sda1", false),
+                ],
+                "/media/sda1/a.apkovl.tar.gz",
+            ),
+            (
+                &[
+                    ("/media/sda1/x.apkovl.tar.gz.bak", "sda1", false),
+                    ("/media/sda1/x.apkovl.tar.gz.aaa", "sda1", false),
+                ],
+                "/media/sda1/x.apkovl.tar.gz.aaa",
+            ),
+        ];
+        for (set, want) in sets {
+            let mut cands: Vec<Candidate> = set.iter().map(|(p, d, r)| cand(p, d, *r)).collect();
+            for _ in 0..cands.len().max(1) {
+                let got = choose(&cands).map(|c| c.path.to_str().unwrap());
+                assert_eq!(got.unwrap_or(""), *want, "{cands:?}");
+                if !cands.is_empty() {
+                    cands.rotate_left(1);
+                }
+                cands.reverse();
+            }
+        }
+    }
+
+    fn cand(path: &str, device: &str, repo: bool) -> Candidate {
+        Candidate {
+            path: PathBuf::from(path),
+            device: device.to_owned(),
+            device_has_boot_repo: repo,
+            removable: false,
+        }
+    }
+}

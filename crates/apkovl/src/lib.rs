@@ -1,0 +1,85 @@
+//! Alpine "apkovl" overlays: finding them, choosing one, and unpacking it safely.
+//!
+//! An apkovl is the `tar.gz` written by `lbu commit` (optionally encrypted with
+//! `openssl enc`, see [`enc`]). The init finds them in the top level of mounted media,
+//! picks one with [`choose`] and unpacks it into the new root with [`unpack_file`] or
+//! [`unpack`].
+//!
+//! # Selection
+//!
+//! [`choose`] never depends on discovery order. Candidates are ranked by, in order:
+//!
+//! 1. a candidate on a device that also holds a boot repository beats all others;
+//! 2. a *primary* name beats a secondary one. Primary names end in `.apkovl.tar.gz`
+//!    (plain) or `.apkovl.tar.gz.<cipher>` where `<cipher>` looks like an `openssl enc`
+//!    cipher name (a known cipher family such as `aes-256-cbc`, `des3`, `camellia…`).
+//!    Anything else that still matches `*.apkovl.tar.gz*` (`x.apkovl.tar.gz.bak`,
+//!    `.new`, `.old`, …) is a candidate of the lowest priority;
+//! 3. the device kernel name in natural order (`sda1 < sda2 < sdb1 < sr0 < vda1`,
+//!    `nvme0n1p2 < nvme0n1p10`);
+//! 4. the file name, bytewise, then the whole path, bytewise.
+//!
+//! # Unpacking promises
+//!
+//! [`unpack`] reads the archive twice. Pass 1 verifies everything without writing: gzip
+//! framing and CRC/ISIZE of every member, the trailing-data policy, tar structure and
+//! checksums, every [`Limits`] bound and the path rules below. Pass 2 re-reads the
+//! archive, checks that it is the same member list, and *stages* the result: directories
+//! are created, file data, hard links and symlinks are written under temporary names in
+//! their final directories. Only when the whole stream has been read again does the
+//! commit phase rename the staged entries into place and apply ownership, modes and
+//! times (directories last, deepest first). A failure before the commit phase removes
+//! everything pass 2 created and leaves the sysroot as it was. The commit phase only
+//! renames and sets metadata, which allocate nothing; a failure there is reported and the
+//! remaining staged entries are removed, but renames already done stay.
+//!
+//! Path and link rules (the sysroot is treated like a chroot):
+//!
+//! * every path is resolved relative to the sysroot with `openat2(RESOLVE_IN_ROOT |
+//!   RESOLVE_NO_MAGICLINKS)`, so symlinks that already exist in the sysroot (usr-merge
+//!   `bin -> usr/bin` or `bin -> /usr/bin`) are followed but clamped to the sysroot. On
+//!   kernels without `openat2` (`ENOSYS`) a component-by-component walk with `O_NOFOLLOW`
+//!   resolves symlinks by hand with the same clamping;
+//! * a leading `/` and leading `./` are stripped (with one warning), empty and `.`
+//!   components are dropped; a `..` component, a NUL byte, an empty name or a name over
+//!   the length limits rejects the whole overlay;
+//! * symlink members are created verbatim (absolute targets are kept) and never followed
+//!   during the unpack: a member whose path goes through a symlink created by the same
+//!   archive rejects the overlay;
+//! * a hard link must name a member that appeared earlier in the archive and ends up as a
+//!   regular file; links are created after all file data;
+//! * only regular files, directories, symlinks and hard links are created. Device nodes,
+//!   FIFOs, sockets, sparse and unknown entries are skipped with a warning;
+//! * ownership is numeric from the header (names are ignored) and only restored when
+//!   running as root, like tar. **setuid/setgid policy:** the bits are kept only when
+//!   the member's owner is uid 0, and dropped otherwise. The sticky bit is kept;
+//! * an existing directory in the sysroot is never replaced by a non-directory member
+//!   (the overlay is rejected); an existing non-directory is replaced by rename, never
+//!   opened for writing.
+//!
+//! Gzip: concatenated members are accepted like `gzip -d` does; zero bytes after the last
+//! member are accepted (block-device padding); any other trailing data rejects the
+//! overlay. Tar: the two zero end blocks are optional, data after them is ignored, but an
+//! archive truncated inside a header or member data is rejected.
+
+mod archive;
+mod candidate;
+pub mod enc;
+mod gzip;
+mod member;
+mod root;
+#[cfg(test)]
+mod testutil;
+mod unpack;
+
+pub use archive::ArchiveError;
+pub use candidate::{choose, is_apkovl_name, Candidate};
+pub use gzip::GzipError;
+pub use member::NameError;
+pub use unpack::{fuzz_unpack, unpack, unpack_file, Limits, UnpackError, UnpackReport};
+
+/// Fuzz entry point for the decryption layer: decrypts `data` with a fixed password and
+/// reads it to the end, ignoring the result.
+pub fn fuzz_decrypt(data: &[u8]) {
+    enc::fuzz(data);
+}

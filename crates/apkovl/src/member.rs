@@ -1,0 +1,229 @@
+//! Member names: normalisation and the rules that reject a name outright.
+
+/// Why a member name (or hard-link target) is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing but `/` and `.` components where a file is needed, or an empty name.
+    #[error("the name is empty")]
+    Empty,
+    /// A NUL byte (possible through PAX records).
+    #[error("the name contains a NUL byte")]
+    Nul,
+    /// Control characters would corrupt the member list handed to apk and the logs.
+    #[error("the name contains a control character")]
+    Control,
+    /// A `..` component: lbu never writes one, so it means tampering.
+    #[error("the name contains a '..' component")]
+    DotDot,
+    /// The whole name is longer than `max_path_len`.
+    #[error("the name is {len} bytes long, over the limit max_path_len ({limit})")]
+    TooLong {
+        /// Length of the name.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// One component is longer than `max_component_len`.
+    #[error("a component is {len} bytes long, over the limit max_component_len ({limit})")]
+    ComponentTooLong {
+        /// Length of the component.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+/// A member path relative to the sysroot: components joined with single `/`, no
+/// leading `/`, no `.` or empty components. Empty means the sysroot itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MemberPath(pub(crate) Vec<u8>);
+
+impl MemberPath {
+    pub(crate) fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Proper prefixes (ancestor directories), shortest first, excluding the root.
+    pub(crate) fn ancestors(&self) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| &self.0[..i])
+    }
+
+    /// Splits into the parent path and the last component.
+    pub(crate) fn split_last(&self) -> (&[u8], &[u8]) {
+        match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&self.0[..i], &self.0[i + 1..]),
+            None => (&[], &self.0),
+        }
+    }
+}
+
+/// Result of [`normalize`].
+pub(crate) struct Normalized {
+    pub(crate) path: MemberPath,
+    /// A leading `/` was removed.
+    pub(crate) was_absolute: bool,
+}
+
+/// Applies the path rules of the crate docs to a raw member name.
+pub(crate) fn normalize(
+    raw: &[u8],
+    max_path: usize,
+    max_component: usize,
+) -> Result<Normalized, NameError> {
+    if raw.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if raw.len() > max_path {
+        return Err(NameError::TooLong {
+            len: raw.len(),
+            limit: max_path,
+        });
+    }
+    if raw.contains(&0) {
+        return Err(NameError::Nul);
+    }
+    if raw.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(NameError::Control);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => continue,
+            b".." => return Err(NameError::DotDot),
+            _ if comp.len() > max_component => {
+                return Err(NameError::ComponentTooLong {
+                    len: comp.len(),
+                    limit: max_component,
+                })
+            }
+            _ => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(comp);
+            }
+        }
+    }
+    Ok(Normalized {
+        path: MemberPath(out),
+        was_absolute: raw.first() == Some(&b'/'),
+    })
+}
+
+/// The member name as `tar -v` lists it for apk: as stored, minus a leading `/` or `./`.
+pub(crate) fn listed_name(raw: &[u8]) -> String {
+    let mut s = raw;
+    loop {
+        if let Some(rest) = s.strip_prefix(b"/") {
+            s = rest;
+        } else if let Some(rest) = s.strip_prefix(b"./").filter(|r| !r.is_empty()) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    String::from_utf8_lossy(s).into_owned()
+}
+
+/// A name made safe for messages: invalid UTF-8 replaced, control characters escaped.
+pub(crate) fn shown(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_table() {
+        let ok: &[(&[u8], &[u8], bool)] = &[
+            (b"etc/hosts", b"etc/hosts", false),
+            (b"etc//hosts", b"etc/hosts", false),
+            (b"./etc/./hosts", b"etc/hosts", false),
+            (b"/etc/motd", b"etc/motd", true),
+            (b"//etc/motd", b"etc/motd", true),
+            (b"etc/", b"etc", false),
+            (b"./", b"", false),
+            (b"/", b"", true),
+            (b"caf\xc3\xa9/\xff", b"caf\xc3\xa9/\xff", false),
+        ];
+        for (raw, want, abs) in ok {
+            let n = normalize(raw, 4096, 255).unwrap();
+            assert_eq!(&n.path.0[..], *want, "{}", shown(raw));
+            assert_eq!(n.was_absolute, *abs, "{}", shown(raw));
+        }
+        let long = vec![b'a'; 256];
+        let bad: &[(&[u8], NameError)] = &[
+            (b"", NameError::Empty),
+            (b"../../etc/passwd", NameError::DotDot),
+            (b"./../x", NameError::DotDot),
+            (b"a/../../x", NameError::DotDot),
+            (b"//..//x", NameError::DotDot),
+            (b"a/..", NameError::DotDot),
+            (b"a\0b", NameError::Nul),
+            (b"a\nb", NameError::Control),
+            (b"a\x1bb", NameError::Control),
+            (
+                &long,
+                NameError::ComponentTooLong {
+                    len: 256,
+                    limit: 255,
+                },
+            ),
+        ];
+        for (raw, want) in bad {
+            assert_eq!(
+                normalize(raw, 4096, 255).err().as_ref(),
+                Some(want),
+                "{}",
+                shown(raw)
+            );
+        }
+        let path = "a/".repeat(2500);
+        assert_eq!(
+            normalize(path.as_bytes(), 4096, 255).err(),
+            Some(NameError::TooLong {
+                len: 5000,
+                limit: 4096
+            })
+        );
+    }
+
+    #[test]
+    fn ancestors_and_split() {
+        let p = MemberPath(b"a/b/c".to_vec());
+        let anc: Vec<&[u8]> = p.ancestors().collect();
+        assert_eq!(anc, vec![&b"a"[..], &b"a/b"[..]]);
+        assert_eq!(p.split_last(), (&b"a/b"[..], &b"c"[..]));
+        assert_eq!(
+            MemberPath(b"x".to_vec()).split_last(),
+            (&b""[..], &b"x"[..])
+        );
+    }
+
+    #[test]
+    fn listed_names_drop_leading_slash_and_dot() {
+        for (raw, want) in [
+            ("etc/", "etc/"),
+            ("/etc/motd", "etc/motd"),
+            ("./etc/hosts", "etc/hosts"),
+            ("./", "./"),
+        ] {
+            assert_eq!(listed_name(raw.as_bytes()), want);
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Verify-then-apply unpacking of an apkovl into a sysroot (rules in the crate docs).
+
+mod plan;
+mod stage;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::archive::{ArchiveError, TarReader};
+use crate::gzip::GzStream;
+use crate::member::NameError;
+use crate::root::{Resolver, Root};
+
+/// Bounds applied while reading an overlay; exceeding one is an error naming it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Decompressed tar stream size (headers, data, padding).
+    pub max_total_bytes: u64,
+    /// Number of archive members.
+    pub max_entries: u64,
+    /// Length of a member name or link target in bytes.
+    pub max_path_len: usize,
+    /// Length of one path component in bytes.
+    pub max_component_len: usize,
+    /// Size of one PAX header or GNU long name/link record.
+    pub max_pax_bytes: usize,
+    /// Size of the compressed input.
+    pub max_compressed_bytes: u64,
+}
+
+impl Default for Limits {
+    /// 1 GiB decompressed (the caller lowers it to the sysroot's free space), 100 000
+    /// entries, `PATH_MAX` 4096, `NAME_MAX` 255, 64 KiB extension records, 1 GiB input.
+    fn default() -> Self {
+        Limits {
+            max_total_bytes: 1 << 30,
+            max_entries: 100_000,
+            max_path_len: 4096,
+            max_component_len: 255,
+            max_pax_bytes: 64 * 1024,
+            max_compressed_bytes: 1 << 30,
+        }
+    }
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnpackReport {
+    /// Member names in archive order as `tar -v` lists them (leading `/` and `./`
+    /// removed), e.g. `etc/`, `etc/hostname`: the `apk --overlay-from-stdin` list.
+    /// Skipped entries are not listed.
+    pub members: Vec<String>,
+    /// Things skipped or changed on the way (device nodes, stripped leading `/`).
+    pub warnings: Vec<String>,
+    /// Bytes of regular-file data written.
+    pub bytes: u64,
+    /// Number of archive members (extension headers not counted).
+    pub entries: u64,
+}
+
+/// Why an overlay was not unpacked. Unless stated, nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The overlay file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The overlay path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The overlay path is not a regular file (symlinks are not followed).
+    #[error("{path} is not a regular file")]
+    NotRegular {
+        /// The overlay path.
+        path: PathBuf,
+    },
+    /// The overlay file is larger than `max_compressed_bytes`.
+    #[error("{path} is {size} bytes, over the limit max_compressed_bytes ({limit})")]
+    TooLarge {
+        /// The overlay path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The sysroot could not be opened as a directory.
+    #[error("cannot open the sysroot {path}: {source}")]
+    Sysroot {
+        /// The sysroot path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The caller's `open` callback failed.
+    #[error("cannot open the overlay stream: {0}")]
+    Source(#[source] io::Error),
+    /// The gzip or tar structure is broken, or a size limit was hit.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// More members than `max_entries`.
+    #[error("archive exceeds the limit max_entries ({limit})")]
+    TooManyEntries {
+        /// The limit in force.
+        limit: u64,
+    },
+    /// A member name breaks the path rules.
+    #[error("member {member}: {reason}")]
+    Name {
+        /// The member name, escaped.
+        member: String,
+        /// The rule.
+        reason: NameError,
+    },
+    /// A symlink target is empty, contains NUL or is too long.
+    #[error("symlink {member}: target {reason}")]
+    SymlinkTarget {
+        /// The member name, escaped.
+        member: String,
+        /// The rule.
+        reason: NameError,
+    },
+    /// A hard link does not point to an earlier regular-file member.
+    #[error("hard link {member} -> {target}: {reason}")]
+    HardLink {
+        /// The member name, escaped.
+        member: String,
+        /// The link target, escaped.
+        target: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A member path goes through a symlink that this archive creates.
+    #[error(
+        "member {member} would be written through the symlink {symlink} from the same archive"
+    )]
+    ThroughSymlink {
+        /// The member name, escaped.
+        member: String,
+        /// The symlink member.
+        symlink: String,
+    },
+    /// A member path goes through something the archive makes a non-directory.
+    #[error("member {member} needs {parent} to be a directory, but the archive makes it a file")]
+    NotADirectory {
+        /// The member name, escaped.
+        member: String,
+        /// The conflicting member.
+        parent: String,
+    },
+    /// The second read of the input differed from the first.
+    #[error("the overlay changed between the verify and apply passes at member {index}")]
+    Changed {
+        /// Index of the first differing member.
+        index: usize,
+    },
+    /// A non-directory member would replace an existing directory in the sysroot.
+    #[error("member {member} would replace an existing directory")]
+    ReplacesDirectory {
+        /// The member name, escaped.
+        member: String,
+    },
+    /// A directory is needed where the sysroot has a non-directory.
+    #[error("member {member}: an existing non-directory is in the way")]
+    Blocked {
+        /// The member name, escaped.
+        member: String,
+    },
+    /// The sysroot file system is full (blocks or inodes).
+    #[error("no space left in the sysroot while writing {member}")]
+    NoSpace {
+        /// The member name, escaped.
+        member: String,
+    },
+    /// Another system call failed while writing `member`.
+    #[error("member {member}: {op}: {source}")]
+    Apply {
+        /// The member name, escaped.
+        member: String,
+        /// The operation.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The commit phase failed part-way; entries renamed before it stay in place.
+    #[error("committing member {member} failed ({source}); earlier members are in place")]
+    Commit {
+        /// The member name, escaped.
+        member: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// Unpacks a gzip'd tar into `sysroot`. `open` is called once per pass and must return a
+/// fresh reader of the same compressed bytes. Nothing is written unless pass 1 accepted
+/// the whole archive; see the crate docs for the full contract.
+pub fn unpack<F, R>(open: F, sysroot: &Path, limits: &Limits) -> Result<UnpackReport, UnpackError>
+where
+    F: FnMut() -> Result<R, io::Error>,
+    R: Read,
+{
+    unpack_with(open, sysroot, limits, Resolver::Openat2)
+}
+
+pub(crate) fn unpack_with<F, R>(
+    mut open: F,
+    sysroot: &Path,
+    limits: &Limits,
+    resolver: Resolver,
+) -> Result<UnpackReport, UnpackError>
+where
+    F: FnMut() -> Result<R, io::Error>,
+    R: Read,
+{
+    let root = Root::open(sysroot, resolver).map_err(|source| UnpackError::Sysroot {
+        path: sysroot.to_owned(),
+        source,
+    })?;
+    let mut tar = reader(open().map_err(UnpackError::Source)?, limits);
+    let plan = plan::verify(&mut tar, limits)?;
+    let mut tar = reader(open().map_err(UnpackError::Source)?, limits);
+    let bytes = stage::apply(&mut tar, &root, &plan)?;
+    Ok(UnpackReport {
+        members: plan.members,
+        warnings: plan.warnings,
+        bytes,
+        entries: plan.items.len() as u64,
+    })
+}
+
+fn reader<R: Read>(src: R, limits: &Limits) -> TarReader<GzStream<R>> {
+    TarReader::new(
+        GzStream::new(src, limits.max_compressed_bytes),
+        limits.max_total_bytes,
+        limits.max_pax_bytes,
+    )
+}
+
+/// Unpacks a plain `.apkovl.tar.gz` file. The file is opened once with
+/// `O_NOFOLLOW | O_CLOEXEC` and must be a regular file no larger than
+/// `max_compressed_bytes`; both passes read the same open file.
+pub fn unpack_file(
+    path: &Path,
+    sysroot: &Path,
+    limits: &Limits,
+) -> Result<UnpackReport, UnpackError> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| UnpackError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| UnpackError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(UnpackError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    if meta.size() > limits.max_compressed_bytes {
+        return Err(UnpackError::TooLarge {
+            path: path.to_owned(),
+            size: meta.size(),
+            limit: limits.max_compressed_bytes,
+        });
+    }
+    unpack(
+        || {
+            let mut f = file.try_clone()?;
+            f.seek(SeekFrom::Start(0))?;
+            Ok(f)
+        },
+        sysroot,
+        limits,
+    )
+}
+
+/// Fuzz entry point: unpacks `data` into `sysroot` with small limits, ignoring the
+/// result.
+pub fn fuzz_unpack(data: &[u8], sysroot: &Path) {
+    let limits = Limits {
+        max_total_bytes: 16 << 20,
+        max_entries: 10_000,
+        max_compressed_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let _ = unpack(|| Ok(data), sysroot, &limits);
+}

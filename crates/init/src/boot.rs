@@ -1,0 +1,306 @@
+//! The diskless boot, phase by phase (Alpine §3.4 and §3.6).
+
+use crate::discovery::{self, DeviceSpec};
+use crate::emergency::recovery_shell;
+use crate::layout::Layout;
+use crate::log::{self, Progress};
+use crate::wait::WaitPolicy;
+use crate::{early, fstab, handover, modules, overlay, packages, sysroot};
+use alpinit_cmdline::{ApkovlSpec, Cmdline};
+use alpinit_sys::Sys;
+use std::time::Duration;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Options this init reads but does not act on yet; said once at boot so
+/// nothing is dropped silently.
+const NOT_ACTED_ON: &[&str] = &[
+    "aoe",
+    "aoe_iflist",
+    "aoe_mtu",
+    "autodetect_serial",
+    "chart",
+    "cryptdiscards",
+    "cryptdm",
+    "cryptheader",
+    "cryptkey",
+    "cryptoffset",
+    "cryptroot",
+    "dasd",
+    "ds",
+    "ip",
+    "BOOTIF",
+    "memdisk",
+    "nbd",
+    "overlaytmpfs",
+    "overlaytmpfsflags",
+    "resume",
+    "resume_offset",
+    "s390x_net",
+    "splash",
+    "tinycloud",
+    "usrflags",
+    "wireguard",
+    "zfcp",
+];
+
+pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
+    let early = match early::mount_api_filesystems(sys, layout) {
+        Ok(e) => e,
+        Err(e) => {
+            early::ensure_console_fds(layout);
+            log::error(&e.to_string());
+            recovery_shell(&e.to_string());
+            early::Early::default()
+        }
+    };
+    early::ensure_console_fds(layout);
+    log::open_kmsg(&layout.dev().join("kmsg"));
+    log::phase_at("start", t_start);
+    log::phase("early-mounts");
+
+    let text = std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default();
+    let cmdline = Cmdline::parse_with_env(&text, std::env::vars());
+    log::set_quiet(cmdline.quiet());
+    log::set_debug(cmdline.debug_init());
+    crate::emergency::configure(cmdline.panic_on_failure(), layout.root());
+    log::info(&format!("Alpine Init alpinit {VERSION}"));
+    if !cmdline.quiet() {
+        log::console(&format!("Alpine Init alpinit {VERSION}\n"));
+    }
+    for (name, value) in cmdline.options() {
+        if NOT_ACTED_ON.contains(&name) {
+            log::warn(&format!(
+                "{name}={value}: parsed but not supported by this version, ignored"
+            ));
+        }
+    }
+    if cmdline.root().is_some() {
+        log::warn("root= (boot from an installed root) is not supported by this version; booting diskless");
+    }
+
+    let drivers = Progress::begin("Loading boot drivers");
+    let loader = modules::setup(layout, &cmdline);
+    drivers.ok();
+
+    let apkovl_spec = cmdline.apkovl();
+    let wanted = match &apkovl_spec {
+        Some(ApkovlSpec::Device { device, .. }) => Some(DeviceSpec::parse(device)),
+        _ => None,
+    };
+    let usbdelay = cmdline.usbdelay().unwrap_or_else(|e| {
+        log::warn(&e.to_string());
+        None
+    });
+    let buf = cmdline.uevent_buf_size().unwrap_or_else(|e| {
+        log::warn(&e.to_string());
+        4 << 20
+    });
+    let policy = WaitPolicy {
+        settle_limit: usbdelay.unwrap_or(Duration::from_secs(10)),
+        allow_not_found: cmdline.needs_network(),
+        ..WaitPolicy::default()
+    };
+    let progress = Progress::begin("Mounting boot media");
+    let mut findings = discovery::discover(
+        sys,
+        layout,
+        &loader,
+        &discovery::Options {
+            uevent_buf_size: buf,
+            dev_is_tmpfs: early.dev_is_tmpfs,
+            policy,
+            wanted,
+        },
+    );
+    if findings.found_anything() || cmdline.needs_network() {
+        progress.ok();
+    } else {
+        let why = format!(
+            "No boot media found: none of the {} block devices seen holds an apkovl (*.apkovl.tar.gz*) or a boot repository (.boot_repository).",
+            findings.block_devices
+        );
+        progress.failed("");
+        log::console(&format!("{why}\n"));
+        recovery_shell(&why);
+    }
+    log::phase("media-found");
+    if cmdline.needs_network() {
+        log::warn("networking (ip=, URL apkovl or alpine_repo) is not supported by this version");
+    }
+    if cmdline.single() {
+        log::console("Entering single mode. Type 'exit' to continue booting.\n");
+        recovery_shell("");
+    }
+
+    if cmdline.root_size_deprecated() {
+        log::console("WARNING: the boot option root_size is deprecated. Use rootflags instead\n");
+    }
+    if let Err(e) = sysroot::mount_tmpfs(sys, layout, &cmdline.tmpfs_options()) {
+        log::error(&e.to_string());
+        recovery_shell(&e.to_string());
+    }
+    if cmdline.bootstrap_usr_merged() {
+        if let Err(e) = sysroot::usr_merge(layout) {
+            log::warn(&e.to_string());
+        }
+    }
+
+    let source = overlay::locate(
+        sys,
+        layout,
+        apkovl_spec.as_ref(),
+        &findings.media,
+        findings.wanted.as_deref(),
+    );
+    log::phase("apkovl-chosen");
+    let apk = layout.path("/sbin/apk");
+    let have_apk = apk.is_file();
+    let mut members: Option<Vec<String>> = None;
+    let ovl_path = source.path.clone().filter(|p| p.is_file());
+    if let Some(p) = &source.path {
+        if ovl_path.is_none() {
+            log::error(&format!(
+                "apkovl {} does not exist or is not a file",
+                p.display()
+            ));
+        }
+    }
+    if let Some(path) = &ovl_path {
+        let shown = packages::unroot(layout, path);
+        let p = Progress::begin(&format!("Loading user settings from {shown}"));
+        if have_apk {
+            run_quiet(&apk, &["add", "--root", "/sysroot", "--initdb", "--quiet"]);
+        }
+        match overlay::unpack(layout, path) {
+            Ok(m) => {
+                p.ok();
+                members = Some(m);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                p.failed(&msg);
+                recovery_shell(&format!("The overlay {shown} was rejected; nothing of it was applied. Type exit to boot without it."));
+            }
+        }
+        let root_dir = layout.in_sysroot("/root");
+        if root_dir.is_dir() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    log::phase("unpacked");
+
+    let mut pkgs = cmdline.pkgs();
+    pkgs.extend(overlay::world(layout));
+    let defaults = members.is_none() || layout.in_sysroot("/etc/.default_boot_services").exists();
+    if defaults {
+        match packages::default_services(layout, cmdline.get("ssh_key").is_some()) {
+            Ok(extra) => pkgs.extend(extra),
+            Err(e) => log::warn(&format!("default boot services: {e}")),
+        }
+    }
+
+    let sysroot_fstab = layout.in_sysroot("/etc/fstab");
+    let fstab_text = std::fs::read_to_string(&sysroot_fstab)
+        .or_else(|_| std::fs::read_to_string(layout.path("/etc/fstab")))
+        .unwrap_or_default();
+    let entries = fstab::parse(&fstab_text);
+    if sysroot_fstab.exists() {
+        if let Some(opts) = fstab::root_tmpfs_options(&entries) {
+            let (flags, data) = fstab::split_options(opts);
+            let flags = flags | alpinit_sys::MountFlags::REMOUNT;
+            if let Err(e) = sys.mount("", &layout.sysroot(), None, flags, Some(&data)) {
+                log::warn(&format!("remounting the new root with {opts}: {e}"));
+            }
+        }
+    }
+    fstab::relocate(sys, layout, &entries, &mut findings.media);
+
+    pkgs.push("alpine-base".to_owned());
+    let repos = packages::find_repositories(layout, &cmdline.alpine_repo());
+    if have_apk {
+        let p = Progress::begin("Installing packages to root filesystem");
+        let _ = std::fs::create_dir_all(layout.in_sysroot("/etc/apk/keys"));
+        copy_dir_files(
+            &layout.path("/etc/apk/keys"),
+            &layout.in_sysroot("/etc/apk/keys"),
+        );
+        let rtc = std::fs::read_dir(layout.dev()).ok().is_some_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("rtc"))
+        });
+        let _ = packages::rc_add(layout, if rtc { "hwclock" } else { "swclock" }, "boot");
+        packages::run_apk(
+            sys,
+            layout,
+            &apk,
+            &packages::ApkRun {
+                repositories: &repos,
+                packages: &pkgs,
+                network: false,
+                quiet: cmdline.quiet(),
+                keep_apk_new: cmdline.keep_apk_new(),
+                overlay_members: members.as_deref(),
+            },
+        );
+        p.ok();
+    } else {
+        log::info(&format!(
+            "no /sbin/apk in this initramfs: packages not installed ({})",
+            pkgs.join(" ")
+        ));
+    }
+    log::phase("packages");
+    if let Some(m) = &source.unmount {
+        let _ = sys.umount(m, false);
+    }
+    let repo_file = layout.in_sysroot("/etc/apk/repositories");
+    if !repo_file.exists() && !repos.is_empty() {
+        let _ = std::fs::create_dir_all(layout.in_sysroot("/etc/apk"));
+        let _ = std::fs::write(&repo_file, format!("{}\n", repos.join("\n")));
+    }
+    let resolv = layout.in_sysroot("/etc/resolv.conf");
+    if !resolv.exists() {
+        let _ = std::fs::copy(layout.path("/etc/resolv.conf"), &resolv);
+    }
+
+    let init = cmdline.init().to_owned();
+    if let Err(e) = handover::check_init(layout, &init) {
+        log::error(&e.to_string());
+        log::console(&format!("{e}\n"));
+        recovery_shell("Type exit to continue boot.");
+    }
+    handover::move_mounts(sys, layout);
+    nix::unistd::sync();
+    let err = handover::switch_root(
+        sys,
+        layout,
+        &init,
+        &cmdline.init_args(),
+        cmdline.switch_root_console(),
+    );
+    loop {
+        log::error(&format!("switch_root failed: {err}"));
+        recovery_shell(&format!("switch_root failed: {err}"));
+    }
+}
+
+fn run_quiet(prog: &std::path::Path, args: &[&str]) {
+    match std::process::Command::new(prog).args(args).status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => log::warn(&format!("{} {}: {s}", prog.display(), args.join(" "))),
+        Err(e) => log::warn(&format!("{}: {e}", prog.display())),
+    }
+}
+
+fn copy_dir_files(from: &std::path::Path, to: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Device nodes and the links users rely on: `/dev/disk/by-{uuid,label,partuuid}`,
+//! `/dev/usbdisk`, `/dev/cdrom` (what mdev and its helper scripts made for
+//! Alpine's init, and what fstab relocation compares against).
+
+use crate::layout::Layout;
+use alpinit_sys::{NodeKind, Sys};
+use std::path::{Path, PathBuf};
+
+/// Escapes a device-supplied string for use as one path component, the way
+/// udev does for `/dev/disk/by-label`: anything outside a safe set becomes
+/// `\xNN`, so a label can never add a component or hide as `..`.
+pub fn escape_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '#' | '+' | '-' | '.' | ':' | '=' | '@' | '_' => {
+                out.push(c)
+            }
+            c if !c.is_ascii() && !c.is_control() => out.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
+    }
+    match out.as_str() {
+        "" => "\\x00".to_owned(),
+        "." => "\\x2e".to_owned(),
+        ".." => "\\x2e\\x2e".to_owned(),
+        _ => out,
+    }
+}
+
+/// Creates `/dev/<devname>` when `/dev` is a plain tmpfs (no devtmpfs).
+pub fn make_node(
+    sys: &dyn Sys,
+    layout: &Layout,
+    devname: &str,
+    block: bool,
+    major: u32,
+    minor: u32,
+) -> std::io::Result<()> {
+    if devname.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    let path = layout.dev().join(devname);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    let kind = if block {
+        NodeKind::Block
+    } else {
+        NodeKind::Char
+    };
+    sys.mknod(&path, kind, 0o660, major, minor)
+}
+
+/// Replaces `link` by a symlink to `target` (relative to the link's dir).
+fn relink(link: &Path, target: &str) -> std::io::Result<()> {
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::symlink_metadata(link) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(link)?,
+        Ok(_) => return Ok(()), // never replace a real node
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(target, link)
+}
+
+/// What the prober learned about one block device.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    pub partuuid: Option<String>,
+}
+
+/// `/dev/disk/by-*` links for one block device.
+pub fn disk_links(layout: &Layout, devname: &str, id: &Identity) -> Vec<PathBuf> {
+    let mut made = Vec::new();
+    let target = format!("../../{devname}");
+    let by = layout.dev().join("disk");
+    for (dir, value) in [
+        ("by-uuid", &id.uuid),
+        ("by-label", &id.label),
+        ("by-partuuid", &id.partuuid),
+    ] {
+        if let Some(v) = value {
+            let link = by.join(dir).join(escape_component(v));
+            if relink(&link, &target).is_ok() {
+                made.push(link);
+            }
+        }
+    }
+    made
+}
+
+/// Whether the sysfs device path sits behind a USB controller.
+pub fn is_usb(devpath: &str) -> bool {
+    devpath.split('/').any(|c| c.starts_with("usb"))
+}
+
+/// Alpine's fstab names USB media `/dev/usbdisk` and CD-ROMs `/dev/cdrom`.
+/// With several candidates the lowest kernel name wins, so the link does not
+/// depend on which device happened to come up first.
+pub fn media_alias(layout: &Layout, alias: &str, devname: &str) -> std::io::Result<bool> {
+    let link = layout.dev().join(alias);
+    if let Ok(current) = std::fs::read_link(&link) {
+        let current = current.to_string_lossy().into_owned();
+        if crate::order::natural_cmp(&current, devname) != std::cmp::Ordering::Greater {
+            return Ok(false);
+        }
+    }
+    relink(&link, devname)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_table() {
+        for (input, want) in [
+            ("ALPINE", "ALPINE"),
+            ("my disk", "my\\x20disk"),
+            ("a/b", "a\\x2fb"),
+            ("..", "\\x2e\\x2e"),
+            (".", "\\x2e"),
+            ("", "\\x00"),
+            ("x\ny", "x\\x0ay"),
+            ("Ünï", "Ünï"),
+            ("1234-ABCD", "1234-ABCD"),
+        ] {
+            assert_eq!(escape_component(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_label_cannot_escape_by_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let id = Identity {
+            label: Some("../../../etc/passwd".into()),
+            ..Default::default()
+        };
+        let made = disk_links(&layout, "sda1", &id);
+        assert_eq!(made.len(), 1);
+        assert_eq!(
+            made[0].parent().unwrap(),
+            tmp.path().join("dev/disk/by-label")
+        );
+        assert!(!tmp.path().join("etc").exists());
+    }
+
+    #[test]
+    fn by_links_point_at_the_device() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let id = Identity {
+            uuid: Some("1234-ABCD".into()),
+            label: Some("ALPINE".into()),
+            partuuid: Some("0a0b0c0d-01".into()),
+        };
+        disk_links(&layout, "sda1", &id);
+        for l in [
+            "by-uuid/1234-ABCD",
+            "by-label/ALPINE",
+            "by-partuuid/0a0b0c0d-01",
+        ] {
+            let p = tmp.path().join("dev/disk").join(l);
+            assert_eq!(
+                std::fs::read_link(&p).unwrap(),
+                Path::new("../../sda1"),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn usbdisk_prefers_the_lowest_name_whatever_the_arrival_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        std::fs::create_dir_all(layout.dev()).unwrap();
+        assert!(media_alias(&layout, "usbdisk", "sdb1").unwrap());
+        assert!(media_alias(&layout, "usbdisk", "sda1").unwrap());
+        assert!(!media_alias(&layout, "usbdisk", "sdc1").unwrap());
+        assert_eq!(
+            std::fs::read_link(layout.dev().join("usbdisk")).unwrap(),
+            Path::new("sda1")
+        );
+    }
+
+    #[test]
+    fn usb_detection_by_devpath() {
+        assert!(is_usb("/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0/host0/target0:0:0/0:0:0:0/block/sda/sda1"));
+        assert!(!is_usb(
+            "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda1"
+        ));
+    }
+
+    #[test]
+    fn make_node_refuses_traversal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = alpinit_sys::Recorder::new();
+        let layout = Layout::new(tmp.path());
+        assert!(make_node(&rec, &layout, "../x", true, 8, 1).is_err());
+        make_node(&rec, &layout, "sda1", true, 8, 1).unwrap();
+        assert_eq!(rec.calls().len(), 1);
+    }
+}

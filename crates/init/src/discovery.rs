@@ -1,0 +1,475 @@
+//! Device discovery, replacing `nlplug-findfs`: uevents from the kernel,
+//! modules by MODALIAS, block devices probed, boot media mounted and
+//! scanned, until the wait rules in [`crate::wait`] say stop.
+
+use crate::devices::{self, Identity};
+use crate::layout::Layout;
+use crate::log;
+use crate::media::{self, Medium};
+use crate::wait::{Decision, Snapshot, WaitPolicy};
+use alpinit_kmod::Loader;
+use alpinit_sys::Sys;
+use alpinit_uevent::{Action, Uevent, UeventSocket};
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A device named on the command line (`apkovl=DEV:..`, later `root=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Name(String),
+    Uuid(String),
+    Label(String),
+    PartUuid(String),
+}
+
+impl DeviceSpec {
+    pub fn parse(s: &str) -> Self {
+        if let Some(v) = s.strip_prefix("UUID=") {
+            Self::Uuid(v.to_owned())
+        } else if let Some(v) = s.strip_prefix("LABEL=") {
+            Self::Label(v.to_owned())
+        } else if let Some(v) = s.strip_prefix("PARTUUID=") {
+            Self::PartUuid(v.to_owned())
+        } else {
+            Self::Name(s.strip_prefix("/dev/").unwrap_or(s).to_owned())
+        }
+    }
+
+    pub fn matches(&self, devname: &str, id: &Identity) -> bool {
+        match self {
+            Self::Name(n) => n == devname,
+            Self::Uuid(u) => id.uuid.as_deref() == Some(u),
+            Self::Label(l) => id.label.as_deref() == Some(l),
+            Self::PartUuid(p) => id
+                .partuuid
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(p)),
+        }
+    }
+}
+
+pub struct Options {
+    pub uevent_buf_size: usize,
+    pub dev_is_tmpfs: bool,
+    pub policy: WaitPolicy,
+    pub wanted: Option<DeviceSpec>,
+}
+
+/// What discovery found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub media: Vec<Medium>,
+    /// The wanted device's kernel name, if it appeared.
+    pub wanted: Option<String>,
+    pub block_devices: usize,
+    pub gave_up: bool,
+}
+
+impl Findings {
+    pub fn found_anything(&self) -> bool {
+        !self.media.is_empty() || self.wanted.is_some()
+    }
+}
+
+struct Discovery<'a> {
+    sys: &'a dyn Sys,
+    layout: &'a Layout,
+    loader: &'a Loader,
+    opts: &'a Options,
+    aliases_seen: HashSet<String>,
+    blocks_seen: HashSet<(String, u32, u32)>,
+    mounted_at_start: Vec<String>,
+    findings: Findings,
+    first_finding: Option<Instant>,
+    first_block_logged: bool,
+    last_event: Instant,
+    last_usb_event: Option<Instant>,
+}
+
+pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
+    let started = Instant::now();
+    // Bind before the sweep: whatever appears meanwhile is seen twice
+    // (and de-duplicated), never missed.
+    let socket = match UeventSocket::open(opts.uevent_buf_size) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn(&format!(
+                "uevent socket unavailable ({e}); falling back to sysfs polling"
+            ));
+            None
+        }
+    };
+    let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
+    let mut d = Discovery {
+        sys,
+        layout,
+        loader,
+        opts,
+        aliases_seen: HashSet::new(),
+        blocks_seen: HashSet::new(),
+        mounted_at_start: media::mounted_sources(&mounts),
+        findings: Findings::default(),
+        first_finding: None,
+        first_block_logged: false,
+        last_event: started,
+        last_usb_event: None,
+    };
+    for ev in alpinit_uevent::sweep(&layout.sys()) {
+        d.handle(&ev, false);
+    }
+    let mut coldplug_logged = false;
+    loop {
+        crate::reap::reap_zombies();
+        if let Some(sock) = &socket {
+            d.drain(sock);
+        } else {
+            for ev in alpinit_uevent::sweep_block(&layout.sys()) {
+                d.handle(&ev, false);
+            }
+        }
+        d.log_modules();
+        let busy = loader.busy();
+        if !busy && !coldplug_logged {
+            coldplug_logged = true;
+            log::phase("coldplug-done");
+        }
+        let snap = Snapshot {
+            now: Instant::now(),
+            started,
+            coldplug_done: coldplug_logged,
+            busy,
+            last_event: d.last_event,
+            last_usb_event: d.last_usb_event,
+            usb_storage_without_disk: usb_storage_without_disk(&layout.sys()),
+            first_finding: d.first_finding,
+        };
+        match opts.policy.decide(&snap) {
+            Decision::Done => break,
+            Decision::GiveUp => {
+                d.findings.gave_up = true;
+                break;
+            }
+            Decision::Wait(dur) => wait_readable(socket.as_ref(), loader, dur),
+        }
+    }
+    d.log_modules();
+    d.findings
+}
+
+fn wait_readable(socket: Option<&UeventSocket>, loader: &Loader, dur: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = u16::try_from(dur.as_millis()).unwrap_or(u16::MAX);
+    let lfd = loader.event_fd();
+    let mut fds = vec![PollFd::new(lfd, PollFlags::POLLIN)];
+    if let Some(s) = socket {
+        fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+    }
+    let _ = poll(&mut fds, PollTimeout::from(ms));
+    if fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLIN))
+    {
+        loader.reset_event();
+    }
+}
+
+impl Discovery<'_> {
+    fn drain(&mut self, sock: &UeventSocket) {
+        loop {
+            match sock.recv() {
+                Ok(Some(ev)) => self.handle(&ev, true),
+                Ok(None) => break,
+                Err(alpinit_uevent::RecvError::Overflow) => {
+                    log::warn("uevent buffer overflow: rescanning sysfs (raise uevent_buf_size= to avoid this)");
+                    for ev in alpinit_uevent::sweep(&self.layout.sys()) {
+                        self.handle(&ev, true);
+                    }
+                }
+                Err(e) => {
+                    log::warn(&format!("uevent receive: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn log_modules(&self) {
+        for ev in self.loader.drain_log() {
+            log::debug(&format!("module {ev:?}"));
+        }
+    }
+
+    fn handle(&mut self, ev: &Uevent, live: bool) {
+        if live {
+            self.last_event = Instant::now();
+        }
+        log::debug(&format!(
+            "uevent: action='{:?}' subsystem='{}' devname='{}' devpath='{}'",
+            ev.action,
+            ev.subsystem.as_deref().unwrap_or(""),
+            ev.devname.as_deref().unwrap_or(""),
+            ev.devpath
+        ));
+        // USB hubs enumerate and usb-storage scans on their own schedule;
+        // recent USB activity is one of the "still settling" signals.
+        if devices::is_usb(&ev.devpath) {
+            self.last_usb_event = Some(Instant::now());
+        }
+        if !matches!(ev.action, Action::Add | Action::Change) {
+            return;
+        }
+        if let Some(alias) = &ev.modalias {
+            if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
+                self.loader.request_alias(alias);
+            }
+        }
+        if ev.subsystem.as_deref() == Some("block") {
+            self.block(ev);
+        }
+    }
+
+    fn block(&mut self, ev: &Uevent) {
+        let (Some(devname), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) else {
+            return;
+        };
+        if devname.starts_with("ram") || devname.starts_with("loop") || devname.starts_with("zram")
+        {
+            return;
+        }
+        if !self.blocks_seen.insert((devname.clone(), major, minor)) {
+            return;
+        }
+        let size = std::fs::read_to_string(self.layout.path(&format!("/sys{}/size", ev.devpath)))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        if size == Some(0) {
+            // An empty drive (a CD-ROM without a disc): a `change` event follows when media arrives.
+            self.blocks_seen.remove(&(devname.clone(), major, minor));
+            return;
+        }
+        if !self.first_block_logged {
+            self.first_block_logged = true;
+            log::phase("first-block");
+        }
+        self.findings.block_devices += 1;
+        if self.opts.dev_is_tmpfs {
+            if let Err(e) = devices::make_node(self.sys, self.layout, devname, true, major, minor) {
+                log::warn(&format!("creating /dev/{devname}: {e}"));
+            }
+        }
+        let node = self.layout.dev().join(devname);
+        let probe = match alpinit_probe::probe_path(&node) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn(&format!("probing /dev/{devname}: {e}"));
+                return;
+            }
+        };
+        let partuuid = ev.partn.and_then(|n| {
+            let parent = parent_disk(&ev.devpath)?;
+            alpinit_probe::partition_uuid_path(&self.layout.dev().join(parent), n)
+                .ok()
+                .flatten()
+        });
+        let id = Identity {
+            uuid: probe.uuid.clone(),
+            label: probe.label.clone(),
+            partuuid,
+        };
+        log::info(&format!(
+            "probe /dev/{devname}: type='{}' label='{}' uuid='{}' partuuid='{}'",
+            probe.fstype.as_deref().unwrap_or(""),
+            id.label.as_deref().unwrap_or(""),
+            id.uuid.as_deref().unwrap_or(""),
+            id.partuuid.as_deref().unwrap_or("")
+        ));
+        devices::disk_links(self.layout, devname, &id);
+        let usb = devices::is_usb(&ev.devpath);
+        if let Some(w) = &self.opts.wanted {
+            if w.matches(devname, &id) {
+                self.findings.wanted = Some(devname.clone());
+                self.found();
+            }
+        }
+        let Some(fstype) = probe.fstype.as_deref() else {
+            return;
+        };
+        let Some(kernel_fs) = alpinit_probe::mount_fstype(fstype) else {
+            return;
+        };
+        if usb {
+            let _ = devices::media_alias(self.layout, "usbdisk", devname);
+        }
+        if devname.starts_with("sr") {
+            let _ = devices::media_alias(self.layout, "cdrom", devname);
+        }
+        let devnode = format!("/dev/{devname}");
+        if self.mounted_at_start.contains(&devnode) {
+            return;
+        }
+        self.scan(devname, major, minor, kernel_fs, usb);
+    }
+
+    fn scan(&mut self, devname: &str, major: u32, minor: u32, fstype: &str, usb: bool) {
+        for m in alpinit_kmod::fs_modules(fstype) {
+            if let Err(e) = self.loader.load_now(m) {
+                log::debug(&format!("module {m} for {fstype}: {e}"));
+            }
+        }
+        let mnt = match media::mount(self.sys, self.layout, devname, fstype) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn(&e.to_string());
+                return;
+            }
+        };
+        let found = match media::scan(&mnt) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn(&e.to_string());
+                media::Scan::default()
+            }
+        };
+        for name in &found.skipped {
+            log::warn(&format!(
+                "ignoring {name} on /dev/{devname}: not a regular file"
+            ));
+        }
+        if found.apkovls.is_empty() && found.repos.is_empty() {
+            if let Err(e) = self.sys.umount(&mnt, false) {
+                log::warn(&format!("unmounting {}: {e}", mnt.display()));
+            }
+            return;
+        }
+        for a in &found.apkovls {
+            log::info(&format!("found apkovl {}", a.display()));
+        }
+        for r in &found.repos {
+            log::info(&format!("found boot repository {}", r.display()));
+        }
+        self.findings.media.push(Medium {
+            devname: devname.to_owned(),
+            major,
+            minor,
+            fstype: fstype.to_owned(),
+            mountpoint: mnt,
+            usb,
+            apkovls: found.apkovls,
+            repos: found.repos,
+        });
+        self.found();
+    }
+
+    fn found(&mut self) {
+        if self.first_finding.is_none() {
+            self.first_finding = Some(Instant::now());
+        }
+    }
+}
+
+/// `/devices/.../block/sda/sda1` → `sda`.
+pub fn parent_disk(devpath: &str) -> Option<&str> {
+    let mut parts = devpath.rsplit('/');
+    parts.next()?;
+    parts.next()
+}
+
+/// A usb-storage or uas interface is bound but no disk sits behind it yet:
+/// the stick is still in usb-storage's settle delay or its SCSI scan.
+pub fn usb_storage_without_disk(sys: &Path) -> bool {
+    for driver in ["usb-storage", "uas"] {
+        let Ok(entries) = std::fs::read_dir(sys.join("bus/usb/drivers").join(driver)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().contains(':') {
+                continue;
+            }
+            if !has_block_below(&e.path(), 6) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn has_block_below(dir: &Path, depth: u32) -> bool {
+    if depth == 0 {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for e in entries.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if !ft.is_dir() {
+            continue;
+        }
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name == "block" {
+            return true;
+        }
+        if (name.starts_with("host") || name.starts_with("target") || name.contains(':'))
+            && has_block_below(&e.path(), depth - 1)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_spec_table() {
+        let id = Identity {
+            uuid: Some("1234-ABCD".into()),
+            label: Some("ALPINE".into()),
+            partuuid: Some("0a0b0c0d-01".into()),
+        };
+        for (spec, want) in [
+            ("/dev/sda1", true),
+            ("sda1", true),
+            ("/dev/sdb1", false),
+            ("UUID=1234-ABCD", true),
+            ("UUID=1234-abcd", false),
+            ("LABEL=ALPINE", true),
+            ("PARTUUID=0A0B0C0D-01", true),
+        ] {
+            assert_eq!(DeviceSpec::parse(spec).matches("sda1", &id), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn parent_disk_of_partition() {
+        assert_eq!(
+            parent_disk("/devices/pci0000:00/0000:00:05.0/virtio2/block/vda/vda1"),
+            Some("vda")
+        );
+    }
+
+    #[test]
+    fn usb_storage_settling_is_seen_in_sysfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sys = tmp.path();
+        let intf = sys.join("devices/pci0000:00/usb1/1-1/1-1:1.0");
+        std::fs::create_dir_all(&intf).unwrap();
+        std::fs::create_dir_all(sys.join("bus/usb/drivers/usb-storage")).unwrap();
+        std::os::unix::fs::symlink(&intf, sys.join("bus/usb/drivers/usb-storage/1-1:1.0")).unwrap();
+        assert!(usb_storage_without_disk(sys));
+        std::fs::create_dir_all(intf.join("host0/target0:0:0/0:0:0:0/block/sda")).unwrap();
+        assert!(!usb_storage_without_disk(sys));
+    }
+
+    #[test]
+    fn no_usb_storage_driver_means_nothing_settling() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!usb_storage_without_disk(tmp.path()));
+    }
+}

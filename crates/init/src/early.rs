@@ -1,0 +1,218 @@
+//! The API file systems and the few device nodes every later phase needs,
+//! with exactly the options of Alpine's init (§3.4 step 3).
+
+use crate::layout::Layout;
+use alpinit_sys::{MountFlags, NodeKind, Sys};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EarlyError {
+    #[error("mounting {what} on {target}: {source}")]
+    Mount {
+        what: &'static str,
+        target: String,
+        source: std::io::Error,
+    },
+}
+
+/// What the early phase ended up with.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Early {
+    /// devtmpfs was not available and `/dev` is a tmpfs: the init must make
+    /// device nodes itself (mdev-style).
+    pub dev_is_tmpfs: bool,
+}
+
+const NOSUID_NODEV_NOEXEC: MountFlags =
+    MountFlags(MountFlags::NOSUID.0 | MountFlags::NODEV.0 | MountFlags::NOEXEC.0);
+
+fn is_char_dev(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+fn mknod_if_missing(sys: &dyn Sys, p: &Path, mode: u32, major: u32, minor: u32) {
+    if !is_char_dev(p) {
+        let _ = std::fs::remove_file(p);
+        let _ = sys.mknod(p, NodeKind::Char, mode, major, minor);
+    }
+}
+
+pub fn mount_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Result<Early, EarlyError> {
+    for d in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/media/cdrom",
+        "/media/usb",
+        "/sysroot",
+        "/tmp",
+        "/run",
+    ] {
+        let _ = std::fs::create_dir_all(layout.path(d));
+    }
+    let dev = layout.dev();
+    mknod_if_missing(sys, &dev.join("null"), 0o666, 1, 3);
+
+    let sysfs = layout.sys();
+    sys.mount("sysfs", &sysfs, Some("sysfs"), NOSUID_NODEV_NOEXEC, None)
+        .map_err(|source| EarlyError::Mount {
+            what: "sysfs",
+            target: sysfs.display().to_string(),
+            source,
+        })?;
+
+    let dev_flags = MountFlags::NOSUID;
+    let dev_data = Some("mode=0755,size=2M");
+    let mut early = Early::default();
+    if sys
+        .mount("devtmpfs", &dev, Some("devtmpfs"), dev_flags, dev_data)
+        .is_err()
+    {
+        sys.mount("devtmpfs", &dev, Some("tmpfs"), dev_flags, dev_data)
+            .map_err(|source| EarlyError::Mount {
+                what: "tmpfs on /dev",
+                target: dev.display().to_string(),
+                source,
+            })?;
+        early.dev_is_tmpfs = true;
+        mknod_if_missing(sys, &dev.join("null"), 0o666, 1, 3);
+        mknod_if_missing(sys, &dev.join("console"), 0o600, 5, 1);
+        mknod_if_missing(sys, &dev.join("tty"), 0o666, 5, 0);
+        mknod_if_missing(sys, &dev.join("zero"), 0o666, 1, 5);
+        mknod_if_missing(sys, &dev.join("urandom"), 0o666, 1, 9);
+    }
+    mknod_if_missing(sys, &dev.join("kmsg"), 0o660, 1, 11);
+
+    let proc = layout.proc();
+    sys.mount("proc", &proc, Some("proc"), NOSUID_NODEV_NOEXEC, None)
+        .map_err(|source| EarlyError::Mount {
+            what: "proc",
+            target: proc.display().to_string(),
+            source,
+        })?;
+
+    // /dev/kmsg writes are rate-limited to a burst of 10 by default; the
+    // phase and probe lines must all arrive.
+    let _ = std::fs::write(proc.join("sys/kernel/printk_devkmsg"), "on\n");
+
+    mknod_if_missing(sys, &dev.join("ptmx"), 0o666, 5, 2);
+    let pts = dev.join("pts");
+    let _ = std::fs::create_dir_all(&pts);
+    // devpts and shm are conveniences: their failure is logged, not fatal.
+    if let Err(e) = sys.mount(
+        "devpts",
+        &pts,
+        Some("devpts"),
+        MountFlags(MountFlags::NOSUID.0 | MountFlags::NOEXEC.0),
+        Some("gid=5,mode=0620"),
+    ) {
+        crate::log::warn(&format!("mounting devpts: {e}"));
+    }
+    let shm = dev.join("shm");
+    let _ = std::fs::create_dir_all(&shm);
+    if let Err(e) = sys.mount("shm", &shm, Some("tmpfs"), NOSUID_NODEV_NOEXEC, None) {
+        crate::log::warn(&format!("mounting /dev/shm: {e}"));
+    }
+    Ok(early)
+}
+
+/// The kernel hands PID 1 the console as fds 0-2 only when the image has
+/// `/dev/console`; make sure they are open either way.
+pub fn ensure_console_fds(layout: &Layout) {
+    // SAFETY: fcntl(F_GETFD) on a possibly closed fd only queries flags.
+    let open = unsafe { libc::fcntl(1, libc::F_GETFD) } != -1;
+    if !open {
+        reopen_console(&layout.dev().join("console"));
+    }
+}
+
+/// Points fds 0-2 at `path` (a tty).
+pub fn reopen_console(path: &Path) {
+    use std::os::fd::IntoRawFd;
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        let fd = f.into_raw_fd();
+        for target in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors; `fd` is a valid open fd.
+            unsafe { libc::dup2(fd, target) };
+        }
+        if fd > 2 {
+            // SAFETY: `fd` is ours and no longer needed after the dup2 calls.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpinit_sys::{Call, Recorder};
+
+    #[test]
+    fn mounts_api_filesystems_with_alpines_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let rec = Recorder::new();
+        let early = mount_api_filesystems(&rec, &layout).unwrap();
+        assert!(!early.dev_is_tmpfs);
+        let mounts = rec.mounts();
+        let kinds: Vec<_> = mounts.iter().map(|m| m.2.clone().unwrap()).collect();
+        assert_eq!(kinds, ["sysfs", "devtmpfs", "proc", "devpts", "tmpfs"]);
+        assert_eq!(mounts[1].3.as_deref(), Some("mode=0755,size=2M"));
+        assert_eq!(mounts[3].3.as_deref(), Some("gid=5,mode=0620"));
+        assert!(mounts[4].1.ends_with("dev/shm"));
+        let flags = rec.calls().into_iter().find_map(|c| match c {
+            Call::Mount { fstype, flags, .. } if fstype.as_deref() == Some("proc") => Some(flags),
+            _ => None,
+        });
+        let f = flags.unwrap();
+        assert!(
+            f.contains(MountFlags::NOSUID)
+                && f.contains(MountFlags::NODEV)
+                && f.contains(MountFlags::NOEXEC)
+        );
+    }
+
+    #[test]
+    fn falls_back_to_tmpfs_and_makes_nodes_when_devtmpfs_is_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let rec = Recorder::new();
+        rec.fail_when("fstype: Some(\"devtmpfs\")", libc::ENODEV);
+        let early = mount_api_filesystems(&rec, &layout).unwrap();
+        assert!(early.dev_is_tmpfs);
+        let nodes: Vec<_> = rec
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Mknod {
+                    path, major, minor, ..
+                } => Some((path.file_name().unwrap().to_owned(), major, minor)),
+                _ => None,
+            })
+            .collect();
+        assert!(nodes
+            .iter()
+            .any(|(n, ma, mi)| n == "console" && *ma == 5 && *mi == 1));
+        assert!(nodes
+            .iter()
+            .any(|(n, ma, mi)| n == "kmsg" && *ma == 1 && *mi == 11));
+        assert!(rec
+            .mounts()
+            .iter()
+            .any(|m| m.2.as_deref() == Some("tmpfs") && m.1.ends_with("dev")));
+    }
+
+    #[test]
+    fn sysfs_failure_is_an_error_naming_the_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::new();
+        rec.fail_when("sysfs", libc::EPERM);
+        let err = mount_api_filesystems(&rec, &Layout::new(tmp.path())).unwrap_err();
+        assert!(err.to_string().contains("sysfs"), "{err}");
+    }
+}

@@ -1,0 +1,36 @@
+//! alpinit: Alpine's `initramfs-init` and `nlplug-findfs` as one static
+//! program. [`entry`] is PID 1's `main`; [`boot`] reads as the list of boot
+//! phases.
+
+pub mod boot;
+pub mod devices;
+pub mod discovery;
+pub mod early;
+pub mod emergency;
+pub mod fstab;
+pub mod handover;
+pub mod layout;
+pub mod log;
+pub mod media;
+pub mod modules;
+pub mod order;
+pub mod overlay;
+pub mod packages;
+pub mod password;
+pub mod reap;
+pub mod sysroot;
+pub mod wait;
+
+use layout::Layout;
+
+/// Process entry point.
+pub fn entry() {
+    let t_start = log::monotonic();
+    emergency::install_panic_hook();
+    if std::process::id() != 1 {
+        eprintln!("alpinit: this is the initramfs /init and must run as PID 1");
+        std::process::exit(2);
+    }
+    let layout = Layout::new("/");
+    boot::run(&alpinit_sys::Kernel, &layout, t_start);
+}

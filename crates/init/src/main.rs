@@ -1,0 +1,5 @@
+//! `/init` of the initramfs. Also answers to the name `nlplug-findfs`.
+
+fn main() {
+    alpinit::entry();
+}

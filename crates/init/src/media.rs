@@ -1,0 +1,184 @@
+//! Boot media: mount a probed file system read-only at `/media/<dev>`, look
+//! at its top level for apkovls and boot repositories, let go of it when it
+//! holds neither (nlplug's `scandev`).
+
+use crate::layout::Layout;
+use alpinit_sys::{MountFlags, Sys};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("creating mount point {path}: {source}")]
+    MountPoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mounting /dev/{dev} ({fstype}) on {path}: {source}")]
+    Mount {
+        dev: String,
+        fstype: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Scan {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A mounted medium that holds something the boot needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Medium {
+    pub devname: String,
+    pub major: u32,
+    pub minor: u32,
+    pub fstype: String,
+    pub mountpoint: PathBuf,
+    pub usb: bool,
+    /// Top-level `*.apkovl.tar.gz*` regular files, sorted by name.
+    pub apkovls: Vec<PathBuf>,
+    /// Top-level directories holding `.boot_repository`, sorted by name.
+    pub repos: Vec<PathBuf>,
+}
+
+/// Findings at the top level of a mounted file system.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub apkovls: Vec<PathBuf>,
+    pub repos: Vec<PathBuf>,
+    /// Names that matched but were skipped (symlinks, devices), for the log.
+    pub skipped: Vec<String>,
+}
+
+/// Looks at the top level only, like nlplug. Candidates must be regular
+/// files: a symlink named `x.apkovl.tar.gz` is skipped rather than followed
+/// (it could point anywhere once the medium is mounted). Results are sorted
+/// so the order never depends on `readdir`.
+pub fn scan(dir: &Path) -> Result<Scan, MediaError> {
+    let mut out = Scan::default();
+    let entries = std::fs::read_dir(dir).map_err(|source| MediaError::Scan {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(ft) = entry.file_type() else { continue };
+        let path = entry.path();
+        if ft.is_dir() {
+            if std::fs::symlink_metadata(path.join(".boot_repository")).is_ok() {
+                out.repos.push(path);
+            }
+        } else if alpinit_apkovl::is_apkovl_name(name) {
+            if ft.is_file() {
+                out.apkovls.push(path);
+            } else {
+                out.skipped.push(name.to_owned());
+            }
+        }
+    }
+    out.apkovls.sort();
+    out.repos.sort();
+    Ok(out)
+}
+
+pub const MEDIA_FLAGS: MountFlags = MountFlags(
+    MountFlags::RDONLY.0 | MountFlags::NOSUID.0 | MountFlags::NODEV.0 | MountFlags::NOEXEC.0,
+);
+
+/// Mounts `/dev/<devname>` at `/media/<devname>` read-only.
+pub fn mount(
+    sys: &dyn Sys,
+    layout: &Layout,
+    devname: &str,
+    fstype: &str,
+) -> Result<PathBuf, MediaError> {
+    let leaf = devname.rsplit('/').next().unwrap_or(devname);
+    let mnt = layout.media().join(leaf);
+    std::fs::create_dir_all(&mnt).map_err(|source| MediaError::MountPoint {
+        path: mnt.clone(),
+        source,
+    })?;
+    let src = format!("/dev/{devname}");
+    sys.mount(&src, &mnt, Some(fstype), MEDIA_FLAGS, None)
+        .map_err(|source| MediaError::Mount {
+            dev: devname.to_owned(),
+            fstype: fstype.to_owned(),
+            path: mnt.clone(),
+            source,
+        })?;
+    Ok(mnt)
+}
+
+/// Device names that appear as mount sources in `/proc/mounts`.
+pub fn mounted_sources(proc_mounts: &str) -> Vec<String> {
+    proc_mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpinit_sys::Recorder;
+
+    #[test]
+    fn scan_finds_top_level_apkovls_and_repos_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("host.apkovl.tar.gz"), b"x").unwrap();
+        std::fs::write(d.join("old.apkovl.tar.gz.bak"), b"x").unwrap();
+        std::fs::write(d.join("notes.txt"), b"x").unwrap();
+        std::fs::create_dir_all(d.join("apks/x86_64")).unwrap();
+        std::fs::write(d.join("apks/.boot_repository"), b"").unwrap();
+        std::fs::create_dir_all(d.join("deep")).unwrap();
+        std::fs::write(d.join("deep/x.apkovl.tar.gz"), b"x").unwrap();
+        std::fs::create_dir_all(d.join("empty")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", d.join("evil.apkovl.tar.gz")).unwrap();
+        let s = scan(d).unwrap();
+        assert_eq!(
+            s.apkovls,
+            [
+                d.join("host.apkovl.tar.gz"),
+                d.join("old.apkovl.tar.gz.bak")
+            ]
+        );
+        assert_eq!(s.repos, [d.join("apks")]);
+        assert_eq!(s.skipped, ["evil.apkovl.tar.gz"]);
+    }
+
+    #[test]
+    fn mount_is_read_only_nosuid_nodev_noexec_at_media_devname() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::new();
+        let layout = Layout::new(tmp.path());
+        let mnt = mount(&rec, &layout, "sda1", "vfat").unwrap();
+        assert_eq!(mnt, tmp.path().join("media/sda1"));
+        let calls = rec.calls();
+        let alpinit_sys::Call::Mount {
+            source,
+            flags,
+            fstype,
+            ..
+        } = &calls[0]
+        else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(source, "/dev/sda1");
+        assert_eq!(fstype.as_deref(), Some("vfat"));
+        assert_eq!(*flags, MEDIA_FLAGS);
+    }
+
+    #[test]
+    fn mount_failure_names_device_and_type() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::new();
+        rec.fail_when("/dev/sdb1", libc::EINVAL);
+        let err = mount(&rec, &Layout::new(tmp.path()), "sdb1", "exfat").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/dev/sdb1") && msg.contains("exfat"), "{msg}");
+    }
+}

@@ -1,0 +1,72 @@
+//! Module loading setup: the index of this kernel's modules, modprobe.d and
+//! command-line configuration, and the explicit requests of `modules=`,
+//! `rootfstype=` and `/etc/modules` (Alpine §3.4 step 12).
+
+use crate::layout::Layout;
+use crate::log;
+use alpinit_cmdline::Cmdline;
+use alpinit_kmod::{KernelInsmod, Loader, ModprobeConfig, ModuleIndex};
+use std::sync::Arc;
+
+pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
+    let etc = layout.path("/etc/modprobe.d");
+    let lib = layout.path("/lib/modprobe.d");
+    let mut config =
+        ModprobeConfig::load_dirs(&[etc.as_path(), lib.as_path()]).unwrap_or_else(|e| {
+            log::warn(&format!("modprobe configuration: {e}"));
+            ModprobeConfig::default()
+        });
+    let blacklist = cmdline.blacklist();
+    for b in &blacklist {
+        config.add_blacklist(b);
+    }
+    if !blacklist.is_empty() {
+        // Alpine writes the same file; later modprobe runs in the new root do not see it, but tools in the initramfs do.
+        let text: String = blacklist
+            .iter()
+            .map(|b| format!("blacklist {b}\n"))
+            .collect();
+        let _ = std::fs::create_dir_all(&etc);
+        let _ = std::fs::write(etc.join("boot-opt-blacklist.conf"), text);
+    }
+    let words: Vec<&str> = cmdline.other_words().iter().map(String::as_str).collect();
+    config.add_cmdline(&words);
+    config
+}
+
+pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
+    let etc_modules = std::fs::read_to_string(layout.path("/etc/modules"))
+        .map(|t| alpinit_kmod::parse_etc_modules(&t))
+        .unwrap_or_default();
+    let mut config = config(layout, cmdline);
+    for (name, args) in &etc_modules {
+        if !args.is_empty() {
+            config.add_options(name, args);
+        }
+    }
+    let config = Arc::new(config);
+    let index = match layout.modules_dir().map(|d| ModuleIndex::load(&d)) {
+        Some(Ok(i)) => i,
+        Some(Err(e)) => {
+            log::warn(&format!("module index: {e}; relying on built-in drivers"));
+            ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
+        }
+        None => {
+            log::warn("cannot read the kernel release; relying on built-in drivers");
+            ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
+        }
+    };
+    let loader = Loader::new(Arc::new(index), config, Arc::new(KernelInsmod));
+    let mut wanted = cmdline.modules();
+    if let Some(fs) = cmdline.rootfstype() {
+        wanted.push(fs.to_owned());
+    }
+    wanted.extend(["loop", "squashfs"].map(str::to_owned));
+    for m in &wanted {
+        loader.request(m);
+    }
+    for (name, _) in &etc_modules {
+        loader.request(name);
+    }
+    loader
+}

@@ -1,0 +1,156 @@
+//! The new root: a tmpfs, optionally /usr-merged, with the chosen apkovl
+//! unpacked into it (Alpine §3.6 steps 6-7, §3.7).
+
+use crate::layout::Layout;
+use crate::log;
+use crate::media::Medium;
+use alpinit_apkovl::Candidate;
+use alpinit_sys::{MountFlags, Sys};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SysrootError {
+    #[error("mounting tmpfs on {path} with {options}: {source}")]
+    Tmpfs {
+        path: PathBuf,
+        options: String,
+        source: std::io::Error,
+    },
+    #[error("creating {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn mount_tmpfs(sys: &dyn Sys, layout: &Layout, options: &str) -> Result<(), SysrootError> {
+    let root = layout.sysroot();
+    std::fs::create_dir_all(&root).map_err(|source| SysrootError::Create {
+        path: root.clone(),
+        source,
+    })?;
+    sys.mount(
+        "tmpfs",
+        &root,
+        Some("tmpfs"),
+        MountFlags::NONE,
+        Some(options),
+    )
+    .map_err(|source| SysrootError::Tmpfs {
+        path: root,
+        options: options.to_owned(),
+        source,
+    })
+}
+
+/// `bootstrap_usr_merged`: `/usr/{bin,sbin,lib}` with `/bin`, `/sbin`,
+/// `/lib` symlinks into them, before the overlay lands on top.
+pub fn usr_merge(layout: &Layout) -> Result<(), SysrootError> {
+    for d in ["usr/lib", "usr/bin", "usr/sbin"] {
+        let p = layout.in_sysroot(d);
+        std::fs::create_dir_all(&p).map_err(|source| SysrootError::Create { path: p, source })?;
+    }
+    for d in ["bin", "sbin", "lib"] {
+        let link = layout.in_sysroot(d);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("usr/{d}"), &link)
+                .map_err(|source| SysrootError::Create { path: link, source })?;
+        }
+    }
+    Ok(())
+}
+
+/// Every apkovl found, as selection candidates.
+pub fn candidates(media: &[Medium]) -> Vec<Candidate> {
+    media
+        .iter()
+        .flat_map(|m| {
+            m.apkovls.iter().map(move |p| Candidate {
+                path: p.clone(),
+                device: m.devname.clone(),
+                device_has_boot_repo: !m.repos.is_empty(),
+                removable: m.usb,
+            })
+        })
+        .collect()
+}
+
+/// Logs every candidate and the deterministic choice.
+pub fn choose(media: &[Medium]) -> Option<PathBuf> {
+    let c = candidates(media);
+    for x in &c {
+        log::info(&format!(
+            "apkovl candidate {} (device {}{})",
+            x.path.display(),
+            x.device,
+            if x.device_has_boot_repo {
+                ", holds a boot repository"
+            } else {
+                ""
+            }
+        ));
+    }
+    let chosen = alpinit_apkovl::choose(&c)?;
+    log::info(&format!("apkovl chosen: {}", chosen.path.display()));
+    Some(chosen.path.clone())
+}
+
+/// Free bytes of the file system holding `p` (the unpack's byte limit).
+pub fn free_bytes(p: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(p).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpinit_sys::Recorder;
+
+    #[test]
+    fn usr_merge_makes_dirs_and_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        usr_merge(&layout).unwrap();
+        for d in ["bin", "sbin", "lib"] {
+            assert_eq!(
+                std::fs::read_link(layout.in_sysroot(d)).unwrap(),
+                Path::new("usr").join(d)
+            );
+        }
+        assert!(layout.in_sysroot("usr/sbin").is_dir());
+    }
+
+    #[test]
+    fn tmpfs_uses_the_options_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::new();
+        mount_tmpfs(&rec, &Layout::new(tmp.path()), "mode=0755,size=50%").unwrap();
+        let m = &rec.mounts()[0];
+        assert_eq!(m.2.as_deref(), Some("tmpfs"));
+        assert_eq!(m.3.as_deref(), Some("mode=0755,size=50%"));
+        assert!(m.1.ends_with("sysroot"));
+    }
+
+    #[test]
+    fn candidates_carry_the_boot_repository_flag() {
+        let mk = |dev: &str, repo: bool| Medium {
+            devname: dev.into(),
+            major: 0,
+            minor: 0,
+            fstype: "ext4".into(),
+            mountpoint: PathBuf::from("/media").join(dev),
+            usb: false,
+            apkovls: vec![PathBuf::from("/media").join(dev).join("h.apkovl.tar.gz")],
+            repos: if repo {
+                vec![PathBuf::from("/media").join(dev).join("apks")]
+            } else {
+                vec![]
+            },
+        };
+        let media = [mk("vda1", false), mk("vdb1", true)];
+        assert_eq!(
+            choose(&media),
+            Some(PathBuf::from("/media/vdb1/h.apkovl.tar.gz"))
+        );
+    }
+}
