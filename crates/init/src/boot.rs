@@ -5,7 +5,7 @@ use crate::emergency::recovery_shell;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
 use crate::wait::WaitPolicy;
-use crate::{early, fstab, handover, modules, overlay, packages, sysroot};
+use crate::{early, fstab, handover, modules, network, overlay, packages, sysroot};
 use alpinit_cmdline::{ApkovlSpec, Cmdline};
 use alpinit_sys::Sys;
 use std::time::Duration;
@@ -125,9 +125,12 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
         recovery_shell(&why);
     }
     log::phase("media-found");
-    if cmdline.needs_network() {
-        log::warn("networking (ip=, URL apkovl or alpine_repo) is not supported by this version");
-    }
+    modules::request_after_discovery(&loader, &findings.deferred_aliases);
+    let net = if cmdline.needs_network() {
+        network::configure(layout, &cmdline)
+    } else {
+        network::Network::default()
+    };
     if cmdline.single() {
         log::console("Entering single mode. Type 'exit' to continue booting.\n");
         recovery_shell("");
@@ -152,6 +155,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
         apkovl_spec.as_ref(),
         &findings.media,
         findings.wanted.as_deref(),
+        &net,
     );
     log::phase("apkovl-chosen");
     let apk = layout.path("/sbin/apk");
@@ -238,7 +242,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
             &packages::ApkRun {
                 repositories: &repos,
                 packages: &pkgs,
-                network: false,
+                network: net.mac().is_some(),
                 quiet: cmdline.quiet(),
                 keep_apk_new: cmdline.keep_apk_new(),
                 overlay_members: members.as_deref(),
@@ -270,6 +274,9 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
         log::error(&e.to_string());
         log::console(&format!("{e}\n"));
         recovery_shell("Type exit to continue boot.");
+    }
+    if !loader.wait_idle(std::time::Instant::now() + Duration::from_secs(10)) {
+        log::warn("modules still loading at switch_root");
     }
     handover::move_mounts(sys, layout);
     nix::unistd::sync();

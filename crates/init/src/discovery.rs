@@ -65,6 +65,9 @@ pub struct Findings {
     pub wanted: Option<String>,
     pub block_devices: usize,
     pub gave_up: bool,
+    /// Modaliases whose modules are not needed to find the boot media;
+    /// requested once discovery is over.
+    pub deferred_aliases: Vec<String>,
 }
 
 impl Findings {
@@ -222,7 +225,14 @@ impl Discovery<'_> {
         }
         if let Some(alias) = &ev.modalias {
             if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
-                self.loader.request_alias(alias);
+                // CPU feature modules (crc32c_intel, aesni...) only speed
+                // things up later; under a single CPU they would compete
+                // with the storage drivers the boot is waiting for.
+                if alias.starts_with("cpu:") {
+                    self.findings.deferred_aliases.push(alias.clone());
+                } else {
+                    self.loader.request_alias(alias);
+                }
             }
         }
         if ev.subsystem.as_deref() == Some("block") {

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod log;
 pub mod media;
 pub mod modules;
+pub mod network;
 pub mod order;
 pub mod overlay;
 pub mod packages;

@@ -34,6 +34,19 @@ pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
     config
 }
 
+/// Modules the new root needs but finding the boot media does not: loop
+/// and squashfs for modloop (Alpine loads them up front), and the deferred
+/// CPU feature modules. Requested after discovery, waited for before
+/// switch_root.
+pub fn request_after_discovery(loader: &Loader, deferred_aliases: &[String]) {
+    for m in ["loop", "squashfs"] {
+        loader.request(m);
+    }
+    for a in deferred_aliases {
+        loader.request_alias(a);
+    }
+}
+
 pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
     let etc_modules = std::fs::read_to_string(layout.path("/etc/modules"))
         .map(|t| alpinit_kmod::parse_etc_modules(&t))
@@ -61,7 +74,6 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
     if let Some(fs) = cmdline.rootfstype() {
         wanted.push(fs.to_owned());
     }
-    wanted.extend(["loop", "squashfs"].map(str::to_owned));
     for m in &wanted {
         loader.request(m);
     }

@@ -27,6 +27,7 @@ pub fn locate(
     spec: Option<&ApkovlSpec>,
     media: &[Medium],
     found_dev: Option<&str>,
+    net: &crate::network::Network,
 ) -> Source {
     match spec {
         None => Source {
@@ -37,15 +38,16 @@ pub fn locate(
             path: Some(layout.path(p)),
             unmount: None,
         },
-        Some(ApkovlSpec::Url(u)) => {
-            log::warn(&format!(
-                "apkovl={u}: fetching overlays over the network is not supported by this build; using local media"
-            ));
-            Source {
+        Some(ApkovlSpec::Url(u)) => match crate::network::fetch_apkovl(layout, net, u) {
+            Some(path) => Source {
+                path: Some(path),
+                unmount: None,
+            },
+            None => Source {
                 path: crate::sysroot::choose(media),
                 unmount: None,
-            }
-        }
+            },
+        },
         Some(ApkovlSpec::Device {
             device,
             fstype,
