@@ -1,0 +1,8 @@
+//! The QEMU scenario harness for alpinit: media builders, a QEMU runner
+//! that captures the serial console, the report `report-init` prints in the
+//! new root, and the scenarios themselves.
+
+pub mod media;
+pub mod qemu;
+pub mod report;
+pub mod scenarios;

@@ -1,0 +1,303 @@
+//! Running QEMU with the serial console captured to a file, a per-boot
+//! timeout, and an accelerator chosen by a real boot probe.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+            // -cpu host aborts on MSR 0x10a without this.
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host,-arch-capabilities"],
+        }
+    }
+
+    /// Per-boot limit: TCG boots take 10-25 s, more on a loaded machine.
+    pub fn boot_timeout(self) -> Duration {
+        match self {
+            Accel::Tcg => Duration::from_secs(150),
+            Accel::Kvm => Duration::from_secs(60),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// KVM only counts when a kernel really prints its banner under it: on
+/// nested hypervisors `/dev/kvm` can exist and still spin forever.
+/// `ALPINIT_ACCEL=tcg|kvm` skips the probe.
+pub fn probe_accel(kernel: &Path, log: &Path) -> Accel {
+    match std::env::var("ALPINIT_ACCEL").as_deref() {
+        Ok("tcg") => return Accel::Tcg,
+        Ok("kvm") => return Accel::Kvm,
+        _ => {}
+    }
+    if !Path::new("/dev/kvm").exists() {
+        return Accel::Tcg;
+    }
+    let mut vm = Vm::new(Accel::Kvm);
+    vm.args(["-kernel"])
+        .arg(kernel)
+        .args(["-append", "console=ttyS0 panic=-1"]);
+    let banner = |log: &str| log.contains("Linux version");
+    match run(&vm, log, Duration::from_secs(20), Some(&banner)) {
+        Ok(outcome) if banner(&outcome.log) => Accel::Kvm,
+        _ => Accel::Tcg,
+    }
+}
+
+/// A QEMU command line under construction (the common prefix from the rig
+/// notes: pc machine, no default devices, no reboot, no monitor).
+#[derive(Debug, Clone)]
+pub struct Vm {
+    args: Vec<OsString>,
+    disks: usize,
+    usb: usize,
+    xhci: bool,
+}
+
+impl Vm {
+    pub fn new(accel: Accel) -> Vm {
+        let mut vm = Vm {
+            args: Vec::new(),
+            disks: 0,
+            usb: 0,
+            xhci: false,
+        };
+        vm.args(accel.args()).args([
+            "-M",
+            "pc",
+            "-nodefaults",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ]);
+        vm
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Vm
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn arg(&mut self, arg: impl Into<OsString>) -> &mut Vm {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn kernel_boot(&mut self, kernel: &Path, initrd: &Path, append: &str) -> &mut Vm {
+        self.arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", append])
+    }
+
+    /// A virtio disk; images are never modified (`snapshot=on`).
+    pub fn virtio_disk(&mut self, image: &Path) -> &mut Vm {
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(drive(image, &id))
+            .args(["-device", &format!("virtio-blk-pci,drive={id}")])
+    }
+
+    /// A removable USB stick on an xhci controller.
+    pub fn usb_stick(&mut self, image: &Path) -> &mut Vm {
+        if !self.xhci {
+            self.args(["-device", "qemu-xhci,id=hc"]);
+            self.xhci = true;
+        }
+        let id = format!("stick{}", self.usb);
+        self.usb += 1;
+        self.arg("-drive").arg(drive(image, &id)).args([
+            "-device",
+            &format!("usb-storage,bus=hc.0,drive={id},removable=on"),
+        ])
+    }
+
+    /// Boot from an ISO on the PIIX IDE CD-ROM.
+    pub fn cdrom_boot(&mut self, iso: &Path) -> &mut Vm {
+        self.args(["-boot", "d", "-cdrom"]).arg(iso)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(QEMU);
+        cmd.args(&self.args);
+        cmd
+    }
+
+    pub fn shell_line(&self) -> String {
+        let mut line = String::from(QEMU);
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&arg.to_string_lossy());
+        }
+        line
+    }
+}
+
+fn drive(image: &Path, id: &str) -> OsString {
+    let mut spec = OsString::from("file=");
+    spec.push(image);
+    spec.push(format!(",if=none,id={id},format=raw,snapshot=on"));
+    spec
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub log: String,
+    pub log_path: PathBuf,
+    /// QEMU's exit status when it ended by itself (power off, reboot).
+    pub status: Option<ExitStatus>,
+    pub timed_out: bool,
+    /// The stop condition matched and QEMU was killed.
+    pub stopped: bool,
+    pub elapsed: Duration,
+}
+
+/// Boots VM with the serial console written to LOG. QEMU is killed when
+/// TIMEOUT passes or when STOP matches the log so far.
+pub fn run(
+    vm: &Vm,
+    log: &Path,
+    timeout: Duration,
+    stop: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Outcome> {
+    if let Some(parent) = log.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::write(log, b"").with_context(|| format!("truncating {}", log.display()))?;
+    let mut serial = OsString::from("file:");
+    serial.push(log);
+    let stderr_path = log.with_extension("qemu-stderr");
+    let stderr = fs::File::create(&stderr_path)
+        .with_context(|| format!("creating {}", stderr_path.display()))?;
+    let started = Instant::now();
+    let mut child = vm
+        .command()
+        .arg("-serial")
+        .arg(serial)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("starting {QEMU}"))?;
+    let mut outcome = Outcome {
+        log: String::new(),
+        log_path: log.to_path_buf(),
+        status: None,
+        timed_out: false,
+        stopped: false,
+        elapsed: Duration::ZERO,
+    };
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for qemu")? {
+            outcome.status = Some(status);
+            break;
+        }
+        let text = read_log(log);
+        if stop.is_some_and(|stop| stop(&text)) {
+            outcome.stopped = true;
+        } else if started.elapsed() >= timeout {
+            outcome.timed_out = true;
+        }
+        if outcome.stopped || outcome.timed_out {
+            // The child is our own QEMU; kill it by handle, then reap it.
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    outcome.elapsed = started.elapsed();
+    outcome.log = read_log(log);
+    let qemu_errors = fs::read_to_string(&stderr_path).unwrap_or_default();
+    if !qemu_errors.trim().is_empty() {
+        outcome.log.push_str("\n[qemu stderr]\n");
+        outcome.log.push_str(&qemu_errors);
+    }
+    Ok(outcome)
+}
+
+fn read_log(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Boots VM with the console on this terminal (Ctrl-A X quits).
+pub fn run_interactive(vm: &Vm) -> Result<ExitStatus> {
+    vm.command()
+        .args(["-serial", "mon:stdio"])
+        .status()
+        .with_context(|| format!("starting {QEMU}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_follow_the_rig_notes() {
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.kernel_boot(
+            Path::new("/k"),
+            Path::new("/i.gz"),
+            "console=ttyS0 panic=-1",
+        )
+        .virtio_disk(Path::new("/a.img"))
+        .virtio_disk(Path::new("/b.img"))
+        .usb_stick(Path::new("/u.img"));
+        let line = vm.shell_line();
+        assert!(line.starts_with("qemu-system-x86_64 -accel tcg -cpu max -M pc -nodefaults"));
+        for part in [
+            "-kernel /k -initrd /i.gz -append console=ttyS0 panic=-1",
+            "-drive file=/a.img,if=none,id=d0,format=raw,snapshot=on -device virtio-blk-pci,drive=d0",
+            "-drive file=/b.img,if=none,id=d1,format=raw,snapshot=on -device virtio-blk-pci,drive=d1",
+            "-device qemu-xhci,id=hc -drive file=/u.img,if=none,id=stick0,format=raw,snapshot=on",
+            "-device usb-storage,bus=hc.0,drive=stick0,removable=on",
+            "-no-reboot",
+        ] {
+            assert!(line.contains(part), "{part} in {line}");
+        }
+        let kvm = Vm::new(Accel::Kvm).shell_line();
+        assert!(kvm.contains("-accel kvm -cpu host,-arch-capabilities"));
+    }
+
+    #[test]
+    fn xhci_is_added_once() {
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.usb_stick(Path::new("/u1")).usb_stick(Path::new("/u2"));
+        assert_eq!(vm.shell_line().matches("qemu-xhci").count(), 1);
+    }
+}

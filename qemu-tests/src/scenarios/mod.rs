@@ -1,0 +1,304 @@
+//! The QEMU scenarios: each builds its media, boots the real image and
+//! asserts on the report `report-init` prints after switch_root and on the
+//! console lines.
+
+mod boot_media;
+mod checks;
+mod no_media;
+mod packages;
+
+use boot_media::*;
+use no_media::*;
+use packages::*;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::media::{self, FileSpec, Filesystem};
+use crate::qemu::{self, Accel, Outcome, Vm};
+use crate::report::Report;
+
+/// Which initramfs a scenario boots; the caller builds each kind once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageKind {
+    /// The default image (all features, busybox).
+    Standard,
+    /// The default image plus the recording `/sbin/apk`.
+    FakeApk,
+}
+
+/// Everything the scenarios need from the build.
+#[derive(Debug, Clone)]
+pub struct Assets {
+    /// What `-kernel` gets (the ELF vmlinux when available).
+    pub kernel: PathBuf,
+    /// The bzImage, for media that boot through a boot loader.
+    pub vmlinuz: PathBuf,
+    pub images: BTreeMap<ImageKind, PathBuf>,
+    pub report_init: PathBuf,
+    pub accel: Accel,
+    /// `target/qemu-tests`: one sub-directory per scenario.
+    pub out_dir: PathBuf,
+}
+
+impl Assets {
+    fn image(&self, kind: ImageKind) -> Result<&Path> {
+        self.images
+            .get(&kind)
+            .map(PathBuf::as_path)
+            .with_context(|| format!("no {kind:?} image was built"))
+    }
+}
+
+type StopFn = Box<dyn Fn(&str) -> bool>;
+
+/// A prepared boot: the machine, when to stop it early, and the time limit.
+pub struct Setup {
+    pub vm: Vm,
+    pub stop: Option<StopFn>,
+    pub timeout: Duration,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub image: ImageKind,
+    setup: fn(&Assets, &Path) -> Result<Setup>,
+    check: fn(&Outcome, Option<&Report>) -> Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Pass,
+    Fail(Vec<String>),
+}
+
+#[derive(Debug)]
+pub struct ScenarioResult {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub elapsed: Duration,
+    pub log_path: PathBuf,
+    pub log: String,
+    pub report: Option<Report>,
+}
+
+pub const CMDLINE: &str = "console=ttyS0 panic=-1";
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "virtio-ext4",
+            about: "virtio disk, ext4 partition with the apkovl at top level",
+            image: ImageKind::Standard,
+            setup: setup_virtio_ext4,
+            check: check_virtio_ext4,
+        },
+        Scenario {
+            name: "usb-fat32",
+            about: "USB stick on xhci, FAT32 partition with the apkovl",
+            image: ImageKind::Standard,
+            setup: setup_usb_fat32,
+            check: check_usb_fat32,
+        },
+        Scenario {
+            name: "iso-usb",
+            about: "isolinux ISO with a boot repository plus a USB stick with the apkovl",
+            image: ImageKind::Standard,
+            setup: setup_iso_usb,
+            check: check_iso_usb,
+        },
+        Scenario {
+            name: "precedence",
+            about: "two disks with apkovls; the one beside a boot repository wins",
+            image: ImageKind::Standard,
+            setup: setup_precedence,
+            check: check_precedence,
+        },
+        Scenario {
+            name: "usr-merged",
+            about: "bootstrap_usr_merged: bin/foo lands in /usr/bin, /bin is a symlink",
+            image: ImageKind::Standard,
+            setup: setup_usr_merged,
+            check: check_usr_merged,
+        },
+        Scenario {
+            name: "apkovl-dev-fstype-path",
+            about: "apkovl=/dev/vda1:ext4:deep/dir/custom.apkovl.tar.gz",
+            image: ImageKind::Standard,
+            setup: setup_dev_fstype_path,
+            check: check_dev_fstype_path,
+        },
+        Scenario {
+            name: "no-media",
+            about: "no disks: boot media fail, recovery shell, no panic",
+            image: ImageKind::Standard,
+            setup: setup_no_media,
+            check: check_no_media,
+        },
+        Scenario {
+            name: "no-media-panic",
+            about: "no disks with panic=10: the init gives up and the kernel reboots",
+            image: ImageKind::Standard,
+            setup: setup_no_media_panic,
+            check: check_no_media_panic,
+        },
+        Scenario {
+            name: "fake-apk",
+            about: "the recording /sbin/apk sees Alpine's flags and the overlay list",
+            image: ImageKind::FakeApk,
+            setup: setup_fake_apk,
+            check: check_fake_apk,
+        },
+    ]
+}
+
+/// Scenarios by name, in the order given; unknown names are an error.
+pub fn select(names: &[String]) -> Result<Vec<Scenario>> {
+    if names.is_empty() {
+        return Ok(all());
+    }
+    let mut chosen = Vec::new();
+    for name in names {
+        let found = all()
+            .into_iter()
+            .find(|s| s.name == name)
+            .with_context(|| {
+                let known: Vec<&str> = all().iter().map(|s| s.name).collect();
+                format!("unknown scenario {name:?}; known: {}", known.join(", "))
+            })?;
+        chosen.push(found);
+    }
+    Ok(chosen)
+}
+
+/// Builds the media, boots, and judges one scenario.
+pub fn run(scenario: &Scenario, assets: &Assets) -> ScenarioResult {
+    let dir = assets.out_dir.join(scenario.name);
+    let log_path = dir.join("serial.log");
+    let started = Instant::now();
+    let outcome = prepare_dir(&dir)
+        .and_then(|()| (scenario.setup)(assets, &dir))
+        .and_then(|setup| {
+            let line = format!(
+                "{} -serial file:{}\n",
+                setup.vm.shell_line(),
+                log_path.display()
+            );
+            fs::write(dir.join("qemu.cmdline"), line).context("writing qemu.cmdline")?;
+            qemu::run(&setup.vm, &log_path, setup.timeout, setup.stop.as_deref())
+        });
+    match outcome {
+        Ok(outcome) => {
+            let report = Report::parse(&outcome.log);
+            let failures = (scenario.check)(&outcome, report.as_ref());
+            ScenarioResult {
+                name: scenario.name,
+                verdict: if failures.is_empty() {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(failures)
+                },
+                elapsed: started.elapsed(),
+                log_path,
+                log: outcome.log,
+                report,
+            }
+        }
+        Err(err) => ScenarioResult {
+            name: scenario.name,
+            verdict: Verdict::Fail(vec![format!("setup: {err:#}")]),
+            elapsed: started.elapsed(),
+            log: fs::read_to_string(&log_path).unwrap_or_default(),
+            log_path,
+            report: None,
+        },
+    }
+}
+
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("cleaning {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// The overlay every scenario boots into: report-init as /sbin/init, a
+/// hostname, and the list of paths for it to inspect.
+fn overlay(
+    assets: &Assets,
+    hostname: &str,
+    inspect: &[&str],
+    extra: Vec<FileSpec>,
+) -> Result<Vec<u8>> {
+    let init = fs::read(&assets.report_init)
+        .with_context(|| format!("reading {}", assets.report_init.display()))?;
+    let mut files = vec![
+        FileSpec::new("etc/hostname", 0o644, format!("{hostname}\n")),
+        FileSpec::new("sbin/init", 0o755, init),
+        FileSpec::new("etc/alpinit-test/inspect", 0o644, inspect.join("\n") + "\n"),
+    ];
+    files.extend(extra);
+    media::apkovl(&files)
+}
+
+/// A disk with one partition whose filesystem holds FILES.
+fn disk(dir: &Path, name: &str, fs_kind: Filesystem, files: &[FileSpec]) -> Result<PathBuf> {
+    let tree = dir.join(format!("{name}.tree"));
+    fs::create_dir_all(&tree).with_context(|| format!("creating {}", tree.display()))?;
+    media::write_tree(&tree, files)?;
+    let image = dir.join(format!("{name}.img"));
+    let size = match fs_kind {
+        Filesystem::Ext4 => 32,
+        Filesystem::Fat32 => 64,
+    };
+    media::disk_image(&image, fs_kind, &name.to_uppercase(), size, &tree)?;
+    Ok(image)
+}
+
+fn kernel_vm(assets: &Assets, image: ImageKind, extra_cmdline: &str) -> Result<Vm> {
+    kernel_vm_with(assets, image, &format!("{CMDLINE} {extra_cmdline}"))
+}
+
+/// Without the usual `panic=-1`, for the scenarios about what the init
+/// does when there is nothing to boot.
+fn kernel_vm_with(assets: &Assets, image: ImageKind, append: &str) -> Result<Vm> {
+    let mut vm = Vm::new(assets.accel);
+    vm.kernel_boot(&assets.kernel, assets.image(image)?, append.trim());
+    Ok(vm)
+}
+
+fn stops_on_panic() -> Option<StopFn> {
+    Some(Box::new(|log: &str| log.contains("Kernel panic")))
+}
+
+fn reported(assets: &Assets, vm: Vm) -> Setup {
+    Setup {
+        vm,
+        stop: stops_on_panic(),
+        timeout: assets.accel.boot_timeout(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_are_unique_and_selectable() {
+        let names: Vec<&str> = all().iter().map(|s| s.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        let picked = select(&["usb-fat32".to_string(), "virtio-ext4".to_string()]).expect("select");
+        let picked: Vec<&str> = picked.iter().map(|s| s.name).collect();
+        assert_eq!(picked, ["usb-fat32", "virtio-ext4"]);
+        assert!(select(&["nope".to_string()]).is_err());
+        assert_eq!(select(&[]).expect("all").len(), names.len());
+    }
+}

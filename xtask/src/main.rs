@@ -1,0 +1,169 @@
+//! Developer commands: `cargo xtask initramfs|run|test|deps|bench`.
+
+mod bench;
+mod build;
+mod cpio;
+mod demo;
+mod deps;
+mod features;
+mod initramfs;
+mod kernel;
+mod modules;
+mod paths;
+mod process;
+mod suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::kernel::KernelSpec;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox]
+            [--extra SRC:DEST ...] [--init FILE] [-o FILE]
+  run       [--kernel generic|cloud|DIR]
+  test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
+  deps
+  bench boot [SCENARIO] [-n N]
+  bench unpack
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::FAILURE);
+    };
+    match command.as_str() {
+        "initramfs" => initramfs_command(rest).map(|()| ExitCode::SUCCESS),
+        "test" => {
+            let ok = suite::run(&parse_test_args(rest)?)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        "run" => {
+            let mut kernel = KernelSpec::Generic;
+            let mut iter = rest.iter();
+            while let Some(arg) = iter.next() {
+                match arg.as_str() {
+                    "--kernel" => kernel = KernelSpec::parse(value(&mut iter, arg)?),
+                    other => bail!("unknown run option {other:?}\n{USAGE}"),
+                }
+            }
+            demo::run(kernel).map(|()| ExitCode::SUCCESS)
+        }
+        "bench" => bench_command(rest).map(|()| ExitCode::SUCCESS),
+        "deps" => deps::install().map(|()| ExitCode::SUCCESS),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// Pulls the value of an option that takes one.
+fn value<'a>(iter: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String> {
+    iter.next().with_context(|| format!("{flag} needs a value"))
+}
+
+fn parse_initramfs_options(args: &[String]) -> Result<initramfs::Options> {
+    let mut opts = initramfs::Options::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--kernel" => opts.kernel = KernelSpec::parse(value(&mut iter, arg)?),
+            "--features" => {
+                opts.features = value(&mut iter, arg)?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
+            "--busybox" => opts.busybox = true,
+            "--no-busybox" => opts.busybox = false,
+            "--extra" => opts
+                .extras
+                .push(initramfs::parse_extra(value(&mut iter, arg)?)?),
+            "--init" => opts.init = Some(PathBuf::from(value(&mut iter, arg)?)),
+            "-o" | "--output" => opts.output = Some(PathBuf::from(value(&mut iter, arg)?)),
+            other => bail!("unknown initramfs option {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(opts)
+}
+
+fn initramfs_command(args: &[String]) -> Result<()> {
+    let opts = parse_initramfs_options(args)?;
+    let image = initramfs::build(&opts)?;
+    println!("image: {}", image.path.display());
+    println!("size: {} bytes", image.size);
+    println!("kernel release: {}", image.kernel.release);
+    println!("kernel: {}", image.kernel.boot_image().display());
+    println!("modules: {}", image.modules);
+    Ok(())
+}
+
+fn parse_test_args(args: &[String]) -> Result<suite::TestArgs> {
+    let mut out = suite::TestArgs::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--unit-only" => out.unit_only = true,
+            "--qemu-only" => out.qemu_only = true,
+            "--init" => out.init = Some(PathBuf::from(value(&mut iter, arg)?)),
+            name if !name.starts_with('-') => out.scenarios.push(name.to_string()),
+            other => bail!("unknown test option {other:?}\n{USAGE}"),
+        }
+    }
+    if out.unit_only && (out.qemu_only || !out.scenarios.is_empty()) {
+        bail!("--unit-only runs no scenarios");
+    }
+    if !out.scenarios.is_empty() {
+        // Naming scenarios means running just those.
+        out.qemu_only = true;
+    }
+    Ok(out)
+}
+
+fn bench_command(args: &[String]) -> Result<()> {
+    match args.split_first() {
+        Some((what, rest)) if what == "boot" => {
+            let mut scenario = "virtio-ext4".to_string();
+            let mut runs = 5;
+            let mut iter = rest.iter();
+            while let Some(arg) = iter.next() {
+                match arg.as_str() {
+                    "-n" => {
+                        runs = value(&mut iter, arg)?
+                            .parse()
+                            .context("-n wants a number")?;
+                    }
+                    name if !name.starts_with('-') => scenario = name.to_string(),
+                    other => bail!("unknown bench option {other:?}\n{USAGE}"),
+                }
+            }
+            bench::boot(&scenario, runs)
+        }
+        Some((what, _)) if what == "unpack" => bench::unpack(),
+        _ => bail!("bench wants `boot` or `unpack`\n{USAGE}"),
+    }
+}
