@@ -61,8 +61,14 @@ pub trait Sys: Send + Sync {
         data: Option<&str>,
     ) -> io::Result<()>;
     fn umount(&self, target: &Path, lazy: bool) -> io::Result<()>;
-    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32)
-        -> io::Result<()>;
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()>;
     /// `chroot(".")` after the caller has chdir'ed into the new root.
     fn chroot_here(&self) -> io::Result<()>;
 }

@@ -140,10 +140,22 @@ mod tests {
         let r = Recorder::new();
         r.fail_when("/media/sdb1", libc::EINVAL);
         assert!(r
-            .mount("/dev/sda1", Path::new("/media/sda1"), Some("vfat"), MountFlags::RDONLY, None)
+            .mount(
+                "/dev/sda1",
+                Path::new("/media/sda1"),
+                Some("vfat"),
+                MountFlags::RDONLY,
+                None
+            )
             .is_ok());
         let err = r
-            .mount("/dev/sdb1", Path::new("/media/sdb1"), None, MountFlags::NONE, None)
+            .mount(
+                "/dev/sdb1",
+                Path::new("/media/sdb1"),
+                None,
+                MountFlags::NONE,
+                None,
+            )
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
         assert_eq!(r.calls().len(), 2);
