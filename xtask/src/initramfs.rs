@@ -17,8 +17,8 @@ use crate::process::run;
 use crate::{build, paths};
 
 /// Alpine's initramfs fstab (mkinitfs): what relocates sr0 and the stick.
-pub const FSTAB: &str = "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n\
-/dev/usbdisk\t/media/usb\tvfat\tnoauto,ro 0 0\n";
+/// The files the image carries verbatim live under `initramfs/`.
+pub const FSTAB: &str = include_str!("../../initramfs/etc/fstab");
 
 const DIRS: &[&str] = &[
     "dev",
