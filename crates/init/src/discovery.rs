@@ -119,9 +119,16 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         last_event: started,
         last_usb_event: None,
     };
-    for ev in alpinit_uevent::sweep(&layout.sys()) {
-        d.handle(&ev, false);
+    let swept = alpinit_uevent::sweep_buses(&layout.sys());
+    let sweep_ms = started.elapsed().as_millis();
+    for ev in &swept {
+        d.handle(ev, false);
     }
+    log::info(&format!(
+        "coldplug: {} devices swept in {sweep_ms} ms, {} modaliases requested",
+        swept.len(),
+        d.aliases_seen.len()
+    ));
     let mut coldplug_logged = false;
     loop {
         crate::reap::reap_zombies();

@@ -32,7 +32,7 @@ mod tests;
 
 pub use event::{parse, Action, ParseError, Uevent, MAX_PAIRS, MAX_VALUE_LEN};
 pub use socket::{RecvError, SocketError, UeventSocket};
-pub use sweep::{sweep, sweep_block, MAX_DEPTH};
+pub use sweep::{sweep, sweep_block, sweep_buses, MAX_DEPTH};
 
 /// Parses arbitrary bytes and reads the result; for fuzz targets, where any panic is a bug.
 pub fn fuzz(data: &[u8]) {

@@ -2,7 +2,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::{sweep, sweep_block, Action, Uevent, MAX_DEPTH};
+use crate::{sweep, sweep_block, sweep_buses, Action, Uevent, MAX_DEPTH};
 
 const PCI: &str = "devices/pci0000:00";
 const VIRTIO_PCI: &str = "devices/pci0000:00/0000:00:04.0";
@@ -176,4 +176,39 @@ fn sweep_block_follows_class_links_into_devices_only() {
     assert_eq!(devpaths(&events), [format!("/{VDA}"), format!("/{VDA1}")]);
     assert_eq!(events[0].devtype.as_deref(), Some("disk"));
     assert_eq!(events[1].subsystem.as_deref(), Some("block"));
+}
+
+#[test]
+fn sweep_buses_reports_bus_devices_and_block_devices_only() {
+    let dir = fixture();
+    let sys = dir.path();
+    fs::create_dir_all(sys.join("bus/pci/devices")).expect("mkdir");
+    fs::create_dir_all(sys.join("bus/virtio/devices")).expect("mkdir");
+    link(
+        sys,
+        "bus/pci/devices/0000:00:04.0",
+        &format!("../../../{VIRTIO_PCI}"),
+    );
+    link(
+        sys,
+        "bus/virtio/devices/virtio0",
+        &format!("../../../{VIRTIO}"),
+    );
+    link(sys, "bus/virtio/devices/escape", "../../../../etc");
+    link(sys, "bus/virtio/devices/abs", "/devices/x");
+    let events = sweep_buses(sys);
+    assert_eq!(
+        devpaths(&events),
+        [
+            format!("/{VIRTIO_PCI}").as_str(),
+            format!("/{VIRTIO}").as_str(),
+            format!("/{VDA}").as_str(),
+            format!("/{VDA1}").as_str(),
+        ]
+    );
+    assert_eq!(
+        events[1].modalias.as_deref(),
+        Some("virtio:d00000002v00001AF4")
+    );
+    assert_eq!(events[3].devname.as_deref(), Some("vda1"));
 }
