@@ -75,13 +75,14 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
             ));
         }
     }
-    if cmdline.root().is_some() {
-        log::warn("root= (boot from an installed root) is not supported by this version; booting diskless");
-    }
 
     let drivers = Progress::begin("Loading boot drivers");
     let loader = modules::setup(layout, &cmdline);
     drivers.ok();
+
+    if let Some(root) = cmdline.root() {
+        root_mode(sys, layout, &cmdline, &loader, root, early.dev_is_tmpfs);
+    }
 
     let apkovl_spec = cmdline.apkovl();
     let wanted = match &apkovl_spec {
@@ -111,6 +112,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
             dev_is_tmpfs: early.dev_is_tmpfs,
             policy,
             wanted,
+            scan_media: true,
         },
     );
     if findings.found_anything() || cmdline.needs_network() {
@@ -269,6 +271,57 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
         let _ = std::fs::copy(layout.path("/etc/resolv.conf"), &resolv);
     }
 
+    hand_over(sys, layout, &cmdline, &loader)
+}
+
+/// `root=`: mount the installed root instead of building a tmpfs one.
+fn root_mode(
+    sys: &dyn Sys,
+    layout: &Layout,
+    cmdline: &Cmdline,
+    loader: &alpinit_kmod::Loader,
+    root: &str,
+    dev_is_tmpfs: bool,
+) -> ! {
+    for opt in ["overlaytmpfs", "usrflags", "cryptroot"] {
+        if cmdline.get(opt).is_some() {
+            log::warn(&format!(
+                "{opt}= is not supported in root mode by this version, ignored"
+            ));
+        }
+    }
+    let options = discovery::Options {
+        uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
+        dev_is_tmpfs,
+        policy: WaitPolicy::default(),
+        wanted: Some(crate::rootfs::wanted(root)),
+        scan_media: false,
+    };
+    while let Err(msg) = crate::rootfs::mount_root(
+        sys,
+        layout,
+        loader,
+        root,
+        cmdline.rootfstype(),
+        cmdline.get("rootflags"),
+        options.clone(),
+    ) {
+        recovery_shell(&format!("{msg}. Type exit to try again."));
+    }
+    if cmdline.single() {
+        log::console("Entering single mode. Type 'exit' to continue booting.\n");
+        recovery_shell("");
+    }
+    hand_over(sys, layout, cmdline, loader)
+}
+
+/// Checks `init=`, moves the mounts and switch_roots; never returns.
+fn hand_over(
+    sys: &dyn Sys,
+    layout: &Layout,
+    cmdline: &Cmdline,
+    loader: &alpinit_kmod::Loader,
+) -> ! {
     let init = cmdline.init().to_owned();
     if let Err(e) = handover::check_init(layout, &init) {
         log::error(&e.to_string());

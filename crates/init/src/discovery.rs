@@ -50,11 +50,15 @@ impl DeviceSpec {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct Options {
     pub uevent_buf_size: usize,
     pub dev_is_tmpfs: bool,
     pub policy: WaitPolicy,
     pub wanted: Option<DeviceSpec>,
+    /// Mount file systems and look for apkovls and boot repositories
+    /// (diskless mode); root mode only looks for `wanted`.
+    pub scan_media: bool,
 }
 
 /// What discovery found.
@@ -244,6 +248,11 @@ impl Discovery<'_> {
         }
         if ev.subsystem.as_deref() == Some("block") {
             self.block(ev);
+        } else if self.opts.dev_is_tmpfs {
+            // No devtmpfs: make character nodes mdev-style too (ttys, input, ...).
+            if let (Some(name), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) {
+                let _ = devices::make_node(self.sys, self.layout, name, false, major, minor);
+            }
         }
     }
 
@@ -323,7 +332,7 @@ impl Discovery<'_> {
             let _ = devices::media_alias(self.layout, "cdrom", devname);
         }
         let devnode = format!("/dev/{devname}");
-        if self.mounted_at_start.contains(&devnode) {
+        if !self.opts.scan_media || self.mounted_at_start.contains(&devnode) {
             return;
         }
         self.scan(devname, major, minor, kernel_fs, usb);

@@ -75,6 +75,11 @@ pub fn split_options(opts: &str) -> (MountFlags, String) {
             "nosuid" => flags = flags | MountFlags::NOSUID,
             "nodev" => flags = flags | MountFlags::NODEV,
             "noexec" => flags = flags | MountFlags::NOEXEC,
+            "noatime" => flags = flags | MountFlags(libc::MS_NOATIME),
+            "nodiratime" => flags = flags | MountFlags(libc::MS_NODIRATIME),
+            "relatime" => flags = flags | MountFlags(libc::MS_RELATIME),
+            "sync" => flags = flags | MountFlags(libc::MS_SYNCHRONOUS),
+            "dirsync" => flags = flags | MountFlags(libc::MS_DIRSYNC),
             "rw" | "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail"
             | "suid" | "dev" | "exec" | "async" => {}
             o if o.starts_with("x-") || o.starts_with("comment=") => {}

@@ -150,6 +150,29 @@ mod tests {
         assert_eq!(s.skipped, ["evil.apkovl.tar.gz"]);
     }
 
+    /// security.md M6/M7: a FIFO or directory named like an apkovl is never
+    /// opened, and a newline in a name cannot split a log record.
+    #[test]
+    fn m6_m7_fifo_dir_and_newline_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        nix::unistd::mkfifo(
+            &d.join("fifo.apkovl.tar.gz"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::fs::create_dir(d.join("dir.apkovl.tar.gz")).unwrap();
+        std::fs::write(d.join("new\nline.apkovl.tar.gz"), b"x").unwrap();
+        let s = scan(d).unwrap();
+        assert_eq!(s.apkovls, [d.join("new\nline.apkovl.tar.gz")]);
+        assert_eq!(s.skipped, ["fifo.apkovl.tar.gz"]);
+        let rec = crate::log::record(
+            crate::log::Level::Info,
+            &format!("found apkovl {}", s.apkovls[0].display()),
+        );
+        assert_eq!(rec.matches('\n').count(), 1);
+    }
+
     #[test]
     fn mount_is_read_only_nosuid_nodev_noexec_at_media_devname() {
         let tmp = tempfile::tempdir().unwrap();
