@@ -116,6 +116,8 @@ pub fn assemble(kernel: &Kernel, init: &Path, opts: &Options) -> Result<(Archive
     archive.add_dir("tmp", 0o1777);
     archive.add_file("init", 0o755, read(init)?);
     archive.add_file("etc/fstab", 0o644, FSTAB.as_bytes().to_vec());
+    // The init answers to this name too: a stand-in for Alpine's C helper.
+    archive.add_symlink("sbin/nlplug-findfs", "../init");
     if opts.busybox {
         let busybox = BUSYBOX_CANDIDATES
             .iter()

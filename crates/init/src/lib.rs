@@ -7,6 +7,7 @@ pub mod devices;
 pub mod discovery;
 pub mod early;
 pub mod emergency;
+pub mod findfs_cli;
 pub mod fstab;
 pub mod handover;
 pub mod layout;
@@ -28,6 +29,14 @@ use layout::Layout;
 /// Process entry point.
 pub fn entry() {
     let t_start = log::monotonic();
+    let argv: Vec<String> = std::env::args().collect();
+    let called = argv
+        .first()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or("");
+    if called == "nlplug-findfs" {
+        std::process::exit(findfs_cli::main(&argv[1..]));
+    }
     emergency::install_panic_hook();
     if std::process::id() != 1 {
         eprintln!("alpinit: this is the initramfs /init and must run as PID 1");
