@@ -44,7 +44,7 @@ const NOT_ACTED_ON: &[&str] = &[
     "zfcp",
 ];
 
-pub fn run(sys: &dyn Sys, layout: &Layout, t_start: f64) -> ! {
+pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     let early = match early::mount_api_filesystems(sys, layout) {
         Ok(e) => e,
         Err(e) => {

@@ -115,9 +115,9 @@ pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
 
-/// CLOCK_MONOTONIC in seconds; continuous across switch_root, so the new
-/// root's init can be compared with these lines.
-pub fn monotonic() -> f64 {
+/// CLOCK_MONOTONIC; continuous across switch_root, so the new root's init
+/// can be compared with these lines.
+pub fn monotonic() -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -125,9 +125,12 @@ pub fn monotonic() -> f64 {
     // SAFETY: clock_gettime only writes into the timespec we own.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     if rc != 0 {
-        return 0.0;
+        return std::time::Duration::ZERO;
     }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// A timing line: `alpinit: phase <name> <seconds>`.
@@ -135,8 +138,13 @@ pub fn phase(name: &str) {
     phase_at(name, monotonic());
 }
 
-pub fn phase_at(name: &str, t: f64) {
-    notice(&format!("phase {name} {t:.6}"));
+pub fn phase_at(name: &str, t: std::time::Duration) {
+    // Integer formatting: float printing would add ~10 KB to the init.
+    notice(&format!(
+        "phase {name} {}.{:06}",
+        t.as_secs(),
+        t.subsec_micros()
+    ));
 }
 
 /// Alpine's `ebegin`/`eend` pair.
@@ -187,6 +195,16 @@ mod tests {
             record(Level::Notice, "phase start 1.0"),
             "<5>alpinit: phase start 1.0\n"
         );
+    }
+
+    #[test]
+    fn phase_time_has_six_decimals() {
+        let t = std::time::Duration::new(3, 5_000_000);
+        let rec = record(
+            Level::Notice,
+            &format!("phase x {}.{:06}", t.as_secs(), t.subsec_micros()),
+        );
+        assert_eq!(rec, "<5>alpinit: phase x 3.005000\n");
     }
 
     #[test]
