@@ -127,7 +127,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
         recovery_shell(&why);
     }
     log::phase("media-found");
-    modules::request_after_discovery(&loader, &findings.deferred_aliases);
+    modules::request_after_discovery(&loader);
     let net = if cmdline.needs_network() {
         network::configure(layout, &cmdline)
     } else {

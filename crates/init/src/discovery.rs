@@ -69,9 +69,6 @@ pub struct Findings {
     pub wanted: Option<String>,
     pub block_devices: usize,
     pub gave_up: bool,
-    /// Modaliases whose modules are not needed to find the boot media;
-    /// requested once discovery is over.
-    pub deferred_aliases: Vec<String>,
 }
 
 impl Findings {
@@ -93,6 +90,7 @@ struct Discovery<'a> {
     first_block_logged: bool,
     last_event: Instant,
     last_usb_event: Option<Instant>,
+    preloaded: HashSet<&'static str>,
 }
 
 pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
@@ -122,6 +120,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         first_block_logged: false,
         last_event: started,
         last_usb_event: None,
+        preloaded: HashSet::new(),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = started.elapsed().as_millis();
@@ -226,21 +225,26 @@ impl Discovery<'_> {
             ev.devname.as_deref().unwrap_or(""),
             ev.devpath
         ));
-        // USB hubs enumerate and usb-storage scans on their own schedule;
-        // recent USB activity is one of the "still settling" signals.
-        if devices::is_usb(&ev.devpath) {
+        // USB hubs enumerate on their own schedule: recent activity on the
+        // usb bus is one of the "still settling" signals (a usb-storage
+        // interface without its disk is the other, seen in sysfs). Block and
+        // SCSI events of a stick do not count: they mean it has arrived.
+        if ev.subsystem.as_deref() == Some("usb") {
             self.last_usb_event = Some(Instant::now());
         }
+        self.preload_fs_modules(ev);
         if !matches!(ev.action, Action::Add | Action::Change) {
             return;
         }
         if let Some(alias) = &ev.modalias {
             if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
-                // CPU feature modules (crc32c_intel, aesni...) only speed
-                // things up later; under a single CPU they would compete
-                // with the storage drivers the boot is waiting for.
+                // CPU feature modules (crc32c_intel, aesni, sha256_ssse3...)
+                // only speed things up, and the new root's own coldplug
+                // (OpenRC hwdrivers) loads them from the modloop; loading
+                // them here would compete for the CPU with the storage
+                // drivers and the unpack the boot is waiting for.
                 if alias.starts_with("cpu:") {
-                    self.findings.deferred_aliases.push(alias.clone());
+                    log::debug(&format!("left for the new root: {alias}"));
                 } else {
                     self.loader.request_alias(alias);
                 }
@@ -252,6 +256,23 @@ impl Discovery<'_> {
             // No devtmpfs: make character nodes mdev-style too (ttys, input, ...).
             if let (Some(name), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) {
                 let _ = devices::make_node(self.sys, self.layout, name, false, major, minor);
+            }
+        }
+    }
+
+    /// A USB storage interface takes a second (usb-storage's delay_use) to
+    /// show its disk, a CD drive its disc: load the file system such media
+    /// usually carry meanwhile, while the CPU would otherwise idle, so the
+    /// mount does not wait for it.
+    fn preload_fs_modules(&mut self, ev: &Uevent) {
+        let fstype = match ev.get("DRIVER") {
+            Some("usb-storage" | "uas") => "vfat",
+            Some("sr") => "iso9660",
+            _ => return,
+        };
+        if self.preloaded.insert(fstype) {
+            for m in alpinit_kmod::fs_modules(fstype) {
+                self.loader.request(m);
             }
         }
     }

@@ -35,15 +35,11 @@ pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
 }
 
 /// Modules the new root needs but finding the boot media does not: loop
-/// and squashfs for modloop (Alpine loads them up front), and the deferred
-/// CPU feature modules. Requested after discovery, waited for before
-/// switch_root.
-pub fn request_after_discovery(loader: &Loader, deferred_aliases: &[String]) {
+/// and squashfs, to mount the modloop (Alpine loads them up front).
+/// Requested after discovery, waited for before switch_root.
+pub fn request_after_discovery(loader: &Loader) {
     for m in ["loop", "squashfs"] {
         loader.request(m);
-    }
-    for a in deferred_aliases {
-        loader.request_alias(a);
     }
 }
 

@@ -6,7 +6,8 @@
 //! * once something was found and nothing is settling, we stop at once;
 //! * "settling" means USB storage that may still produce a disk: a
 //!   usb-storage/uas interface bound with no disk behind it yet, or USB
-//!   activity within the last `usb_grace` (a hub that is still enumerating);
+//!   activity on the usb bus within the last `usb_grace` (1 s: a hub that
+//!   is still enumerating);
 //!   while something was found we keep waiting for settling storage at most
 //!   `settle_limit` after the first finding (`usbdelay=` sets it), so an
 //!   apkovl on a slow second stick is not missed (Alpine bug: it waits only
@@ -31,7 +32,7 @@ impl Default for WaitPolicy {
     fn default() -> Self {
         Self {
             idle_timeout: Duration::from_secs(5),
-            usb_grace: Duration::from_millis(1500),
+            usb_grace: Duration::from_millis(1000),
             settle_limit: Duration::from_secs(10),
             hard_limit: Duration::from_secs(60),
             allow_not_found: false,
