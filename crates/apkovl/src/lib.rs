@@ -67,6 +67,7 @@ mod candidate;
 pub mod enc;
 mod gzip;
 mod member;
+mod pipeline;
 mod root;
 #[cfg(test)]
 mod testutil;

@@ -10,8 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{ArchiveError, TarReader};
-use crate::gzip::GzStream;
+use crate::archive::ArchiveError;
 use crate::member::NameError;
 use crate::root::{Resolver, Root};
 
@@ -203,7 +202,7 @@ pub enum UnpackError {
 pub fn unpack<F, R>(open: F, sysroot: &Path, limits: &Limits) -> Result<UnpackReport, UnpackError>
 where
     F: FnMut() -> Result<R, io::Error>,
-    R: Read,
+    R: Read + Send,
 {
     unpack_with(open, sysroot, limits, Resolver::Openat2)
 }
@@ -216,30 +215,22 @@ pub(crate) fn unpack_with<F, R>(
 ) -> Result<UnpackReport, UnpackError>
 where
     F: FnMut() -> Result<R, io::Error>,
-    R: Read,
+    R: Read + Send,
 {
     let root = Root::open(sysroot, resolver).map_err(|source| UnpackError::Sysroot {
         path: sysroot.to_owned(),
         source,
     })?;
-    let mut tar = reader(open().map_err(UnpackError::Source)?, limits);
-    let plan = plan::verify(&mut tar, limits)?;
-    let mut tar = reader(open().map_err(UnpackError::Source)?, limits);
-    let bytes = stage::apply(&mut tar, &root, &plan)?;
+    let src = open().map_err(UnpackError::Source)?;
+    let plan = crate::pipeline::with_tar(src, limits, |tar| plan::verify(tar, limits))?;
+    let src = open().map_err(UnpackError::Source)?;
+    let bytes = crate::pipeline::with_tar(src, limits, |tar| stage::apply(tar, &root, &plan))?;
     Ok(UnpackReport {
         members: plan.members,
         warnings: plan.warnings,
         bytes,
         entries: plan.items.len() as u64,
     })
-}
-
-fn reader<R: Read>(src: R, limits: &Limits) -> TarReader<GzStream<R>> {
-    TarReader::new(
-        GzStream::new(src, limits.max_compressed_bytes),
-        limits.max_total_bytes,
-        limits.max_pax_bytes,
-    )
 }
 
 /// Unpacks a plain `.apkovl.tar.gz` file. The file is opened once with
