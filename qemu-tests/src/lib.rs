@@ -2,7 +2,12 @@
 //! that captures the serial console, the report `report-init` prints in the
 //! new root, and the scenarios themselves.
 
+pub mod console;
+pub mod file_server;
 pub mod media;
+pub mod netboot;
 pub mod qemu;
 pub mod report;
 pub mod scenarios;
+pub mod test_ca;
+pub mod ustar;

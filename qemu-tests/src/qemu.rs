@@ -73,6 +73,8 @@ pub struct Vm {
     disks: usize,
     usb: usize,
     xhci: bool,
+    /// Console input to type; see `console.rs`.
+    pub(crate) console: Vec<crate::console::Step>,
 }
 
 impl Vm {
@@ -82,6 +84,7 @@ impl Vm {
             disks: 0,
             usb: 0,
             xhci: false,
+            console: Vec::new(),
         };
         vm.args(accel.args()).args([
             "-M",
@@ -193,6 +196,9 @@ pub fn run(
     timeout: Duration,
     stop: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Outcome> {
+    if !vm.console.is_empty() {
+        return crate::console::run(vm, log, timeout, stop);
+    }
     if let Some(parent) = log.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }

@@ -1,13 +1,18 @@
 //! `cargo xtask bench boot`: boots one scenario N times and prints the
 //! median time of each `alpinit: phase` line, plus the init and image sizes.
+//! `cargo xtask bench unpack`: the alpinit unpacker against GNU tar.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use alpinit_qemu_tests::report;
 use alpinit_qemu_tests::scenarios::{self, ImageKind, Verdict};
 use anyhow::{bail, Context, Result};
 
+use crate::process::run;
 use crate::{deps, paths, suite};
 
 /// Boot order of the phase names (the contract with the init).
@@ -17,6 +22,9 @@ pub const PHASES: &[&str] = &[
     "coldplug-done",
     "first-block",
     "media-found",
+    "link-up",
+    "dhcp-lease",
+    "download",
     "apkovl-chosen",
     "unpacked",
     "packages",
@@ -115,9 +123,443 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn unpack() -> Result<()> {
-    println!("bench unpack: not yet wired");
+/// `cargo xtask bench unpack [-n N] [--mb M]`: the alpinit unpacker against
+/// GNU `tar -xzf` on the same ~M MB overlay, N runs each, interleaved.
+pub fn unpack(args: &[String]) -> Result<()> {
+    let mut runs = 5usize;
+    let mut target_mb = 50u64;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut number = |what: &str| -> Result<u64> {
+            iter.next()
+                .with_context(|| format!("{arg} needs a value"))?
+                .parse()
+                .with_context(|| format!("{arg} wants {what}"))
+        };
+        match arg.as_str() {
+            "-n" => runs = number("a number of runs")? as usize,
+            "--mb" => target_mb = number("a size in MB")?,
+            other => bail!("unknown bench unpack option {other:?}"),
+        }
+    }
+    if runs == 0 {
+        bail!("-n must be at least 1");
+    }
+    let unpacker = build_unpack_example()?;
+    let work = scratch_dir();
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let result = measure(&unpacker, &work, runs, target_mb);
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn measure(unpacker: &Path, work: &Path, runs: usize, target_mb: u64) -> Result<()> {
+    let overlay = work.join("overlay.apkovl.tar.gz");
+    let tree = work.join("tree");
+    let content = make_overlay_tree(&tree, target_mb * 1_000_000)?;
+    let mut tar = Command::new("tar");
+    tar.args(["--numeric-owner", "-czf"])
+        .arg(&overlay)
+        .arg("-C")
+        .arg(&tree)
+        .args(&content.top_level);
+    run(&mut tar)?;
+    fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
+    let compressed = fs::metadata(&overlay)
+        .with_context(|| format!("reading {}", overlay.display()))?
+        .len();
+    println!(
+        "overlay: {} ({} files, {} dirs, {} symlinks; {:.1} MB of file data, {:.1} MB gzip'd)",
+        overlay.display(),
+        content.files,
+        content.dirs,
+        content.symlinks,
+        content.bytes as f64 / 1e6,
+        compressed as f64 / 1e6
+    );
+    println!("scratch: {} ({})", work.display(), scratch_kind(work));
+    let dest = work.join("dest");
+    let mut alpinit = Samples::default();
+    let mut gnu = Samples::default();
+    for i in 1..=runs {
+        let mut cmd = Command::new(unpacker);
+        cmd.arg(&overlay).arg(&dest);
+        let a = timed(&mut cmd, &dest)?;
+        if i == 1 {
+            check_unpacked(&dest, &content)?;
+        }
+        let mut cmd = Command::new("tar");
+        cmd.arg("-xzf").arg(&overlay).arg("-C").arg(&dest);
+        let g = timed(&mut cmd, &dest)?;
+        println!(
+            "run {i}/{runs}: alpinit {:.3}s {} KiB, tar {:.3}s {} KiB",
+            a.secs, a.max_rss_kib, g.secs, g.max_rss_kib
+        );
+        alpinit.push(a);
+        gnu.push(g);
+    }
+    let _ = fs::remove_dir_all(&dest);
+    let mb = content.bytes as f64 / 1e6;
+    let (a_secs, a_rss) = alpinit.medians();
+    let (g_secs, g_rss) = gnu.medians();
+    println!("\nmedians over {runs} run(s), {mb:.1} MB of uncompressed file data:");
+    println!(
+        "  alpinit unpack: {:>7.1} MB/s  ({a_secs:.3} s)  peak RSS {a_rss} KiB",
+        mb / a_secs
+    );
+    println!(
+        "  GNU tar -xzf:   {:>7.1} MB/s  ({g_secs:.3} s)  peak RSS {g_rss} KiB (tar itself; gzip runs as its own process)",
+        mb / g_secs
+    );
+    println!(
+        "  ratio alpinit/GNU tar: {:.2}x (throughput)",
+        g_secs / a_secs
+    );
+    println!("reproduce: cargo xtask bench unpack -n {runs} --mb {target_mb}");
     Ok(())
+}
+
+fn build_unpack_example() -> Result<PathBuf> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env_remove("CARGO_TARGET_DIR")
+        .current_dir(paths::workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "alpinit-apkovl",
+            "--example",
+            "unpack",
+        ]);
+    run(&mut cmd)?;
+    let bin = paths::target_dir()
+        .join("release")
+        .join("examples")
+        .join("unpack");
+    if !bin.is_file() {
+        bail!(
+            "cargo built the unpack example but {} is missing",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A RAM-backed directory when there is one, so the disk does not decide.
+fn scratch_dir() -> PathBuf {
+    let name = format!("alpinit-bench-unpack-{}", std::process::id());
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join(name)
+    } else {
+        paths::target_dir().join(name)
+    }
+}
+
+fn scratch_kind(dir: &Path) -> &'static str {
+    if dir.starts_with("/dev/shm") {
+        "tmpfs"
+    } else {
+        "target dir"
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TreeContent {
+    pub top_level: Vec<String>,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of regular-file data.
+    pub bytes: u64,
+}
+
+/// Deterministic config-like text: `key = value` lines from a counter.
+pub fn text_file(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "enable",
+        "port",
+        "listen",
+        "user",
+        "path",
+        "timeout",
+        "allow",
+        "deny",
+        "log",
+        "level",
+        "interface",
+        "address",
+        "gateway",
+        "hostname",
+        "service",
+        "option",
+        "default",
+        "cache",
+    ];
+    let mut out = Vec::with_capacity(len + 64);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    while out.len() < len {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let a = WORDS[(x >> 33) as usize % WORDS.len()];
+        let b = WORDS[(x >> 41) as usize % WORDS.len()];
+        let n = (x >> 50) % 10_000;
+        if (x >> 20).is_multiple_of(7) {
+            out.extend_from_slice(format!("# {a} the {b} settings\n").as_bytes());
+        } else {
+            out.extend_from_slice(format!("{a}_{b} = {n}\n").as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// About TARGET bytes of file data under DIR: ~12% small text files in
+/// etc/-like trees, the rest copies of the largest /usr/bin programs that
+/// fit (real machine code compresses like real overlays' binaries do).
+pub fn make_overlay_tree(dir: &Path, target: u64) -> Result<TreeContent> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let mut c = TreeContent::default();
+    let text_budget = target / 8;
+    let mut seed = 0u64;
+    'trees: for top in ["etc", "root"] {
+        for group in 0..40 {
+            let sub = dir
+                .join(top)
+                .join(format!("conf{group:02}.d"))
+                .join("nested");
+            fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+            c.dirs += 2;
+            for n in 0..100 {
+                if c.bytes >= text_budget {
+                    break 'trees;
+                }
+                seed += 1;
+                let len = 200 + (seed * 7919 % 3800) as usize;
+                let name = if n % 2 == 0 {
+                    sub.join(format!("file{n:03}.conf"))
+                } else {
+                    sub.with_file_name(format!("file{n:03}.conf"))
+                };
+                fs::write(&name, text_file(seed, len))
+                    .with_context(|| format!("writing {}", name.display()))?;
+                c.files += 1;
+                c.bytes += len as u64;
+                if n % 25 == 0 {
+                    let link = sub.join(format!("link{n:03}"));
+                    std::os::unix::fs::symlink(format!("../file{:03}.conf", n + 1), link)
+                        .context("creating a symlink")?;
+                    c.symlinks += 1;
+                }
+            }
+        }
+    }
+    let bin = dir.join("usr/local/bin");
+    fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    c.dirs += 3;
+    let mut programs: Vec<(u64, PathBuf)> = fs::read_dir("/usr/bin")
+        .context("reading /usr/bin")?
+        .flatten()
+        .filter_map(|e| {
+            let meta = fs::symlink_metadata(e.path()).ok()?;
+            (meta.is_file() && meta.len() >= 64 * 1024).then(|| (meta.len(), e.path()))
+        })
+        .collect();
+    programs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (size, path) in programs {
+        let left = target.saturating_sub(c.bytes);
+        if left < 64 * 1024 {
+            break;
+        }
+        if size > left {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .context("a /usr/bin entry without a name")?;
+        fs::copy(&path, bin.join(name)).with_context(|| format!("copying {}", path.display()))?;
+        c.files += 1;
+        c.bytes += size;
+    }
+    let mut top: Vec<String> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    top.sort();
+    c.top_level = top;
+    if c.bytes < target / 2 {
+        bail!(
+            "only {} bytes of content could be gathered (is /usr/bin populated?)",
+            c.bytes
+        );
+    }
+    Ok(c)
+}
+
+/// The unpacker must produce what was packed, or the timing means nothing.
+fn check_unpacked(dest: &Path, want: &TreeContent) -> Result<()> {
+    let mut got = TreeContent::default();
+    count_tree(dest, &mut got)?;
+    if (got.files, got.symlinks, got.bytes) != (want.files, want.symlinks, want.bytes) {
+        bail!(
+            "the alpinit unpack of the benchmark overlay is incomplete: {} files, {} symlinks, \
+             {} bytes; want {}, {}, {}",
+            got.files,
+            got.symlinks,
+            got.bytes,
+            want.files,
+            want.symlinks,
+            want.bytes
+        );
+    }
+    Ok(())
+}
+
+fn count_tree(dir: &Path, c: &mut TreeContent) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let meta = fs::symlink_metadata(entry.path())?;
+        if meta.is_dir() {
+            c.dirs += 1;
+            count_tree(&entry.path(), c)?;
+        } else if meta.file_type().is_symlink() {
+            c.symlinks += 1;
+        } else if meta.is_file() {
+            c.files += 1;
+            c.bytes += meta.len();
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub secs: f64,
+    pub max_rss_kib: i64,
+}
+
+#[derive(Debug, Default)]
+struct Samples(Vec<Sample>);
+
+impl Samples {
+    fn push(&mut self, s: Sample) {
+        self.0.push(s);
+    }
+
+    /// Median seconds and median peak RSS.
+    fn medians(&self) -> (f64, i64) {
+        let mut secs: Vec<f64> = self.0.iter().map(|s| s.secs).collect();
+        let mut rss: Vec<f64> = self.0.iter().map(|s| s.max_rss_kib as f64).collect();
+        (
+            median(&mut secs).unwrap_or(f64::NAN),
+            median(&mut rss).unwrap_or(0.0) as i64,
+        )
+    }
+}
+
+/// Runs CMD into a fresh DEST and returns its wall time and peak RSS.
+///
+/// `ru_maxrss` from `wait4` cannot be used alone: at exec the kernel folds
+/// the RSS of the address space being replaced (this process's, through
+/// vfork) into it. So the child is traced (no syscall stops, only its exec
+/// and exit) and its own `VmHWM` is read at the exit stop, while the
+/// memory still exists.
+pub fn timed(cmd: &mut Command, dest: &Path) -> Result<Sample> {
+    use std::os::unix::process::CommandExt;
+    if dest.exists() {
+        fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let shown = format!("{cmd:?}");
+    // SAFETY: the hook runs in the forked child before exec and only makes
+    // one async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {shown}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut peak_kib = None;
+    let mut first_stop = true;
+    let (status, usage) = loop {
+        let (status, usage) = wait(pid).with_context(|| format!("waiting for {shown}"))?;
+        if !libc::WIFSTOPPED(status) {
+            break (status, usage);
+        }
+        let signal = libc::WSTOPSIG(status);
+        let event = status >> 16;
+        let mut deliver = 0;
+        if first_stop && signal == libc::SIGTRAP {
+            first_stop = false;
+            // SAFETY: pid is our stopped tracee; the option is a plain flag.
+            unsafe {
+                libc::ptrace(
+                    libc::PTRACE_SETOPTIONS,
+                    pid,
+                    0,
+                    libc::PTRACE_O_TRACEEXIT as libc::c_long,
+                )
+            };
+        } else if event == libc::PTRACE_EVENT_EXIT {
+            peak_kib = vm_hwm_kib(pid);
+        } else if signal != libc::SIGTRAP {
+            deliver = signal;
+        }
+        // SAFETY: pid is our stopped tracee; `deliver` is 0 or the signal
+        // that stopped it, passed on as if it had not been traced.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
+    };
+    let secs = started.elapsed().as_secs_f64();
+    // The child was reaped above; dropping the handle does not wait again.
+    drop(child);
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{shown} failed: wait status {status:#x}");
+    }
+    Ok(Sample {
+        secs,
+        // Without the exit stop, the kernel's figure is still an upper bound.
+        max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss),
+    })
+}
+
+fn wait(pid: libc::pid_t) -> std::io::Result<(libc::c_int, libc::rusage)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own child; status and usage are valid, writable
+        // locals that outlive the call.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            return Ok((status, usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// `VmHWM:` of /proc/PID/status in KiB.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -136,5 +578,62 @@ mod tests {
             let mut v = input.to_vec();
             assert_eq!(median(&mut v), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn text_files_are_deterministic_text_of_the_asked_length() {
+        for (seed, len) in [(1, 200), (2, 3999), (3, 0)] {
+            let a = text_file(seed, len);
+            assert_eq!(a.len(), len);
+            assert_eq!(a, text_file(seed, len));
+            assert!(a.iter().all(|b| b.is_ascii() && *b != 0));
+        }
+        assert_ne!(text_file(1, 500), text_file(2, 500));
+    }
+
+    #[test]
+    fn overlay_tree_has_the_size_asked_and_counts_match() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("tree");
+        let target = 3_000_000;
+        let made = make_overlay_tree(&tree, target).expect("tree");
+        assert!(made.bytes <= target && made.bytes >= target / 2, "{made:?}");
+        assert!(made.files > 100 && made.symlinks > 0, "{made:?}");
+        let mut counted = TreeContent::default();
+        count_tree(&tree, &mut counted).expect("count");
+        assert_eq!(
+            (counted.files, counted.symlinks, counted.bytes),
+            (made.files, made.symlinks, made.bytes)
+        );
+        check_unpacked(&tree, &made).expect("same tree");
+        fs::remove_file(tree.join("etc/conf00.d/file001.conf")).expect("rm");
+        assert!(check_unpacked(&tree, &made).is_err());
+    }
+
+    #[test]
+    fn timed_reports_rss_and_failures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("dest");
+        fs::create_dir_all(dest.join("stale")).expect("stale");
+        let mut ok = Command::new("sh");
+        ok.args([
+            "-c",
+            "test ! -e stale && head -c 4000000 /dev/zero | tr '\\0' x > big",
+        ])
+        .current_dir(&dest);
+        let sample = timed(&mut ok, &dest).expect("timed");
+        assert!(sample.max_rss_kib > 0);
+        // A program that touches 40 MB must be seen doing so.
+        let mut big = Command::new("sh");
+        big.args([
+            "-c",
+            "x=$(head -c 40000000 /dev/zero | tr '\\0' x); echo ${#x}",
+        ]);
+        let sample = timed(&mut big, &dest).expect("timed");
+        assert!(sample.max_rss_kib > 30_000, "{sample:?}");
+        assert!(!dest.join("stale").exists(), "dest was not made fresh");
+        let mut bad = Command::new("sh");
+        bad.args(["-c", "exit 3"]);
+        assert!(timed(&mut bad, &dest).is_err());
     }
 }

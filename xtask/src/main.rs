@@ -6,6 +6,7 @@ mod cpio;
 mod demo;
 mod deps;
 mod features;
+mod https_image;
 mod initramfs;
 mod kernel;
 mod modules;
@@ -30,7 +31,7 @@ commands:
   test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
   deps
   bench boot [SCENARIO] [-n N]
-  bench unpack
+  bench unpack [-n N] [--mb M]
 ";
 
 fn main() -> ExitCode {
@@ -163,7 +164,7 @@ fn bench_command(args: &[String]) -> Result<()> {
             }
             bench::boot(&scenario, runs)
         }
-        Some((what, _)) if what == "unpack" => bench::unpack(),
+        Some((what, rest)) if what == "unpack" => bench::unpack(rest),
         _ => bail!("bench wants `boot` or `unpack`\n{USAGE}"),
     }
 }

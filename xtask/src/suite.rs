@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::initramfs::{self, Options};
 use crate::kernel::{self, Kernel, KernelSpec};
-use crate::{build, deps, paths};
+use crate::{build, deps, https_image, paths};
 
 #[derive(Debug, Default)]
 pub struct TestArgs {
@@ -102,6 +102,31 @@ fn build_image(
             opts.extras
                 .push((programs.fake_apk.clone(), "/sbin/apk".to_string()));
             "initramfs-fake-apk.gz"
+        }
+        ImageKind::FakeApkInit => {
+            let inspect = out_dir.join("images").join("fake-apk-inspect");
+            std::fs::create_dir_all(out_dir.join("images")).context("creating images/")?;
+            std::fs::write(&inspect, scenarios::REJECTED_INSPECT.join("\n") + "\n")
+                .with_context(|| format!("writing {}", inspect.display()))?;
+            opts.extras.extend([
+                (programs.fake_apk.clone(), "/sbin/apk".to_string()),
+                (
+                    programs.report_init.clone(),
+                    "/usr/share/fake-apk/init".to_string(),
+                ),
+                (inspect, "/usr/share/fake-apk/inspect".to_string()),
+            ]);
+            "initramfs-fake-apk-init.gz"
+        }
+        ImageKind::Https => {
+            if opts.init.is_none() {
+                opts.init = Some(https_image::init()?);
+            }
+            opts.extras.push((
+                https_image::ca_bundle(out_dir)?,
+                https_image::CA_BUNDLE.to_string(),
+            ));
+            "initramfs-https.gz"
         }
     };
     opts.output = Some(out_dir.join("images").join(name));

@@ -2,6 +2,12 @@
 //! `<root>/var/log/fake-apk.argv` (one per line, calls separated by `--`
 //! lines) and, when `--overlay-from-stdin` is given, its stdin to
 //! `<root>/var/log/fake-apk.stdin`. Always exits 0.
+//!
+//! When the initramfs carries `/usr/share/fake-apk/init` (and `inspect`),
+//! a package install (any call but `--initdb`) also "installs" them as
+//! `<root>/sbin/init` and `<root>/etc/alpinit-test/inspect` unless the root
+//! already has them: a boot whose overlay was rejected still reaches a new
+//! root that reports.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -27,10 +33,41 @@ fn main() {
         println!("x86_64");
         return;
     }
-    let log = root_of(&args).join("var/log");
+    let root = root_of(&args);
+    let log = root.join("var/log");
     if let Err(err) = record(&log, &args) {
         eprintln!("fake-apk: {}: {err}", log.display());
     }
+    if !args.iter().any(|a| a == "--initdb") {
+        if let Err(err) = install_extras(std::path::Path::new(SHARE), &root) {
+            eprintln!("fake-apk: installing into {}: {err}", root.display());
+        }
+    }
+}
+
+const SHARE: &str = "/usr/share/fake-apk";
+
+/// (file under SHARE, destination in the root, mode)
+const EXTRAS: &[(&str, &str, u32)] = &[
+    ("init", "sbin/init", 0o755),
+    ("inspect", "etc/alpinit-test/inspect", 0o644),
+];
+
+fn install_extras(share: &std::path::Path, root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, dest, mode) in EXTRAS {
+        let src = share.join(name);
+        let dest = root.join(dest);
+        if !src.is_file() || fs::symlink_metadata(&dest).is_ok() {
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(&src, &dest)?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(*mode))?;
+    }
+    Ok(())
 }
 
 fn record(log: &std::path::Path, args: &[String]) -> std::io::Result<()> {
@@ -81,5 +118,26 @@ mod tests {
         let argv = fs::read_to_string(log.join("fake-apk.argv")).expect("argv");
         assert_eq!(argv, "add\n--initdb\n--\nadd\n--quiet\n--\n");
         assert!(!log.join("fake-apk.stdin").exists());
+    }
+
+    #[test]
+    fn installs_extras_only_where_the_root_has_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let share = tempfile::tempdir().expect("share");
+        let root = tempfile::tempdir().expect("root");
+        // Nothing to install: nothing happens.
+        install_extras(share.path(), root.path()).expect("empty share");
+        assert!(!root.path().join("sbin").exists());
+        fs::write(share.path().join("init"), "new init").expect("init");
+        fs::write(share.path().join("inspect"), "/etc/passwd\n").expect("inspect");
+        fs::create_dir_all(root.path().join("etc/alpinit-test")).expect("dir");
+        fs::write(root.path().join("etc/alpinit-test/inspect"), "mine\n").expect("own");
+        install_extras(share.path(), root.path()).expect("install");
+        let init = root.path().join("sbin/init");
+        assert_eq!(fs::read_to_string(&init).expect("init"), "new init");
+        let mode = fs::metadata(&init).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let inspect = root.path().join("etc/alpinit-test/inspect");
+        assert_eq!(fs::read_to_string(inspect).expect("inspect"), "mine\n");
     }
 }

@@ -4,12 +4,19 @@
 
 mod boot_media;
 mod checks;
+mod hostile;
+mod network;
 mod no_media;
 mod packages;
+mod root_mode;
 
 use boot_media::*;
+pub use hostile::REJECTED_INSPECT;
+use hostile::*;
+use network::*;
 use no_media::*;
 use packages::*;
+use root_mode::*;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,6 +36,12 @@ pub enum ImageKind {
     Standard,
     /// The default image plus the recording `/sbin/apk`.
     FakeApk,
+    /// `FakeApk` whose apk also installs report-init and [`REJECTED_INSPECT`]
+    /// into the new root: for boots whose overlay is rejected.
+    FakeApkInit,
+    /// The init built with `--features https` and the harness's test CA
+    /// as `/etc/ssl/certs/ca-certificates.crt`.
+    Https,
 }
 
 /// Everything the scenarios need from the build.
@@ -148,11 +161,116 @@ pub fn all() -> Vec<Scenario> {
             check: check_no_media_panic,
         },
         Scenario {
+            name: "root-label",
+            about: "root=LABEL=ROOT: the installed root is mounted read-only, no media scan",
+            image: ImageKind::Standard,
+            setup: setup_root_label,
+            check: check_root_label,
+        },
+        Scenario {
             name: "fake-apk",
             about: "the recording /sbin/apk sees Alpine's flags and the overlay list",
             image: ImageKind::FakeApk,
             setup: setup_fake_apk,
             check: check_fake_apk,
+        },
+        Scenario {
+            name: "encrypted-usb",
+            about: "aes-256-cbc apkovl on a USB stick: a wrong, then the right password on the console",
+            image: ImageKind::Standard,
+            setup: setup_encrypted_usb,
+            check: check_encrypted_usb,
+        },
+        Scenario {
+            name: "hostile-overlay",
+            about: "`..` member, symlink escape and device node: rejected whole, exit boots without it",
+            image: ImageKind::FakeApkInit,
+            setup: setup_hostile_overlay,
+            check: check_hostile_overlay,
+        },
+        Scenario {
+            name: "hostile-overlay-panic",
+            about: "the hostile overlay with panic=: no shell, the init gives up and the kernel panics",
+            image: ImageKind::Standard,
+            setup: setup_hostile_panic,
+            check: check_hostile_panic,
+        },
+        Scenario {
+            name: "hostile-symlink",
+            about: "symlink `evil -> /` then `evil/etc/passwd`: rejected whole, exit boots without it",
+            image: ImageKind::FakeApkInit,
+            setup: setup_hostile_symlink,
+            check: check_hostile_symlink,
+        },
+        Scenario {
+            name: "device-nodes",
+            about: "an overlay with a char device and a FIFO: both skipped with a warning, the rest applied",
+            image: ImageKind::Standard,
+            setup: setup_device_nodes,
+            check: check_device_nodes,
+        },
+        Scenario {
+            name: "truncated-overlay",
+            about: "the apkovl cut in half: rejected as truncated, nothing applied",
+            image: ImageKind::FakeApkInit,
+            setup: setup_truncated,
+            check: check_truncated,
+        },
+        Scenario {
+            name: "gzip-bomb",
+            about: "rootflags=size=16M and an overlay inflating to 200 MiB: rejected by the size limit",
+            image: ImageKind::FakeApkInit,
+            setup: setup_gzip_bomb,
+            check: check_gzip_bomb,
+        },
+        Scenario {
+            name: "pxe-mac",
+            about: "pxelinux over QEMU's TFTP, ip=dhcp, apkovl by {MAC} over HTTP, BOOTIF",
+            image: ImageKind::Standard,
+            setup: setup_pxe_mac,
+            check: check_pxe_mac,
+        },
+        Scenario {
+            name: "uuid-token",
+            about: "-uuid and apkovl=http://.../{UUID}.apkovl.tar.gz?token=x",
+            image: ImageKind::Standard,
+            setup: setup_uuid_token,
+            check: check_uuid_token,
+        },
+        Scenario {
+            name: "https-ok",
+            about: "apkovl over HTTPS, verified against the test CA in the image",
+            image: ImageKind::Https,
+            setup: setup_https_ok,
+            check: check_https_ok,
+        },
+        Scenario {
+            name: "https-wrong-ca",
+            about: "HTTPS with a certificate from an untrusted CA fails closed; the local overlay boots",
+            image: ImageKind::Https,
+            setup: setup_https_wrong_ca,
+            check: check_https_wrong_ca,
+        },
+        Scenario {
+            name: "static-ip",
+            about: "static ip= without DHCP, apkovl over HTTP",
+            image: ImageKind::Standard,
+            setup: setup_static_ip,
+            check: check_static_ip,
+        },
+        Scenario {
+            name: "no-dhcp",
+            about: "no DHCP server: bounded failure, no panic, the local overlay boots",
+            image: ImageKind::Standard,
+            setup: setup_no_dhcp,
+            check: check_no_dhcp,
+        },
+        Scenario {
+            name: "bootif-second-nic",
+            about: "two NICs, BOOTIF picks the second; its MAC names the apkovl",
+            image: ImageKind::Standard,
+            setup: setup_bootif_second_nic,
+            check: check_bootif_second_nic,
         },
     ]
 }
