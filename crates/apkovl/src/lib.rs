@@ -70,6 +70,7 @@ mod member;
 mod pipeline;
 mod root;
 #[cfg(test)]
+#[path = "tests/util.rs"]
 mod testutil;
 mod unpack;
 
