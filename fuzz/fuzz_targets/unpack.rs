@@ -1,0 +1,128 @@
+//! apkovl unpacking into a scratch sysroot. Invariant: no panic, and nothing outside the
+//! sysroot is created, removed or changed (content, mode, owner, mtime).
+//!
+//! Input layout: if the first byte is `T`, the rest is a raw tar stream that the harness
+//! gzips before unpacking, so mutations reach the tar and path logic instead of dying on
+//! the gzip CRC; any other input is passed to the unpacker verbatim (gzip layer included).
+//!
+//! Each run gets a fresh directory (on tmpfs when `/dev/shm` exists) laid out as:
+//!
+//! ```text
+//! root/                 the sysroot
+//! root/usr/bin/
+//! root/bin -> usr/bin   usr-merge symlink that must be followed but clamped
+//! root/up -> ../outside pre-existing symlink that points out of the sysroot
+//! outside/sentinel      must be untouched
+//! ```
+#![no_main]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use libfuzzer_sys::fuzz_target;
+
+const SENTINEL: &[u8] = b"sentinel: must not change\n";
+
+/// What must not change about a path outside the sysroot.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    file_type: String,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: (i64, i64),
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Stamp {
+        file_type: format!("{:?}", meta.file_type()),
+        mode: meta.mode(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ino: meta.ino(),
+    }
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn scratch_parent() -> &'static PathBuf {
+    static PARENT: OnceLock<PathBuf> = OnceLock::new();
+    PARENT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+}
+
+fn gzip(tar: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(tar.len() / 2 + 64), Compression::fast());
+    encoder.write_all(tar).unwrap();
+    encoder.finish().unwrap()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let wrapped;
+    let overlay = match data.split_first() {
+        Some((b'T', tar)) => {
+            wrapped = gzip(tar);
+            &wrapped[..]
+        }
+        _ => data,
+    };
+
+    let scratch = tempfile::Builder::new()
+        .prefix("alpinit-fuzz-unpack-")
+        .tempdir_in(scratch_parent())
+        .unwrap();
+    let top = scratch.path();
+    let root = top.join("root");
+    let outside = top.join("outside");
+    let sentinel = outside.join("sentinel");
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    symlink("usr/bin", root.join("bin")).unwrap();
+    symlink("../outside", root.join("up")).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(&sentinel, SENTINEL).unwrap();
+    let before = (stamp(&outside), stamp(&sentinel));
+
+    alpinit_apkovl::fuzz_unpack(overlay, &root);
+
+    let expected_top: BTreeSet<String> = ["outside", "root"].map(String::from).into();
+    assert_eq!(
+        names(top),
+        expected_top,
+        "entries appeared next to the sysroot"
+    );
+    assert_eq!(
+        names(&outside),
+        BTreeSet::from(["sentinel".to_owned()]),
+        "outside/ changed"
+    );
+    assert_eq!(
+        (stamp(&outside), stamp(&sentinel)),
+        before,
+        "metadata outside changed"
+    );
+    assert_eq!(
+        fs::read(&sentinel).unwrap(),
+        SENTINEL,
+        "sentinel content changed"
+    );
+});

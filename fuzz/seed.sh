@@ -1,0 +1,223 @@
+#!/bin/sh
+# Writes small valid seed inputs to fuzz/corpus/<target>/ (gitignored), then copies the
+# committed regression inputs from fuzz/regressions/<target>/ next to them.
+# Needs python3; mkfs.*, sfdisk, xorriso, mksquashfs, mkswap, openssl and tar are used
+# when present and skipped with a note otherwise. Safe to re-run: files are overwritten.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+corpus="$here/corpus"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+have() {
+    if command -v "$1" >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "seed.sh: $1 not found, skipping its seeds" >&2
+    return 1
+}
+
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response; do
+    mkdir -p "$corpus/$t"
+done
+
+# --- cmdline: real Alpine boot lines ----------------------------------------------
+c="$corpus/cmdline"
+printf '%s' 'BOOT_IMAGE=/boot/vmlinuz-lts modules=loop,squashfs,sd-mod,usb-storage quiet console=tty0 console=ttyS0,115200 alpine_dev=LABEL=ALPINE modloop=/boot/modloop-lts apkovl=LABEL=APKOVL:/host.apkovl.tar.gz' >"$c/iso"
+printf '%s\n' 'initrd=initramfs-virt ip=dhcp alpine_repo=http://dl-cdn.alpinelinux.org/alpine/v3.21/main modloop=http://10.0.2.2/modloop-virt apkovl=http://10.0.2.2/{MAC}.apkovl.tar.gz?uuid={UUID} ssh_key=https://10.0.2.2/key.pub BOOTIF=01-52-54-00-12-34-56' >"$c/netboot"
+printf '%s' 'root=UUID=0b5d6c3a-2f7e-4e0a-9a43-58b8c4f0c1de rootfstype=ext4 rootflags=ro,noatime modules=sd-mod,usb-storage,ext4 nomodeset usbdelay=5 debug_init s390x_net=qeth_l2,0.0.0800,0.0.0801,0.0.0802 dasd=0.0.0100 ip=10.0.2.15::10.0.2.2:255.255.255.0:host:eth0:none:10.0.2.3' >"$c/rootdisk"
+printf '%s' 'cryptroot=/dev/sda2 cryptdm=root cryptkey nbd=10.0.0.1:10809 init=/sbin/init init_args="single quiet" overlaytmpfs overlaytmpfsflags=size=50% noautodetect_serial uevent_buf_size=2097152 blacklist=floppy,pcspkr' >"$c/misc"
+
+# --- uevent: kernel netlink datagrams (header, then NUL-terminated KEY=VALUE) ------------
+u="$corpus/uevent"
+printf 'add@/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda1\0ACTION=add\0DEVPATH=/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda1\0SUBSYSTEM=block\0MAJOR=253\0MINOR=1\0DEVNAME=vda1\0DEVTYPE=partition\0DISKSEQ=9\0PARTN=1\0SEQNUM=1421\0' >"$u/block-add"
+printf 'add@/devices/pci0000:00/0000:00:03.0\0ACTION=add\0DEVPATH=/devices/pci0000:00/0000:00:03.0\0SUBSYSTEM=pci\0DRIVER=virtio-pci\0PCI_CLASS=20000\0PCI_ID=1AF4:1000\0PCI_SUBSYS_ID=1AF4:0001\0PCI_SLOT_NAME=0000:00:03.0\0MODALIAS=pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00\0SEQNUM=812\0' >"$u/pci-modalias"
+printf 'remove@/devices/virtual/net/lo\0ACTION=remove\0DEVPATH=/devices/virtual/net/lo\0SUBSYSTEM=net\0INTERFACE=lo\0IFINDEX=1\0SEQNUM=2\0' >"$u/net-remove"
+printf 'libudev\0\376\355\312\376\050\0\0\0\050\0\0\0\0\0\0\0ACTION=add\0' >"$u/libudev"
+
+# --- kmod_indexes: alias NUL dep NUL softdep -----------------------------------------
+{
+    printf '%s\n' '# Aliases extracted from modules themselves.' \
+        'alias pci:v00001AF4d00001000sv*sd*bc*sc*i* virtio_net' \
+        'alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk' \
+        'alias fs-ext4 ext4' 'alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage' \
+        'alias char-major-10-237 loop' 'alias scsi:t-0x00* sd_mod'
+    printf '\0'
+    printf '%s\n' 'kernel/fs/ext4/ext4.ko.gz: kernel/fs/jbd2/jbd2.ko.gz kernel/fs/mbcache.ko.gz kernel/lib/crc16.ko.gz' \
+        'kernel/fs/jbd2/jbd2.ko.gz:' 'kernel/fs/mbcache.ko.gz:' 'kernel/lib/crc16.ko.gz:' \
+        'kernel/drivers/net/virtio_net.ko.xz: kernel/net/core/failover.ko.xz kernel/drivers/net/net_failover.ko.xz' \
+        'kernel/drivers/net/net_failover.ko.xz: kernel/net/core/failover.ko.xz' \
+        'kernel/net/core/failover.ko.xz:' 'kernel/drivers/block/virtio_blk.ko.zst:' \
+        'kernel/drivers/usb/storage/usb-storage.ko: kernel/drivers/scsi/scsi_mod.ko' \
+        'kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko' 'kernel/drivers/scsi/scsi_mod.ko:'
+    printf '\0'
+    printf '%s\n' '# Soft dependencies extracted from modules themselves.' \
+        'softdep ext4 pre: crc32c' 'softdep usb_storage pre: uas post: sd_mod' \
+        'options loop max_loop=8' 'blacklist pcspkr' 'install foo /bin/true' 'alias my_net virtio_net'
+} >"$corpus/kmod_indexes/alpine"
+printf 'alias a b\nalias b a\n\0a.ko: b.ko\nb.ko: a.ko\n\0softdep a pre: b\nsoftdep b pre: a\n' >"$corpus/kmod_indexes/cycle"
+
+# --- probe: heads of real filesystem and partition-table images --------------------------
+p="$corpus/probe"
+mkfs_seed() { # name bytes-to-keep image-MiB command...
+    name=$1 keep=$2 mib=$3
+    shift 3
+    have "$1" || return 0
+    rm -f "$work/img"
+    truncate -s "${mib}M" "$work/img"
+    if "$@" "$work/img" >/dev/null 2>&1; then
+        head -c "$keep" "$work/img" >"$p/$name"
+    else
+        echo "seed.sh: $1 failed, no $name seed" >&2
+    fi
+}
+mkfs_seed ext4 65536 1 mkfs.ext4 -q -F -L ALPINE -U 0b5d6c3a-2f7e-4e0a-9a43-58b8c4f0c1de
+mkfs_seed ext2 65536 1 mkfs.ext2 -q -F -L boot
+mkfs_seed vfat 65536 1 mkfs.vfat -n ALPINE -i 1234ABCD
+mkfs_seed fat32 65536 40 mkfs.vfat -F 32 -n APKOVL
+mkfs_seed exfat 65536 8 mkfs.exfat -L stick
+mkfs_seed swap 65536 1 mkswap -L swap
+mkfs_seed xfs 65536 300 mkfs.xfs -q -L data
+mkfs_seed btrfs 69632 120 mkfs.btrfs -q -L pool
+mkfs_seed f2fs 65536 64 mkfs.f2fs -q -l flash
+if have mksquashfs; then
+    mkdir -p "$work/sq/etc" && echo alpine >"$work/sq/etc/hostname"
+    mksquashfs "$work/sq" "$work/sq.img" -quiet -noappend >/dev/null 2>&1 && cp "$work/sq.img" "$p/squashfs"
+fi
+if have xorriso; then
+    xorriso -as mkisofs -quiet -V ALPINE_ISO -o "$work/iso.img" "$work/sq" >/dev/null 2>&1 &&
+        head -c 65536 "$work/iso.img" >"$p/iso9660"
+fi
+if have sfdisk; then
+    for label in dos gpt; do
+        rm -f "$work/disk"
+        truncate -s 4M "$work/disk"
+        printf 'label: %s\n,1M\n,1M\n,\n' "$label" | sfdisk -q "$work/disk" >/dev/null 2>&1 &&
+            head -c 65536 "$work/disk" >"$p/$label"
+    done
+fi
+
+# --- enc: openssl enc containers (the target's password is "fuzz") -----------------------
+e="$corpus/enc"
+printf 'small overlay payload\n' >"$work/plain"
+if have openssl; then
+    # openssl warns that EVP_BytesToKey is deprecated; that is the format lbu writes.
+    exec 3>&2 2>/dev/null
+    openssl enc -aes-256-cbc -salt -pass pass:fuzz -md sha256 -in "$work/plain" -out "$e/salted-fuzz"
+    openssl enc -aes-256-cbc -salt -pass pass:x -md sha256 -in "$work/plain" -out "$e/salted-x"
+    openssl enc -aes-256-cbc -nosalt -pass pass:fuzz -md sha256 -in "$work/plain" -out "$e/nosalt-fuzz"
+    : | openssl enc -aes-256-cbc -salt -pass pass:fuzz -md sha256 -out "$e/empty-fuzz"
+    exec 2>&3 3>&-
+fi
+
+# --- unpack: real gzip'd tars (verbatim) and raw tars prefixed with T (harness gzips) ----
+un="$corpus/unpack"
+if have tar && have gzip; then
+    mkdir -p "$work/ovl/etc/apk" "$work/ovl/root" "$work/ovl/bin"
+    echo host >"$work/ovl/etc/hostname"
+    printf 'alpine-base\nopenssh\n' >"$work/ovl/etc/apk/world"
+    ln -s /usr/share/zoneinfo/UTC "$work/ovl/etc/localtime"
+    printf '#!/bin/sh\n' >"$work/ovl/bin/hello" && chmod 755 "$work/ovl/bin/hello"
+    ln "$work/ovl/etc/hostname" "$work/ovl/root/hostname.link"
+    chmod 700 "$work/ovl/root"
+    tar -C "$work/ovl" --owner=0 --group=0 --numeric-owner -b 1 -cf "$work/ovl.tar" etc root bin
+    gzip -9 -n -c "$work/ovl.tar" >"$un/lbu.apkovl.tar.gz"
+    { printf T; cat "$work/ovl.tar"; } >"$un/T-lbu"
+    tar -C "$work/ovl" --format=pax -b 1 -cf - etc | gzip -c >"$un/pax.tar.gz"
+fi
+# Hazard shapes from the security reference (section 12, A1-A19): each should be rejected
+# or clamped, never write outside the sysroot.
+python3 - "$un" <<'PY'
+import io, sys, tarfile
+
+out = sys.argv[1]
+
+def build(name, members, fmt=tarfile.GNU_FORMAT):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for kind, path, extra in members:
+            info = tarfile.TarInfo(path)
+            data = None
+            if kind == "file":
+                data = extra.encode()
+                info.size = len(data)
+                info.mode = 0o644
+            elif kind == "dir":
+                info.type = tarfile.DIRTYPE
+                info.mode = extra
+            elif kind == "sym":
+                info.type = tarfile.SYMTYPE
+                info.linkname = extra
+            elif kind == "hard":
+                info.type = tarfile.LNKTYPE
+                info.linkname = extra
+            elif kind == "chr":
+                info.type = tarfile.CHRTYPE
+                info.devmajor, info.devminor = 1, 1
+            elif kind == "suid":
+                data = b"x"
+                info.size, info.mode, info.uid = 1, 0o4755, 0
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    # Drop tarfile's record padding after the two zero end blocks: shorter seeds, faster runs.
+    data = buf.getvalue().rstrip(b"\0")
+    data += bytes(-len(data) % 512 + 1024)
+    with open(f"{out}/T-{name}", "wb") as f:
+        f.write(b"T" + data)
+
+build("dotdot", [("file", "../escape", "x"), ("file", "etc/ok", "y")])
+build("abs", [("file", "/etc/motd", "motd")])
+build("sym-up", [("sym", "x", "../../.."), ("file", "x/pwned", "p")])
+build("preexisting-up", [("file", "up/pwned", "p"), ("dir", "up", 0o777)])
+build("usrmerge", [("file", "bin/sh", "#!"), ("file", "usr/bin/env", "e")])
+build("sym-dir", [("sym", "d", "/"), ("dir", "d", 0o777)])
+build("hard-out", [("hard", "h", "../outside/sentinel"), ("file", "h", "data")])
+build("chain", [("sym", "a/b/c/up", "../.."), ("sym", "a/b/escape", "c/up/../.."), ("hard", "exfil", "a/b/escape/x")])
+build("collide", [("file", "p", "1"), ("dir", "p", 0o755), ("sym", "p", "/"), ("file", "p", "2")])
+build("special", [("chr", "dev/mem", None), ("suid", "usr/bin/x", None), ("dir", "root", 0o777)])
+build("pax-long", [("file", "a" * 200 + "/" + "b" * 120, "long"), ("sym", "l", "t" * 150)], tarfile.PAX_FORMAT)
+PY
+
+# --- dhcp: BOOTREPLY OFFER and ACK --------------------------------------------------------
+python3 - "$corpus/dhcp" <<'PY'
+import struct, sys
+
+out = sys.argv[1]
+
+def reply(msg_type, extra=b""):
+    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 2, 1, 6, 0, 0x3903F326, 0, 0x8000,
+                       bytes(4), bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2]), bytes(4),
+                       bytes.fromhex("525400123456") + bytes(10), b"", b"")
+    opts = bytes([53, 1, msg_type, 54, 4, 10, 0, 2, 2, 51, 4, 0, 1, 81, 128,
+                  1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 2, 2, 6, 8, 10, 0, 2, 3, 1, 1, 1, 1,
+                  12, 4]) + b"host" + bytes([15, 7]) + b"example" + extra + bytes([255])
+    return head + bytes([99, 130, 83, 99]) + opts
+
+for name, kind in (("offer", 2), ("ack", 5), ("nak", 6)):
+    with open(f"{out}/{name}", "wb") as f:
+        f.write(reply(kind))
+with open(f"{out}/split-option", "wb") as f:
+    f.write(reply(5, bytes([6, 4, 8, 8, 8, 8, 0, 0, 6, 4, 8, 8, 4, 4])))
+PY
+
+# --- http_response ----------------------------------------------------------------------
+h="$corpus/http_response"
+printf 'HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: 5\r\n\r\nhello' >"$h/length"
+printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n' >"$h/chunked"
+printf 'HTTP/1.1 301 Moved Permanently\r\nLocation: http://10.0.2.2/new.apkovl.tar.gz\r\nContent-Length: 0\r\n\r\n' >"$h/redirect"
+printf 'HTTP/1.0 200 OK\r\nServer: busybox\r\n\r\nbody until close' >"$h/close"
+printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found' >"$h/404"
+
+# --- committed regression inputs --------------------------------------------------------
+if [ -d "$here/regressions" ]; then
+    for dir in "$here"/regressions/*/; do
+        [ -d "$dir" ] || continue
+        t=$(basename "$dir")
+        mkdir -p "$corpus/$t"
+        cp "$dir"* "$corpus/$t/" 2>/dev/null || true
+    done
+fi
+
+for t in "$corpus"/*/; do
+    printf '%-14s %3d seeds\n' "$(basename "$t")" "$(find "$t" -type f | wc -l)"
+done
