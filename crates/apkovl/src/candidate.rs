@@ -75,6 +75,12 @@ fn is_primary(c: &Candidate) -> bool {
     }
 }
 
+/// The order in which kernel device names are taken (`sda2 < sda10 < sdb1 <
+/// sr0 < vda1`): the tie-break of [`choose`], also used for device links.
+pub fn device_order(a: &str, b: &str) -> Ordering {
+    natural_cmp(a.as_bytes(), b.as_bytes())
+}
+
 /// Natural order: runs of digits compare by numeric value, everything else bytewise.
 fn natural_cmp(a: &[u8], b: &[u8]) -> Ordering {
     let (mut i, mut j) = (0, 0);

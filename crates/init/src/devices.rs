@@ -113,7 +113,7 @@ pub fn media_alias(layout: &Layout, alias: &str, devname: &str) -> std::io::Resu
     let link = layout.dev().join(alias);
     if let Ok(current) = std::fs::read_link(&link) {
         let current = current.to_string_lossy().into_owned();
-        if crate::order::natural_cmp(&current, devname) != std::cmp::Ordering::Greater {
+        if alpinit_apkovl::device_order(&current, devname) != std::cmp::Ordering::Greater {
             return Ok(false);
         }
     }

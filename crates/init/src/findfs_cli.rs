@@ -147,7 +147,7 @@ pub fn main(argv: &[String]) -> i32 {
     let mut apkovls: Vec<String> = Vec::new();
     let mut repos: Vec<String> = Vec::new();
     let mut media = findings.media.clone();
-    media.sort_by(|a, b| crate::order::natural_cmp(&a.devname, &b.devname));
+    media.sort_by(|a, b| alpinit_apkovl::device_order(&a.devname, &b.devname));
     for m in &media {
         apkovls.extend(m.apkovls.iter().map(|p| p.display().to_string()));
         repos.extend(m.repos.iter().map(|p| p.display().to_string()));

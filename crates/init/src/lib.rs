@@ -15,7 +15,6 @@ pub mod log;
 pub mod media;
 pub mod modules;
 pub mod network;
-pub mod order;
 pub mod overlay;
 pub mod packages;
 pub mod password;
