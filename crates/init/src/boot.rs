@@ -158,6 +158,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
         &findings.media,
         findings.wanted.as_deref(),
         &net,
+        &loader,
     );
     log::phase("apkovl-chosen");
     let apk = layout.path("/sbin/apk");

@@ -360,11 +360,7 @@ impl Discovery<'_> {
     }
 
     fn scan(&mut self, devname: &str, major: u32, minor: u32, fstype: &str, usb: bool) {
-        for m in alpinit_kmod::fs_modules(fstype) {
-            if let Err(e) = self.loader.load_now(m) {
-                log::debug(&format!("module {m} for {fstype}: {e}"));
-            }
-        }
+        media::load_fs_modules(self.loader, fstype);
         let mnt = match media::mount(self.sys, self.layout, devname, fstype) {
             Ok(m) => m,
             Err(e) => {

@@ -111,6 +111,25 @@ pub fn mount(
     Ok(mnt)
 }
 
+/// The mount(2) file system type of `/dev/<devname>`, read from its superblock.
+pub fn fstype_of(layout: &Layout, devname: &str) -> Option<String> {
+    alpinit_probe::probe_path(&layout.dev().join(devname))
+        .ok()
+        .and_then(|p| p.fstype)
+        .and_then(|t| alpinit_probe::mount_fstype(&t).map(str::to_owned))
+}
+
+/// Loads what mounting `fstype` needs (the module, its softdeps, nls), since
+/// there is no /sbin/modprobe for the kernel to call. Built-in file systems
+/// and unknown names are fine: the mount then says what is missing.
+pub fn load_fs_modules(loader: &alpinit_kmod::Loader, fstype: &str) {
+    for m in alpinit_kmod::fs_modules(fstype) {
+        if let Err(e) = loader.load_now(m) {
+            crate::log::debug(&format!("module {m} for {fstype}: {e}"));
+        }
+    }
+}
+
 /// Device names that appear as mount sources in `/proc/mounts`.
 pub fn mounted_sources(proc_mounts: &str) -> Vec<String> {
     proc_mounts

@@ -28,6 +28,7 @@ pub fn locate(
     media: &[Medium],
     found_dev: Option<&str>,
     net: &crate::network::Network,
+    loader: &alpinit_kmod::Loader,
 ) -> Source {
     match spec {
         None => Source {
@@ -67,25 +68,16 @@ pub fn locate(
                     unmount: None,
                 };
             }
-            let fstype = match fstype {
-                Some(f) => f.clone(),
-                None => {
-                    let node = layout.dev().join(&devname);
-                    match alpinit_probe::probe_path(&node)
-                        .ok()
-                        .and_then(|p| p.fstype)
-                        .and_then(|t| alpinit_probe::mount_fstype(&t).map(str::to_owned))
-                    {
-                        Some(t) => t,
-                        None => {
-                            log::error(&format!(
-                                "apkovl={device}:..: cannot tell the file system of /dev/{devname}"
-                            ));
-                            return Source::default();
-                        }
-                    }
-                }
+            let Some(fstype) = fstype
+                .clone()
+                .or_else(|| crate::media::fstype_of(layout, &devname))
+            else {
+                log::error(&format!(
+                    "apkovl={device}:..: cannot tell the file system of /dev/{devname}"
+                ));
+                return Source::default();
             };
+            crate::media::load_fs_modules(loader, &fstype);
             match crate::media::mount(sys, layout, &devname, &fstype) {
                 Ok(mnt) => Source {
                     path: Some(mnt.join(path.trim_start_matches('/'))),

@@ -39,27 +39,20 @@ pub fn mount_root(
         return Err(msg);
     };
     log::phase("media-found");
-    let node = layout.dev().join(&devname);
-    let fstype = match rootfstype {
-        Some(t) => t.to_owned(),
+    let fstype = match rootfstype
+        .map(str::to_owned)
+        .or_else(|| crate::media::fstype_of(layout, &devname))
+    {
+        Some(t) => t,
         None => {
-            match alpinit_probe::probe_path(&node)
-                .ok()
-                .and_then(|p| p.fstype)
-                .and_then(|t| alpinit_probe::mount_fstype(&t).map(str::to_owned))
-            {
-                Some(t) => t,
-                None => {
-                    let msg = format!("cannot tell the file system of /dev/{devname} (root={spec}); set rootfstype=");
-                    p.failed(&msg);
-                    return Err(msg);
-                }
-            }
+            let msg = format!(
+                "cannot tell the file system of /dev/{devname} (root={spec}); set rootfstype="
+            );
+            p.failed(&msg);
+            return Err(msg);
         }
     };
-    for m in alpinit_kmod::fs_modules(&fstype) {
-        let _ = loader.load_now(m);
-    }
+    crate::media::load_fs_modules(loader, &fstype);
     let (flags, data) = root_mount_options(rootflags);
     let sysroot = layout.sysroot();
     let _ = std::fs::create_dir_all(&sysroot);
