@@ -28,8 +28,6 @@ const NOT_ACTED_ON: &[&str] = &[
     "cryptroot",
     "dasd",
     "ds",
-    "ip",
-    "BOOTIF",
     "memdisk",
     "nbd",
     "overlaytmpfs",
@@ -42,6 +40,31 @@ const NOT_ACTED_ON: &[&str] = &[
     "usrflags",
     "wireguard",
     "zfcp",
+];
+
+/// Options this init acts on (the complement of [`NOT_ACTED_ON`]).
+const ACTED_ON: &[&str] = &[
+    "BOOTIF",
+    "alpine_repo",
+    "apkovl",
+    "blacklist",
+    "bootstrap_usr_merged",
+    "debug_init",
+    "init",
+    "init_args",
+    "ip",
+    "keep_apk_new",
+    "modules",
+    "panic",
+    "pkgs",
+    "quiet",
+    "root",
+    "root_size",
+    "rootflags",
+    "rootfstype",
+    "ssh_key",
+    "uevent_buf_size",
+    "usbdelay",
 ];
 
 pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
@@ -363,5 +386,27 @@ fn copy_dir_files(from: &std::path::Path, to: &std::path::Path) {
         if e.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::copy(e.path(), to.join(e.file_name()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: ip= and BOOTIF= were reported as ignored on network boots.
+    #[test]
+    fn every_alpine_option_is_either_acted_on_or_reported() {
+        for opt in alpinit_cmdline::OPTIONS {
+            let acted = ACTED_ON.contains(&opt);
+            let reported = NOT_ACTED_ON.contains(&opt);
+            assert!(
+                acted != reported,
+                "{opt}: acted on {acted}, reported as ignored {reported}"
+            );
+        }
+        assert_eq!(
+            ACTED_ON.len() + NOT_ACTED_ON.len(),
+            alpinit_cmdline::OPTIONS.len()
+        );
     }
 }
