@@ -42,31 +42,6 @@ const NOT_ACTED_ON: &[&str] = &[
     "zfcp",
 ];
 
-/// Options this init acts on (the complement of [`NOT_ACTED_ON`]).
-const ACTED_ON: &[&str] = &[
-    "BOOTIF",
-    "alpine_repo",
-    "apkovl",
-    "blacklist",
-    "bootstrap_usr_merged",
-    "debug_init",
-    "init",
-    "init_args",
-    "ip",
-    "keep_apk_new",
-    "modules",
-    "panic",
-    "pkgs",
-    "quiet",
-    "root",
-    "root_size",
-    "rootflags",
-    "rootfstype",
-    "ssh_key",
-    "uevent_buf_size",
-    "usbdelay",
-];
-
 pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     let early = match early::mount_api_filesystems(sys, layout) {
         Ok(e) => e,
@@ -392,6 +367,31 @@ fn copy_dir_files(from: &std::path::Path, to: &std::path::Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Options this init acts on: the complement of `NOT_ACTED_ON`.
+    const ACTED_ON: &[&str] = &[
+        "BOOTIF",
+        "alpine_repo",
+        "apkovl",
+        "blacklist",
+        "bootstrap_usr_merged",
+        "debug_init",
+        "init",
+        "init_args",
+        "ip",
+        "keep_apk_new",
+        "modules",
+        "panic",
+        "pkgs",
+        "quiet",
+        "root",
+        "root_size",
+        "rootflags",
+        "rootfstype",
+        "ssh_key",
+        "uevent_buf_size",
+        "usbdelay",
+    ];
 
     /// Regression: ip= and BOOTIF= were reported as ignored on network boots.
     #[test]
