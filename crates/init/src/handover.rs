@@ -147,6 +147,17 @@ pub fn free_initramfs(dir: &Path, dev: u64, keep: &Path) {
     }
 }
 
+/// The init's peak resident memory (`VmHWM`), for the boot log.
+pub fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_hwm(&status)
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// switch_root: only returns on failure.
 pub fn switch_root(
     sys: &dyn Sys,
@@ -185,6 +196,9 @@ pub fn switch_root(
             std::io::Error::from(std::io::ErrorKind::InvalidInput),
         );
     };
+    if let Some(kib) = peak_memory_kib() {
+        log::info(&format!("peak memory {kib} kB"));
+    }
     log::phase("switch-root");
     match nix::unistd::execv(&prog, &argv) {
         Err(e) => step("exec", std::io::Error::from_raw_os_error(e as i32)),
@@ -195,6 +209,15 @@ pub fn switch_root(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_from_proc_status() {
+        assert_eq!(
+            vm_hwm("Name:\tinit\nVmPeak:\t 9000 kB\nVmHWM:\t    4321 kB\n"),
+            Some(4321)
+        );
+        assert_eq!(vm_hwm("Name:\tinit\n"), None);
+    }
 
     #[test]
     fn mounts_to_move_skips_root_sysroot_and_children() {
