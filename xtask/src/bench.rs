@@ -53,6 +53,7 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     let assets = suite::prepare(&chosen, None)?;
     let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut to_new_init = Vec::new();
+    let mut peak_kib = Vec::new();
     let mut ok = 0;
     for i in 1..=runs {
         let result = scenarios::run(scenario, &assets);
@@ -70,6 +71,9 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
         let seen = report::phases(&result.log);
         for (name, secs) in &seen {
             phases.entry(name.clone()).or_default().push(*secs);
+        }
+        if let Some(kib) = peak_memory_kib(&result.log) {
+            peak_kib.push(kib);
         }
         let start = seen.iter().find(|(n, _)| n == "start").map(|p| p.1);
         if let (Some(start), Some(new)) =
@@ -102,6 +106,9 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     if let Some(m) = median(&mut to_new_init) {
         println!("  init start -> new root's init: {m:.3}");
     }
+    if let Some(m) = median(&mut peak_kib) {
+        println!("init peak memory (VmHWM at switch_root): {m:.0} kB");
+    }
     let init = paths::musl_binary("alpinit");
     let init_size = fs::metadata(&init)
         .with_context(|| format!("reading {}", init.display()))?
@@ -121,6 +128,12 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
         println!("image: {size} bytes ({})", image.display());
     }
     Ok(())
+}
+
+/// The init's `alpinit: peak memory N kB` line.
+fn peak_memory_kib(log: &str) -> Option<f64> {
+    let (_, rest) = log.split_once("alpinit: peak memory ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// `cargo xtask bench unpack [-n N] [--mb M]`: the alpinit unpacker against
@@ -565,6 +578,13 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_memory_line_is_found() {
+        let log = "[ 1.0] alpinit: phase packages 1.0\n[ 1.1] alpinit: peak memory 3120 kB\n";
+        assert_eq!(peak_memory_kib(log), Some(3120.0));
+        assert_eq!(peak_memory_kib("nothing"), None);
+    }
 
     #[test]
     fn medians() {
