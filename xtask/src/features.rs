@@ -1,9 +1,10 @@
 //! Module feature sets in the spirit of mkinitfs `features.d/*.modules`.
 //!
 //! An entry is a module name or name glob (`-` and `_` are the same), or a
-//! path glob under `lib/modules/<release>/` when it contains a `/`. A
-//! trailing `?` marks an entry that may be absent from a kernel (built in,
-//! or not configured) without a warning.
+//! path glob or directory under `lib/modules/<release>/` when it contains a
+//! `/`; globs are `alpinit_kmod::fnmatch` wildcards. Aliases are not entries.
+//! A trailing `?` marks an entry that may be absent from a kernel (built in,
+//! or not configured) without a warning. See `modules::ModuleIndex::closure`.
 
 use anyhow::{bail, Result};
 

@@ -1,39 +1,15 @@
-//! The kernel's module indexes (modules.dep, .softdep, .alias, .builtin) and
-//! the dependency closure of a set of requested modules.
+//! The module closure of an image: feature entries (see `features`) matched
+//! against the kernel's module index, then expanded through dependencies and
+//! softdeps by `alpinit_kmod`, the same planner the init loads with.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use glob::Pattern;
+use alpinit_kmod::{fnmatch, normalize, ModprobeConfig};
+use anyhow::Result;
 
-/// `usb-storage` and `usb_storage` name the same module.
-pub fn normalise(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-/// The module name of a path like `kernel/drivers/usb/storage/usb-storage.ko`.
-pub fn name_of_path(path: &str) -> String {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    let stem = [".ko.xz", ".ko.zst", ".ko.gz", ".ko"]
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext))
-        .unwrap_or(file);
-    normalise(stem)
-}
-
-#[derive(Debug, Default)]
 pub struct ModuleIndex {
-    /// name -> path relative to the release dir
-    paths: BTreeMap<String, String>,
-    /// name -> names it depends on (modules.dep is already transitive)
-    deps: BTreeMap<String, Vec<String>>,
-    /// name -> softdep names or aliases (pre and post alike)
-    softdeps: BTreeMap<String, Vec<String>>,
-    /// (alias pattern, module name)
-    aliases: Vec<(String, String)>,
-    builtin: BTreeSet<String>,
+    index: alpinit_kmod::ModuleIndex,
 }
 
 /// What a request for modules came to.
@@ -49,102 +25,38 @@ pub struct Closure {
 
 impl ModuleIndex {
     pub fn load(release_dir: &Path) -> Result<ModuleIndex> {
-        let read = |name: &str| -> Result<String> {
-            let path = release_dir.join(name);
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-        };
-        let optional = |name: &str| fs::read_to_string(release_dir.join(name)).unwrap_or_default();
-        Ok(ModuleIndex::parse(
-            &read("modules.dep")?,
-            &optional("modules.softdep"),
-            &optional("modules.alias"),
-            &optional("modules.builtin"),
-        ))
+        Ok(ModuleIndex {
+            index: alpinit_kmod::ModuleIndex::load(release_dir)?,
+        })
     }
 
-    pub fn parse(dep: &str, softdep: &str, alias: &str, builtin: &str) -> ModuleIndex {
-        let mut index = ModuleIndex::default();
-        for line in dep.lines() {
-            let Some((module, rest)) = line.split_once(':') else {
-                continue;
-            };
-            let name = name_of_path(module.trim());
-            index.paths.insert(name.clone(), module.trim().to_string());
-            index
-                .deps
-                .insert(name, rest.split_whitespace().map(name_of_path).collect());
-        }
-        for line in softdep.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("softdep") {
-                continue;
-            }
-            let Some(module) = words.next() else { continue };
-            let list = index.softdeps.entry(normalise(module)).or_default();
-            list.extend(
-                words
-                    .filter(|w| *w != "pre:" && *w != "post:")
-                    .map(str::to_string),
-            );
-        }
-        for line in alias.lines() {
-            let mut words = line.split_whitespace();
-            if let (Some("alias"), Some(pattern), Some(module)) =
-                (words.next(), words.next(), words.next())
-            {
-                index.aliases.push((pattern.to_string(), normalise(module)));
-            }
-        }
-        index.builtin = builtin.lines().map(name_of_path).collect();
-        index
-    }
-
-    /// Modules matching a feature entry (see `features`).
-    fn matching(&self, entry: &str) -> Vec<String> {
+    /// Names of the modules a feature entry selects: a path pattern (or a
+    /// directory) when it contains a `/`, else a name pattern. Aliases are
+    /// not consulted, so an entry never pulls in a module it does not name.
+    fn matching(&self, entry: &str) -> Vec<&str> {
         if entry.contains('/') {
-            let Ok(pattern) = Pattern::new(entry.trim_end_matches('/')) else {
-                return Vec::new();
-            };
-            let dir_prefix = format!("{}/", entry.trim_end_matches('/'));
+            let pattern = entry.trim_end_matches('/');
+            let dir_prefix = format!("{pattern}/");
             return self
-                .paths
-                .iter()
-                .filter(|(_, path)| pattern.matches(path) || path.starts_with(&dir_prefix))
-                .map(|(name, _)| name.clone())
+                .index
+                .modules()
+                .filter(|(_, path)| fnmatch(pattern, path) || path.starts_with(&dir_prefix))
+                .map(|(name, _)| name)
                 .collect();
         }
-        let wanted = normalise(entry);
-        match Pattern::new(&wanted) {
-            Ok(pattern) if wanted.contains(['*', '?', '[']) => self
-                .paths
-                .keys()
-                .filter(|name| pattern.matches(name))
-                .cloned()
-                .collect(),
-            _ if self.paths.contains_key(&wanted) => vec![wanted],
-            _ => Vec::new(),
-        }
-    }
-
-    /// A softdep names a module or an alias (`crypto-crc32c`).
-    fn resolve_soft(&self, name: &str) -> Vec<String> {
-        let direct = normalise(name);
-        if self.paths.contains_key(&direct) {
-            return vec![direct];
-        }
-        self.aliases
-            .iter()
-            .filter(|(pattern, _)| {
-                pattern == name || Pattern::new(pattern).is_ok_and(|p| p.matches(name))
-            })
-            .map(|(_, module)| module.clone())
-            .filter(|module| self.paths.contains_key(module))
+        let wanted = normalize(entry);
+        self.index
+            .modules()
+            .filter(|(name, _)| fnmatch(&wanted, name))
+            .map(|(name, _)| name)
             .collect()
     }
 
     pub fn closure(&self, entries: &[&str]) -> Closure {
+        // The image carries no modprobe.d, so the plan must not depend on one.
+        let config = ModprobeConfig::default();
+        let paths: HashMap<&str, &str> = self.index.modules().collect();
         let mut closure = Closure::default();
-        let mut queue = VecDeque::new();
         for entry in entries {
             let (entry, optional) = match entry.strip_suffix('?') {
                 Some(e) => (e, true),
@@ -152,25 +64,25 @@ impl ModuleIndex {
             };
             let found = self.matching(entry);
             if found.is_empty() {
-                if self.builtin.contains(&normalise(entry)) {
-                    closure.builtin.insert(normalise(entry));
+                if self.index.is_builtin(entry) {
+                    closure.builtin.insert(normalize(entry));
                 } else if !optional {
                     closure.missing.push(entry.to_string());
                 }
             }
-            queue.extend(found);
-        }
-        let mut seen = BTreeSet::new();
-        while let Some(name) = queue.pop_front() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            if let Some(path) = self.paths.get(&name) {
-                closure.paths.insert(path.clone());
-            }
-            queue.extend(self.deps.get(&name).into_iter().flatten().cloned());
-            for soft in self.softdeps.get(&name).into_iter().flatten() {
-                queue.extend(self.resolve_soft(soft));
+            for name in found {
+                // Names come from the index itself, so this fails only if kmod
+                // stops resolving its own module names; report it, don't hide it.
+                let Ok(steps) = self.index.plan(name, &config) else {
+                    closure.missing.push(name.to_string());
+                    continue;
+                };
+                closure.paths.extend(
+                    steps
+                        .iter()
+                        .filter_map(|step| paths.get(step.name.as_str()))
+                        .map(|path| path.to_string()),
+                );
             }
         }
         closure
@@ -206,24 +118,19 @@ alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage
     const BUILTIN: &str = "kernel/drivers/virtio/virtio.ko\n";
 
     fn index() -> ModuleIndex {
-        ModuleIndex::parse(DEP, SOFTDEP, ALIAS, BUILTIN)
+        ModuleIndex {
+            index: alpinit_kmod::ModuleIndex::parse(
+                Path::new("/lib/modules/6.1.0-test"),
+                DEP,
+                ALIAS,
+                SOFTDEP,
+                BUILTIN,
+            ),
+        }
     }
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn names_from_paths() {
-        let cases = [
-            ("kernel/drivers/usb/storage/usb-storage.ko", "usb_storage"),
-            ("kernel/fs/nls/nls_iso8859-1.ko", "nls_iso8859_1"),
-            ("kernel/x/y.ko.xz", "y"),
-            ("plain", "plain"),
-        ];
-        for (path, want) in cases {
-            assert_eq!(name_of_path(path), want);
-        }
     }
 
     #[test]
@@ -273,7 +180,19 @@ alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage
                 missing: &[],
             },
             Case {
-                entries: &["virtio", "nope", "optional?"],
+                // a path glob, with the dependencies of what it selects
+                entries: &["kernel/drivers/usb/*/usb-*.ko"],
+                paths: &[
+                    "kernel/drivers/scsi/scsi_mod.ko",
+                    "kernel/drivers/usb/core/usbcore.ko",
+                    "kernel/drivers/usb/storage/usb-storage.ko",
+                ],
+                builtin: &[],
+                missing: &[],
+            },
+            Case {
+                // an alias is not a module name: entries name modules only
+                entries: &["crypto-crc32c-generic?", "virtio", "nope", "optional?"],
                 paths: &[],
                 builtin: &["virtio"],
                 missing: &["nope"],

@@ -234,6 +234,15 @@ impl ModuleIndex {
         self.modules.is_empty()
     }
 
+    /// The loadable modules as `(normalised name, path as written in modules.dep)`, in order
+    /// of first mention in modules.dep. Lets an image builder select modules by name or path
+    /// pattern.
+    pub fn modules(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.modules
+            .iter()
+            .map(|module| (module.name.as_str(), module.path.as_str()))
+    }
+
     /// Whether `name` (either spelling) is a loadable module of this release.
     pub fn contains(&self, name: &str) -> bool {
         self.by_name.contains_key(&normalize(name))
@@ -456,6 +465,23 @@ mod tests {
             index.module_path(jbd2),
             Path::new("/lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko")
         );
+    }
+
+    #[test]
+    fn modules_lists_names_and_paths_in_dep_order() {
+        let index = sample();
+        let got: Vec<(&str, &str)> = index.modules().collect();
+        assert_eq!(
+            got,
+            [
+                ("ext4", "kernel/fs/ext4/ext4.ko"),
+                ("crc16", "kernel/lib/crc16.ko"),
+                ("mbcache", "kernel/fs/mbcache.ko"),
+                ("jbd2", "kernel/fs/jbd2/jbd2.ko"),
+                ("usb_storage", "kernel/drivers/usb/storage/usb-storage.ko"),
+            ]
+        );
+        assert_eq!(got.len(), index.len());
     }
 
     #[test]
