@@ -54,6 +54,7 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut to_new_init = Vec::new();
     let mut peak_kib = Vec::new();
+    let mut after_partition = Vec::new();
     let mut ok = 0;
     for i in 1..=runs {
         let result = scenarios::run(scenario, &assets);
@@ -74,6 +75,9 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
         }
         if let Some(kib) = peak_memory_kib(&result.log) {
             peak_kib.push(kib);
+        }
+        if let Some(secs) = partition_to_switch_root(&result.log) {
+            after_partition.push(secs);
         }
         let start = seen.iter().find(|(n, _)| n == "start").map(|p| p.1);
         if let (Some(start), Some(new)) =
@@ -106,6 +110,9 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     if let Some(m) = median(&mut to_new_init) {
         println!("  init start -> new root's init: {m:.3}");
     }
+    if let Some(m) = median(&mut after_partition) {
+        println!("  apkovl partition announced by the kernel -> switch_root: {m:.3}");
+    }
     if let Some(m) = median(&mut peak_kib) {
         println!("init peak memory (VmHWM at switch_root): {m:.0} kB");
     }
@@ -128,6 +135,32 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
         println!("image: {size} bytes ({})", image.display());
     }
     Ok(())
+}
+
+/// Seconds from the kernel's announcement of the partition that holds the
+/// chosen apkovl (` sda: sda1`) to `phase switch-root`, both read from the
+/// printk timestamps so they share a clock.
+fn partition_to_switch_root(log: &str) -> Option<f64> {
+    let printk = |line: &str| -> Option<f64> {
+        let rest = line.trim_start().strip_prefix('[')?;
+        rest.split(']').next()?.trim().parse().ok()
+    };
+    let (_, chosen) = log.split_once("alpinit: apkovl chosen: /media/")?;
+    let dev = chosen.split('/').next()?;
+    let disk = dev.trim_end_matches(|c: char| c.is_ascii_digit());
+    if disk == dev || disk.is_empty() {
+        return None;
+    }
+    let announce = format!(" {disk}: ");
+    let announced = log
+        .lines()
+        .find(|l| l.contains(&announce) && l.split_whitespace().any(|w| w == dev))
+        .and_then(printk)?;
+    let switched = log
+        .lines()
+        .find(|l| l.contains("alpinit: phase switch-root"))
+        .and_then(printk)?;
+    Some(switched - announced)
 }
 
 /// The init's `alpinit: peak memory N kB` line.
@@ -578,6 +611,17 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_announcement_to_switch_root() {
+        let log = "[    5.161678]  sda: sda1\n[    5.200000] alpinit: apkovl chosen: /media/sda1/host.apkovl.tar.gz\n[    5.369148] alpinit: phase switch-root 5.411771\n";
+        let secs = partition_to_switch_root(log).unwrap();
+        assert!((secs - 0.20747).abs() < 1e-6, "{secs}");
+        assert_eq!(
+            partition_to_switch_root("alpinit: apkovl chosen: /media/sr0/x"),
+            None
+        );
+    }
 
     #[test]
     fn peak_memory_line_is_found() {

@@ -16,6 +16,7 @@ const QEMU_PACKAGE: &str = "qemu-system-x86";
 /// (Debian package, a command or file it provides)
 const PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
+    ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt"),
     ("cpio", "cpio"),
     ("xorriso", "xorriso"),
     ("isolinux", "/usr/lib/ISOLINUX/isolinux.bin"),

@@ -25,7 +25,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox]
+  initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox] [--https]
             [--extra SRC:DEST ...] [--init FILE] [-o FILE]
   run       [--kernel generic|cloud|DIR]
   test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
@@ -86,8 +86,12 @@ fn value<'a>(iter: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<
     iter.next().with_context(|| format!("{flag} needs a value"))
 }
 
-fn parse_initramfs_options(args: &[String]) -> Result<initramfs::Options> {
+/// The host's CA bundle (Debian's ca-certificates), put into `--https` images.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)> {
     let mut opts = initramfs::Options::default();
+    let mut https = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
@@ -101,6 +105,7 @@ fn parse_initramfs_options(args: &[String]) -> Result<initramfs::Options> {
             }
             "--busybox" => opts.busybox = true,
             "--no-busybox" => opts.busybox = false,
+            "--https" => https = true,
             "--extra" => opts
                 .extras
                 .push(initramfs::parse_extra(value(&mut iter, arg)?)?),
@@ -109,11 +114,23 @@ fn parse_initramfs_options(args: &[String]) -> Result<initramfs::Options> {
             other => bail!("unknown initramfs option {other:?}\n{USAGE}"),
         }
     }
-    Ok(opts)
+    Ok((opts, https))
 }
 
 fn initramfs_command(args: &[String]) -> Result<()> {
-    let opts = parse_initramfs_options(args)?;
+    let (mut opts, https) = parse_initramfs_options(args)?;
+    if https {
+        // HTTPS apkovl URLs: the init with its https feature, and the CA
+        // bundle it verifies servers against.
+        if !std::path::Path::new(HOST_CA_BUNDLE).is_file() {
+            bail!("--https needs {HOST_CA_BUNDLE} (apt-get install ca-certificates)");
+        }
+        opts.init = Some(https_image::init()?);
+        opts.extras.push((
+            PathBuf::from(HOST_CA_BUNDLE),
+            https_image::CA_BUNDLE.to_string(),
+        ));
+    }
     let image = initramfs::build(&opts)?;
     println!("image: {}", image.path.display());
     println!("size: {} bytes", image.size);

@@ -128,6 +128,14 @@ fn build_image(
             ));
             "initramfs-https.gz"
         }
+        ImageKind::Mactab => {
+            let mactab = out_dir.join("images").join("mactab");
+            std::fs::create_dir_all(out_dir.join("images")).context("creating images/")?;
+            std::fs::write(&mactab, scenarios::MACTAB)
+                .with_context(|| format!("writing {}", mactab.display()))?;
+            opts.extras.push((mactab, "/etc/mactab".to_string()));
+            "initramfs-mactab.gz"
+        }
     };
     opts.output = Some(out_dir.join("images").join(name));
     let image = initramfs::build(&opts)?;

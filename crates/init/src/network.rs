@@ -45,6 +45,17 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     let bootif = cmdline.get("BOOTIF").and_then(alpinit_net::parse_bootif);
     let sys = layout.sys();
     let links = alpinit_net::KernelLinks;
+    // Alpine runs `nameif -s` when the image has /etc/mactab.
+    if let Ok(text) = std::fs::read_to_string(layout.path("/etc/mactab")) {
+        let entries = alpinit_net::parse_mactab(&text);
+        let (renamed, errors) = alpinit_net::apply_mactab(&sys, &links, &entries);
+        for (old, new) in renamed {
+            log::info(&format!("mactab: renamed {old} to {new}"));
+        }
+        for e in errors {
+            log::warn(&format!("mactab: {e}"));
+        }
+    }
     let iface = match alpinit_net::choose_interface(
         &sys,
         &links,

@@ -13,6 +13,10 @@ use crate::NetError;
 pub trait Links {
     fn set_up(&self, ifname: &str, up: bool) -> io::Result<()>;
     fn ifindex(&self, ifname: &str) -> io::Result<u32>;
+    /// Renames a (down) interface; for `/etc/mactab`.
+    fn rename(&self, _ifname: &str, _new_name: &str) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// How often the carrier is polled; Alpine's loop sleeps 0.1 s.

@@ -24,6 +24,7 @@ mod interface;
 mod ipconfig;
 mod lease;
 mod location;
+mod mactab;
 mod response;
 mod rtnetlink;
 #[cfg(feature = "https")]
@@ -43,6 +44,7 @@ pub use interface::{choose_interface, interface_mac, machine_uuid, parse_mac, Li
 pub use ipconfig::{parse_bootif, parse_ip, IpConfig};
 pub use lease::{resolv_conf, Lease};
 pub use location::{local_name, substitute, Url, UrlError};
+pub use mactab::{apply_mactab, parse_mactab};
 pub use rtnetlink::{apply, KernelLinks, NetlinkError};
 
 /// Failures of interface selection, DHCP and address configuration.

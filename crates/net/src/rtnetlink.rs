@@ -71,6 +71,11 @@ impl Links for KernelLinks {
     fn ifindex(&self, ifname: &str) -> io::Result<u32> {
         ifindex(ifname)
     }
+
+    fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
+        let index = ifindex(ifname)?;
+        Socket::open()?.request(&rename_message(1, index, new_name))
+    }
 }
 
 fn ifindex(ifname: &str) -> io::Result<u32> {
@@ -148,6 +153,21 @@ pub(crate) fn link_message(seq: u32, index: u32, up: bool) -> Vec<u8> {
     buf.extend_from_slice(&index.to_ne_bytes());
     buf.extend_from_slice(&(if up { IFF_UP } else { 0 }).to_ne_bytes());
     buf.extend_from_slice(&IFF_UP.to_ne_bytes()); // ifi_change: touch only IFF_UP
+    finish(buf)
+}
+
+/// RTM_NEWLINK setting IFLA_IFNAME (the link must be down).
+pub(crate) fn rename_message(seq: u32, index: u32, name: &str) -> Vec<u8> {
+    const IFLA_IFNAME: u16 = 3;
+    let mut buf = Vec::with_capacity(48);
+    header(&mut buf, RTM_NEWLINK, 0, seq);
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    buf.extend_from_slice(&index.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // flags
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // change: none
+    let mut value = name.as_bytes().to_vec();
+    value.push(0);
+    attribute(&mut buf, IFLA_IFNAME, &value);
     finish(buf)
 }
 

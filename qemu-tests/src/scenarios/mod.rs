@@ -13,6 +13,7 @@ mod root_mode;
 use boot_media::*;
 pub use hostile::REJECTED_INSPECT;
 use hostile::*;
+pub use network::MACTAB;
 use network::*;
 use no_media::*;
 use packages::*;
@@ -42,6 +43,8 @@ pub enum ImageKind {
     /// The init built with `--features https` and the harness's test CA
     /// as `/etc/ssl/certs/ca-certificates.crt`.
     Https,
+    /// The default image plus an `/etc/mactab` ([`MACTAB`]).
+    Mactab,
 }
 
 /// Everything the scenarios need from the build.
@@ -264,6 +267,13 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_no_dhcp,
             check: check_no_dhcp,
+        },
+        Scenario {
+            name: "mactab",
+            about: "/etc/mactab renames the second NIC to lan; ip=:::::lan:dhcp uses it",
+            image: ImageKind::Mactab,
+            setup: setup_mactab,
+            check: check_mactab,
         },
         Scenario {
             name: "bootif-second-nic",

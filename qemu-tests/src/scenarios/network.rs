@@ -443,6 +443,53 @@ pub(super) fn check_bootif_second_nic(outcome: &Outcome, report: Option<&Report>
     failures
 }
 
+// /etc/mactab in the image names the second NIC "lan"; ip= asks for it.
+
+/// What `ImageKind::Mactab` puts into the image's /etc/mactab.
+pub const MACTAB: &str = "# nameif -s\nlan 52:54:00:12:34:57\n";
+
+pub(super) fn setup_mactab(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let (first, second) = (qemu_mac(0x56), qemu_mac(0x57));
+    let server = serve(
+        dir,
+        &[
+            (
+                &format!("{first}.apkovl.tar.gz"),
+                overlay(assets, HOST_FIRST_NIC, &[], Vec::new())?,
+            ),
+            (
+                &format!("{second}.apkovl.tar.gz"),
+                overlay(assets, HOST_SECOND_NIC, &[], Vec::new())?,
+            ),
+        ],
+        None,
+    )?;
+    let apkovl = url("http", server.port(), "{MAC}.apkovl.tar.gz");
+    let mut vm = kernel_vm(
+        assets,
+        ImageKind::Mactab,
+        &format!("ip=:::::lan:dhcp apkovl={apkovl}"),
+    )?;
+    vm.user_nic("n0", &first).user_nic("n1", &second);
+    Ok(with_server(vm, server, assets.accel.boot_timeout()))
+}
+
+pub(super) fn check_mactab(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let (mut failures, report) = common(outcome, report);
+    if failures.iter().any(|f| f.starts_with("no report")) {
+        return failures;
+    }
+    want_hostname(&mut failures, &report, HOST_SECOND_NIC);
+    want_request(
+        &mut failures,
+        outcome,
+        &format!("/{}.apkovl.tar.gz", qemu_mac(0x57)),
+    );
+    want_console(&mut failures, outcome, "mactab: renamed eth1 to lan");
+    want_console(&mut failures, outcome, "Obtaining IP via DHCP (lan): ok.");
+    failures
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{choose_interface, interface_mac, machine_uuid, parse_mac, Links, NetError};
+use crate::{
+    apply_mactab, choose_interface, interface_mac, machine_uuid, parse_mac, parse_mactab, Links,
+    NetError,
+};
 
 /// Records every link change as "eth0 up" / "eth0 down".
 #[derive(Default)]
@@ -21,6 +24,13 @@ impl Links for Recorder {
 
     fn ifindex(&self, _ifname: &str) -> io::Result<u32> {
         Err(io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
+        self.calls
+            .borrow_mut()
+            .push(format!("{ifname} -> {new_name}"));
+        Ok(())
     }
 }
 
@@ -209,4 +219,31 @@ fn parse_mac_cases() {
     ] {
         assert_eq!(parse_mac(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn mactab_parses_names_and_macs_and_skips_bad_lines() {
+    let entries = parse_mactab(
+        "# nameif -s\nlan 02:00:00:00:00:02\nwan\t02:00:00:00:00:0A # uplink\n../x 02:00:00:00:00:03\nshort 02:00\nname-that-is-far-too-long 02:00:00:00:00:01\n",
+    );
+    assert_eq!(
+        entries,
+        [
+            ("lan".to_string(), "02:00:00:00:00:02".to_string()),
+            ("wan".to_string(), "02:00:00:00:00:0a".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn mactab_renames_by_mac_with_the_link_down() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    let links = Recorder::default();
+    let entries =
+        parse_mactab("lan 02:00:00:00:00:02\neth0 02:00:00:00:00:01\nghost 02:00:00:00:00:09\n");
+    let (done, errors) = apply_mactab(dir.path(), &links, &entries);
+    assert_eq!(done, [("eth1".to_string(), "lan".to_string())]);
+    assert!(errors.is_empty());
+    assert_eq!(*links.calls.borrow(), ["eth1 down", "eth1 -> lan"]);
 }

@@ -1,6 +1,6 @@
 use std::net::Ipv4Addr;
 
-use crate::rtnetlink::{ack_errno, address_message, link_message, route_message};
+use crate::rtnetlink::{ack_errno, address_message, link_message, rename_message, route_message};
 use crate::Lease;
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
@@ -98,4 +98,20 @@ fn on_link_and_static_lease() {
     assert!(!lease.on_link(Ipv4Addr::new(192, 0, 3, 1)));
     assert_eq!(crate::resolv_conf(&lease), "nameserver 192.0.2.53\n");
     assert_eq!(Lease::from_static(&crate::IpConfig::Off, "eth0", "m"), None);
+}
+
+#[test]
+fn rename_message_carries_the_new_name() {
+    let msg = rename_message(4, 7, "lan");
+    assert_eq!(
+        u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize,
+        msg.len()
+    );
+    assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 7);
+    // ifi_change is 0: nothing but the name changes.
+    assert_eq!(&msg[28..32], &[0, 0, 0, 0]);
+    // IFLA_IFNAME: length 8 (4 + "lan\0"), type 3.
+    assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 8);
+    assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 3);
+    assert_eq!(&msg[36..40], b"lan\0");
 }
