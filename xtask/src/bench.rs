@@ -116,7 +116,7 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     if let Some(m) = median(&mut peak_kib) {
         println!("init peak memory (VmHWM at switch_root): {m:.0} kB");
     }
-    let init = paths::musl_binary("alpinit");
+    let init = crate::build::init()?;
     let init_size = fs::metadata(&init)
         .with_context(|| format!("reading {}", init.display()))?
         .len();

@@ -39,9 +39,68 @@ pub fn musl_bins(package: &str, bins: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The init for images. Where a nightly toolchain with `rust-src` and the
+/// musl target is installed, std is rebuilt with the init for size
+/// (`-Z build-std`, `optimize_for_size`, panic=abort so the panic hook still
+/// runs): about 0.96 MB instead of 1.25 MB on stable, whose prebuilt std
+/// carries the backtrace machinery. Otherwise, or when that build fails, or
+/// with `ALPINIT_STABLE_INIT=1`, the stable build.
 pub fn init() -> Result<PathBuf> {
+    if std::env::var_os("ALPINIT_STABLE_INIT").is_none() && nightly_has_build_std() {
+        match small_init() {
+            Ok(path) => return Ok(path),
+            Err(err) => {
+                eprintln!("note: the size-optimised init did not build ({err:#}); using stable")
+            }
+        }
+    }
     let mut bins = musl_bins("alpinit", &["alpinit"])?;
     bins.pop().ok_or_else(|| anyhow::anyhow!("no init binary"))
+}
+
+fn small_target_dir() -> PathBuf {
+    paths::target_dir().join("alpinit-small")
+}
+
+fn nightly_has_build_std() -> bool {
+    let Ok(out) = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .output()
+    else {
+        return false;
+    };
+    if !out.status.success() {
+        return false;
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let rustlib = sysroot.join("lib/rustlib");
+    rustlib.join("src/rust/library/std").is_dir() && rustlib.join(paths::MUSL_TARGET).is_dir()
+}
+
+fn small_init() -> Result<PathBuf> {
+    let mut cmd = Command::new("rustup");
+    cmd.env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .current_dir(paths::workspace_root())
+        .args(["run", "nightly", "cargo", "build", "--release", "--quiet"])
+        .args(["-p", "alpinit", "--bin", "alpinit", "--target"])
+        .arg(paths::MUSL_TARGET)
+        .args(["-Z", "build-std=std,panic_abort"])
+        .args(["-Z", "build-std-features=optimize_for_size"])
+        .arg("--target-dir")
+        .arg(small_target_dir());
+    run(&mut cmd)?;
+    let path = small_target_dir()
+        .join(paths::MUSL_TARGET)
+        .join("release/alpinit");
+    if !path.is_file() {
+        bail!(
+            "nightly cargo built alpinit but {} is missing",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 pub struct TestPrograms {

@@ -122,6 +122,7 @@ pub fn install() -> Result<()> {
     }
     if cmds.is_empty() {
         println!("all dependencies are present");
+        nightly_size_build();
         return Ok(());
     }
     let root = is_root();
@@ -141,7 +142,34 @@ pub fn install() -> Result<()> {
     if !root && cmds.iter().any(|c| c[0] == "apt-get") {
         bail!("not root: run the commands above, then try again");
     }
+    nightly_size_build();
     Ok(())
+}
+
+/// Optional: where a nightly toolchain is installed, its rust-src and musl
+/// target let the image builder rebuild std for size (see `build::init`).
+/// Failing here only means the stable, larger init is built.
+fn nightly_size_build() {
+    let has_nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_nightly {
+        return;
+    }
+    for args in [
+        ["component", "add", "rust-src", "--toolchain", "nightly"],
+        ["target", "add", MUSL_TARGET, "--toolchain", "nightly"],
+    ] {
+        println!("+ rustup {}", args.join(" "));
+        match Command::new("rustup").args(args).status() {
+            Ok(s) if s.success() => {}
+            _ => println!(
+                "note: rustup {} failed; the init is built with stable",
+                args.join(" ")
+            ),
+        }
+    }
 }
 
 /// The cheap check `test` and `run` do first.
