@@ -236,15 +236,26 @@ fn inspect(report: &mut String, path: &str) {
 
 /// One write per line so a stray kernel message cannot split one.
 fn emit(report: &str) {
-    let console = fs::OpenOptions::new().write(true).open("/dev/console");
-    let mut out: Box<dyn Write> = match console {
-        Ok(file) => Box::new(file),
-        Err(_) => Box::new(std::io::stdout()),
-    };
-    for l in report.lines() {
-        let _ = out.write_all(format!("{l}\n").as_bytes());
+    match fs::OpenOptions::new().write(true).open("/dev/console") {
+        Ok(mut file) => {
+            for l in report.lines() {
+                let _ = file.write_all(format!("{l}\n").as_bytes());
+            }
+            // The report must leave the UART before power_off: a write only
+            // queues it in the tty layer (regression: a report cut short by
+            // "reboot: Power down").
+            use std::os::fd::AsRawFd;
+            // SAFETY: tcdrain on an fd we own; it only waits for output.
+            unsafe { libc::tcdrain(file.as_raw_fd()) };
+        }
+        Err(_) => {
+            let mut out = std::io::stdout();
+            for l in report.lines() {
+                let _ = out.write_all(format!("{l}\n").as_bytes());
+            }
+            let _ = out.flush();
+        }
     }
-    let _ = out.flush();
 }
 
 fn power_off() -> ! {

@@ -29,6 +29,8 @@ pub const REJECTED_INSPECT: &[&str] = &[
     "/etc/truncated-marker",
     "/etc/bomb-marker",
     "/var/bomb",
+    "/etc/enospc-marker",
+    "/var/many",
     "/sbin/init",
     FAKE_APK_ARGV,
 ];
@@ -51,6 +53,7 @@ const SYMLINK_MISSING: &[&str] = &[
 ];
 const TRUNCATED_MISSING: &[&str] = &["/etc/truncated-marker"];
 const BOMB_MISSING: &[&str] = &["/etc/bomb-marker", "/var/bomb"];
+const ENOSPC_MISSING: &[&str] = &["/etc/enospc-marker", "/var/many"];
 
 const RIGHT_PASSWORD: &str = "alpinit-Secret-42";
 const WRONG_PASSWORD: &str = "not-the-password";
@@ -343,6 +346,35 @@ pub(super) fn check_gzip_bomb(outcome: &Outcome, report: Option<&Report>) -> Vec
         }
     }
     failures
+}
+
+/// security.md C7: the tmpfs runs out of inodes in the middle of the apply
+/// pass (the byte budget cannot see that coming): the error names the
+/// member, what was written is rolled back, the boot goes on without it.
+pub(super) fn setup_enospc_inodes(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let mut members = vec![
+        Member::new("etc/", 0o755, Kind::Dir),
+        Member::file("etc/hostname", 0o644, "alpinit-enospc\n"),
+        Member::file("etc/enospc-marker", 0o644, "applied\n"),
+        Member::new("var/", 0o755, Kind::Dir),
+        Member::new("var/many/", 0o755, Kind::Dir),
+    ];
+    let names: Vec<String> = (0..120).map(|i| format!("var/many/f{i:03}")).collect();
+    for name in &names {
+        members.push(Member::file(name, 0o644, "x\n"));
+    }
+    let ovl = ustar::tar_gz(&members)?;
+    rejected_setup(assets, dir, ovl, "rootflags=nr_inodes=64")
+}
+
+pub(super) fn check_enospc_inodes(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    check_rejected(
+        outcome,
+        report,
+        "alpinit-enospc",
+        &["no space left", "var/many/f"],
+        ENOSPC_MISSING,
+    )
 }
 
 /// The text after `failed. ` on the line that ends the

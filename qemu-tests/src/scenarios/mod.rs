@@ -227,6 +227,13 @@ pub fn all() -> Vec<Scenario> {
             check: check_gzip_bomb,
         },
         Scenario {
+            name: "enospc-inodes",
+            about: "rootflags=nr_inodes=64 and a 120-file overlay: ENOSPC names the member, nothing applied",
+            image: ImageKind::FakeApkInit,
+            setup: setup_enospc_inodes,
+            check: check_enospc_inodes,
+        },
+        Scenario {
             name: "pxe-mac",
             about: "pxelinux over QEMU's TFTP, ip=dhcp, apkovl by {MAC} over HTTP, BOOTIF",
             image: ImageKind::Standard,
