@@ -394,7 +394,9 @@ pub(super) fn check_no_dhcp(outcome: &Outcome, report: Option<&Report>) -> Vec<S
 
 // (f) bootif-second-nic
 
-pub(super) fn setup_bootif_second_nic(assets: &Assets, dir: &Path) -> Result<Setup> {
+/// Two NICs (…:56 and …:57), and a server with one overlay per NIC MAC;
+/// returns the server and the `{MAC}` apkovl URL.
+fn two_nic_overlays(assets: &Assets, dir: &Path) -> Result<(FileServer, String)> {
     let (first, second) = (qemu_mac(0x56), qemu_mac(0x57));
     let server = serve(
         dir,
@@ -411,6 +413,12 @@ pub(super) fn setup_bootif_second_nic(assets: &Assets, dir: &Path) -> Result<Set
         None,
     )?;
     let apkovl = url("http", server.port(), "{MAC}.apkovl.tar.gz");
+    Ok((server, apkovl))
+}
+
+pub(super) fn setup_bootif_second_nic(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let (first, second) = (qemu_mac(0x56), qemu_mac(0x57));
+    let (server, apkovl) = two_nic_overlays(assets, dir)?;
     let mut vm = kernel_vm(
         assets,
         ImageKind::Standard,
@@ -450,21 +458,7 @@ pub const MACTAB: &str = "# nameif -s\nlan 52:54:00:12:34:57\n";
 
 pub(super) fn setup_mactab(assets: &Assets, dir: &Path) -> Result<Setup> {
     let (first, second) = (qemu_mac(0x56), qemu_mac(0x57));
-    let server = serve(
-        dir,
-        &[
-            (
-                &format!("{first}.apkovl.tar.gz"),
-                overlay(assets, HOST_FIRST_NIC, &[], Vec::new())?,
-            ),
-            (
-                &format!("{second}.apkovl.tar.gz"),
-                overlay(assets, HOST_SECOND_NIC, &[], Vec::new())?,
-            ),
-        ],
-        None,
-    )?;
-    let apkovl = url("http", server.port(), "{MAC}.apkovl.tar.gz");
+    let (server, apkovl) = two_nic_overlays(assets, dir)?;
     let mut vm = kernel_vm(
         assets,
         ImageKind::Mactab,
