@@ -293,7 +293,7 @@ fn root_mode(
         uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
         dev_is_tmpfs,
         policy: WaitPolicy::default(),
-        wanted: Some(crate::rootfs::wanted(root)),
+        wanted: Some(DeviceSpec::parse(root)),
         scan_media: false,
     };
     while let Err(msg) = crate::rootfs::mount_root(

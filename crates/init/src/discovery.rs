@@ -68,7 +68,6 @@ pub struct Findings {
     /// The wanted device's kernel name, if it appeared.
     pub wanted: Option<String>,
     pub block_devices: usize,
-    pub gave_up: bool,
 }
 
 impl Findings {
@@ -159,11 +158,8 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
             first_finding: d.first_finding,
         };
         match opts.policy.decide(&snap) {
-            Decision::Done => break,
-            Decision::GiveUp => {
-                d.findings.gave_up = true;
-                break;
-            }
+            // Whether anything was found is in the findings themselves.
+            Decision::Done | Decision::GiveUp => break,
             Decision::Wait(dur) => wait_readable(socket.as_ref(), loader, dur),
         }
     }

@@ -2,7 +2,7 @@
 //! on the sysroot with `rootfstype=`/`rootflags=` (default `ro`), hand over.
 //! Boot media are not scanned in this mode, as in Alpine.
 
-use crate::discovery::{self, DeviceSpec};
+use crate::discovery;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
 use alpinit_sys::{MountFlags, Sys};
@@ -65,10 +65,6 @@ pub fn mount_root(
     }
     p.ok();
     Ok(())
-}
-
-pub fn wanted(spec: &str) -> DeviceSpec {
-    DeviceSpec::parse(spec)
 }
 
 #[cfg(test)]
