@@ -31,6 +31,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("fdisk", "sfdisk"),
     ("xz-utils", "xz"),
     ("musl-tools", "musl-gcc"),
+    ("pxelinux", "/usr/lib/PXELINUX/pxelinux.0"),
+    ("openssl", "openssl"),
+    // Boot media of other file systems (QEMU btrfs-xfs) and the prober's
+    // blkid comparisons in the unit tests, which skip what is missing.
+    ("btrfs-progs", "mkfs.btrfs"),
+    ("xfsprogs", "mkfs.xfs"),
+    ("exfatprogs", "mkfs.exfat"),
+    ("squashfs-tools", "mksquashfs"),
+    ("f2fs-tools", "mkfs.f2fs"),
+    ("ntfs-3g", "mkntfs"),
+    ("cryptsetup-bin", "cryptsetup"),
 ];
 
 fn have_command(name: &str) -> bool {

@@ -7,6 +7,7 @@ mod checks;
 mod hostile;
 mod network;
 mod no_media;
+mod other_fs;
 mod packages;
 mod root_mode;
 
@@ -16,6 +17,7 @@ use hostile::*;
 pub use network::MACTAB;
 use network::*;
 use no_media::*;
+use other_fs::*;
 use packages::*;
 use root_mode::*;
 
@@ -134,6 +136,13 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_precedence,
             check: check_precedence,
+        },
+        Scenario {
+            name: "btrfs-xfs",
+            about: "apkovl on a btrfs disk, boot repository on an xfs disk: both mounted (Alpine bug #11589)",
+            image: ImageKind::Standard,
+            setup: setup_btrfs_xfs,
+            check: check_btrfs_xfs,
         },
         Scenario {
             name: "usr-merged",
