@@ -97,12 +97,7 @@ pub(crate) fn run(
         outcome.status = status;
     }
     outcome.elapsed = started.elapsed();
-    outcome.log = read_log(log);
-    let qemu_errors = fs::read_to_string(&stderr_path).unwrap_or_default();
-    if !qemu_errors.trim().is_empty() {
-        outcome.log.push_str("\n[qemu stderr]\n");
-        outcome.log.push_str(&qemu_errors);
-    }
+    outcome.log = crate::qemu::collect_log(log, &stderr_path);
     Ok(outcome)
 }
 
@@ -156,7 +151,7 @@ fn drive(
             outcome.status = Some(status);
             break;
         }
-        let text = read_log(log);
+        let text = crate::qemu::read_log(log);
         if stop.is_some_and(|stop| stop(&text)) {
             outcome.stopped = true;
             break;
@@ -220,12 +215,6 @@ fn spawn_reader(mut stream: UnixStream, log: &Path) -> Result<JoinHandle<()>> {
         })
         .context("starting the console reader")?;
     Ok(handle)
-}
-
-fn read_log(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -309,7 +298,7 @@ mod tests {
             r.join().expect("reader");
         }
         assert!(outcome.stopped);
-        let text = read_log(&log);
+        let text = crate::qemu::read_log(&log);
         assert!(text.contains("got [s3cret]"), "{text:?}");
         let typed = fs::read_to_string(log.with_extension("typed")).expect("typed");
         assert!(typed.contains("s3cret"), "{typed}");

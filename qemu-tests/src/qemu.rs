@@ -246,16 +246,22 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(200));
     }
     outcome.elapsed = started.elapsed();
-    outcome.log = read_log(log);
-    let qemu_errors = fs::read_to_string(&stderr_path).unwrap_or_default();
-    if !qemu_errors.trim().is_empty() {
-        outcome.log.push_str("\n[qemu stderr]\n");
-        outcome.log.push_str(&qemu_errors);
-    }
+    outcome.log = collect_log(log, &stderr_path);
     Ok(outcome)
 }
 
-fn read_log(path: &Path) -> String {
+/// The serial log, followed by whatever QEMU itself wrote to stderr.
+pub(crate) fn collect_log(log: &Path, stderr_path: &Path) -> String {
+    let mut text = read_log(log);
+    let qemu_errors = fs::read_to_string(stderr_path).unwrap_or_default();
+    if !qemu_errors.trim().is_empty() {
+        text.push_str("\n[qemu stderr]\n");
+        text.push_str(&qemu_errors);
+    }
+    text
+}
+
+pub(crate) fn read_log(path: &Path) -> String {
     fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
