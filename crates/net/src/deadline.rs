@@ -100,14 +100,16 @@ impl DeadlineStream {
     }
 
     /// Sets the socket timeouts for the next operation and returns the limit they stand for.
-    fn arm(&self) -> io::Result<Deadline> {
+    /// Only a read before any byte arrived waits for a "first byte"; a blocked write is a
+    /// stall.
+    fn arm(&self, reading: bool) -> io::Result<Deadline> {
         let left = self
             .budget
             .remaining()
             .ok_or_else(|| self.budget.exceeded())?;
         let (timeout, which) = if left <= self.stall {
             (left, Deadline::Total(self.budget.total))
-        } else if self.received {
+        } else if self.received || !reading {
             (self.stall, Deadline::Stall(self.stall))
         } else {
             (self.stall, Deadline::FirstByte(self.stall))
@@ -121,9 +123,13 @@ impl DeadlineStream {
 
     /// Runs `op` under the armed timeouts, retrying EINTR (PID 1 takes SIGCHLD) and turning a
     /// socket timeout into [`DeadlineExceeded`].
-    fn bounded<T>(&mut self, mut op: impl FnMut(&mut TcpStream) -> io::Result<T>) -> io::Result<T> {
+    fn bounded<T>(
+        &mut self,
+        reading: bool,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
-            let which = self.arm()?;
+            let which = self.arm(reading)?;
             match op(&mut self.tcp) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -142,7 +148,7 @@ impl DeadlineStream {
 
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.bounded(|tcp| tcp.read(buf))?;
+        let n = self.bounded(true, |tcp| tcp.read(buf))?;
         self.received |= n > 0;
         Ok(n)
     }
@@ -150,7 +156,7 @@ impl Read for DeadlineStream {
 
 impl Write for DeadlineStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.bounded(|tcp| tcp.write(buf))
+        self.bounded(false, |tcp| tcp.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
