@@ -7,7 +7,7 @@
 use crate::layout::Layout;
 use crate::log::{self, Progress};
 use alpinit_cmdline::Cmdline;
-use alpinit_net::{FetchOptions, IpConfig, Lease};
+use alpinit_net::{error_chain, FetchOptions, IpConfig, Lease};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,7 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
             log::info(&format!("mactab: renamed {old} to {new}"));
         }
         for e in errors {
-            log::warn(&format!("mactab: {e}"));
+            log::warn(&format!("mactab: {}", error_chain(&e)));
         }
     }
     let iface = match alpinit_net::choose_interface(
@@ -65,8 +65,8 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     ) {
         Ok(i) => i,
         Err(e) => {
-            log::error(&format!("ERROR: {e}"));
-            log::console(&format!("ERROR: {e}\n"));
+            log::error(&format!("ERROR: {}", error_chain(&e)));
+            log::console(&format!("ERROR: {}\n", error_chain(&e)));
             return Network::default();
         }
     };
@@ -74,7 +74,10 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     let mac = match alpinit_net::interface_mac(&sys, &iface) {
         Ok(m) => m,
         Err(e) => {
-            log::error(&format!("reading the MAC address of {iface}: {e}"));
+            log::error(&format!(
+                "reading the MAC address of {iface}: {}",
+                error_chain(&e)
+            ));
             return Network::default();
         }
     };
@@ -86,7 +89,7 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
                 return Network::default();
             };
             if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&e.to_string());
+                p.failed(&error_chain(&e));
                 return Network::default();
             }
             p.ok();
@@ -101,12 +104,12 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
             let lease = match alpinit_net::dhcp(&iface, raw_mac, Instant::now() + DHCP_DEADLINE) {
                 Ok(l) => l,
                 Err(e) => {
-                    p.failed(&e.to_string());
+                    p.failed(&error_chain(&e));
                     return Network::default();
                 }
             };
             if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&e.to_string());
+                p.failed(&error_chain(&e));
                 return Network::default();
             }
             p.ok();
@@ -149,9 +152,9 @@ pub fn fetch_apkovl(layout: &Layout, net: &Network, template: &str) -> Option<Pa
     }
     let p = Progress::begin(&format!("Downloading {url}"));
     let result = std::fs::File::create(&dest)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("cannot create {}: {e}", dest.display()))
         .and_then(|mut f| {
-            alpinit_net::fetch(&url, &resolvers, &opts, &mut f).map_err(|e| e.to_string())
+            alpinit_net::fetch(&url, &resolvers, &opts, &mut f).map_err(|e| error_chain(&e))
         });
     match result {
         Ok(bytes) => {

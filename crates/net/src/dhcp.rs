@@ -150,6 +150,7 @@ pub fn dhcp_with(
         source,
     };
     let mut last_nak = None;
+    let mut last_offer = None;
     let mut attempts = 0;
     for (attempt, wait) in backoff.iter().enumerate() {
         if Instant::now() >= deadline {
@@ -170,6 +171,7 @@ pub fn dhcp_with(
         let Some(server) = offer.server_id else {
             continue;
         };
+        last_offer = Some((server, offer.yiaddr));
         transport
             .send(&dhcp_packet::encode_request(xid, mac, offer.yiaddr, server))
             .map_err(io_error)?;
@@ -192,12 +194,18 @@ pub fn dhcp_with(
             None => {}
         }
     }
-    Err(match last_nak {
-        Some(server) => NetError::DhcpNak {
+    Err(match (last_nak, last_offer) {
+        (Some(server), _) => NetError::DhcpNak {
             iface: iface.to_owned(),
             server,
         },
-        None => NetError::DhcpTimeout {
+        (None, Some((server, offered))) => NetError::DhcpNoAck {
+            iface: iface.to_owned(),
+            server,
+            offered,
+            attempts,
+        },
+        (None, None) => NetError::DhcpTimeout {
             iface: iface.to_owned(),
             attempts,
         },

@@ -1,16 +1,18 @@
 //! A small blocking HTTP/1.1 GET client for one download, with HTTPS behind the `https`
 //! feature.
 //!
-//! Every phase is bounded: DNS, TCP connect (`connect_timeout`), TLS handshake and each
-//! read (`first_byte_timeout`, which is also the longest silence tolerated mid-body), and
-//! the whole download including redirects (`total_timeout`). Only status 200 is success;
+//! Every phase is bounded: DNS, TCP connect (`connect_timeout`), every socket read and
+//! write of the TLS handshake, the request and the response (`first_byte_timeout`, which is
+//! also the longest silence tolerated mid-body), and the whole download including redirects
+//! (`total_timeout`), enforced under TLS by [`DeadlineStream`]. Only status 200 is success;
 //! redirects are followed up to `max_redirects` and never from https to http.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::{Budget, Deadline, DeadlineExceeded, DeadlineStream};
 use crate::dns::{self, DnsError};
 use crate::location::{Url, UrlError};
 pub use crate::response::ResponseError;
@@ -46,6 +48,8 @@ impl Default for FetchOptions {
     }
 }
 
+/// Why a download failed. Variants wrapping an io, TLS or DNS error carry it as `source`
+/// and do not repeat it in their message: print the whole chain (see [`crate::error_chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("ftp:// apkovl URLs are not supported; use http:// or https://")]
@@ -54,8 +58,12 @@ pub enum FetchError {
     Url(UrlError),
     #[error("{url}: https:// is not supported by this build (no TLS support)")]
     NoTls { url: String },
-    #[error(transparent)]
-    Dns(#[from] DnsError),
+    #[error("{url}")]
+    Dns {
+        url: String,
+        #[source]
+        source: DnsError,
+    },
     #[error("{url}: cannot connect to {addr}")]
     Connect {
         url: String,
@@ -63,8 +71,12 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
-    #[error("{url}: timed out during {phase}")]
-    Timeout { url: String, phase: &'static str },
+    #[error("{url}: timed out during {phase} ({deadline} exceeded)")]
+    Timeout {
+        url: String,
+        phase: &'static str,
+        deadline: Deadline,
+    },
     #[error("{url}: {phase} failed")]
     Io {
         url: String,
@@ -72,8 +84,12 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
-    #[error("{url}: {problem}")]
-    Response { url: String, problem: ResponseError },
+    #[error("{url}: unusable response")]
+    Response {
+        url: String,
+        #[source]
+        problem: ResponseError,
+    },
     #[error("{url}: server answered HTTP {status} {reason}")]
     Status {
         url: String,
@@ -86,17 +102,30 @@ pub enum FetchError {
     TooManyRedirects { url: String, max: u32 },
     #[error("{from}: refusing the redirect from https to http ({to})")]
     Downgrade { from: String, to: String },
-    #[error("{url}: TLS failed with {host}: {reason}")]
+    #[cfg(feature = "https")]
+    #[error("{url}: TLS with {host} failed")]
     Tls {
         url: String,
         host: String,
-        reason: String,
+        #[source]
+        source: Box<rustls::Error>,
     },
+    #[cfg(feature = "https")]
+    #[error("{url}: {host:?} is not a valid TLS server name")]
+    ServerName {
+        url: String,
+        host: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[cfg(feature = "https")]
     #[error("{url}: the certificate of {host} is not valid yet and the clock is wrong (before {build_date}); set the time (RTC) and retry")]
     ClockWrong {
         url: String,
         host: String,
         build_date: String,
+        #[source]
+        source: Box<rustls::Error>,
     },
     #[error("cannot read the CA bundle {path}")]
     CaBundle {
@@ -104,6 +133,15 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
+    #[cfg(feature = "https")]
+    #[error("cannot parse the CA bundle {path}")]
+    CaBundlePem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("the CA bundle {path} holds no usable CA certificate")]
+    CaBundleEmpty { path: PathBuf },
 }
 
 const USER_AGENT: &str = "alpinit";
@@ -131,11 +169,11 @@ pub(crate) fn fetch_with(
     opts: &FetchOptions,
     sink: &mut dyn Write,
 ) -> Result<u64, FetchError> {
-    let deadline = Instant::now() + opts.total_timeout;
+    let budget = Budget::starting_now(opts.total_timeout);
     let mut current = Url::parse(url).map_err(url_error)?;
     let mut current_text = url.to_owned();
     for _ in 0..=opts.max_redirects {
-        match get_once(&current, &current_text, resolvers, opts, deadline, sink)? {
+        match get_once(&current, &current_text, resolvers, opts, budget, sink)? {
             Outcome::Done(length) => return Ok(length),
             Outcome::Redirect(location) => {
                 let next = current.join(&location).map_err(url_error)?;
@@ -173,50 +211,71 @@ enum Outcome {
     Redirect(String),
 }
 
+/// Maps an io error of `phase`: a deadline the stream enforced becomes [`FetchError::Timeout`]
+/// naming it, anything else keeps its cause.
+pub(crate) fn io_error(url: &str, phase: &'static str, source: io::Error) -> FetchError {
+    match DeadlineExceeded::find(&source) {
+        Some(deadline) => FetchError::Timeout {
+            url: url.to_owned(),
+            phase,
+            deadline,
+        },
+        None => FetchError::Io {
+            url: url.to_owned(),
+            phase,
+            source,
+        },
+    }
+}
+
 fn get_once(
     url: &Url,
     text: &str,
     resolvers: &[SocketAddrV4],
     opts: &FetchOptions,
-    deadline: Instant,
+    budget: Budget,
     sink: &mut dyn Write,
 ) -> Result<Outcome, FetchError> {
-    let timeout = |phase| FetchError::Timeout {
+    let timeout = |phase, deadline| FetchError::Timeout {
         url: text.to_owned(),
         phase,
-    };
-    let io_error = |phase: &'static str, source: io::Error| {
-        if is_timeout(&source) {
-            timeout(phase)
-        } else {
-            FetchError::Io {
-                url: text.to_owned(),
-                phase,
-                source,
-            }
-        }
+        deadline,
     };
     if url.https && !cfg!(feature = "https") {
         return Err(FetchError::NoTls {
             url: text.to_owned(),
         });
     }
-    let ip = dns::resolve_at(&url.host, resolvers, deadline)?;
+    let ip = dns::resolve_at(&url.host, resolvers, budget.deadline).map_err(|source| {
+        FetchError::Dns {
+            url: text.to_owned(),
+            source,
+        }
+    })?;
     let addr = SocketAddrV4::new(ip, url.port);
-    let remaining = remaining(deadline).ok_or_else(|| timeout("connect"))?;
-    let tcp = TcpStream::connect_timeout(&addr.into(), opts.connect_timeout.min(remaining))
-        .map_err(|source| match is_timeout(&source) {
-            true => timeout("connect"),
-            false => FetchError::Connect {
+    let total = Deadline::Total(budget.total);
+    let remaining = budget
+        .remaining()
+        .ok_or_else(|| timeout("connect", total))?;
+    let (limit, which) = if remaining < opts.connect_timeout {
+        (remaining, total)
+    } else {
+        (
+            opts.connect_timeout,
+            Deadline::Connect(opts.connect_timeout),
+        )
+    };
+    let tcp =
+        TcpStream::connect_timeout(&addr.into(), limit).map_err(|source| match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timeout("connect", which),
+            _ => FetchError::Connect {
                 url: text.to_owned(),
                 addr,
                 source,
             },
         })?;
-    let stall = opts.first_byte_timeout;
-    let timed = |tcp: &TcpStream| set_timeouts(tcp, stall, deadline);
-    timed(&tcp).map_err(|e| io_error("connect", e))?;
-    let stream = if url.https {
+    let tcp = DeadlineStream::new(tcp, opts.first_byte_timeout, budget);
+    let mut stream = if url.https {
         #[cfg(feature = "https")]
         {
             Connection::Tls(Box::new(crate::tls::connect(
@@ -236,11 +295,6 @@ fn get_once(
     } else {
         Connection::Plain(tcp)
     };
-    let mut stream = Timed {
-        inner: stream,
-        stall,
-        deadline,
-    };
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         url.target,
@@ -249,11 +303,11 @@ fn get_once(
     stream
         .write_all(request.as_bytes())
         .and_then(|()| stream.flush())
-        .map_err(|e| io_error("sending the request", e))?;
+        .map_err(|e| io_error(text, "sending the request", e))?;
 
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let response_error = |phase, e: ResponseError| match e {
-        ResponseError::Io(source) => io_error(phase, source),
+        ResponseError::Io(source) => io_error(text, phase, source),
         other => FetchError::Response {
             url: text.to_owned(),
             problem: other,
@@ -294,74 +348,27 @@ fn get_once(
         .map_err(|e| response_error("reading the body", e))
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Socket timeouts for the next operation: the stall limit, capped by the overall deadline.
-pub(crate) fn set_timeouts(tcp: &TcpStream, stall: Duration, deadline: Instant) -> io::Result<()> {
-    let left = remaining(deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
-    // Zero would mean "no timeout" to the kernel.
-    let timeout = Some(stall.min(left).max(Duration::from_millis(1)));
-    tcp.set_read_timeout(timeout)?;
-    tcp.set_write_timeout(timeout)
-}
-
+/// The connection under the HTTP layer; both kinds read and write through a
+/// [`DeadlineStream`], so every deadline holds for TLS exactly as for plain HTTP.
 enum Connection {
-    Plain(TcpStream),
+    Plain(DeadlineStream),
     #[cfg(feature = "https")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, DeadlineStream>>),
 }
 
-impl Connection {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Connection::Plain(tcp) => tcp,
-            #[cfg(feature = "https")]
-            Connection::Tls(tls) => tls.get_ref(),
-        }
-    }
-}
-
-/// Refreshes the socket timeouts before every read and write, so a server that trickles
-/// bytes cannot stretch the download past the deadline.
-struct Timed {
-    inner: Connection,
-    stall: Duration,
-    deadline: Instant,
-}
-
-impl Read for Timed {
+impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            set_timeouts(self.inner.tcp(), self.stall, self.deadline)?;
-            let result = match &mut self.inner {
-                Connection::Plain(tcp) => tcp.read(buf),
-                #[cfg(feature = "https")]
-                Connection::Tls(tls) => tls.read(buf),
-            };
-            // BufReader does not retry EINTR, and PID 1 takes signals (SIGCHLD).
-            match result {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+        match self {
+            Connection::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "https")]
+            Connection::Tls(tls) => tls.read(buf),
         }
     }
 }
 
-impl Write for Timed {
+impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        set_timeouts(self.inner.tcp(), self.stall, self.deadline)?;
-        match &mut self.inner {
+        match self {
             Connection::Plain(tcp) => tcp.write(buf),
             #[cfg(feature = "https")]
             Connection::Tls(tls) => tls.write(buf),
@@ -369,7 +376,7 @@ impl Write for Timed {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.inner {
+        match self {
             Connection::Plain(tcp) => tcp.flush(),
             #[cfg(feature = "https")]
             Connection::Tls(tls) => tls.flush(),

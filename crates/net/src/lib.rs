@@ -17,6 +17,7 @@
 
 pub mod dhcp_packet;
 
+mod deadline;
 mod dhcp;
 mod dns;
 mod http;
@@ -37,6 +38,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+pub use deadline::{Deadline, DeadlineExceeded};
 pub use dhcp::{dhcp, dhcp_with, DhcpTransport, UdpTransport, BACKOFF};
 pub use dns::{resolve, DnsError};
 pub use http::{fetch, FetchError, FetchOptions, ResponseError};
@@ -63,6 +65,14 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot rename {from} ({mac}) to {to}")]
+    Rename {
+        from: String,
+        to: String,
+        mac: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot open the DHCP socket on {iface}")]
     DhcpSocket {
         iface: String,
@@ -77,6 +87,14 @@ pub enum NetError {
     },
     #[error("no DHCP lease on {iface} before the deadline ({attempts} attempts)")]
     DhcpTimeout { iface: String, attempts: u32 },
+    /// An OFFER came but the REQUEST that followed it was never answered.
+    #[error("no DHCP lease on {iface} before the deadline: server {server} offered {offered} but never acknowledged the request ({attempts} attempts)")]
+    DhcpNoAck {
+        iface: String,
+        server: Ipv4Addr,
+        offered: Ipv4Addr,
+        attempts: u32,
+    },
     #[error("DHCP server {server} refused the request on {iface}")]
     DhcpNak { iface: String, server: Ipv4Addr },
     #[error("cannot configure {iface}")]
@@ -85,6 +103,25 @@ pub enum NetError {
         #[source]
         source: NetlinkError,
     },
+}
+
+/// `error` and all its sources, joined with `: `, for the one line the console shows.
+///
+/// The error types of this crate leave a wrapped cause out of their own message, so the chain
+/// names each cause once (`http://h/x: cannot connect to 10.0.2.2:80: Connection refused`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        // An io::Error built from another error displays that error; skip exact repeats.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Decodes arbitrary bytes as a DHCP reply; for fuzz targets, where any panic is a bug.

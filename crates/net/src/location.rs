@@ -126,26 +126,40 @@ impl Url {
         })
     }
 
-    /// Resolves a `Location` header against this URL: absolute URLs, scheme-relative
-    /// (`//host/x`), absolute paths and relative paths.
+    /// Resolves a `Location` header against this URL as RFC 3986 section 5.2 does: it is
+    /// absolute only when it starts with a scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    /// ":"`), so a `://` inside a query (`/b?next=http://x/`) stays part of a relative
+    /// reference; `//host/x` is a network-path reference; anything else is a path, a query
+    /// or a fragment resolved against this URL, with `.` and `..` segments removed.
     pub fn join(&self, location: &str) -> Result<Url, UrlError> {
         let location = location.trim();
-        if location.contains("://") {
+        if has_scheme(location) {
             return Url::parse(location);
         }
         let scheme = if self.https { "https" } else { "http" };
         if let Some(rest) = location.strip_prefix("//") {
             return Url::parse(&format!("{scheme}://{rest}"));
         }
-        let target = if location.starts_with('/') {
-            location.to_owned()
-        } else if let Some(query) = location.strip_prefix('?') {
-            let path = self.target.split('?').next().unwrap_or("/");
-            format!("{path}?{query}")
+        let reference = location.split('#').next().unwrap_or("");
+        let (base_path, base_query) = match self.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.target.as_str(), None),
+        };
+        let (ref_path, ref_query) = match reference.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (reference, None),
+        };
+        let (path, query) = if ref_path.is_empty() {
+            (base_path.to_owned(), ref_query.or(base_query))
+        } else if ref_path.starts_with('/') {
+            (remove_dot_segments(ref_path), ref_query)
         } else {
-            let path = self.target.split('?').next().unwrap_or("/");
-            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            format!("{dir}/{location}")
+            let dir = base_path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            (remove_dot_segments(&format!("{dir}/{ref_path}")), ref_query)
+        };
+        let target = match query {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
         };
         Url::parse(&format!("{scheme}://{}{target}", self.authority()))
     }
@@ -159,4 +173,37 @@ impl Url {
             format!("{}:{}", self.host, self.port)
         }
     }
+}
+
+/// True when `reference` begins with `scheme ":"` (RFC 3986 section 3.1).
+fn has_scheme(reference: &str) -> bool {
+    let Some((scheme, _)) = reference.split_once(':') else {
+        return false;
+    };
+    let mut bytes = scheme.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// RFC 3986 section 5.2.4 for an absolute path: drops `.` segments and lets `..` remove the
+/// segment before it (never climbing above the root).
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    out.pop();
+                }
+                // A trailing `.` or `..` leaves a directory: keep the final slash.
+                if i == last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
 }

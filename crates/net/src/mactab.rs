@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 
 use crate::interface::Links;
+use crate::NetError;
 
 /// `NAME MAC` lines; `#` starts a comment. Lines with an unusable name or
 /// MAC are skipped.
@@ -33,7 +34,7 @@ pub fn apply_mactab(
     sys: &Path,
     links: &dyn Links,
     entries: &[(String, String)],
-) -> (Vec<(String, String)>, Vec<String>) {
+) -> (Vec<(String, String)>, Vec<NetError>) {
     let mut done = Vec::new();
     let mut errors = Vec::new();
     let net = sys.join("class/net");
@@ -59,7 +60,12 @@ pub fn apply_mactab(
             .and_then(|()| links.rename(&current, name));
         match result {
             Ok(()) => done.push((current, name.clone())),
-            Err(e) => errors.push(format!("renaming {current} ({mac}) to {name}: {e}")),
+            Err(source) => errors.push(NetError::Rename {
+                from: current,
+                to: name.clone(),
+                mac: mac.clone(),
+                source,
+            }),
         }
     }
     (done, errors)

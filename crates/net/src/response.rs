@@ -10,7 +10,7 @@ const MAX_HEADERS: usize = 100;
 /// Why a response body or head was rejected. The HTTP client adds the URL.
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
-    #[error("{0}")]
+    #[error("cannot read the response")]
     Io(#[source] io::Error),
     #[error("malformed response: {0}")]
     Malformed(&'static str),

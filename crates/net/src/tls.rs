@@ -4,7 +4,6 @@
 //! no switch to turn it off. A "not valid yet" certificate while the clock is before this
 //! crate's build date is reported as a wrong clock, the usual cause on boards without RTC.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,35 +12,39 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::http::FetchError;
+use crate::deadline::DeadlineStream;
+use crate::http::{io_error, FetchError};
 
 /// Seconds since the epoch when this crate was built (see build.rs).
 const BUILD_EPOCH: &str = env!("ALPINIT_NET_BUILD_EPOCH");
 
-/// Connects TLS over `tcp` (whose timeouts are already set) and completes the handshake.
+/// Connects TLS over `tcp` and completes the handshake; every socket read and write of the
+/// handshake runs under `tcp`'s deadlines.
 pub(crate) fn connect(
-    mut tcp: TcpStream,
+    mut tcp: DeadlineStream,
     host: &str,
     ca_bundle: Option<&Path>,
     url: &str,
-) -> Result<StreamOwned<ClientConnection, TcpStream>, FetchError> {
-    let failed = |reason: String| FetchError::Tls {
+) -> Result<StreamOwned<ClientConnection, DeadlineStream>, FetchError> {
+    let failed = |source: rustls::Error| FetchError::Tls {
         url: url.to_owned(),
         host: host.to_owned(),
-        reason,
+        source: Box::new(source),
     };
     let bundle = ca_bundle.unwrap_or_else(|| Path::new(crate::FetchOptions::DEFAULT_CA_BUNDLE));
     let roots = load_roots(bundle)?;
     let config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|_| failed(format!("{host:?} is not a valid TLS server name")))?;
-    let mut conn =
-        ClientConnection::new(Arc::new(config), name).map_err(|e| failed(e.to_string()))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|source| FetchError::ServerName {
+        url: url.to_owned(),
+        host: host.to_owned(),
+        source,
+    })?;
+    let mut conn = ClientConnection::new(Arc::new(config), name).map_err(failed)?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut tcp) {
             let tls_error = e
@@ -50,17 +53,7 @@ pub(crate) fn connect(
                 .cloned();
             return Err(match tls_error {
                 Some(tls) => classify(tls, url, host),
-                None if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-                {
-                    FetchError::Timeout {
-                        url: url.to_owned(),
-                        phase: "the TLS handshake",
-                    }
-                }
-                None => failed(format!("handshake: {e}")),
+                None => io_error(url, "the TLS handshake", e),
             });
         }
     }
@@ -92,36 +85,39 @@ pub(crate) fn classify_at(
                 url: url.to_owned(),
                 host: host.to_owned(),
                 build_date: format_date(build),
+                source: Box::new(error),
             };
         }
     }
     FetchError::Tls {
         url: url.to_owned(),
         host: host.to_owned(),
-        reason: error.to_string(),
+        source: Box::new(error),
     }
 }
 
 fn load_roots(path: &Path) -> Result<RootCertStore, FetchError> {
-    let bad = |detail: String| FetchError::CaBundle {
-        path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, detail),
-    };
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| match e {
+    let pem = |source| match source {
         rustls::pki_types::pem::Error::Io(source) => FetchError::CaBundle {
             path: path.to_owned(),
             source,
         },
-        other => bad(other.to_string()),
-    })?;
+        source => FetchError::CaBundlePem {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let certs = CertificateDer::pem_file_iter(path).map_err(pem)?;
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        let cert = cert.map_err(pem)?;
         // One odd certificate in a distribution bundle must not disable all the others.
         let _ = roots.add(cert);
     }
     if roots.is_empty() {
-        return Err(bad("no usable CA certificate in the bundle".into()));
+        return Err(FetchError::CaBundleEmpty {
+            path: path.to_owned(),
+        });
     }
     Ok(roots)
 }

@@ -5,6 +5,7 @@
 mod boot_media;
 mod checks;
 mod hostile;
+mod net_faults;
 mod network;
 mod no_media;
 mod other_fs;
@@ -299,6 +300,9 @@ pub fn all() -> Vec<Scenario> {
             check: check_bootif_second_nic,
         },
     ]
+    .into_iter()
+    .chain(net_faults::scenarios())
+    .collect()
 }
 
 /// Scenarios by name, in the order given; unknown names are an error.

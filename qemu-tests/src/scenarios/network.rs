@@ -22,7 +22,7 @@ use crate::report;
 use crate::test_ca::{self, TestCa};
 
 /// What the guest calls the harness host on QEMU's user network.
-const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+pub(super) const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const REQUEST_LOG: &str = "http-requests.log";
 /// Paths report-init prints: the addresses and routes the init set up and
 /// the resolver configuration it handed to the new root.
@@ -79,7 +79,7 @@ fn url(scheme: &str, port: u16, path: &str) -> String {
 }
 
 /// A local disk holding the fallback overlay.
-fn fallback_disk(assets: &Assets, dir: &Path) -> Result<PathBuf> {
+pub(super) fn fallback_disk(assets: &Assets, dir: &Path) -> Result<PathBuf> {
     let ovl = overlay(assets, HOST_LOCAL, &[], Vec::new())?;
     disk(
         dir,
@@ -121,7 +121,7 @@ fn want_console(failures: &mut Vec<String>, outcome: &Outcome, text: &str) {
 
 /// The progress line `MSG: ` followed (possibly after kernel messages) by
 /// `failed.`, not `ok.`; returns the rest of that `failed.` line.
-fn failed_progress(log: &str, msg: &str) -> Option<String> {
+pub(super) fn failed_progress(log: &str, msg: &str) -> Option<String> {
     let start = log.find(&format!(" * {msg}"))?;
     let rest = &log[start..];
     let failed = rest.find("failed.")?;
@@ -133,7 +133,7 @@ fn failed_progress(log: &str, msg: &str) -> Option<String> {
 }
 
 /// The fallback overlay was used after the download failed.
-fn want_fallback(failures: &mut Vec<String>, outcome: &Outcome, report: &Report) {
+pub(super) fn want_fallback(failures: &mut Vec<String>, outcome: &Outcome, report: &Report) {
     want_hostname(failures, report, HOST_LOCAL);
     want_console(
         failures,

@@ -352,6 +352,54 @@ fn silent_server_gives_up_after_the_attempts() {
     }
 }
 
+/// Answers every DISCOVER with an OFFER and never answers a REQUEST.
+#[test]
+fn offer_without_ack_names_the_silent_server() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = match socket.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("{other}"),
+    };
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let handle = thread::spawn(move || {
+        let mut kinds = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok((len, peer)) = socket.recv_from(&mut buf) {
+            let packet = &buf[..len];
+            let kind = option(packet, 53).unwrap_or_default();
+            if kind == [1] {
+                let offer = reply(MessageType::Offer, xid_of(packet));
+                socket.send_to(&encode_reply(&offer), peer).unwrap();
+            }
+            kinds.push(kind);
+            if kinds.len() == 4 {
+                break;
+            }
+        }
+        kinds
+    });
+    let mut transport = client(addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let backoff = [Duration::from_millis(100), Duration::from_millis(200)];
+    let err = dhcp_with(&mut transport, "eth0", MAC, deadline, &backoff).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::DhcpNoAck { ref server, ref offered, attempts: 2, .. }
+                if *server == ip("10.0.2.2") && *offered == ip("10.0.2.15")
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("server 10.0.2.2 offered 10.0.2.15 but never acknowledged"),
+        "{err}"
+    );
+    assert_eq!(handle.join().unwrap(), [vec![1], vec![3], vec![1], vec![3]]);
+}
+
 #[test]
 fn passed_deadline_sends_nothing() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();

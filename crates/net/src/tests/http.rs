@@ -300,6 +300,20 @@ fn silent_server_times_out() {
 }
 
 #[test]
+fn refused_connection_message_keeps_the_cause() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (result, _) = get(port, "/x", &opts());
+    let text = crate::error_chain(&result.unwrap_err());
+    let want = format!("http://127.0.0.1:{port}/x: cannot connect to 127.0.0.1:{port}: ");
+    assert!(text.starts_with(&want), "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+    assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+}
+
+#[test]
 fn refused_connection_and_ftp() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -247,3 +247,39 @@ fn mactab_renames_by_mac_with_the_link_down() {
     assert!(errors.is_empty());
     assert_eq!(*links.calls.borrow(), ["eth1 down", "eth1 -> lan"]);
 }
+
+/// Links that can bring interfaces down but not rename them (the trait's default).
+struct NoRename;
+
+impl Links for NoRename {
+    fn set_up(&self, _ifname: &str, _up: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn ifindex(&self, _ifname: &str) -> io::Result<u32> {
+        Err(io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+#[test]
+fn mactab_rename_failure_keeps_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    eth012(dir.path());
+    let entries = parse_mactab("lan 02:00:00:00:00:02\n");
+    let (done, errors) = apply_mactab(dir.path(), &NoRename, &entries);
+    assert!(done.is_empty());
+    assert_eq!(errors.len(), 1);
+    assert!(
+        matches!(&errors[0], NetError::Rename { from, to, source, .. }
+            if from == "eth1" && to == "lan" && source.kind() == io::ErrorKind::Unsupported),
+        "{:?}",
+        errors[0]
+    );
+    assert_eq!(
+        crate::error_chain(&errors[0]),
+        format!(
+            "cannot rename eth1 (02:00:00:00:00:02) to lan: {}",
+            io::Error::from(io::ErrorKind::Unsupported)
+        )
+    );
+}

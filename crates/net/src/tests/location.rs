@@ -99,11 +99,42 @@ fn url_join_cases() {
         ("/abs?z", "https", "h:8443", "/abs?z"),
         ("rel.tar.gz", "https", "h:8443", "/dir/rel.tar.gz"),
         ("?p=2", "https", "h:8443", "/dir/file?p=2"),
+        // A `://` inside a query or path does not make the reference absolute (issue 8d).
+        ("/b?next=http://x/", "https", "h:8443", "/b?next=http://x/"),
+        (
+            "b?next=http://x/",
+            "https",
+            "h:8443",
+            "/dir/b?next=http://x/",
+        ),
+        ("a/http://x", "https", "h:8443", "/dir/a/http://x"),
+        // Scheme names are case-insensitive and may hold `+ - .` after the first letter.
+        ("HTTPS://Other/z", "https", "other", "/z"),
+        // Fragment only: the same resource.
+        ("#frag", "https", "h:8443", "/dir/file?q=1"),
+        ("", "https", "h:8443", "/dir/file?q=1"),
+        // Dot segments (RFC 3986 section 5.2.4), never above the root.
+        ("../up", "https", "h:8443", "/up"),
+        ("./same", "https", "h:8443", "/dir/same"),
+        ("../../../top", "https", "h:8443", "/top"),
+        ("/a/./b/../c", "https", "h:8443", "/a/c"),
+        ("sub/..", "https", "h:8443", "/dir/"),
+        // `:` after a `/` is not a scheme.
+        ("./x:y", "https", "h:8443", "/dir/x:y"),
+        ("1x:y", "https", "h:8443", "/dir/1x:y"),
     ];
     for (location, scheme, authority, target) in cases {
         let joined = base.join(location).unwrap();
         assert_eq!(joined.https, scheme == "https", "{location}");
         assert_eq!(joined.authority(), authority, "{location}");
         assert_eq!(joined.target, target, "{location}");
+    }
+    // References that do start with a scheme are absolute, and only http(s) is accepted.
+    for (location, err) in [
+        ("ftp://h/x", UrlError::Ftp),
+        ("mailto:a@b", UrlError::Scheme("mailto:a@b".into())),
+        ("x+y.z-1:/p", UrlError::Scheme("x+y.z-1:/p".into())),
+    ] {
+        assert_eq!(base.join(location), Err(err), "{location}");
     }
 }

@@ -1,3 +1,5 @@
+#[cfg(feature = "https")]
+mod deadline;
 mod dhcp;
 mod dns;
 pub(super) mod http;

@@ -12,14 +12,14 @@ use rustls::{CertificateError, ServerConfig, ServerConnection, StreamOwned};
 use super::http::{opts, serve};
 use crate::http::fetch_with;
 use crate::tls::{classify_at, format_date};
-use crate::FetchError;
+use crate::{error_chain, FetchError};
 
-struct Ca {
+pub(super) struct Ca {
     pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn new_ca(name: &str) -> Ca {
+pub(super) fn new_ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::new()).unwrap();
     params
         .distinguished_name
@@ -34,7 +34,7 @@ fn new_ca(name: &str) -> Ca {
 }
 
 /// A leaf for `names`, signed by `ca`; `not_before_year` moves the validity start.
-fn leaf(ca: &Ca, names: &[&str], not_before_year: Option<i32>) -> Arc<ServerConfig> {
+pub(super) fn leaf(ca: &Ca, names: &[&str], not_before_year: Option<i32>) -> Arc<ServerConfig> {
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     if let Some(year) = not_before_year {
@@ -81,7 +81,7 @@ fn tls_server(config: Arc<ServerConfig>, response: String) -> u16 {
     port
 }
 
-fn bundle(dir: &Path, ca: &Ca) -> PathBuf {
+pub(super) fn bundle(dir: &Path, ca: &Ca) -> PathBuf {
     let path = dir.join("ca.pem");
     std::fs::write(&path, &ca.pem).unwrap();
     path
@@ -122,9 +122,9 @@ fn wrong_ca_fails_closed() {
     let (result, body) = fetch_tls(port, bundle(dir.path(), &other));
     let err = result.unwrap_err();
     assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
-    let text = err.to_string();
+    let text = error_chain(&err);
     assert!(
-        text.contains("invalid peer certificate: UnknownIssuer"),
+        text.contains("TLS with 127.0.0.1 failed: invalid peer certificate: UnknownIssuer"),
         "{text}"
     );
     assert!(body.is_empty());
@@ -139,7 +139,7 @@ fn wrong_host_name_fails() {
     let err = result.unwrap_err();
     assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("certificate not valid for name"),
+        error_chain(&err).contains("certificate not valid for name"),
         "{err}"
     );
 }
@@ -153,7 +153,7 @@ fn future_certificate_with_a_sane_clock_is_a_certificate_error() {
     let err = result.unwrap_err();
     assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("certificate not valid yet"),
+        error_chain(&err).contains("certificate not valid yet"),
         "{err}"
     );
 }
@@ -200,15 +200,25 @@ fn unusable_ca_bundles() {
     let missing = dir.path().join("missing.pem");
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
-    for path in [missing, empty] {
+    for (path, want) in [
+        (missing, "No such file or directory"),
+        (empty, "holds no usable CA certificate"),
+    ] {
         // The bundle is read after the TCP connect, so a server must be listening.
         let ca = new_ca("test CA");
         let port = tls_server(leaf(&ca, &["127.0.0.1"], None), OK.into());
         let (result, _) = fetch_tls(port, path.clone());
+        let err = result.unwrap_err();
         assert!(
-            matches!(result, Err(FetchError::CaBundle { .. })),
-            "{path:?}: {result:?}"
+            matches!(
+                err,
+                FetchError::CaBundle { .. } | FetchError::CaBundleEmpty { .. }
+            ),
+            "{path:?}: {err:?}"
         );
+        let text = error_chain(&err);
+        assert!(text.contains(want), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
     }
 }
 
