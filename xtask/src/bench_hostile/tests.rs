@@ -227,3 +227,29 @@ fn child_runs_report_exit_output_timeout_and_memory_cap() {
     let r = run_capped(&mut sh(script), &dest, long, 64 << 20).unwrap();
     assert_ne!(r.ended, Ended::Exit(0), "{r:?}");
 }
+
+#[test]
+fn verdict_needs_both_bounds_and_rejection_only_where_allowed() {
+    let run = |ended, peak_kib| Run {
+        secs: 0.5,
+        peak_kib,
+        ended,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let ok = run(Ended::Exit(0), Some(MAX_PEAK_KIB));
+    assert!(passes(false, &ok, MAX_SECS_PER_MB));
+    assert!(!passes(false, &ok, MAX_SECS_PER_MB * 1.01));
+    assert!(!passes(
+        true,
+        &run(Ended::Exit(0), Some(MAX_PEAK_KIB + 1)),
+        0.1
+    ));
+    assert!(!passes(true, &run(Ended::Exit(0), None), 0.1));
+    let rejected = run(Ended::Exit(1), Some(1000));
+    assert!(passes(true, &rejected, 0.1));
+    assert!(!passes(false, &rejected, 0.1));
+    for ended in [Ended::Exit(2), Ended::Signal(6), Ended::TimedOut] {
+        assert!(!passes(true, &run(ended, Some(1000)), 0.1), "{ended:?}");
+    }
+}
