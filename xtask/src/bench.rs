@@ -265,7 +265,7 @@ fn measure(unpacker: &Path, work: &Path, runs: usize, target_mb: u64) -> Result<
     Ok(())
 }
 
-fn build_unpack_example() -> Result<PathBuf> {
+pub(crate) fn build_unpack_example() -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env_remove("CARGO_TARGET_DIR")
         .current_dir(paths::workspace_root())

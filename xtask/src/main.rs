@@ -1,6 +1,7 @@
 //! Developer commands: `cargo xtask initramfs|run|test|deps|bench`.
 
 mod bench;
+mod bench_hostile;
 mod build;
 mod cpio;
 mod demo;
@@ -32,6 +33,7 @@ commands:
   deps
   bench boot [SCENARIO] [-n N]
   bench unpack [-n N] [--mb M]
+  bench hostile [SHAPE..] [--timeout S] [--mem-cap-mb M]
 ";
 
 fn main() -> ExitCode {
@@ -182,6 +184,7 @@ fn bench_command(args: &[String]) -> Result<()> {
             bench::boot(&scenario, runs)
         }
         Some((what, rest)) if what == "unpack" => bench::unpack(rest),
-        _ => bail!("bench wants `boot` or `unpack`\n{USAGE}"),
+        Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),
+        _ => bail!("bench wants `boot`, `unpack` or `hostile`\n{USAGE}"),
     }
 }

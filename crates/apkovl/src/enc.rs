@@ -51,6 +51,29 @@ pub enum EncError {
     /// Neither digest gives a gzip stream with valid padding.
     #[error("wrong password")]
     WrongPassword,
+    /// The file ends inside a cipher block, or holds no ciphertext at all: it was cut
+    /// short, whatever the password.
+    #[error(
+        "{path} is damaged: truncated ({len} bytes after the header, \
+         not a whole number of 16-byte blocks)"
+    )]
+    TruncatedFile {
+        /// The file.
+        path: PathBuf,
+        /// Bytes of ciphertext after `Salted__` and the salt.
+        len: u64,
+    },
+    /// The password is right (the first block decrypts to a gzip header) but the last
+    /// block has no valid padding: the file was cut short by whole blocks or its end is
+    /// corrupt. Asking for the password again cannot help.
+    #[error(
+        "{path} is damaged: truncated or corrupt at the end (the password is right, \
+         but the last block has no valid padding)"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl EncError {
@@ -289,9 +312,22 @@ impl<R: Read> Read for DecryptReader<R> {
     }
 }
 
+/// A gzip member header as RFC 1952 defines it: magic `1f 8b`, method 8 (deflate) and
+/// the three reserved flag bits clear. A wrong key turns the first block into uniformly
+/// random bytes, which pass this with probability 2^-27.
+fn is_gzip_start(plain: &[u8; BLOCK]) -> bool {
+    plain[..3] == [0x1f, 0x8b, 0x08] && plain[3] & 0xe0 == 0
+}
+
 /// Finds the digest that decrypts `path` with `password`: the first block must start
-/// with the gzip magic `1f 8b 08` and the last block must carry valid padding. SHA-256
-/// is tried first, then MD5. Only three blocks are read.
+/// with a gzip header and the last block must carry valid padding. SHA-256 is tried
+/// first, then MD5. Only three blocks are read.
+///
+/// A file that is not a whole number of blocks is [`EncError::TruncatedFile`] whatever
+/// the password. When a digest gives a gzip header but the last block's padding is bad,
+/// the password is right and the file is damaged ([`EncError::Damaged`]): a file cut
+/// short by whole blocks looks exactly like that, and must not be reported as a wrong
+/// password.
 pub fn detect_digest(path: &Path, cipher: Cipher, password: &[u8]) -> Result<Digest, EncError> {
     let open_err = |source| EncError::Open {
         path: path.to_owned(),
@@ -306,46 +342,51 @@ pub fn detect_digest(path: &Path, cipher: Cipher, password: &[u8]) -> Result<Dig
     }
     let body = size - 16;
     if got < 32 || body % BLOCK as u64 != 0 {
-        return Err(EncError::Truncated);
+        return Err(EncError::TruncatedFile {
+            path: path.to_owned(),
+            len: body,
+        });
     }
     let mut first = [0u8; BLOCK];
     first.copy_from_slice(&head[16..32]);
-    // CBC: the last plaintext block needs only the last two ciphertext blocks.
+    // CBC: the last plaintext block needs only the last two ciphertext blocks; with a
+    // single block, the IV chains into it.
     let mut tail = [0u8; 2 * BLOCK];
-    let prev_last = if body >= 2 * BLOCK as u64 {
+    let single = body == BLOCK as u64;
+    if !single {
         f.seek(SeekFrom::Start(size - 2 * BLOCK as u64))
             .map_err(open_err)?;
         if read_full(&mut f, &mut tail).map_err(open_err)? != tail.len() {
             return Err(EncError::Truncated);
         }
-        None
-    } else {
-        Some(first)
-    };
+    }
+    let mut gzip_start = false;
     for digest in [Digest::Sha256, Digest::Md5] {
         let (key, iv) = derive(digest, cipher, &head[8..16], password);
         let mut p_first = first;
         Mode::new(cipher, &key, &iv).decrypt(&mut p_first);
-        if p_first[..3] != [0x1f, 0x8b, 0x08] {
+        if !is_gzip_start(&p_first) {
             continue;
         }
-        let mut last = [0u8; BLOCK];
-        let chain_iv = match prev_last {
-            Some(_) => iv,
-            None => {
-                let mut c = [0u8; BLOCK];
-                c.copy_from_slice(&tail[..BLOCK]);
-                last.copy_from_slice(&tail[BLOCK..]);
-                c
-            }
+        gzip_start = true;
+        let (chain_iv, mut last) = if single {
+            (iv, first)
+        } else {
+            let mut c = [0u8; BLOCK];
+            c.copy_from_slice(&tail[..BLOCK]);
+            let mut l = [0u8; BLOCK];
+            l.copy_from_slice(&tail[BLOCK..]);
+            (c, l)
         };
-        if let Some(only) = prev_last {
-            last = only;
-        }
         Mode::new(cipher, &key, &chain_iv).decrypt(&mut last);
         if unpad(&last).is_some() {
             return Ok(digest);
         }
+    }
+    if gzip_start {
+        return Err(EncError::Damaged {
+            path: path.to_owned(),
+        });
     }
     Err(EncError::WrongPassword)
 }

@@ -208,3 +208,61 @@ fn truncated_ciphertext_fails_in_the_verify_pass() {
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "cut {cut}");
     }
 }
+
+/// Issue 8c: a file cut short by whole 16-byte blocks decrypts with the right password to
+/// a gzip start but fails the padding check; it must be reported as damaged (so the init
+/// does not ask for the password again), never as a wrong password.
+#[test]
+fn right_password_on_a_file_cut_by_whole_blocks_is_damaged_not_wrong_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "tiny-sha256.apkovl.tar.gz.aes-256-cbc",
+        "tiny-md5.apkovl.tar.gz.aes-256-cbc",
+    ] {
+        let full = fs::read(fixture(name)).unwrap();
+        let blocks = (full.len() - 16) / 16;
+        assert!(blocks >= 2, "{name}: fixture too small");
+        let cipher = cipher_from_suffix(name).unwrap().unwrap();
+        for cut in 1..blocks {
+            let path = tmp.path().join(format!("cut{cut}-{name}"));
+            fs::write(&path, &full[..full.len() - 16 * cut]).unwrap();
+            let err = detect_digest(&path, cipher, b"alpinit").unwrap_err();
+            assert!(
+                matches!(&err, EncError::Damaged { path: p } if *p == path),
+                "{name} cut by {cut} blocks: {err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("is damaged: truncated") && msg.contains(&*path.to_string_lossy()),
+                "{msg}"
+            );
+            // The evidence is the password: a wrong one is still a wrong password.
+            let err = detect_digest(&path, cipher, b"not-it").unwrap_err();
+            assert!(
+                matches!(err, EncError::WrongPassword),
+                "{name} cut {cut}: {err:?}"
+            );
+        }
+    }
+}
+
+/// A file cut inside a block, or down to the header, is damaged whatever the password.
+#[test]
+fn file_cut_inside_a_block_or_to_the_header_is_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "tiny-sha256.apkovl.tar.gz.aes-256-cbc";
+    let full = fs::read(fixture(name)).unwrap();
+    let cipher = cipher_from_suffix(name).unwrap().unwrap();
+    for (keep, body) in [(full.len() - 5, full.len() as u64 - 21), (16, 0), (20, 4)] {
+        let path = tmp.path().join(format!("keep{keep}-{name}"));
+        fs::write(&path, &full[..keep]).unwrap();
+        for pw in [&b"alpinit"[..], b"not-it"] {
+            let err = detect_digest(&path, cipher, pw).unwrap_err();
+            assert!(
+                matches!(&err, EncError::TruncatedFile { path: p, len } if *p == path && *len == body),
+                "keep {keep}: {err:?}"
+            );
+            assert!(err.to_string().contains("is damaged: truncated"), "{err}");
+        }
+    }
+}

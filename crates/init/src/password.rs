@@ -38,10 +38,22 @@ pub fn unpack_encrypted(
     sysroot: &Path,
     limits: &Limits,
 ) -> Result<UnpackReport, OverlayError> {
+    unpack_with_prompt(path, cipher, sysroot, limits, read_password)
+}
+
+/// Only a wrong password is asked for again; any other failure (a damaged file
+/// included) ends the attempts at once.
+fn unpack_with_prompt(
+    path: &Path,
+    cipher: Cipher,
+    sysroot: &Path,
+    limits: &Limits,
+    mut ask: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> Result<UnpackReport, OverlayError> {
     log::console("\x07");
     let name = path.display().to_string();
     for attempt in 1..=ATTEMPTS {
-        let Some(pw) = read_password(&format!("Enter password for {name}: ")) else {
+        let Some(pw) = ask(&format!("Enter password for {name}: ")) else {
             return Err(OverlayError::NoPassword(name));
         };
         match enc::detect_digest(path, cipher, &pw) {
@@ -62,4 +74,63 @@ pub fn unpack_encrypted(
     }
     let _ = std::io::stdout().flush();
     Err(OverlayError::Encrypted(EncError::WrongPassword))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../apkovl/tests/fixtures")
+            .join(name)
+    }
+
+    /// Runs the prompt loop with scripted answers; returns the result and the number of
+    /// times a password was asked for.
+    fn run(path: &Path, answers: &[&str]) -> (Result<UnpackReport, OverlayError>, usize) {
+        let root = tempfile::tempdir().unwrap();
+        let mut asked = 0;
+        let res = unpack_with_prompt(
+            path,
+            Cipher::Aes256Cbc,
+            root.path(),
+            &Limits::default(),
+            |_| {
+                asked += 1;
+                answers.get(asked - 1).map(|a| a.as_bytes().to_vec())
+            },
+        );
+        (res, asked)
+    }
+
+    #[test]
+    fn damaged_file_is_reported_once_without_asking_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = std::fs::read(fixture("tiny-sha256.apkovl.tar.gz.aes-256-cbc")).unwrap();
+        let path = dir.path().join("cut.apkovl.tar.gz.aes-256-cbc");
+        std::fs::write(&path, &full[..full.len() - 32]).unwrap();
+        let (res, asked) = run(&path, &["alpinit", "alpinit", "alpinit"]);
+        let err = res.unwrap_err();
+        assert!(
+            matches!(err, OverlayError::Encrypted(EncError::Damaged { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("is damaged: truncated"), "{err}");
+        assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn wrong_password_is_asked_three_times() {
+        let path = fixture("tiny-sha256.apkovl.tar.gz.aes-256-cbc");
+        let (res, asked) = run(&path, &["a", "b", "c"]);
+        assert!(
+            matches!(res, Err(OverlayError::Encrypted(EncError::WrongPassword))),
+            "{res:?}"
+        );
+        assert_eq!(asked, 3);
+        let (res, asked) = run(&path, &["a", "alpinit"]);
+        assert_eq!(res.unwrap().members, ["etc/", "etc/hostname"]);
+        assert_eq!(asked, 2);
+    }
 }
