@@ -55,10 +55,17 @@ pub fn parse(argv: &[String]) -> ParseOutcome {
                 "-a" | "-b" | "-c" | "-H" | "-k" | "-m" | "-o" | "-f" | "-p" | "-t" | "-U"
             )
         };
-        let (flag, inline) = if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") {
-            (&arg[..2], Some(arg[2..].to_owned()))
-        } else {
-            (arg.as_str(), None)
+        // The flag is the dash and one character, which may be several bytes
+        // long (`-é`): split at a character boundary, never inside one.
+        let split = arg
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-'))
+            .and_then(|rest| rest.chars().next())
+            .map(|c| 1 + c.len_utf8())
+            .filter(|&at| at < arg.len());
+        let (flag, inline) = match split {
+            Some(at) => (&arg[..at], Some(arg[at..].to_owned())),
+            None => (arg.as_str(), None),
         };
         let value = if takes_value(flag) {
             match inline.or_else(|| it.next().cloned()) {
@@ -231,6 +238,26 @@ mod tests {
             assert!(matches!(parse(&argv(bad)), ParseOutcome::Usage(_)), "{bad}");
         }
         assert_eq!(parse(&argv("-h")), ParseOutcome::Help);
+    }
+
+    /// Regression: `-é` was sliced at byte 2, inside the `é`, and panicked.
+    #[test]
+    fn non_ascii_options_are_usage_errors_not_panics() {
+        for (bad, flag) in [("-é", "-é"), ("-éx", "-é"), ("-€", "-€")] {
+            assert_eq!(
+                parse(&[bad.to_owned()]),
+                ParseOutcome::Usage(format!("unknown option {flag}")),
+                "{bad}"
+            );
+        }
+        let ParseOutcome::Run(a) = parse(&["-aé".to_owned()]) else {
+            panic!()
+        };
+        assert_eq!(a.apkovls_file.as_deref(), Some(std::path::Path::new("é")));
+        let ParseOutcome::Run(a) = parse(&["é".to_owned()]) else {
+            panic!()
+        };
+        assert_eq!(a.device.as_deref(), Some("é"));
     }
 
     #[test]

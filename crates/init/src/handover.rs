@@ -6,7 +6,7 @@ use crate::log;
 use alpinit_sys::{MountFlags, Sys};
 use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
@@ -21,57 +21,10 @@ pub enum HandoverError {
     },
 }
 
-/// Resolves `path` inside `root` as if chrooted: absolute symlinks restart
-/// at `root`, `..` never climbs above it.
-pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect();
-    let mut cur = root.to_owned();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                if cur != root {
-                    cur.pop();
-                }
-                continue;
-            }
-            _ => {}
-        }
-        let next = cur.join(&c);
-        let md = std::fs::symlink_metadata(&next).ok()?;
-        if md.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&next).ok()?;
-            if target.is_absolute() {
-                cur = root.to_owned();
-            }
-            for comp in target.components().rev() {
-                match comp {
-                    Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                    Component::ParentDir => todo.push("..".into()),
-                    _ => {}
-                }
-            }
-        } else {
-            cur = next;
-        }
-    }
-    Some(cur)
-}
-
 /// `init=` must exist and be executable before anything is torn down.
 pub fn check_init(layout: &Layout, init: &str) -> Result<(), HandoverError> {
     let sysroot = layout.sysroot();
-    let Some(p) = resolve_in_root(&sysroot, init) else {
+    let Some(p) = crate::newroot::resolve_in_root(&sysroot, init) else {
         return Err(HandoverError::InitMissing { init: init.into() });
     };
     match std::fs::metadata(&p) {
@@ -108,13 +61,25 @@ pub fn mounts_to_move(proc_mounts: &str, sysroot: &str) -> Vec<String> {
 pub fn move_mounts(sys: &dyn Sys, layout: &Layout) {
     let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
     let sysroot = crate::packages::unroot(layout, &layout.sysroot());
+    let root = match crate::newroot::NewRoot::open(&layout.sysroot()) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn(&format!("moving mounts into the new root: {e}"));
+            return;
+        }
+    };
     for m in mounts_to_move(&mounts, &sysroot) {
         let src = layout.path(&m);
         if !src.is_dir() {
             continue;
         }
-        let dst = layout.in_sysroot(&m);
-        let _ = std::fs::create_dir_all(&dst);
+        let dst = match root.mount_target(&m) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn(&format!("moving {m} into the new root: {e}"));
+                continue;
+            }
+        };
         if let Err(e) = sys.mount(&src.to_string_lossy(), &dst, None, MountFlags::MOVE, None) {
             log::warn(&format!("moving {m} into the new root: {e}"));
         }
@@ -259,6 +224,7 @@ mod tests {
         std::fs::create_dir_all(root.join("a")).unwrap();
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("a/up")).unwrap();
+        let resolve_in_root = crate::newroot::resolve_in_root;
         assert_eq!(resolve_in_root(&root, "/a/up"), Some(root.join("etc")));
         assert_eq!(resolve_in_root(&root, "/a/up/../../.."), Some(root.clone()));
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
