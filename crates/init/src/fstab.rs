@@ -36,7 +36,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
         .collect()
 }
 
-pub fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -54,6 +54,27 @@ pub fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line of `/proc/mounts`, its fields unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    pub source: String,
+    pub target: String,
+    pub fstype: String,
+}
+
+/// `/proc/mounts` (same syntax and octal escapes as fstab: a space in a
+/// mount point is `\040`). The one parser of that file.
+pub fn proc_mounts(text: &str) -> Vec<Mounted> {
+    parse(text)
+        .into_iter()
+        .map(|e| Mounted {
+            source: e.spec,
+            target: e.file,
+            fstype: e.vfstype,
+        })
+        .collect()
 }
 
 /// The new root's `/etc/fstab` (looked up inside it), if it has one.
@@ -216,6 +237,16 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].file, "/media/my disk");
         assert_eq!(root_tmpfs_options(&e), Some("size=2g"));
+    }
+
+    #[test]
+    fn proc_mounts_fields_are_unescaped() {
+        let m = proc_mounts("/dev/sda1 /media/my\\040stick vfat ro 0 0\nproc /proc proc rw 0 0\n");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].source, "/dev/sda1");
+        assert_eq!(m[0].target, "/media/my stick");
+        assert_eq!(m[0].fstype, "vfat");
+        assert_eq!(m[1].target, "/proc");
     }
 
     #[test]

@@ -132,10 +132,9 @@ pub fn load_fs_modules(loader: &alpinit_kmod::Loader, fstype: &str) {
 
 /// Device names that appear as mount sources in `/proc/mounts`.
 pub fn mounted_sources(proc_mounts: &str) -> Vec<String> {
-    proc_mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
+    crate::fstab::proc_mounts(proc_mounts)
+        .into_iter()
+        .map(|m| m.source)
         .collect()
 }
 
