@@ -83,6 +83,10 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     }
 
     let apkovl_spec = cmdline.apkovl();
+    let wanted_spec = match &apkovl_spec {
+        Some(ApkovlSpec::Device { device, .. }) => device.as_str(),
+        _ => "",
+    };
     let wanted = match &apkovl_spec {
         Some(ApkovlSpec::Device { device, .. }) => Some(DeviceSpec::parse(device)),
         _ => None,
@@ -93,10 +97,10 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     });
     let buf = cmdline.uevent_buf_size().unwrap_or_else(|e| {
         log::warn(&e.to_string());
-        4 << 20
+        alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE
     });
     let policy = WaitPolicy {
-        settle_limit: usbdelay.unwrap_or(Duration::from_secs(10)),
+        settle_limit: usbdelay.unwrap_or(WaitPolicy::default().settle_limit),
         allow_not_found: cmdline.needs_network(),
         ..WaitPolicy::default()
     };
@@ -154,7 +158,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
         layout,
         apkovl_spec.as_ref(),
         &findings.media,
-        findings.wanted.as_deref(),
+        crate::devices::unique_or_shell(&findings.wanted, "apkovl device", wanted_spec).as_deref(),
         &net,
         &loader,
     );
@@ -272,7 +276,9 @@ fn root_mode(
         }
     }
     let options = discovery::Options {
-        uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
+        uevent_buf_size: cmdline
+            .uevent_buf_size()
+            .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
         dev_is_tmpfs,
         policy: WaitPolicy::default(),
         wanted: Some(DeviceSpec::parse(root)),
@@ -309,7 +315,7 @@ fn hand_over(
         log::console(&format!("{e}\n"));
         recovery_shell("Type exit to continue boot.");
     }
-    if !loader.wait_idle(std::time::Instant::now() + Duration::from_secs(10)) {
+    if !loader.wait_idle(std::time::Instant::now() + handover::MODULES_IDLE_LIMIT) {
         log::warn("modules still loading at switch_root");
     }
     handover::move_mounts(sys, layout);

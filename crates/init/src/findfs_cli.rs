@@ -144,7 +144,9 @@ pub fn main(argv: &[String]) -> i32 {
         &layout,
         &loader,
         &discovery::Options {
-            uevent_buf_size: args.uevent_buf_size.unwrap_or(4 << 20),
+            uevent_buf_size: args
+                .uevent_buf_size
+                .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
             dev_is_tmpfs: false,
             policy,
             wanted: args.device.as_deref().map(DeviceSpec::parse),
@@ -171,6 +173,12 @@ pub fn main(argv: &[String]) -> i32 {
                 eprintln!("nlplug-findfs: writing {}: {e}", f.display());
                 return 1;
             }
+        }
+    }
+    if let Some(spec) = &args.device {
+        if let Err(e) = findings.wanted.unique("device", spec) {
+            eprintln!("nlplug-findfs: {e}");
+            return 1;
         }
     }
     if findings.found_anything() || args.allow_not_found {

@@ -9,6 +9,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// How long the hand-over waits for module loads still running (a module
+/// inserted while the root moves is harmless, one hung in init_module must
+/// not stop the boot).
+pub const MODULES_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
     #[error("{init} not found in new root")]
