@@ -58,10 +58,23 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
 /// Installed first thing: a bug in the init must not become a kernel panic
-/// without a word, nor leave the user without a shell.
+/// without a word, nor leave the user without a shell. Only the first
+/// panicking thread (the main one or a module-loader worker) starts the
+/// shell; a second panicking thread logs and parks for good, so there is
+/// never a second recovery shell on the console.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        if PANICKED.swap(true, Ordering::SeqCst) {
+            log::error(&format!(
+                "internal error (another thread already failed): {info}"
+            ));
+            loop {
+                std::thread::park();
+            }
+        }
         log::error(&format!("internal error: {info}"));
         log::console(&format!("alpinit: internal error: {info}\n"));
         loop {
