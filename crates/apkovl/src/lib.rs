@@ -75,7 +75,7 @@ mod testutil;
 mod unpack;
 
 pub use archive::ArchiveError;
-pub use candidate::{choose, device_order, is_apkovl_name, Candidate};
+pub use candidate::{choose, choose_logged, device_order, is_apkovl_name, Candidate};
 pub use gzip::GzipError;
 pub use member::NameError;
 pub use root::{Resolver, Root};

@@ -162,7 +162,7 @@ pub fn main(argv: &[String]) -> i32 {
         repos.extend(m.repos.iter().map(|p| p.display().to_string()));
     }
     // The first line is what Alpine's init uses: put the chosen one first.
-    if let Some(chosen) = crate::sysroot::choose(&findings.media) {
+    if let Some(chosen) = crate::media::choose_apkovl(&findings.media) {
         let chosen = chosen.display().to_string();
         apkovls.retain(|p| *p != chosen);
         apkovls.insert(0, chosen);

@@ -114,9 +114,8 @@ pub fn default_services(layout: &Layout, ssh_key: bool) -> Result<Vec<String>, N
     Ok(pkgs)
 }
 
-/// Boot repositories: `alpine_repo=` if given, else every directory up to
-/// three levels below `/media/*` that holds a `.boot_repository` file,
-/// sorted.
+/// Boot repositories: `alpine_repo=` if given, else every
+/// [`crate::media::boot_repositories`] of every `/media/*`, sorted.
 pub fn find_repositories(layout: &Layout, alpine_repo: &[String]) -> Vec<String> {
     if !alpine_repo.is_empty() {
         return alpine_repo.to_vec();
@@ -124,29 +123,13 @@ pub fn find_repositories(layout: &Layout, alpine_repo: &[String]) -> Vec<String>
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir(layout.media()) {
         for e in entries.flatten() {
-            walk_repos(&e.path(), 0, &mut found);
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                found.extend(crate::media::boot_repositories(&e.path()));
+            }
         }
     }
     found.sort();
     found.into_iter().map(|p| unroot(layout, &p)).collect()
-}
-
-fn walk_repos(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    // `find /media/* -maxdepth 3 -name .boot_repository -type f`
-    if depth > 2 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_file() && e.file_name() == ".boot_repository" {
-            out.push(dir.to_owned());
-        } else if ft.is_dir() {
-            walk_repos(&e.path(), depth + 1, out);
-        }
-    }
 }
 
 /// A path of the initramfs as the running system names it.
