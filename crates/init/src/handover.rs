@@ -117,6 +117,9 @@ pub fn switch_root(
     args: &[String],
     console: Option<&str>,
 ) -> HandoverError {
+    // A worker thread that hit a bug holds the console with the recovery
+    // shell: the exec must not take it away.
+    crate::emergency::park_if_another_thread_panicked();
     let old = match enter_new_root(sys, layout, init, &Process) {
         Ok(old) => old,
         Err(e) => return e,
