@@ -95,7 +95,12 @@ fn components(rel: &str) -> Result<Vec<&str>, NewRootError> {
 
 impl NewRoot {
     pub fn open(path: &Path) -> Result<Self, NewRootError> {
-        let root = Root::open(path, Resolver::Openat2).map_err(|source| NewRootError::Open {
+        Self::open_with(path, Resolver::Openat2)
+    }
+
+    /// `open` with a chosen resolver (tests run the old kernels' walk too).
+    fn open_with(path: &Path, resolver: Resolver) -> Result<Self, NewRootError> {
+        let root = Root::open(path, resolver).map_err(|source| NewRootError::Open {
             path: path.to_owned(),
             source,
         })?;

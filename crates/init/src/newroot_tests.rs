@@ -279,3 +279,31 @@ fn fstab_read_follows_links_only_inside() {
         Some("inside fstab")
     );
 }
+
+/// The same clamping with the userspace walk used on kernels without
+/// openat2 as with openat2.
+#[test]
+fn both_resolvers_keep_writes_inside() {
+    for resolver in [Resolver::Openat2, Resolver::Walk] {
+        let t = Planted::new();
+        t.link(Path::new("../../../outside"), "etc/runlevels/boot");
+        t.link(&t.outside, "media");
+        std::fs::create_dir_all(t.layout.in_sysroot("outside")).unwrap();
+        let before = t.outside_root();
+        let root = NewRoot::open_with(&t.layout.sysroot(), resolver).unwrap();
+        root.create_dir_all("etc/runlevels/boot/x").unwrap();
+        root.symlink("/etc/init.d/hwclock", "etc/runlevels/boot/hwclock")
+            .unwrap();
+        root.write_file("etc/runlevels/boot/f", b"f", 0o600)
+            .unwrap();
+        root.chmod("etc/runlevels/boot/x", 0o700).unwrap();
+        assert!(root.remove("etc/runlevels/boot/f").unwrap());
+        // `media` points at an absolute path missing inside: refused, not followed.
+        assert!(root.mount_target("media/sda1").is_err(), "{resolver:?}");
+        assert_eq!(t.outside_root(), before, "{resolver:?}");
+        let inside = t.layout.in_sysroot("outside");
+        assert!(inside.join("x").is_dir(), "{resolver:?}");
+        assert!(inside.join("hwclock").is_symlink(), "{resolver:?}");
+        assert!(!inside.join("f").exists(), "{resolver:?}");
+    }
+}
