@@ -39,6 +39,29 @@ pub fn choose(cands: &[Candidate]) -> Option<&Candidate> {
     cands.iter().min_by(|a, b| rank(a, b))
 }
 
+/// [`choose`], telling `log` every candidate and then the choice, so the
+/// boot log shows what was considered.
+pub fn choose_logged<'a>(
+    cands: &'a [Candidate],
+    log: &mut dyn FnMut(&str),
+) -> Option<&'a Candidate> {
+    for c in cands {
+        log(&format!(
+            "apkovl candidate {} (device {}{})",
+            c.path.display(),
+            c.device,
+            if c.device_has_boot_repo {
+                ", holds a boot repository"
+            } else {
+                ""
+            }
+        ));
+    }
+    let chosen = choose(cands)?;
+    log(&format!("apkovl chosen: {}", chosen.path.display()));
+    Some(chosen)
+}
+
 fn rank(a: &Candidate, b: &Candidate) -> Ordering {
     b.device_has_boot_repo
         .cmp(&a.device_has_boot_repo)
@@ -263,6 +286,26 @@ mod tests {
                 cands.reverse();
             }
         }
+    }
+
+    #[test]
+    fn choose_logged_lists_every_candidate_then_the_choice() {
+        let cands = [
+            cand("/media/sdb1/a.apkovl.tar.gz", "sdb1", true),
+            cand("/media/sda1/b.apkovl.tar.gz", "sda1", false),
+        ];
+        let mut lines = Vec::new();
+        let chosen = choose_logged(&cands, &mut |l| lines.push(l.to_owned())).unwrap();
+        assert_eq!(chosen.device, "sdb1");
+        assert_eq!(
+            lines,
+            [
+                "apkovl candidate /media/sdb1/a.apkovl.tar.gz (device sdb1, holds a boot repository)",
+                "apkovl candidate /media/sda1/b.apkovl.tar.gz (device sda1)",
+                "apkovl chosen: /media/sdb1/a.apkovl.tar.gz",
+            ]
+        );
+        assert!(choose_logged(&[], &mut |_| panic!("nothing to log")).is_none());
     }
 
     fn cand(path: &str, device: &str, repo: bool) -> Candidate {

@@ -75,9 +75,10 @@ mod testutil;
 mod unpack;
 
 pub use archive::ArchiveError;
-pub use candidate::{choose, device_order, is_apkovl_name, Candidate};
+pub use candidate::{choose, choose_logged, device_order, is_apkovl_name, Candidate};
 pub use gzip::GzipError;
 pub use member::NameError;
+pub use root::{Resolver, Root};
 pub use unpack::{fuzz_unpack, unpack, unpack_file, Limits, UnpackError, UnpackReport};
 
 /// Fuzz entry point for the decryption layer: decrypts `data` with a fixed password and

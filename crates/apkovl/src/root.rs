@@ -22,7 +22,7 @@ const MAX_SYMLINKS: usize = 40;
 
 /// How paths are resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Resolver {
+pub enum Resolver {
     /// The kernel's `openat2`, falling back to [`Resolver::Walk`] on `ENOSYS`.
     Openat2,
     /// The userspace walk.
@@ -30,7 +30,7 @@ pub(crate) enum Resolver {
 }
 
 /// An open sysroot.
-pub(crate) struct Root {
+pub struct Root {
     fd: OwnedFd,
     resolver: Cell<Resolver>,
 }
@@ -60,7 +60,7 @@ fn dot_if_empty(path: &[u8]) -> &[u8] {
 }
 
 impl Root {
-    pub(crate) fn open(path: &Path, resolver: Resolver) -> io::Result<Root> {
+    pub fn open(path: &Path, resolver: Resolver) -> io::Result<Root> {
         let fd = nix::fcntl::open(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -75,7 +75,7 @@ impl Root {
     /// Opens `path` (relative to the sysroot) with `flags`. Symlinks on the way are
     /// followed inside the sysroot; the last component is not followed when `flags`
     /// contains `O_NOFOLLOW`.
-    pub(crate) fn open_at(&self, path: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
+    pub fn open_at(&self, path: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
         let flags = flags | OFlag::O_CLOEXEC;
         if self.resolver.get() == Resolver::Openat2 {
             let how = OpenHow::new()
@@ -99,7 +99,7 @@ impl Root {
     }
 
     /// The directory `path`, as an `O_PATH` fd usable as a `*at()` base.
-    pub(crate) fn dir(&self, path: &[u8]) -> io::Result<OwnedFd> {
+    pub fn dir(&self, path: &[u8]) -> io::Result<OwnedFd> {
         self.open_at(path, OFlag::O_PATH | OFlag::O_DIRECTORY)
     }
 

@@ -5,7 +5,7 @@ use crate::emergency::recovery_shell;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
 use crate::wait::WaitPolicy;
-use crate::{early, fstab, handover, modules, network, overlay, packages, sysroot};
+use crate::{early, fstab, handover, modules, network, newroot, overlay, packages, sysroot};
 use alpinit_cmdline::{ApkovlSpec, Cmdline};
 use alpinit_sys::Sys;
 use std::time::Duration;
@@ -83,6 +83,10 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     }
 
     let apkovl_spec = cmdline.apkovl();
+    let wanted_spec = match &apkovl_spec {
+        Some(ApkovlSpec::Device { device, .. }) => device.as_str(),
+        _ => "",
+    };
     let wanted = match &apkovl_spec {
         Some(ApkovlSpec::Device { device, .. }) => Some(DeviceSpec::parse(device)),
         _ => None,
@@ -93,10 +97,10 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     });
     let buf = cmdline.uevent_buf_size().unwrap_or_else(|e| {
         log::warn(&e.to_string());
-        4 << 20
+        alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE
     });
     let policy = WaitPolicy {
-        settle_limit: usbdelay.unwrap_or(Duration::from_secs(10)),
+        settle_limit: usbdelay.unwrap_or(WaitPolicy::default().settle_limit),
         allow_not_found: cmdline.needs_network(),
         ..WaitPolicy::default()
     };
@@ -154,7 +158,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
         layout,
         apkovl_spec.as_ref(),
         &findings.media,
-        findings.wanted.as_deref(),
+        crate::devices::unique_or_shell(&findings.wanted, "apkovl device", wanted_spec).as_deref(),
         &net,
         &loader,
     );
@@ -188,17 +192,13 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
                 recovery_shell(&format!("The overlay {shown} was rejected; nothing of it was applied. Type exit to boot without it."));
             }
         }
-        let root_dir = layout.in_sysroot("/root");
-        if root_dir.is_dir() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o700));
-        }
+        newroot::restrict_root_home(layout);
     }
     log::phase("unpacked");
 
     let mut pkgs = cmdline.pkgs();
     pkgs.extend(overlay::world(layout));
-    let defaults = members.is_none() || layout.in_sysroot("/etc/.default_boot_services").exists();
+    let defaults = members.is_none() || packages::wants_default_services(layout);
     if defaults {
         match packages::default_services(layout, cmdline.get("ssh_key").is_some()) {
             Ok(extra) => pkgs.extend(extra),
@@ -206,12 +206,13 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
         }
     }
 
-    let sysroot_fstab = layout.in_sysroot("/etc/fstab");
-    let fstab_text = std::fs::read_to_string(&sysroot_fstab)
-        .or_else(|_| std::fs::read_to_string(layout.path("/etc/fstab")))
+    let sysroot_fstab = fstab::read_new_root(layout);
+    let fstab_text = sysroot_fstab
+        .clone()
+        .or_else(|| std::fs::read_to_string(layout.path("/etc/fstab")).ok())
         .unwrap_or_default();
     let entries = fstab::parse(&fstab_text);
-    if sysroot_fstab.exists() {
+    if sysroot_fstab.is_some() {
         if let Some(opts) = fstab::root_tmpfs_options(&entries) {
             let (flags, data) = fstab::split_options(opts);
             let flags = flags | alpinit_sys::MountFlags::REMOUNT;
@@ -226,16 +227,8 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     let repos = packages::find_repositories(layout, &cmdline.alpine_repo());
     if have_apk {
         let p = Progress::begin("Installing packages to root filesystem");
-        let _ = std::fs::create_dir_all(layout.in_sysroot("/etc/apk/keys"));
-        copy_dir_files(
-            &layout.path("/etc/apk/keys"),
-            &layout.in_sysroot("/etc/apk/keys"),
-        );
-        let rtc = std::fs::read_dir(layout.dev()).ok().is_some_and(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("rtc"))
-        });
-        let _ = packages::rc_add(layout, if rtc { "hwclock" } else { "swclock" }, "boot");
+        packages::install_keys(layout);
+        packages::add_clock_service(layout);
         packages::run_apk(
             sys,
             layout,
@@ -260,15 +253,8 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     if let Some(m) = &source.unmount {
         let _ = sys.umount(m, false);
     }
-    let repo_file = layout.in_sysroot("/etc/apk/repositories");
-    if !repo_file.exists() && !repos.is_empty() {
-        let _ = std::fs::create_dir_all(layout.in_sysroot("/etc/apk"));
-        let _ = std::fs::write(&repo_file, format!("{}\n", repos.join("\n")));
-    }
-    let resolv = layout.in_sysroot("/etc/resolv.conf");
-    if !resolv.exists() {
-        let _ = std::fs::copy(layout.path("/etc/resolv.conf"), &resolv);
-    }
+    packages::write_repositories(layout, &repos);
+    newroot::copy_resolv_conf(layout);
 
     hand_over(sys, layout, &cmdline, &loader)
 }
@@ -290,7 +276,9 @@ fn root_mode(
         }
     }
     let options = discovery::Options {
-        uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
+        uevent_buf_size: cmdline
+            .uevent_buf_size()
+            .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
         dev_is_tmpfs,
         policy: WaitPolicy::default(),
         wanted: Some(DeviceSpec::parse(root)),
@@ -327,7 +315,7 @@ fn hand_over(
         log::console(&format!("{e}\n"));
         recovery_shell("Type exit to continue boot.");
     }
-    if !loader.wait_idle(std::time::Instant::now() + Duration::from_secs(10)) {
+    if !loader.wait_idle(std::time::Instant::now() + handover::MODULES_IDLE_LIMIT) {
         log::warn("modules still loading at switch_root");
     }
     handover::move_mounts(sys, layout);
@@ -350,17 +338,6 @@ fn run_quiet(prog: &std::path::Path, args: &[&str]) {
         Ok(s) if s.success() => {}
         Ok(s) => log::warn(&format!("{} {}: {s}", prog.display(), args.join(" "))),
         Err(e) => log::warn(&format!("{}: {e}", prog.display())),
-    }
-}
-
-fn copy_dir_files(from: &std::path::Path, to: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(from) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::copy(e.path(), to.join(e.file_name()));
-        }
     }
 }
 

@@ -3,8 +3,83 @@
 //! Alpine's init, and what fstab relocation compares against).
 
 use crate::layout::Layout;
+use crate::log;
 use alpinit_sys::{NodeKind, Sys};
 use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Two devices carry the same identity (a cloned stick): picking either
+    /// silently could boot the wrong system, so none is picked.
+    #[error("{what} {spec} is ambiguous: {}", matched(devices))]
+    Ambiguous {
+        what: &'static str,
+        spec: String,
+        devices: Vec<String>,
+    },
+}
+
+/// `/dev/sda1 and /dev/sdb1 both match`, `/dev/a, /dev/b and /dev/c all match`.
+fn matched(devices: &[String]) -> String {
+    let names: Vec<String> = devices.iter().map(|d| format!("/dev/{d}")).collect();
+    match names.split_last() {
+        Some((last, [one])) => format!("{one} and {last} both match"),
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("{} and {last} all match", rest.join(", "))
+        }
+        Some((last, _)) => format!("{last} matches"),
+        None => "nothing matches".to_owned(),
+    }
+}
+
+/// Every device a command-line specification (`root=`, `apkovl=DEV:`)
+/// matched, in natural name order, each once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Matches(Vec<String>);
+
+impl Matches {
+    pub fn add(&mut self, devname: &str) {
+        if let Err(at) = self
+            .0
+            .binary_search_by(|d| alpinit_apkovl::device_order(d, devname))
+        {
+            self.0.insert(at, devname.to_owned());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The one matching device; `None` when nothing matched; an error
+    /// naming every candidate when several did.
+    pub fn unique(&self, what: &'static str, spec: &str) -> Result<Option<&str>, DeviceError> {
+        match self.0.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            several => Err(DeviceError::Ambiguous {
+                what,
+                spec: spec.to_owned(),
+                devices: several.to_vec(),
+            }),
+        }
+    }
+}
+
+/// [`Matches::unique`] for the boot: an ambiguous device is reported on
+/// the console and in the log, the recovery shell is offered, and the boot
+/// goes on as if the device were not there.
+pub fn unique_or_shell(matches: &Matches, what: &'static str, spec: &str) -> Option<String> {
+    match matches.unique(what, spec) {
+        Ok(d) => d.map(str::to_owned),
+        Err(e) => {
+            log::error(&e.to_string());
+            log::console(&format!("{e}\n"));
+            crate::emergency::recovery_shell(&format!("{e}. Type exit to continue without it."));
+            None
+        }
+    }
+}
 
 /// Escapes a device-supplied string for use as one path component, the way
 /// udev does for `/dev/disk/by-label`: anything outside a safe set becomes
@@ -81,10 +156,38 @@ pub struct Identity {
     pub partuuid: Option<String>,
 }
 
+/// Points `link` at `../../devname` unless it already points at a device
+/// that comes first in natural order: with two devices of the same UUID or
+/// label the link names the lowest, whatever the arrival order, and the
+/// duplicate is logged.
+fn link_first(link: &Path, devname: &str) -> std::io::Result<bool> {
+    if let Ok(current) = std::fs::read_link(link) {
+        let current = current.to_string_lossy();
+        let current = current.rsplit('/').next().unwrap_or_default().to_owned();
+        if current == devname {
+            return Ok(false);
+        }
+        let keep = alpinit_apkovl::device_order(&current, devname) == std::cmp::Ordering::Less;
+        let (kept, other) = if keep {
+            (current.as_str(), devname)
+        } else {
+            (devname, current.as_str())
+        };
+        log::warn(&format!(
+            "{} is on both /dev/{kept} and /dev/{other}; the link names /dev/{kept}",
+            link.display()
+        ));
+        if keep {
+            return Ok(false);
+        }
+    }
+    relink(link, &format!("../../{devname}"))?;
+    Ok(true)
+}
+
 /// `/dev/disk/by-*` links for one block device.
 pub fn disk_links(layout: &Layout, devname: &str, id: &Identity) -> Vec<PathBuf> {
     let mut made = Vec::new();
-    let target = format!("../../{devname}");
     let by = layout.dev().join("disk");
     for (dir, value) in [
         ("by-uuid", &id.uuid),
@@ -93,7 +196,7 @@ pub fn disk_links(layout: &Layout, devname: &str, id: &Identity) -> Vec<PathBuf>
     ] {
         if let Some(v) = value {
             let link = by.join(dir).join(escape_component(v));
-            if relink(&link, &target).is_ok() {
+            if link_first(&link, devname).unwrap_or(false) {
                 made.push(link);
             }
         }
@@ -194,6 +297,55 @@ mod tests {
         assert_eq!(
             std::fs::read_link(layout.dev().join("usbdisk")).unwrap(),
             Path::new("sda1")
+        );
+    }
+
+    /// Regression: a cloned stick (same UUID) re-pointed by-uuid to
+    /// whichever device came last, silently.
+    #[test]
+    fn by_uuid_keeps_the_lowest_name_whatever_the_arrival_order() {
+        let id = Identity {
+            uuid: Some("1234-ABCD".into()),
+            label: Some("ALPINE".into()),
+            partuuid: None,
+        };
+        for order in [["sdb1", "sda1", "sdc1"], ["sda1", "sdc1", "sdb1"]] {
+            let tmp = tempfile::tempdir().unwrap();
+            let layout = Layout::new(tmp.path());
+            for dev in order {
+                disk_links(&layout, dev, &id);
+            }
+            for l in ["by-uuid/1234-ABCD", "by-label/ALPINE"] {
+                let p = tmp.path().join("dev/disk").join(l);
+                assert_eq!(
+                    std::fs::read_link(&p).unwrap(),
+                    Path::new("../../sda1"),
+                    "{order:?} {l}"
+                );
+            }
+        }
+    }
+
+    /// Regression: `root=UUID=` took whichever clone sysfs listed last.
+    #[test]
+    fn a_specification_matching_two_devices_names_both_and_picks_none() {
+        let mut m = Matches::default();
+        assert_eq!(m.unique("root device", "UUID=1").unwrap(), None);
+        m.add("sdb1");
+        assert_eq!(m.unique("root device", "UUID=1").unwrap(), Some("sdb1"));
+        m.add("sdb1");
+        assert_eq!(m.unique("root device", "UUID=1").unwrap(), Some("sdb1"));
+        m.add("sda1");
+        let err = m.unique("root device", "UUID=1234-ABCD").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "root device UUID=1234-ABCD is ambiguous: /dev/sda1 and /dev/sdb1 both match"
+        );
+        m.add("sda10");
+        m.add("sda2");
+        assert_eq!(
+            m.unique("apkovl device", "LABEL=X").unwrap_err().to_string(),
+            "apkovl device LABEL=X is ambiguous: /dev/sda1, /dev/sda2, /dev/sda10 and /dev/sdb1 all match"
         );
     }
 

@@ -65,14 +65,14 @@ pub struct Options {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub media: Vec<Medium>,
-    /// The wanted device's kernel name, if it appeared.
-    pub wanted: Option<String>,
+    /// Every device the wanted specification matched (several: ambiguous).
+    pub wanted: devices::Matches,
     pub block_devices: usize,
 }
 
 impl Findings {
     pub fn found_anything(&self) -> bool {
-        !self.media.is_empty() || self.wanted.is_some()
+        !self.media.is_empty() || !self.wanted.is_empty()
     }
 }
 
@@ -332,7 +332,7 @@ impl Discovery<'_> {
         let usb = devices::is_usb(&ev.devpath);
         if let Some(w) = &self.opts.wanted {
             if w.matches(devname, &id) {
-                self.findings.wanted = Some(devname.clone());
+                self.findings.wanted.add(devname);
                 self.found();
             }
         }

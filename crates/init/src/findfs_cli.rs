@@ -55,10 +55,17 @@ pub fn parse(argv: &[String]) -> ParseOutcome {
                 "-a" | "-b" | "-c" | "-H" | "-k" | "-m" | "-o" | "-f" | "-p" | "-t" | "-U"
             )
         };
-        let (flag, inline) = if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") {
-            (&arg[..2], Some(arg[2..].to_owned()))
-        } else {
-            (arg.as_str(), None)
+        // The flag is the dash and one character, which may be several bytes
+        // long (`-é`): split at a character boundary, never inside one.
+        let split = arg
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-'))
+            .and_then(|rest| rest.chars().next())
+            .map(|c| 1 + c.len_utf8())
+            .filter(|&at| at < arg.len());
+        let (flag, inline) = match split {
+            Some(at) => (&arg[..at], Some(arg[at..].to_owned())),
+            None => (arg.as_str(), None),
         };
         let value = if takes_value(flag) {
             match inline.or_else(|| it.next().cloned()) {
@@ -137,7 +144,9 @@ pub fn main(argv: &[String]) -> i32 {
         &layout,
         &loader,
         &discovery::Options {
-            uevent_buf_size: args.uevent_buf_size.unwrap_or(4 << 20),
+            uevent_buf_size: args
+                .uevent_buf_size
+                .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
             dev_is_tmpfs: false,
             policy,
             wanted: args.device.as_deref().map(DeviceSpec::parse),
@@ -153,7 +162,7 @@ pub fn main(argv: &[String]) -> i32 {
         repos.extend(m.repos.iter().map(|p| p.display().to_string()));
     }
     // The first line is what Alpine's init uses: put the chosen one first.
-    if let Some(chosen) = crate::sysroot::choose(&findings.media) {
+    if let Some(chosen) = crate::media::choose_apkovl(&findings.media) {
         let chosen = chosen.display().to_string();
         apkovls.retain(|p| *p != chosen);
         apkovls.insert(0, chosen);
@@ -164,6 +173,12 @@ pub fn main(argv: &[String]) -> i32 {
                 eprintln!("nlplug-findfs: writing {}: {e}", f.display());
                 return 1;
             }
+        }
+    }
+    if let Some(spec) = &args.device {
+        if let Err(e) = findings.wanted.unique("device", spec) {
+            eprintln!("nlplug-findfs: {e}");
+            return 1;
         }
     }
     if findings.found_anything() || args.allow_not_found {
@@ -231,6 +246,26 @@ mod tests {
             assert!(matches!(parse(&argv(bad)), ParseOutcome::Usage(_)), "{bad}");
         }
         assert_eq!(parse(&argv("-h")), ParseOutcome::Help);
+    }
+
+    /// Regression: `-é` was sliced at byte 2, inside the `é`, and panicked.
+    #[test]
+    fn non_ascii_options_are_usage_errors_not_panics() {
+        for (bad, flag) in [("-é", "-é"), ("-éx", "-é"), ("-€", "-€")] {
+            assert_eq!(
+                parse(&[bad.to_owned()]),
+                ParseOutcome::Usage(format!("unknown option {flag}")),
+                "{bad}"
+            );
+        }
+        let ParseOutcome::Run(a) = parse(&["-aé".to_owned()]) else {
+            panic!()
+        };
+        assert_eq!(a.apkovls_file.as_deref(), Some(std::path::Path::new("é")));
+        let ParseOutcome::Run(a) = parse(&["é".to_owned()]) else {
+            panic!()
+        };
+        assert_eq!(a.device.as_deref(), Some("é"));
     }
 
     #[test]

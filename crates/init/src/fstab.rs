@@ -36,7 +36,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
         .collect()
 }
 
-pub fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -54,6 +54,42 @@ pub fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line of `/proc/mounts`, its fields unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    pub source: String,
+    pub target: String,
+    pub fstype: String,
+}
+
+/// `/proc/mounts` (same syntax and octal escapes as fstab: a space in a
+/// mount point is `\040`). The one parser of that file.
+pub fn proc_mounts(text: &str) -> Vec<Mounted> {
+    parse(text)
+        .into_iter()
+        .map(|e| Mounted {
+            source: e.spec,
+            target: e.file,
+            fstype: e.vfstype,
+        })
+        .collect()
+}
+
+/// The new root's `/etc/fstab` (looked up inside it), if it has one.
+pub fn read_new_root(layout: &Layout) -> Option<String> {
+    let root = crate::newroot::NewRoot::open(&layout.sysroot()).ok()?;
+    if !root.exists("etc/fstab") {
+        return None;
+    }
+    match root.read_to_string("etc/fstab") {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::warn(&e.to_string());
+            None
+        }
+    }
 }
 
 /// Options of a `/` tmpfs line, applied to the sysroot by remount.
@@ -124,6 +160,20 @@ pub fn relocate(sys: &dyn Sys, layout: &Layout, entries: &[Entry], media: &mut [
         else {
             continue;
         };
+        // The fstab may come from the overlay: its mount point must be a
+        // plain path of the initramfs, never one that climbs with `..` or
+        // lands in the new root (whose symlinks the overlay chose).
+        let sysroot = crate::packages::unroot(layout, &layout.sysroot());
+        if e.file.split('/').any(|c| c == "..")
+            || e.file == sysroot
+            || e.file.starts_with(&format!("{sysroot}/"))
+        {
+            log::warn(&format!(
+                "fstab mount point {} for /dev/{} refused: not a plain path outside the new root",
+                e.file, m.devname
+            ));
+            continue;
+        }
         let target = layout.path(&e.file);
         if target != m.mountpoint {
             if let Err(err) = std::fs::create_dir_all(&target) {
@@ -190,6 +240,16 @@ mod tests {
     }
 
     #[test]
+    fn proc_mounts_fields_are_unescaped() {
+        let m = proc_mounts("/dev/sda1 /media/my\\040stick vfat ro 0 0\nproc /proc proc rw 0 0\n");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].source, "/dev/sda1");
+        assert_eq!(m[0].target, "/media/my stick");
+        assert_eq!(m[0].fstype, "vfat");
+        assert_eq!(m[1].target, "/proc");
+    }
+
+    #[test]
     fn split_options_drops_fstab_words() {
         let (f, d) = split_options("noauto,ro,customopts,utf8");
         assert!(f.contains(MountFlags::RDONLY));
@@ -243,5 +303,32 @@ mod tests {
         let rec = Recorder::new();
         relocate(&rec, &layout, &parse(INITRAMFS_FSTAB), &mut media);
         assert!(rec.calls().is_empty());
+    }
+
+    /// Regression: an overlay fstab line could move a boot medium onto a
+    /// path in the new root (through its planted symlinks) or climb out of
+    /// /media with `..`.
+    #[test]
+    fn fstab_mount_points_in_the_new_root_or_with_dotdot_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        std::fs::create_dir_all(layout.dev()).unwrap();
+        std::fs::create_dir_all(layout.sysroot()).unwrap();
+        std::os::unix::fs::symlink("/dev/null", layout.dev().join("cdrom")).unwrap();
+        for file in [
+            "/sysroot/etc",
+            "/sysroot",
+            "/media/../sysroot/x",
+            "/media/../../x",
+        ] {
+            let mut media = vec![medium(&layout, "sr0", 1, 3)];
+            let rec = Recorder::new();
+            let fstab = parse(&format!("/dev/cdrom {file} iso9660 ro 0 0\n"));
+            relocate(&rec, &layout, &fstab, &mut media);
+            assert!(rec.calls().is_empty(), "{file}: {:?}", rec.calls());
+            assert_eq!(media[0].mountpoint, layout.media().join("sr0"));
+        }
+        assert!(!layout.sysroot().join("etc").exists());
+        assert!(!tmp.path().parent().unwrap().join("x").exists());
     }
 }

@@ -5,8 +5,14 @@ use crate::layout::Layout;
 use crate::log;
 use alpinit_sys::{MountFlags, Sys};
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+/// How long the hand-over waits for module loads still running (a module
+/// inserted while the root moves is harmless, one hung in init_module must
+/// not stop the boot).
+pub const MODULES_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
@@ -14,6 +20,8 @@ pub enum HandoverError {
     InitMissing { init: String },
     #[error("{init} in the new root is not an executable file")]
     InitNotExecutable { init: String },
+    #[error("the new root {path} is not mounted")]
+    NotMounted { path: PathBuf },
     #[error("{step}: {source}")]
     Switch {
         step: &'static str,
@@ -21,57 +29,10 @@ pub enum HandoverError {
     },
 }
 
-/// Resolves `path` inside `root` as if chrooted: absolute symlinks restart
-/// at `root`, `..` never climbs above it.
-pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect();
-    let mut cur = root.to_owned();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                if cur != root {
-                    cur.pop();
-                }
-                continue;
-            }
-            _ => {}
-        }
-        let next = cur.join(&c);
-        let md = std::fs::symlink_metadata(&next).ok()?;
-        if md.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&next).ok()?;
-            if target.is_absolute() {
-                cur = root.to_owned();
-            }
-            for comp in target.components().rev() {
-                match comp {
-                    Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                    Component::ParentDir => todo.push("..".into()),
-                    _ => {}
-                }
-            }
-        } else {
-            cur = next;
-        }
-    }
-    Some(cur)
-}
-
 /// `init=` must exist and be executable before anything is torn down.
 pub fn check_init(layout: &Layout, init: &str) -> Result<(), HandoverError> {
     let sysroot = layout.sysroot();
-    let Some(p) = resolve_in_root(&sysroot, init) else {
+    let Some(p) = crate::newroot::resolve_in_root(&sysroot, init) else {
         return Err(HandoverError::InitMissing { init: init.into() });
     };
     match std::fs::metadata(&p) {
@@ -86,11 +47,8 @@ pub fn check_init(layout: &Layout, init: &str) -> Result<(), HandoverError> {
 /// its children along, so those are left out).
 pub fn mounts_to_move(proc_mounts: &str, sysroot: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for line in proc_mounts.lines() {
-        let Some(target) = line.split_whitespace().nth(1) else {
-            continue;
-        };
-        let target = crate::fstab::unescape(target);
+    for m in crate::fstab::proc_mounts(proc_mounts) {
+        let target = m.target;
         if target == "/" || target == sysroot || target.starts_with(&format!("{sysroot}/")) {
             continue;
         }
@@ -108,41 +66,27 @@ pub fn mounts_to_move(proc_mounts: &str, sysroot: &str) -> Vec<String> {
 pub fn move_mounts(sys: &dyn Sys, layout: &Layout) {
     let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
     let sysroot = crate::packages::unroot(layout, &layout.sysroot());
+    let root = match crate::newroot::NewRoot::open(&layout.sysroot()) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn(&format!("moving mounts into the new root: {e}"));
+            return;
+        }
+    };
     for m in mounts_to_move(&mounts, &sysroot) {
         let src = layout.path(&m);
         if !src.is_dir() {
             continue;
         }
-        let dst = layout.in_sysroot(&m);
-        let _ = std::fs::create_dir_all(&dst);
-        if let Err(e) = sys.mount(&src.to_string_lossy(), &dst, None, MountFlags::MOVE, None) {
-            log::warn(&format!("moving {m} into the new root: {e}"));
-        }
-    }
-}
-
-/// Deletes the initramfs contents (they live in RAM) without crossing into
-/// other file systems; `keep` (the sysroot) is skipped.
-pub fn free_initramfs(dir: &Path, dev: u64, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p == keep {
-            continue;
-        }
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            if md.dev() != dev {
+        let dst = match root.mount_target(&m) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn(&format!("moving {m} into the new root: {e}"));
                 continue;
             }
-            free_initramfs(&p, dev, keep);
-            let _ = std::fs::remove_dir(&p);
-        } else {
-            let _ = std::fs::remove_file(&p);
+        };
+        if let Err(e) = sys.mount(&src.to_string_lossy(), &dst, None, MountFlags::MOVE, None) {
+            log::warn(&format!("moving {m} into the new root: {e}"));
         }
     }
 }
@@ -159,6 +103,13 @@ fn vm_hwm(status: &str) -> Option<u64> {
 }
 
 /// switch_root: only returns on failure.
+///
+/// Order: everything that can fail and leave the boot stuck comes before
+/// anything is deleted. The new root must be a mount point with an
+/// executable `init`; then chdir into it, `mount --move . /` and
+/// `chroot .`. Only once those succeeded are the initramfs contents (held
+/// open by a descriptor taken before the move) deleted, so a failing move
+/// or chroot leaves busybox and the recovery shell in place.
 pub fn switch_root(
     sys: &dyn Sys,
     layout: &Layout,
@@ -166,26 +117,18 @@ pub fn switch_root(
     args: &[String],
     console: Option<&str>,
 ) -> HandoverError {
-    let sysroot = layout.sysroot();
-    let step = |step, source| HandoverError::Switch { step, source };
-    if let Err(e) = std::env::set_current_dir(&sysroot) {
-        return step("chdir to the new root", e);
-    }
-    if let Ok(md) = std::fs::symlink_metadata(layout.root()) {
-        free_initramfs(layout.root(), md.dev(), &sysroot);
-    }
-    if let Err(e) = sys.mount(".", Path::new("/"), None, MountFlags::MOVE, None) {
-        return step("moving the new root onto /", e);
-    }
-    if let Err(e) = sys.chroot_here() {
-        return step("chroot", e);
-    }
-    if let Err(e) = std::env::set_current_dir("/") {
-        return step("chdir /", e);
-    }
+    // A worker thread that hit a bug holds the console with the recovery
+    // shell: the exec must not take it away.
+    crate::emergency::park_if_another_thread_panicked();
+    let old = match enter_new_root(sys, layout, init, &Process) {
+        Ok(old) => old,
+        Err(e) => return e,
+    };
+    old.free();
     if let Some(c) = console {
         crate::early::reopen_console(&Path::new("/dev").join(c));
     }
+    let step = |step, source| HandoverError::Switch { step, source };
     let argv: Vec<CString> = std::iter::once(init.to_owned())
         .chain(args.iter().cloned())
         .filter_map(|a| CString::new(a).ok())
@@ -203,6 +146,145 @@ pub fn switch_root(
     match nix::unistd::execv(&prog, &argv) {
         Err(e) => step("exec", std::io::Error::from_raw_os_error(e as i32)),
         Ok(never) => match never {},
+    }
+}
+
+/// The initramfs after the new root was moved over it: reachable only
+/// through this descriptor.
+pub struct OldRoot {
+    dir: OwnedFd,
+    dev: u64,
+}
+
+/// What the hand-over asks of the process besides [`Sys`]; tests record
+/// these instead of moving the test process.
+pub trait ProcessOps {
+    fn chdir(&self, path: &Path) -> std::io::Result<()>;
+    /// Whether `path` is the root of a mount (its device differs from its
+    /// parent's, the same test busybox switch_root makes).
+    fn is_mount_point(&self, path: &Path) -> bool;
+}
+
+/// The running process.
+pub struct Process;
+
+impl ProcessOps for Process {
+    fn chdir(&self, path: &Path) -> std::io::Result<()> {
+        std::env::set_current_dir(path)
+    }
+
+    fn is_mount_point(&self, path: &Path) -> bool {
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+        match (dev(path), dev(&path.join(".."))) {
+            (Ok(a), Ok(b)) => a != b,
+            _ => false,
+        }
+    }
+}
+
+/// The checks, then chdir, `mount --move . /`, `chroot .`, `chdir /`.
+/// Nothing is deleted here; on failure the process is back in the
+/// initramfs' root directory.
+pub fn enter_new_root(
+    sys: &dyn Sys,
+    layout: &Layout,
+    init: &str,
+    ops: &dyn ProcessOps,
+) -> Result<OldRoot, HandoverError> {
+    let step = |step, source| HandoverError::Switch { step, source };
+    let chdir = |p: &Path| ops.chdir(p);
+    let sysroot = layout.sysroot();
+    if !ops.is_mount_point(&sysroot) {
+        return Err(HandoverError::NotMounted { path: sysroot });
+    }
+    check_init(layout, init)?;
+    let dir =
+        std::fs::File::open(layout.root()).map_err(|e| step("opening the initramfs root", e))?;
+    let dev = dir
+        .metadata()
+        .map_err(|e| step("reading the initramfs root", e))?
+        .dev();
+    let dir = OwnedFd::from(dir);
+    chdir(&sysroot).map_err(|e| step("chdir to the new root", e))?;
+    let back = |err: HandoverError| {
+        if let Err(e) = chdir(layout.root()) {
+            log::warn(&format!("chdir back to the initramfs: {e}"));
+        }
+        err
+    };
+    sys.mount(".", Path::new("/"), None, MountFlags::MOVE, None)
+        .map_err(|e| back(step("moving the new root onto /", e)))?;
+    sys.chroot_here().map_err(|e| back(step("chroot", e)))?;
+    chdir(Path::new("/")).map_err(|e| step("chdir /", e))?;
+    Ok(OldRoot { dir, dev })
+}
+
+/// Deepest directory level of the initramfs that is freed; it is a few
+/// levels deep, and the bound keeps the recursion's stack use fixed.
+const FREE_DEPTH: u32 = 32;
+
+impl OldRoot {
+    /// Deletes the initramfs contents (they live in RAM) without crossing
+    /// into other file systems.
+    pub fn free(self) {
+        free_dir(&self.dir, self.dev, FREE_DEPTH);
+    }
+}
+
+fn free_dir(dir: &OwnedFd, dev: u64, depth: u32) {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::Mode;
+    use nix::unistd::UnlinkatFlags;
+    let Ok(mut listing) = nix::dir::Dir::openat(
+        Some(dir.as_raw_fd()),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let names: Vec<CString> = listing
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let Ok(st) = nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_c_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir {
+            if st.st_dev != dev || depth == 0 {
+                continue;
+            }
+            if let Ok(fd) = nix::fcntl::openat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
+                // SAFETY: `fd` was just returned by a successful openat(2)
+                // and nothing else owns it.
+                let child = unsafe { OwnedFd::from_raw_fd(fd) };
+                free_dir(&child, dev, depth - 1);
+            }
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                UnlinkatFlags::RemoveDir,
+            );
+        } else {
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
     }
 }
 
@@ -259,23 +341,136 @@ mod tests {
         std::fs::create_dir_all(root.join("a")).unwrap();
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("a/up")).unwrap();
+        let resolve_in_root = crate::newroot::resolve_in_root;
         assert_eq!(resolve_in_root(&root, "/a/up"), Some(root.join("etc")));
         assert_eq!(resolve_in_root(&root, "/a/up/../../.."), Some(root.clone()));
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         assert_eq!(resolve_in_root(&root, "/loop"), None);
     }
 
-    #[test]
-    fn free_initramfs_keeps_the_sysroot() {
+    use alpinit_sys::{Call, Recorder};
+    use std::cell::RefCell;
+
+    /// Records chdirs; the new root counts as mounted when `mounted`.
+    struct FakeProcess {
+        mounted: bool,
+        chdirs: RefCell<Vec<PathBuf>>,
+    }
+
+    impl ProcessOps for FakeProcess {
+        fn chdir(&self, path: &Path) -> std::io::Result<()> {
+            self.chdirs.borrow_mut().push(path.to_owned());
+            Ok(())
+        }
+        fn is_mount_point(&self, _: &Path) -> bool {
+            self.mounted
+        }
+    }
+
+    fn fake(mounted: bool) -> FakeProcess {
+        FakeProcess {
+            mounted,
+            chdirs: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// An initramfs with busybox and modules, and a new root with an
+    /// executable /sbin/init.
+    fn initramfs() -> (tempfile::TempDir, Layout) {
         let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
         let r = tmp.path();
-        std::fs::create_dir_all(r.join("lib/modules")).unwrap();
-        std::fs::write(r.join("lib/modules/x.ko"), b"x").unwrap();
-        std::fs::create_dir_all(r.join("sysroot/etc")).unwrap();
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::write(r.join("bin/busybox"), b"#!").unwrap();
+        std::fs::create_dir_all(r.join("lib/modules/6.1/kernel")).unwrap();
+        std::fs::write(r.join("lib/modules/6.1/kernel/x.ko"), b"x").unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", r.join("sh")).unwrap();
         std::fs::write(r.join("init"), b"x").unwrap();
-        let dev = std::fs::metadata(r).unwrap().dev();
-        free_initramfs(r, dev, &r.join("sysroot"));
-        assert!(!r.join("lib").exists() && !r.join("init").exists());
-        assert!(r.join("sysroot/etc").is_dir());
+        std::fs::create_dir_all(layout.in_sysroot("sbin")).unwrap();
+        std::fs::write(layout.in_sysroot("sbin/init"), b"#!").unwrap();
+        std::fs::set_permissions(
+            layout.in_sysroot("sbin/init"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        (tmp, layout)
+    }
+
+    fn intact(layout: &Layout) -> bool {
+        let r = layout.root();
+        r.join("bin/busybox").is_file()
+            && r.join("lib/modules/6.1/kernel/x.ko").is_file()
+            && r.join("init").is_file()
+    }
+
+    /// Regression: switch_root deleted the initramfs (busybox included)
+    /// before the move; a failing move left no recovery shell.
+    #[test]
+    fn failing_move_leaves_the_initramfs_intact() {
+        let (_tmp, layout) = initramfs();
+        let rec = Recorder::new();
+        rec.fail_when("source: \".\"", libc::EINVAL);
+        let p = fake(true);
+        let err = enter_new_root(&rec, &layout, "/sbin/init", &p)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("moving the new root onto /"),
+            "{err}"
+        );
+        assert!(intact(&layout));
+        assert!(!rec.calls().contains(&Call::ChrootHere));
+        // Back in the initramfs' root after the failed move.
+        assert_eq!(p.chdirs.borrow().last().unwrap(), layout.root());
+    }
+
+    #[test]
+    fn failing_chroot_leaves_the_initramfs_intact() {
+        let (_tmp, layout) = initramfs();
+        let rec = Recorder::new();
+        rec.fail_when("ChrootHere", libc::EPERM);
+        let err = enter_new_root(&rec, &layout, "/sbin/init", &fake(true))
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("chroot"), "{err}");
+        assert!(intact(&layout));
+    }
+
+    #[test]
+    fn unmounted_new_root_or_missing_init_stops_before_any_call() {
+        let (_tmp, layout) = initramfs();
+        let rec = Recorder::new();
+        let err = enter_new_root(&rec, &layout, "/sbin/init", &fake(false))
+            .err()
+            .unwrap();
+        assert!(matches!(err, HandoverError::NotMounted { .. }), "{err}");
+        let err = enter_new_root(&rec, &layout, "/sbin/nope", &fake(true))
+            .err()
+            .unwrap();
+        assert!(matches!(err, HandoverError::InitMissing { .. }), "{err}");
+        assert!(rec.calls().is_empty());
+        assert!(intact(&layout));
+    }
+
+    /// The initramfs is freed only after the move and the chroot succeeded,
+    /// through the descriptor taken before the move.
+    #[test]
+    fn initramfs_is_freed_only_after_move_and_chroot() {
+        let (_tmp, layout) = initramfs();
+        let rec = Recorder::new();
+        let p = fake(true);
+        let old = enter_new_root(&rec, &layout, "/sbin/init", &p).unwrap();
+        let calls = rec.calls();
+        assert!(
+            matches!(&calls[0], Call::Mount { source, target, flags, .. }
+                if source == "." && target == Path::new("/") && *flags == MountFlags::MOVE),
+            "{calls:?}"
+        );
+        assert_eq!(calls[1], Call::ChrootHere);
+        assert_eq!(*p.chdirs.borrow(), [layout.sysroot(), PathBuf::from("/")]);
+        assert!(intact(&layout), "deleted before free()");
+        old.free();
+        let left: Vec<_> = std::fs::read_dir(layout.root()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -36,9 +36,6 @@ impl Layout {
     pub fn sysroot(&self) -> PathBuf {
         self.path("/sysroot")
     }
-    pub fn etc(&self) -> PathBuf {
-        self.path("/etc")
-    }
 
     /// The directory of this kernel's modules inside the initramfs.
     pub fn modules_dir(&self) -> Option<PathBuf> {

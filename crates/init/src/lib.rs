@@ -15,6 +15,7 @@ pub mod log;
 pub mod media;
 pub mod modules;
 pub mod network;
+pub mod newroot;
 pub mod overlay;
 pub mod packages;
 pub mod password;

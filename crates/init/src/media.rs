@@ -38,7 +38,7 @@ pub struct Medium {
     pub usb: bool,
     /// Top-level `*.apkovl.tar.gz*` regular files, sorted by name.
     pub apkovls: Vec<PathBuf>,
-    /// Top-level directories holding `.boot_repository`, sorted by name.
+    /// Boot repositories ([`boot_repositories`]), sorted.
     pub repos: Vec<PathBuf>,
 }
 
@@ -51,7 +51,64 @@ pub struct Scan {
     pub skipped: Vec<String>,
 }
 
-/// Looks at the top level only, like nlplug. Candidates must be regular
+/// The apkovl to use among those found on `media`: every candidate and
+/// the choice are logged (the rules: `alpinit_apkovl::choose`).
+pub fn choose_apkovl(media: &[Medium]) -> Option<PathBuf> {
+    let cands: Vec<alpinit_apkovl::Candidate> = media
+        .iter()
+        .flat_map(|m| {
+            m.apkovls.iter().map(move |p| alpinit_apkovl::Candidate {
+                path: p.clone(),
+                device: m.devname.clone(),
+                device_has_boot_repo: !m.repos.is_empty(),
+                removable: m.usb,
+            })
+        })
+        .collect();
+    alpinit_apkovl::choose_logged(&cands, &mut |l| crate::log::info(l)).map(|c| c.path.clone())
+}
+
+/// Directories read at most per medium by [`boot_repositories`]: the
+/// search is three levels deep and a large data disk must not stall the
+/// boot reading all of them.
+const REPO_SEARCH_DIRS: usize = 4096;
+
+/// The one definition of a boot repository, Alpine's (§3.6 step 12 of
+/// `/work/shared/reference/alpine-initramfs.md`): a directory holding a
+/// regular file `.boot_repository`, found up to three levels down from the
+/// medium's root (`find MNT -maxdepth 3 -name .boot_repository -type f`),
+/// the root itself included. Symlinks are not followed. Sorted.
+pub fn boot_repositories(medium: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![(medium.to_owned(), 1u32)];
+    let mut read = 0;
+    while let Some((dir, depth)) = todo.pop() {
+        if read == REPO_SEARCH_DIRS {
+            crate::log::warn(&format!(
+                "boot repository search stopped after {REPO_SEARCH_DIRS} directories of {}",
+                medium.display()
+            ));
+            break;
+        }
+        read += 1;
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_file() && e.file_name() == ".boot_repository" {
+                found.push(dir.clone());
+            } else if ft.is_dir() && depth < 3 {
+                todo.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Apkovls are looked for at the top level only, like nlplug; boot
+/// repositories by [`boot_repositories`]. Candidates must be regular
 /// files: a symlink named `x.apkovl.tar.gz` is skipped rather than followed
 /// (it could point anywhere once the medium is mounted). Results are sorted
 /// so the order never depends on `readdir`.
@@ -67,9 +124,7 @@ pub fn scan(dir: &Path) -> Result<Scan, MediaError> {
         let Ok(ft) = entry.file_type() else { continue };
         let path = entry.path();
         if ft.is_dir() {
-            if std::fs::symlink_metadata(path.join(".boot_repository")).is_ok() {
-                out.repos.push(path);
-            }
+            continue;
         } else if alpinit_apkovl::is_apkovl_name(name) {
             if ft.is_file() {
                 out.apkovls.push(path);
@@ -79,7 +134,7 @@ pub fn scan(dir: &Path) -> Result<Scan, MediaError> {
         }
     }
     out.apkovls.sort();
-    out.repos.sort();
+    out.repos = boot_repositories(dir);
     Ok(out)
 }
 
@@ -132,10 +187,9 @@ pub fn load_fs_modules(loader: &alpinit_kmod::Loader, fstype: &str) {
 
 /// Device names that appear as mount sources in `/proc/mounts`.
 pub fn mounted_sources(proc_mounts: &str) -> Vec<String> {
-    proc_mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
+    crate::fstab::proc_mounts(proc_mounts)
+        .into_iter()
+        .map(|m| m.source)
         .collect()
 }
 
@@ -167,6 +221,40 @@ mod tests {
         );
         assert_eq!(s.repos, [d.join("apks")]);
         assert_eq!(s.skipped, ["evil.apkovl.tar.gz"]);
+    }
+
+    /// Regression: the media scan looked one level deep and the repository
+    /// list three; both now use Alpine's rule, and agree.
+    #[test]
+    fn boot_repository_is_one_rule_for_media_and_repositories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let m = layout.media().join("sda1");
+        for (dir, marker) in [
+            ("a/b", "file"),
+            ("a/b/c/d", "file"),
+            ("x", "dir"),
+            ("y", "link"),
+            ("", "file"),
+        ] {
+            let d = m.join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            let f = d.join(".boot_repository");
+            match marker {
+                "file" => std::fs::write(f, b"").unwrap(),
+                "dir" => std::fs::create_dir(f).unwrap(),
+                _ => std::os::unix::fs::symlink("/etc/hostname", f).unwrap(),
+            }
+        }
+        // Depth 3 at most (a/b/.boot_repository is the third level), the
+        // root counts, the marker must be a regular file.
+        let want = [m.clone(), m.join("a/b")];
+        assert_eq!(boot_repositories(&m), want);
+        assert_eq!(scan(&m).unwrap().repos, want);
+        assert_eq!(
+            crate::packages::find_repositories(&layout, &[]),
+            ["/media/sda1", "/media/sda1/a/b"]
+        );
     }
 
     /// security.md M6/M7: a FIFO or directory named like an apkovl is never
@@ -222,5 +310,28 @@ mod tests {
         let err = mount(&rec, &Layout::new(tmp.path()), "sdb1", "exfat").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/dev/sdb1") && msg.contains("exfat"), "{msg}");
+    }
+
+    #[test]
+    fn candidates_carry_the_boot_repository_flag() {
+        let mk = |dev: &str, repo: bool| Medium {
+            devname: dev.into(),
+            major: 0,
+            minor: 0,
+            fstype: "ext4".into(),
+            mountpoint: PathBuf::from("/media").join(dev),
+            usb: false,
+            apkovls: vec![PathBuf::from("/media").join(dev).join("h.apkovl.tar.gz")],
+            repos: if repo {
+                vec![PathBuf::from("/media").join(dev).join("apks")]
+            } else {
+                vec![]
+            },
+        };
+        let media = [mk("vda1", false), mk("vdb1", true)];
+        assert_eq!(
+            choose_apkovl(&media),
+            Some(PathBuf::from("/media/vdb1/h.apkovl.tar.gz"))
+        );
     }
 }

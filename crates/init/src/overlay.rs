@@ -32,7 +32,7 @@ pub fn locate(
 ) -> Source {
     match spec {
         None => Source {
-            path: crate::sysroot::choose(media),
+            path: crate::media::choose_apkovl(media),
             unmount: None,
         },
         Some(ApkovlSpec::Path(p)) => Source {
@@ -45,7 +45,7 @@ pub fn locate(
                 unmount: None,
             },
             None => Source {
-                path: crate::sysroot::choose(media),
+                path: crate::media::choose_apkovl(media),
                 unmount: None,
             },
         },

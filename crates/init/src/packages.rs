@@ -3,17 +3,84 @@
 
 use crate::layout::Layout;
 use crate::log;
+use crate::newroot::{NewRoot, NewRootError};
 use alpinit_sys::{MountFlags, Sys};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// `rc_add SVC LEVEL`: `/etc/runlevels/LEVEL/SVC -> /etc/init.d/SVC`.
-pub fn rc_add(layout: &Layout, svc: &str, level: &str) -> std::io::Result<()> {
-    let dir = layout.in_sysroot(&format!("/etc/runlevels/{level}"));
-    std::fs::create_dir_all(&dir)?;
-    let link = dir.join(svc);
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(format!("/etc/init.d/{svc}"), link)
+/// `rc_add SVC LEVEL`: `/etc/runlevels/LEVEL/SVC -> /etc/init.d/SVC`,
+/// inside the new root whatever symlinks the overlay planted.
+pub fn rc_add(layout: &Layout, svc: &str, level: &str) -> Result<(), NewRootError> {
+    let root = NewRoot::open(&layout.sysroot())?;
+    rc_add_in(&root, svc, level)
+}
+
+fn rc_add_in(root: &NewRoot, svc: &str, level: &str) -> Result<(), NewRootError> {
+    let dir = format!("etc/runlevels/{level}");
+    root.create_dir_all(&dir)?;
+    root.symlink(&format!("/etc/init.d/{svc}"), &format!("{dir}/{svc}"))
+}
+
+/// `hwclock` in the boot runlevel when the machine has an RTC
+/// (`/dev/rtc*`), else `swclock`, as Alpine does.
+pub fn add_clock_service(layout: &Layout) {
+    let rtc = std::fs::read_dir(layout.dev()).ok().is_some_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("rtc"))
+    });
+    let svc = if rtc { "hwclock" } else { "swclock" };
+    if let Err(e) = rc_add(layout, svc, "boot") {
+        log::warn(&format!("adding {svc} to the boot runlevel: {e}"));
+    }
+}
+
+/// `cp -a /etc/apk/keys $sysroot/etc/apk`: the image's regular key files.
+pub fn install_keys(layout: &Layout) {
+    let keys = layout.path("/etc/apk/keys");
+    let Ok(entries) = std::fs::read_dir(&keys) else {
+        return;
+    };
+    let copied = NewRoot::open(&layout.sysroot()).and_then(|root| {
+        root.create_dir_all("etc/apk/keys")?;
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                let name = e.file_name();
+                let rel = format!("etc/apk/keys/{}", name.to_string_lossy());
+                root.copy_file_in(&e.path(), &rel)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = copied {
+        log::warn(&format!("copying apk keys into the new root: {e}"));
+    }
+}
+
+/// The new root's `/etc/apk/repositories`, only when the overlay has none.
+pub fn write_repositories(layout: &Layout, repos: &[String]) {
+    if repos.is_empty() {
+        return;
+    }
+    let written = NewRoot::open(&layout.sysroot()).and_then(|root| {
+        if root.present("etc/apk/repositories") {
+            return Ok(());
+        }
+        root.create_dir_all("etc/apk")?;
+        root.write_file(
+            "etc/apk/repositories",
+            format!("{}\n", repos.join("\n")).as_bytes(),
+            0o644,
+        )
+    });
+    if let Err(e) = written {
+        log::warn(&format!("writing the new root's repositories: {e}"));
+    }
+}
+
+/// Whether the overlay asks for the default services
+/// (`/etc/.default_boot_services`, looked up inside the new root).
+pub fn wants_default_services(layout: &Layout) -> bool {
+    NewRoot::open(&layout.sysroot()).is_ok_and(|r| r.exists("etc/.default_boot_services"))
 }
 
 pub const DEFAULT_SERVICES: &[(&str, &[&str])] = &[
@@ -31,24 +98,24 @@ pub const DEFAULT_SERVICES: &[(&str, &[&str])] = &[
 
 /// Default services when there is no apkovl or it asks for them with
 /// `/etc/.default_boot_services`. Returns extra packages to install.
-pub fn default_services(layout: &Layout, ssh_key: bool) -> std::io::Result<Vec<String>> {
+pub fn default_services(layout: &Layout, ssh_key: bool) -> Result<Vec<String>, NewRootError> {
+    let root = NewRoot::open(&layout.sysroot())?;
     for (level, svcs) in DEFAULT_SERVICES {
         for s in *svcs {
-            rc_add(layout, s, level)?;
+            rc_add_in(&root, s, level)?;
         }
     }
     let mut pkgs = Vec::new();
     if ssh_key {
         pkgs.push("openssh".to_owned());
-        rc_add(layout, "sshd", "default")?;
+        rc_add_in(&root, "sshd", "default")?;
     }
-    let _ = std::fs::remove_file(layout.in_sysroot("/etc/.default_boot_services"));
+    root.remove("etc/.default_boot_services")?;
     Ok(pkgs)
 }
 
-/// Boot repositories: `alpine_repo=` if given, else every directory up to
-/// three levels below `/media/*` that holds a `.boot_repository` file,
-/// sorted.
+/// Boot repositories: `alpine_repo=` if given, else every
+/// [`crate::media::boot_repositories`] of every `/media/*`, sorted.
 pub fn find_repositories(layout: &Layout, alpine_repo: &[String]) -> Vec<String> {
     if !alpine_repo.is_empty() {
         return alpine_repo.to_vec();
@@ -56,29 +123,13 @@ pub fn find_repositories(layout: &Layout, alpine_repo: &[String]) -> Vec<String>
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir(layout.media()) {
         for e in entries.flatten() {
-            walk_repos(&e.path(), 0, &mut found);
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                found.extend(crate::media::boot_repositories(&e.path()));
+            }
         }
     }
     found.sort();
     found.into_iter().map(|p| unroot(layout, &p)).collect()
-}
-
-fn walk_repos(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
-    // `find /media/* -maxdepth 3 -name .boot_repository -type f`
-    if depth > 2 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_file() && e.file_name() == ".boot_repository" {
-            out.push(dir.to_owned());
-        } else if ft.is_dir() {
-            walk_repos(&e.path(), depth + 1, out);
-        }
-    }
 }
 
 /// A path of the initramfs as the running system names it.
@@ -129,21 +180,38 @@ pub fn apk_args(run: &ApkRun<'_>) -> Vec<String> {
     a
 }
 
-/// Runs apk with /sys, /proc and /dev bound into the new root. A failure is
-/// a visible warning, not fatal (as in Alpine, but on the console too).
-pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
-    let binds: Vec<(PathBuf, PathBuf)> = ["/sys", "/proc", "/dev"]
-        .iter()
-        .map(|d| (layout.path(d), layout.in_sysroot(d)))
-        .collect();
+/// Binds /sys, /proc and /dev onto their directories in the new root
+/// (resolved inside it); returns the mount points bound.
+pub fn bind_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Vec<PathBuf> {
+    let root = match NewRoot::open(&layout.sysroot()) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn(&e.to_string());
+            return Vec::new();
+        }
+    };
     let mut bound = Vec::new();
-    for (src, dst) in &binds {
-        let _ = std::fs::create_dir_all(dst);
-        match sys.mount(&src.to_string_lossy(), dst, None, MountFlags::BIND, None) {
-            Ok(()) => bound.push(dst.clone()),
+    for d in ["/sys", "/proc", "/dev"] {
+        let src = layout.path(d);
+        let dst = match root.mount_target(d) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn(&format!("binding {d} into the new root: {e}"));
+                continue;
+            }
+        };
+        match sys.mount(&src.to_string_lossy(), &dst, None, MountFlags::BIND, None) {
+            Ok(()) => bound.push(dst),
             Err(e) => log::warn(&format!("binding {} into the new root: {e}", src.display())),
         }
     }
+    bound
+}
+
+/// Runs apk with /sys, /proc and /dev bound into the new root. A failure is
+/// a visible warning, not fatal (as in Alpine, but on the console too).
+pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
+    let bound = bind_api_filesystems(sys, layout);
     let args = apk_args(run);
     log::info(&format!("running apk {}", args.join(" ")));
     let want_stdin = !run.keep_apk_new && run.overlay_members.is_some();

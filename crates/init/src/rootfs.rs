@@ -30,13 +30,21 @@ pub fn mount_root(
         return Err(msg);
     }
     let findings = discovery::discover(sys, layout, loader, &options);
-    let Some(devname) = findings.wanted else {
-        let msg = format!(
-            "root device {spec} not found ({} block devices seen)",
-            findings.block_devices
-        );
-        p.failed(&msg);
-        return Err(msg);
+    let devname = match findings.wanted.unique("root device", spec) {
+        Ok(Some(d)) => d.to_owned(),
+        Ok(None) => {
+            let msg = format!(
+                "root device {spec} not found ({} block devices seen)",
+                findings.block_devices
+            );
+            p.failed(&msg);
+            return Err(msg);
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            p.failed(&msg);
+            return Err(msg);
+        }
     };
     log::phase("media-found");
     let fstype = match rootfstype

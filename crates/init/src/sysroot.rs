@@ -2,9 +2,6 @@
 //! unpacked into it (Alpine §3.6 steps 6-7, §3.7).
 
 use crate::layout::Layout;
-use crate::log;
-use crate::media::Medium;
-use alpinit_apkovl::Candidate;
 use alpinit_sys::{MountFlags, Sys};
 use std::path::{Path, PathBuf};
 
@@ -60,41 +57,6 @@ pub fn usr_merge(layout: &Layout) -> Result<(), SysrootError> {
     Ok(())
 }
 
-/// Every apkovl found, as selection candidates.
-pub fn candidates(media: &[Medium]) -> Vec<Candidate> {
-    media
-        .iter()
-        .flat_map(|m| {
-            m.apkovls.iter().map(move |p| Candidate {
-                path: p.clone(),
-                device: m.devname.clone(),
-                device_has_boot_repo: !m.repos.is_empty(),
-                removable: m.usb,
-            })
-        })
-        .collect()
-}
-
-/// Logs every candidate and the deterministic choice.
-pub fn choose(media: &[Medium]) -> Option<PathBuf> {
-    let c = candidates(media);
-    for x in &c {
-        log::info(&format!(
-            "apkovl candidate {} (device {}{})",
-            x.path.display(),
-            x.device,
-            if x.device_has_boot_repo {
-                ", holds a boot repository"
-            } else {
-                ""
-            }
-        ));
-    }
-    let chosen = alpinit_apkovl::choose(&c)?;
-    log::info(&format!("apkovl chosen: {}", chosen.path.display()));
-    Some(chosen.path.clone())
-}
-
 /// Free bytes of the file system holding `p` (the unpack's byte limit).
 pub fn free_bytes(p: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(p).ok()?;
@@ -129,28 +91,5 @@ mod tests {
         assert_eq!(m.2.as_deref(), Some("tmpfs"));
         assert_eq!(m.3.as_deref(), Some("mode=0755,size=50%"));
         assert!(m.1.ends_with("sysroot"));
-    }
-
-    #[test]
-    fn candidates_carry_the_boot_repository_flag() {
-        let mk = |dev: &str, repo: bool| Medium {
-            devname: dev.into(),
-            major: 0,
-            minor: 0,
-            fstype: "ext4".into(),
-            mountpoint: PathBuf::from("/media").join(dev),
-            usb: false,
-            apkovls: vec![PathBuf::from("/media").join(dev).join("h.apkovl.tar.gz")],
-            repos: if repo {
-                vec![PathBuf::from("/media").join(dev).join("apks")]
-            } else {
-                vec![]
-            },
-        };
-        let media = [mk("vda1", false), mk("vdb1", true)];
-        assert_eq!(
-            choose(&media),
-            Some(PathBuf::from("/media/vdb1/h.apkovl.tar.gz"))
-        );
     }
 }

@@ -1,7 +1,22 @@
 //! Loading modules on a small pool of worker threads, each module at most once.
+//!
+//! # A panic in a worker
+//!
+//! A bug in this crate must neither hang discovery (which waits for
+//! [`Loader::busy`] to turn false) nor leave a module marked as loading
+//! forever. So the insmod of each module runs under `catch_unwind`: a panic
+//! there marks that module failed with a message naming it, like any other
+//! load failure. A panic elsewhere in a job (index lookup, planning) is
+//! caught around the whole job and logged under the job's name. Whatever
+//! happens, the job's place in the busy count is given back by a drop guard
+//! ([`Finish`]). This holds in builds that unwind (tests). The init's
+//! release build aborts on panic instead: its panic hook runs on the
+//! panicking thread and starts the recovery shell there, once, for the
+//! first panicking thread only (see `crates/init/src/emergency.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -125,9 +140,8 @@ impl Loader {
     /// Load synchronously, return the outcome.
     pub fn load_now(&self, name: &str) -> Result<(), LoadError> {
         self.shared.lock().running += 1;
-        let result = self.shared.load_name(name);
-        self.shared.finish();
-        result
+        let _done = Finish(&self.shared);
+        self.shared.load_name(name)
     }
 
     /// True while any request is queued or running.
@@ -183,17 +197,11 @@ impl Loader {
         self.shared.lock().modules.get(&normalize(name)) == Some(&ModState::Loaded)
     }
 
-    /// Names requested explicitly (not by modalias) that matched no module, for the
-    /// "root not found" report.
-    pub fn missing(&self) -> Vec<String> {
-        self.shared.lock().missing.clone()
-    }
-
     fn enqueue(&self, job: Job) {
         if self.workers == 0 {
             self.shared.lock().running += 1;
-            self.shared.run(job);
-            self.shared.finish();
+            let _done = Finish(&self.shared);
+            self.shared.run_guarded(job);
             return;
         }
         let mut state = self.shared.lock();
@@ -250,8 +258,27 @@ impl Shared {
                     state = self.wait(state);
                 }
             };
-            self.run(job);
-            self.finish();
+            let _done = Finish(self);
+            self.run_guarded(job);
+        }
+    }
+
+    /// [`Shared::run`] with a panic turned into a logged failure of the job.
+    fn run_guarded(&self, job: Job) {
+        let name = match &job {
+            Job::Alias(a) | Job::Name(a) => a.clone(),
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.run(job))) {
+            let mut state = self.lock();
+            state.log.push(LoadEvent {
+                name: name.clone(),
+                result: Err(format!(
+                    "loading {name} panicked: {}",
+                    panic_message(&*payload)
+                )),
+            });
+            drop(state);
+            self.changed.notify_all();
         }
     }
 
@@ -365,13 +392,24 @@ impl Shared {
             }
             state.modules.insert(step.name.clone(), ModState::Loading);
         }
-        let result = read_image(&step.path)
-            .map_err(|e| error_chain(&e))
-            .and_then(|image| {
-                self.insmod
-                    .insmod(&step.name, &image, &step.params)
-                    .map_err(|e| format!("insmod {}: {e}", step.path.display()))
-            });
+        // Under catch_unwind so a panic cannot leave the module `Loading`,
+        // which would block every later request for it.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            read_image(&step.path)
+                .map_err(|e| error_chain(&e))
+                .and_then(|image| {
+                    self.insmod
+                        .insmod(&step.name, &image, &step.params)
+                        .map_err(|e| format!("insmod {}: {e}", step.path.display()))
+                })
+        }))
+        .unwrap_or_else(|payload| {
+            Err(format!(
+                "loading {} panicked: {}",
+                step.name,
+                panic_message(&*payload)
+            ))
+        });
         let mut state = self.lock();
         let new_state = match &result {
             Ok(()) => ModState::Loaded,
@@ -384,6 +422,27 @@ impl Shared {
         });
         self.changed.notify_all();
         result
+    }
+}
+
+/// Gives a job's place in the busy count back when dropped, so neither an
+/// early return nor a panic can leave [`Loader::busy`] true for good.
+struct Finish<'a>(&'a Shared);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a format).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
     }
 }
 

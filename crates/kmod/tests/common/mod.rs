@@ -162,6 +162,7 @@ pub struct Call {
 pub struct Recorder {
     pub calls: Mutex<Vec<Call>>,
     fail: HashSet<String>,
+    panic: HashSet<String>,
     gate: Option<(Mutex<bool>, Condvar)>,
     entered: Mutex<usize>,
     entered_cv: Condvar,
@@ -171,6 +172,14 @@ impl Recorder {
     pub fn failing(names: &[&str]) -> Recorder {
         Recorder {
             fail: names.iter().map(|n| n.to_string()).collect(),
+            ..Recorder::default()
+        }
+    }
+
+    /// insmod of these modules panics (a bug inside a worker job).
+    pub fn panicking(names: &[&str]) -> Recorder {
+        Recorder {
+            panic: names.iter().map(|n| n.to_string()).collect(),
             ..Recorder::default()
         }
     }
@@ -220,6 +229,9 @@ impl Insmod for Recorder {
             while !*open {
                 open = cv.wait(open).unwrap();
             }
+        }
+        if self.panic.contains(name) {
+            panic!("test panic in insmod of {name}");
         }
         self.calls.lock().unwrap().push(Call {
             name: name.to_owned(),
