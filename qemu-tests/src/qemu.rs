@@ -148,6 +148,36 @@ impl Vm {
         ])
     }
 
+    /// A data CD on the PIIX IDE controller (`-M pc`), secondary master.
+    pub fn ide_cdrom(&mut self, iso: &Path) -> &mut Vm {
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(cdrom_drive(iso, &id))
+            .args(["-device", &format!("ide-cd,drive={id},bus=ide.1,unit=0")])
+    }
+
+    /// A data CD on an AHCI controller: switches the machine to q35,
+    /// whose built-in ICH9 AHCI is the `ide.N` buses.
+    pub fn ahci_cdrom(&mut self, iso: &Path) -> &mut Vm {
+        self.machine("q35");
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(cdrom_drive(iso, &id))
+            .args(["-device", &format!("ide-cd,drive={id},bus=ide.2")])
+    }
+
+    /// Replaces the machine type given by `new` (`pc`).
+    pub fn machine(&mut self, name: &str) -> &mut Vm {
+        if let Some(i) = self.args.iter().position(|a| a == "-M") {
+            if let Some(m) = self.args.get_mut(i + 1) {
+                *m = name.into();
+            }
+        }
+        self
+    }
+
     /// Boot from an ISO on the PIIX IDE CD-ROM.
     pub fn cdrom_boot(&mut self, iso: &Path) -> &mut Vm {
         self.args(["-boot", "d", "-cdrom"]).arg(iso)
@@ -173,6 +203,15 @@ fn drive(image: &Path, id: &str) -> OsString {
     let mut spec = OsString::from("file=");
     spec.push(image);
     spec.push(format!(",if=none,id={id},format=raw,snapshot=on"));
+    spec
+}
+
+fn cdrom_drive(iso: &Path, id: &str) -> OsString {
+    let mut spec = OsString::from("file=");
+    spec.push(iso);
+    spec.push(format!(
+        ",if=none,id={id},media=cdrom,format=raw,readonly=on"
+    ));
     spec
 }
 
@@ -304,6 +343,28 @@ mod tests {
         }
         let kvm = Vm::new(Accel::Kvm).shell_line();
         assert!(kvm.contains("-accel kvm -cpu host,-arch-capabilities"));
+    }
+
+    #[test]
+    fn cdroms_sit_on_piix_ide_or_q35_ahci() {
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.virtio_disk(Path::new("/a.img"))
+            .ide_cdrom(Path::new("/c.iso"));
+        let line = vm.shell_line();
+        assert!(line.contains("-M pc "), "{line}");
+        assert!(
+            line.contains(
+                "-drive file=/c.iso,if=none,id=d1,media=cdrom,format=raw,readonly=on \
+             -device ide-cd,drive=d1,bus=ide.1,unit=0"
+            ),
+            "{line}"
+        );
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.ahci_cdrom(Path::new("/c.iso"));
+        let line = vm.shell_line();
+        assert!(line.contains("-M q35 "), "{line}");
+        assert!(!line.contains("-M pc"), "{line}");
+        assert!(line.contains("-device ide-cd,drive=d0,bus=ide.2"), "{line}");
     }
 
     #[test]

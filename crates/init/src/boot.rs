@@ -97,6 +97,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     });
     let policy = WaitPolicy {
         settle_limit: usbdelay.unwrap_or(Duration::from_secs(10)),
+        usbdelay,
         allow_not_found: cmdline.needs_network(),
         ..WaitPolicy::default()
     };

@@ -18,6 +18,7 @@ pub mod network;
 pub mod overlay;
 pub mod packages;
 pub mod password;
+pub mod pending;
 pub mod reap;
 pub mod rootfs;
 pub mod sysroot;

@@ -10,6 +10,7 @@ mod no_media;
 mod other_fs;
 mod packages;
 mod root_mode;
+mod waits;
 
 use boot_media::*;
 pub use hostile::REJECTED_INSPECT;
@@ -20,6 +21,7 @@ use no_media::*;
 use other_fs::*;
 use packages::*;
 use root_mode::*;
+use waits::*;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -297,6 +299,20 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_bootif_second_nic,
             check: check_bootif_second_nic,
+        },
+        Scenario {
+            name: "wait-ide-cd",
+            about: "apkovl on a virtio disk, boot repository only on a PIIX IDE CD: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_ide_cd,
+            check: check_wait_cd,
+        },
+        Scenario {
+            name: "wait-ahci-cd",
+            about: "apkovl on a virtio disk, boot repository only on a q35 AHCI CD: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_ahci_cd,
+            check: check_wait_cd,
         },
     ]
 }
