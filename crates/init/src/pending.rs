@@ -9,10 +9,12 @@
 //!
 //! * a usb-storage/uas interface bound with no disk behind it yet (the
 //!   stick is in usb-storage's settle delay or its SCSI scan);
-//! * an ATA device slot whose class is still `unknown` (libata's probe of
-//!   that port has not finished: empty slots end as `none`), or a port
-//!   with more ATA/ATAPI devices than SCSI devices (the SCSI scan of a
-//!   probed port has not added them all yet);
+//! * an ATA port with more ATA/ATAPI devices than SCSI devices (the SCSI
+//!   scan of a probed port has not added them all yet). A slot's class
+//!   `unknown` is no evidence: empty PATA channels and SATA ports with the
+//!   link down keep it for good (seen on QEMU's PIIX and ICH9 AHCI), and
+//!   the port probe itself ends before the driver's module load returns
+//!   (the loader is busy meanwhile);
 //! * a SCSI disk/CD/MO/RBC device with no upper driver bound (sd/sr still
 //!   loading) or with its driver bound and no block device yet;
 //! * a virtio-blk device bound to its driver with no block device yet;
@@ -27,7 +29,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     UsbStorageWithoutDisk(PathBuf),
-    AtaProbing(PathBuf),
     AtaScanUnfinished(PathBuf),
     ScsiWithoutDriver(PathBuf),
     ScsiWithoutBlock(PathBuf),
@@ -41,7 +42,6 @@ impl fmt::Display for Pending {
             Self::UsbStorageWithoutDisk(p) => {
                 write!(f, "usb-storage interface {} has no disk yet", p.display())
             }
-            Self::AtaProbing(p) => write!(f, "ATA device {} is still being probed", p.display()),
             Self::AtaScanUnfinished(p) => {
                 write!(f, "ATA port {} has devices not yet on SCSI", p.display())
             }
@@ -107,16 +107,9 @@ pub fn usb_storage_without_disk(sys: &Path) -> Option<Pending> {
     None
 }
 
+/// Per port: the ATA/ATAPI devices libata found must all show up as SCSI
+/// devices under the port's SCSI host.
 fn ata(sys: &Path) -> Option<Pending> {
-    let class = sys.join("class/ata_device");
-    for name in list(&class) {
-        let dev = class.join(&name);
-        if read(&dev.join("class")).as_deref() == Some("unknown") {
-            return Some(Pending::AtaProbing(dev));
-        }
-    }
-    // Per port: the ATA/ATAPI devices libata found must all show up as
-    // SCSI devices under the port's SCSI host.
     let ports = sys.join("class/ata_port");
     for name in list(&ports) {
         let Ok(port) = fs::canonicalize(ports.join(&name)) else {

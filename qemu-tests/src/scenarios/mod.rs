@@ -314,6 +314,20 @@ pub fn all() -> Vec<Scenario> {
             setup: setup_wait_ahci_cd,
             check: check_wait_cd,
         },
+        Scenario {
+            name: "usbdelay-late-stick",
+            about: "usbdelay=8, repository on a virtio disk, the apkovl stick plugged in 3 s later: used",
+            image: ImageKind::Standard,
+            setup: setup_usbdelay_late_stick,
+            check: check_usbdelay_late_stick,
+        },
+        Scenario {
+            name: "unplug-during-unpack",
+            about: "the overlay's stick removed while it is read: I/O error named, nothing applied",
+            image: ImageKind::FakeApkInit,
+            setup: setup_unplug_during_unpack,
+            check: check_unplug_during_unpack,
+        },
     ]
 }
 

@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use super::checks::*;
 use super::*;
+use crate::ustar::{self, Kind, Member};
 
 pub(super) const HOST_WAIT_CD: &str = "alpinit-wait-cd";
 
@@ -68,6 +69,142 @@ pub(super) fn check_wait_cd(outcome: &Outcome, report: Option<&Report>) -> Vec<S
         .contains("found boot repository /media/sr0/apks")
     {
         failures.push("the CD's boot repository is not listed on the console".to_string());
+    }
+    failures
+}
+
+pub(super) const HOST_LATE_USB: &str = "alpinit-late-usb";
+
+/// How long after the boot repository is found the stick is plugged in.
+const LATE_PLUG: Duration = Duration::from_secs(3);
+
+/// The boot repository on a virtio disk; the stick with the apkovl is
+/// plugged in 3 s after the repository was found, with `usbdelay=8`.
+pub(super) fn setup_usbdelay_late_stick(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let vda = disk(
+        dir,
+        "vda",
+        Filesystem::Ext4,
+        &[FileSpec::new("apks/.boot_repository", 0o644, "")],
+    )?;
+    let ovl = overlay(assets, HOST_LATE_USB, &[], Vec::new())?;
+    let stick = disk(
+        dir,
+        "usb",
+        Filesystem::Fat32,
+        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
+    )?;
+    let mut vm = kernel_vm(assets, ImageKind::Standard, "usbdelay=8")?;
+    vm.virtio_disk(&vda)
+        .xhci()
+        .spare_drive(&stick, "late")
+        .monitor_after(
+            "found boot repository /media/vda1/apks",
+            LATE_PLUG,
+            "device_add usb-storage,bus=hc.0,drive=late,id=late,removable=on",
+        );
+    Ok(reported(assets, vm))
+}
+
+pub(super) fn check_usbdelay_late_stick(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let (mut failures, report) = common(outcome, report);
+    if failures.iter().any(|f| f.starts_with("no report")) {
+        return failures;
+    }
+    want_hostname(&mut failures, &report, HOST_LATE_USB);
+    want_media(
+        &mut failures,
+        &report,
+        "/dev/sda1",
+        &["/media/sda1", "/media/usb"],
+        "vfat",
+    );
+    want_media(
+        &mut failures,
+        &report,
+        "/dev/vda1",
+        &["/media/vda1"],
+        "ext4",
+    );
+    failures
+}
+
+const UNPLUG_HOST: &str = "alpinit-unplugged";
+/// The overlay's bulk: a directory the `FakeApkInit` inspect list covers,
+/// so a partly applied overlay shows in the report.
+const UNPLUG_MISSING: &[&str] = &["/var/many"];
+const UNPLUG_FILES: usize = 1500;
+const UNPLUG_FILE_BYTES: usize = 16 << 10;
+
+/// Incompressible bytes (xorshift64), so the overlay is as big on the
+/// stick as unpacked and reading it takes a while under TCG.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A ~24 MB overlay on a USB stick; the stick is unplugged (`device_del`)
+/// as soon as the console shows ` * Loading user settings from`.
+pub(super) fn setup_unplug_during_unpack(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let mut members = vec![
+        Member::new("etc/", 0o755, Kind::Dir),
+        Member::file("etc/hostname", 0o644, format!("{UNPLUG_HOST}\n")),
+        Member::new("var/", 0o755, Kind::Dir),
+        Member::new("var/many/", 0o755, Kind::Dir),
+    ];
+    for i in 0..UNPLUG_FILES {
+        members.push(Member::file(
+            &format!("var/many/f{i:04}"),
+            0o644,
+            noise(i as u64 + 1, UNPLUG_FILE_BYTES),
+        ));
+    }
+    let ovl = ustar::tar_gz(&members)?;
+    let stick = disk(
+        dir,
+        "usb",
+        Filesystem::Fat32,
+        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
+    )?;
+    // No panic=: the failure policy then offers the recovery shell.
+    let mut vm = kernel_vm_with(assets, ImageKind::FakeApkInit, "console=ttyS0")?;
+    vm.xhci()
+        .spare_drive(&stick, "ovl")
+        .args([
+            "-device",
+            "usb-storage,bus=hc.0,drive=ovl,id=ovl,removable=on",
+        ])
+        .monitor_after(
+            " * Loading user settings from",
+            Duration::ZERO,
+            "device_del ovl",
+        )
+        .type_after(REJECTED, "")
+        .type_after(SHELL_PROMPT, "exit\n");
+    Ok(interactive(assets, vm))
+}
+
+pub(super) fn check_unplug_during_unpack(
+    outcome: &Outcome,
+    report: Option<&Report>,
+) -> Vec<String> {
+    let mut failures = check_rejected(outcome, report, UNPLUG_HOST, &[], UNPLUG_MISSING);
+    if let Some(reason) = rejection_reason(&outcome.log) {
+        let lower = reason.to_lowercase();
+        if !["i/o error", "input/output error"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            failures.push(format!("the reason {reason:?} does not name an I/O error"));
+        }
     }
     failures
 }
