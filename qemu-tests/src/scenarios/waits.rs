@@ -134,6 +134,11 @@ const UNPLUG_HOST: &str = "alpinit-unplugged";
 /// so a partly applied overlay shows in the report.
 const UNPLUG_MISSING: &[&str] = &["/var/many"];
 const UNPLUG_FILES: usize = 1500;
+/// The unplug comes this long after the console line: the file is open by
+/// then (an unplug before the open fails it with ENOENT instead, seen in
+/// one run) and, 24 MB taking about 4 s to read and apply under TCG, its
+/// reading is still going on.
+const UNPLUG_AFTER: Duration = Duration::from_millis(500);
 const UNPLUG_FILE_BYTES: usize = 16 << 10;
 
 /// Incompressible bytes (xorshift64), so the overlay is as big on the
@@ -152,7 +157,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A ~24 MB overlay on a USB stick; the stick is unplugged (`device_del`)
-/// as soon as the console shows ` * Loading user settings from`.
+/// [`UNPLUG_AFTER`] after the console shows ` * Loading user settings from`.
 pub(super) fn setup_unplug_during_unpack(assets: &Assets, dir: &Path) -> Result<Setup> {
     let mut members = vec![
         Member::new("etc/", 0o755, Kind::Dir),
@@ -184,7 +189,7 @@ pub(super) fn setup_unplug_during_unpack(assets: &Assets, dir: &Path) -> Result<
         ])
         .monitor_after(
             " * Loading user settings from",
-            Duration::ZERO,
+            UNPLUG_AFTER,
             "device_del ovl",
         )
         .type_after(REJECTED, "")
