@@ -89,7 +89,8 @@ struct Discovery<'a> {
     last_event: Instant,
     last_usb_event: Option<Instant>,
     preloaded: HashSet<&'static str>,
-    last_pending: Option<crate::pending::Pending>,
+    /// The evidence last logged, and whether it held the wait then.
+    last_pending: (Option<crate::pending::Pending>, bool),
 }
 
 pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
@@ -120,7 +121,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         last_event: started,
         last_usb_event: None,
         preloaded: HashSet::new(),
-        last_pending: None,
+        last_pending: (None, false),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = started.elapsed().as_millis();
@@ -148,7 +149,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
             coldplug_logged = true;
             log::phase("coldplug-done");
         }
-        let pending = d.pending();
+        let pending = d.pending(coldplug_logged && !busy);
         let snap = Snapshot {
             now: Instant::now(),
             started,
@@ -405,19 +406,26 @@ impl Discovery<'_> {
         self.found();
     }
 
-    /// Storage the kernel is still bringing up (logged when it changes).
-    fn pending(&mut self) -> Option<crate::pending::Pending> {
+    /// Storage the kernel is still bringing up, logged when it changes:
+    /// on the console when it is what HOLDS the wait (coldplug done, no
+    /// module loading), else in debug output only.
+    fn pending(&mut self, holds: bool) -> Option<crate::pending::Pending> {
         let sys = self.layout.sys();
         let handled = |name: &str| self.blocks_seen.iter().any(|b| b.0 == name);
         let pending = crate::pending::storage(&sys)
             .or_else(|| crate::pending::unhandled_block(&sys, &handled));
-        if pending != self.last_pending {
-            if let Some(p) = &pending {
-                log::info(&format!("waiting: {p}"));
+        let state = (pending, holds);
+        if state != self.last_pending {
+            if let Some(p) = &state.0 {
+                if holds {
+                    log::info(&format!("waiting: {p}"));
+                } else {
+                    log::debug(&format!("waiting: {p}"));
+                }
             }
-            self.last_pending.clone_from(&pending);
+            self.last_pending.clone_from(&state);
         }
-        pending
+        state.0
     }
 
     fn found(&mut self) {
