@@ -160,6 +160,16 @@ impl Vm {
         ])
     }
 
+    /// An NVMe disk (its namespaces are scanned after the driver's probe
+    /// returns, in a kernel work item).
+    pub fn nvme_disk(&mut self, image: &Path) -> &mut Vm {
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(drive(image, &id))
+            .args(["-device", &format!("nvme,drive={id},serial=alpinit{id}")])
+    }
+
     /// A data CD on the PIIX IDE controller (`-M pc`), secondary master.
     pub fn ide_cdrom(&mut self, iso: &Path) -> &mut Vm {
         let id = format!("d{}", self.disks);

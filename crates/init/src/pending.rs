@@ -18,6 +18,9 @@
 //! * a SCSI disk/CD/MO/RBC device with no upper driver bound (sd/sr still
 //!   loading) or with its driver bound and no block device yet;
 //! * a virtio-blk device bound to its driver with no block device yet;
+//! * an NVMe controller not `live` yet, or live with no namespace block
+//!   device yet (the driver scans namespaces in a work item after its
+//!   probe returned, so the module load does not cover it);
 //! * a block device in `/sys/class/block` that discovery has not handled
 //!   (its uevent is still queued).
 
@@ -33,6 +36,8 @@ pub enum Pending {
     ScsiWithoutDriver(PathBuf),
     ScsiWithoutBlock(PathBuf),
     VirtioBlkWithoutDisk(PathBuf),
+    NvmeNotLive(PathBuf, String),
+    NvmeWithoutNamespace(PathBuf),
     BlockNotHandled(String),
 }
 
@@ -54,6 +59,12 @@ impl fmt::Display for Pending {
             Self::VirtioBlkWithoutDisk(p) => {
                 write!(f, "virtio-blk device {} has no disk yet", p.display())
             }
+            Self::NvmeNotLive(p, state) => {
+                write!(f, "NVMe controller {} is {state}", p.display())
+            }
+            Self::NvmeWithoutNamespace(p) => {
+                write!(f, "NVMe controller {} has no namespace yet", p.display())
+            }
             Self::BlockNotHandled(name) => write!(f, "block device {name} not handled yet"),
         }
     }
@@ -69,6 +80,7 @@ pub fn storage(sys: &Path) -> Option<Pending> {
         .or_else(|| ata(sys))
         .or_else(|| scsi(sys))
         .or_else(|| virtio_blk(sys))
+        .or_else(|| nvme(sys))
 }
 
 /// A block device of `/sys/class/block` that HANDLED does not know and
@@ -214,6 +226,32 @@ fn virtio_blk(sys: &Path) -> Option<Pending> {
         }
         if dev.join("driver").exists() && list(&dev.join("block")).is_empty() {
             return Some(Pending::VirtioBlkWithoutDisk(dev));
+        }
+    }
+    None
+}
+
+/// Controller states on the way to `live` (`drivers/nvme/host/core.c`
+/// names them); `deleting` and `dead` controllers bring nothing more.
+const NVME_COMING: [&str; 3] = ["new", "resetting", "connecting"];
+
+fn nvme(sys: &Path) -> Option<Pending> {
+    let class = sys.join("class/nvme");
+    for name in list(&class) {
+        let ctrl = class.join(&name);
+        let Some(state) = read(&ctrl.join("state")) else {
+            continue;
+        };
+        if NVME_COMING.contains(&state.as_str()) {
+            return Some(Pending::NvmeNotLive(ctrl, state));
+        }
+        // Namespaces sit below the controller as nvmeXnY (nvmeXcYnZ with
+        // multipath).
+        let has_ns = list(&ctrl)
+            .iter()
+            .any(|n| n.starts_with(name.as_str()) && n.len() > name.len());
+        if state == "live" && !has_ns {
+            return Some(Pending::NvmeWithoutNamespace(ctrl));
         }
     }
     None

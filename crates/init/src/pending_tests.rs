@@ -156,6 +156,37 @@ fn virtio_devices_other_than_block_are_ignored() {
 }
 
 #[test]
+fn nvme_namespaces_scanned_after_probe_are_waited_for() {
+    let s = FakeSys::new();
+    let ctrl = "devices/pci0000:00/0000:00:03.0/nvme/nvme0";
+    s.file(&format!("{ctrl}/state"), "connecting\n");
+    s.link(ctrl, "class/nvme/nvme0");
+    assert_eq!(
+        storage(&s.root),
+        Some(Pending::NvmeNotLive(
+            s.root.join("class/nvme/nvme0"),
+            "connecting".into()
+        ))
+    );
+    s.file(&format!("{ctrl}/state"), "live\n");
+    assert!(matches!(
+        storage(&s.root),
+        Some(Pending::NvmeWithoutNamespace(_))
+    ));
+    s.dir(&format!("{ctrl}/nvme0n1"));
+    assert_eq!(storage(&s.root), None);
+}
+
+#[test]
+fn dead_nvme_controller_is_not_pending() {
+    let s = FakeSys::new();
+    let ctrl = "devices/pci0000:00/0000:00:03.0/nvme/nvme0";
+    s.file(&format!("{ctrl}/state"), "dead\n");
+    s.link(ctrl, "class/nvme/nvme0");
+    assert_eq!(storage(&s.root), None);
+}
+
+#[test]
 fn usb_storage_settling_is_seen_in_sysfs() {
     let s = FakeSys::new();
     let intf = "devices/pci0000:00/usb1/1-1/1-1:1.0";

@@ -315,6 +315,13 @@ pub fn all() -> Vec<Scenario> {
             check: check_wait_cd,
         },
         Scenario {
+            name: "wait-nvme",
+            about: "apkovl on a virtio disk, boot repository only on an NVMe disk: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_nvme,
+            check: check_wait_nvme,
+        },
+        Scenario {
             name: "usbdelay-late-stick",
             about: "usbdelay=8, repository on a virtio disk, the apkovl stick plugged in 3 s later: used",
             image: ImageKind::Standard,

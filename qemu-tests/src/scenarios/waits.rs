@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use super::checks::*;
 use super::*;
+use crate::report;
 use crate::ustar::{self, Kind, Member};
 
 pub(super) const HOST_WAIT_CD: &str = "alpinit-wait-cd";
@@ -70,6 +71,66 @@ pub(super) fn check_wait_cd(outcome: &Outcome, report: Option<&Report>) -> Vec<S
     {
         failures.push("the CD's boot repository is not listed on the console".to_string());
     }
+    want_no_settle_bound(&mut failures, &outcome.log);
+    failures
+}
+
+/// Evidence that never clears would hold every boot until the settle
+/// bound (10 s after the first finding): the wait must end well before.
+fn want_no_settle_bound(failures: &mut Vec<String>, log: &str) {
+    let phases = report::phases(log);
+    let at = |name: &str| phases.iter().find(|p| p.0 == name).map(|p| p.1);
+    match (at("coldplug-done"), at("media-found")) {
+        (Some(coldplug), Some(found)) if found - coldplug < 5.0 => {}
+        (Some(coldplug), Some(found)) => failures.push(format!(
+            "media-found {:.2} s after coldplug-done: the wait ran into its bound",
+            found - coldplug
+        )),
+        _ => failures.push("no coldplug-done/media-found phase lines".to_string()),
+    }
+}
+
+/// The apkovl on a virtio disk, the boot repository only on an NVMe disk.
+pub(super) fn setup_wait_nvme(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let ovl = overlay(assets, HOST_WAIT_CD, &[], Vec::new())?;
+    let vda = disk(
+        dir,
+        "vda",
+        Filesystem::Ext4,
+        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
+    )?;
+    let nvme = disk(
+        dir,
+        "nvme",
+        Filesystem::Ext4,
+        &[FileSpec::new("apks/.boot_repository", 0o644, "")],
+    )?;
+    let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
+    vm.virtio_disk(&vda).nvme_disk(&nvme);
+    Ok(reported(assets, vm))
+}
+
+pub(super) fn check_wait_nvme(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let (mut failures, report) = common(outcome, report);
+    if failures.iter().any(|f| f.starts_with("no report")) {
+        return failures;
+    }
+    want_hostname(&mut failures, &report, HOST_WAIT_CD);
+    want_media(
+        &mut failures,
+        &report,
+        "/dev/vda1",
+        &["/media/vda1"],
+        "ext4",
+    );
+    want_media(
+        &mut failures,
+        &report,
+        "/dev/nvme0n1p1",
+        &["/media/nvme0n1p1"],
+        "ext4",
+    );
+    want_no_settle_bound(&mut failures, &outcome.log);
     failures
 }
 
