@@ -231,8 +231,8 @@ fn virtio_blk(sys: &Path) -> Option<Pending> {
     None
 }
 
-/// Controller states on the way to `live` (`drivers/nvme/host/core.c`
-/// names them); `deleting` and `dead` controllers bring nothing more.
+/// Controller states (the kernel's names in `state`) on the way to
+/// `live`; `deleting` and `dead` controllers bring nothing more.
 const NVME_COMING: [&str; 3] = ["new", "resetting", "connecting"];
 
 fn nvme(sys: &Path) -> Option<Pending> {

@@ -1,6 +1,5 @@
-//! When to stop looking for boot media: Alpine's wait rules (§2.9 of
-//! `/work/shared/reference/alpine-initramfs.md`), made event-driven. There
-//! is no fixed idle timeout on the happy path:
+//! When to stop looking for boot media: Alpine's wait rules (§2.9),
+//! made event-driven. There is no fixed idle timeout on the happy path:
 //!
 //! * while coldplug is unfinished, a module is loading or a block device is
 //!   being handled, we wait (bounded by `hard_limit`);
