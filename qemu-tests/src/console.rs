@@ -77,7 +77,7 @@ pub(crate) fn run(
     .context("writing qemu.cmdline")?;
     let started = Instant::now();
     let mut child = vm
-        .command()
+        .command_for(log)
         .args(["-chardev", &serial, "-serial", "chardev:console"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -146,12 +146,14 @@ fn drive(
     let mut next = 0;
     let mut from = 0;
     let mut seen_at: Option<Instant> = None;
+    let mut monitor = crate::qemu::Monitor::new(vm, log)?;
     loop {
         if let Some(status) = child.try_wait().context("waiting for qemu")? {
             outcome.status = Some(status);
             break;
         }
         let text = crate::qemu::read_log(log);
+        monitor.poll(&text, started)?;
         if stop.is_some_and(|stop| stop(&text)) {
             outcome.stopped = true;
             break;

@@ -279,6 +279,17 @@ pub fn iso_image(
     )
 }
 
+/// A plain (not bootable) ISO 9660 image holding ROOT, for a data CD.
+pub fn data_iso(out: &Path, root: &Path) -> Result<()> {
+    tool(
+        Command::new("xorriso")
+            .args(["-as", "mkisofs", "-quiet", "-o"])
+            .arg(out)
+            .args(["-V", "ALPINE_DATA", "-R", "-J"])
+            .arg(root),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

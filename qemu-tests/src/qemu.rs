@@ -3,6 +3,8 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -75,6 +77,18 @@ pub struct Vm {
     xhci: bool,
     /// Console input to type; see `console.rs`.
     pub(crate) console: Vec<crate::console::Step>,
+    /// Monitor commands to send (hot-plug); see [`Monitor`].
+    pub(crate) monitor: Vec<MonitorStep>,
+}
+
+/// Once `after` has been printed on the console (later than the previous
+/// step's trigger), wait `delay`, then send `command` to QEMU's human
+/// monitor (`device_add ...`, `device_del ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorStep {
+    pub after: String,
+    pub delay: Duration,
+    pub command: String,
 }
 
 impl Vm {
@@ -85,6 +99,7 @@ impl Vm {
             usb: 0,
             xhci: false,
             console: Vec::new(),
+            monitor: Vec::new(),
         };
         vm.args(accel.args()).args([
             "-M",
@@ -136,10 +151,7 @@ impl Vm {
 
     /// A removable USB stick on an xhci controller.
     pub fn usb_stick(&mut self, image: &Path) -> &mut Vm {
-        if !self.xhci {
-            self.args(["-device", "qemu-xhci,id=hc"]);
-            self.xhci = true;
-        }
+        self.xhci();
         let id = format!("stick{}", self.usb);
         self.usb += 1;
         self.arg("-drive").arg(drive(image, &id)).args([
@@ -148,14 +160,96 @@ impl Vm {
         ])
     }
 
+    /// An NVMe disk (its namespaces are scanned after the driver's probe
+    /// returns, in a kernel work item).
+    pub fn nvme_disk(&mut self, image: &Path) -> &mut Vm {
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(drive(image, &id))
+            .args(["-device", &format!("nvme,drive={id},serial=alpinit{id}")])
+    }
+
+    /// A data CD on the PIIX IDE controller (`-M pc`), secondary master.
+    pub fn ide_cdrom(&mut self, iso: &Path) -> &mut Vm {
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(cdrom_drive(iso, &id))
+            .args(["-device", &format!("ide-cd,drive={id},bus=ide.1,unit=0")])
+    }
+
+    /// A data CD on an AHCI controller: switches the machine to q35,
+    /// whose built-in ICH9 AHCI is the `ide.N` buses.
+    pub fn ahci_cdrom(&mut self, iso: &Path) -> &mut Vm {
+        self.machine("q35");
+        let id = format!("d{}", self.disks);
+        self.disks += 1;
+        self.arg("-drive")
+            .arg(cdrom_drive(iso, &id))
+            .args(["-device", &format!("ide-cd,drive={id},bus=ide.2")])
+    }
+
+    /// Replaces the machine type given by `new` (`pc`).
+    pub fn machine(&mut self, name: &str) -> &mut Vm {
+        if let Some(i) = self.args.iter().position(|a| a == "-M") {
+            if let Some(m) = self.args.get_mut(i + 1) {
+                *m = name.into();
+            }
+        }
+        self
+    }
+
     /// Boot from an ISO on the PIIX IDE CD-ROM.
     pub fn cdrom_boot(&mut self, iso: &Path) -> &mut Vm {
         self.args(["-boot", "d", "-cdrom"]).arg(iso)
     }
 
+    /// Adds a monitor step; a VM with steps gets a monitor socket.
+    pub fn monitor_after(&mut self, after: &str, delay: Duration, command: &str) -> &mut Vm {
+        self.monitor.push(MonitorStep {
+            after: after.to_string(),
+            delay,
+            command: command.to_string(),
+        });
+        self
+    }
+
+    /// A drive that is defined but not attached: `device_add` plugs it.
+    pub fn spare_drive(&mut self, image: &Path, id: &str) -> &mut Vm {
+        self.arg("-drive").arg(drive(image, id))
+    }
+
+    /// The xhci controller hot-plugged sticks go on (`bus=hc.0`).
+    pub fn xhci(&mut self) -> &mut Vm {
+        if !self.xhci {
+            self.args(["-device", "qemu-xhci,id=hc"]);
+            self.xhci = true;
+        }
+        self
+    }
+
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(QEMU);
         cmd.args(&self.args);
+        cmd
+    }
+
+    /// The command for a boot logging to LOG: with monitor steps, the
+    /// monitor listens on `LOG.monitor.sock` instead of being off.
+    pub(crate) fn command_for(&self, log: &Path) -> Command {
+        let mut cmd = Command::new(QEMU);
+        let mut args = self.args.iter();
+        while let Some(arg) = args.next() {
+            cmd.arg(arg);
+            if arg == "-monitor" && !self.monitor.is_empty() {
+                let _ = args.next();
+                let mut spec = OsString::from("unix:");
+                spec.push(Monitor::socket_path(log));
+                spec.push(",server=on,wait=off");
+                cmd.arg(spec);
+            }
+        }
         cmd
     }
 
@@ -173,6 +267,15 @@ fn drive(image: &Path, id: &str) -> OsString {
     let mut spec = OsString::from("file=");
     spec.push(image);
     spec.push(format!(",if=none,id={id},format=raw,snapshot=on"));
+    spec
+}
+
+fn cdrom_drive(iso: &Path, id: &str) -> OsString {
+    let mut spec = OsString::from("file=");
+    spec.push(iso);
+    spec.push(format!(
+        ",if=none,id={id},media=cdrom,format=raw,readonly=on"
+    ));
     spec
 }
 
@@ -209,8 +312,9 @@ pub fn run(
     let stderr = fs::File::create(&stderr_path)
         .with_context(|| format!("creating {}", stderr_path.display()))?;
     let started = Instant::now();
+    let mut monitor = Monitor::new(vm, log)?;
     let mut child = vm
-        .command()
+        .command_for(log)
         .arg("-serial")
         .arg(serial)
         .stdin(Stdio::null())
@@ -232,6 +336,7 @@ pub fn run(
             break;
         }
         let text = read_log(log);
+        monitor.poll(&text, started)?;
         if stop.is_some_and(|stop| stop(&text)) {
             outcome.stopped = true;
         } else if started.elapsed() >= timeout {
@@ -243,11 +348,130 @@ pub fn run(
             let _ = child.wait();
             break;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(if monitor.waiting() {
+            MONITOR_POLL
+        } else {
+            Duration::from_millis(200)
+        });
     }
     outcome.elapsed = started.elapsed();
     outcome.log = collect_log(log, &stderr_path);
     Ok(outcome)
+}
+
+/// How often the log is read while a monitor step waits for its trigger:
+/// a hot-unplug aimed at a short window must not lag by a whole poll.
+const MONITOR_POLL: Duration = Duration::from_millis(20);
+
+/// Sends [`MonitorStep`]s to QEMU's human monitor as their triggers appear
+/// on the console; what the monitor answers goes to `LOG.monitor`, each
+/// command sent is noted there with its time.
+pub(crate) struct Monitor {
+    steps: Vec<MonitorStep>,
+    socket: PathBuf,
+    stream: Option<UnixStream>,
+    transcript: Option<fs::File>,
+    next: usize,
+    from: usize,
+    seen_at: Option<Instant>,
+}
+
+impl Monitor {
+    fn socket_path(log: &Path) -> PathBuf {
+        log.with_extension("monitor.sock")
+    }
+
+    pub(crate) fn new(vm: &Vm, log: &Path) -> Result<Monitor> {
+        let socket = Self::socket_path(log);
+        let transcript = if vm.monitor.is_empty() {
+            None
+        } else {
+            // A stale socket is harmless: QEMU replaces it when it binds
+            // and connecting to it meanwhile is refused (retried).
+            let path = log.with_extension("monitor");
+            Some(fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?)
+        };
+        Ok(Monitor {
+            steps: vm.monitor.clone(),
+            socket,
+            stream: None,
+            transcript,
+            next: 0,
+            from: 0,
+            seen_at: None,
+        })
+    }
+
+    /// A step is still to be sent.
+    pub(crate) fn waiting(&self) -> bool {
+        self.next < self.steps.len()
+    }
+
+    /// Called with the console log so far, every poll of the runner.
+    pub(crate) fn poll(&mut self, log: &str, started: Instant) -> Result<()> {
+        if self.steps.is_empty() {
+            return Ok(());
+        }
+        if self.stream.is_none() {
+            // QEMU creates the socket a moment after it starts.
+            if let Ok(stream) = UnixStream::connect(&self.socket) {
+                stream
+                    .set_nonblocking(true)
+                    .context("making the monitor stream non-blocking")?;
+                self.stream = Some(stream);
+            }
+        }
+        self.drain();
+        let Some(step) = self.steps.get(self.next) else {
+            return Ok(());
+        };
+        match self.seen_at {
+            None => {
+                if let Some(end) = crate::console::find_after(log, self.from, &step.after) {
+                    self.from = end;
+                    self.seen_at = Some(Instant::now());
+                }
+            }
+            Some(at) if at.elapsed() >= step.delay => {
+                let Some(stream) = self.stream.as_mut() else {
+                    return Ok(());
+                };
+                stream
+                    .write_all(format!("{}\n", step.command).as_bytes())
+                    .context("writing to the QEMU monitor")?;
+                if let Some(t) = self.transcript.as_mut() {
+                    let _ = writeln!(
+                        t,
+                        "\n[{:.2}s after start, {:.2}s after {:?}] sent: {}",
+                        started.elapsed().as_secs_f64(),
+                        at.elapsed().as_secs_f64(),
+                        step.after,
+                        step.command
+                    );
+                }
+                self.next += 1;
+                self.seen_at = None;
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Copies what the monitor printed into the transcript.
+    fn drain(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Some(t) = self.transcript.as_mut() {
+                let _ = t.write_all(&buf[..n]);
+            }
+        }
+    }
 }
 
 /// The serial log, followed by whatever QEMU itself wrote to stderr.
@@ -304,6 +528,55 @@ mod tests {
         }
         let kvm = Vm::new(Accel::Kvm).shell_line();
         assert!(kvm.contains("-accel kvm -cpu host,-arch-capabilities"));
+    }
+
+    #[test]
+    fn cdroms_sit_on_piix_ide_or_q35_ahci() {
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.virtio_disk(Path::new("/a.img"))
+            .ide_cdrom(Path::new("/c.iso"));
+        let line = vm.shell_line();
+        assert!(line.contains("-M pc "), "{line}");
+        assert!(
+            line.contains(
+                "-drive file=/c.iso,if=none,id=d1,media=cdrom,format=raw,readonly=on \
+             -device ide-cd,drive=d1,bus=ide.1,unit=0"
+            ),
+            "{line}"
+        );
+        let mut vm = Vm::new(Accel::Tcg);
+        vm.ahci_cdrom(Path::new("/c.iso"));
+        let line = vm.shell_line();
+        assert!(line.contains("-M q35 "), "{line}");
+        assert!(!line.contains("-M pc"), "{line}");
+        assert!(line.contains("-device ide-cd,drive=d0,bus=ide.2"), "{line}");
+    }
+
+    #[test]
+    fn monitor_steps_open_a_monitor_socket_beside_the_log() {
+        let mut vm = Vm::new(Accel::Tcg);
+        let log = Path::new("/t/serial.log");
+        let plain: Vec<_> = vm
+            .command_for(log)
+            .get_args()
+            .map(|a| a.to_owned())
+            .collect();
+        assert!(plain
+            .windows(2)
+            .any(|w| w[0] == "-monitor" && w[1] == "none"));
+        vm.monitor_after("x", Duration::ZERO, "device_del ovl");
+        let args: Vec<_> = vm
+            .command_for(log)
+            .get_args()
+            .map(|a| a.to_owned())
+            .collect();
+        assert!(args.windows(2).any(
+            |w| w[0] == "-monitor" && w[1] == "unix:/t/serial.monitor.sock,server=on,wait=off"
+        ));
+        assert!(!args
+            .windows(2)
+            .any(|w| w[0] == "-monitor" && w[1] == "none"));
+        assert_eq!(args.len(), plain.len());
     }
 
     #[test]

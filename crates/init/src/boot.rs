@@ -101,6 +101,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     });
     let policy = WaitPolicy {
         settle_limit: usbdelay.unwrap_or(WaitPolicy::default().settle_limit),
+        usbdelay,
         allow_not_found: cmdline.needs_network(),
         ..WaitPolicy::default()
     };

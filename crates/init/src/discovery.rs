@@ -12,7 +12,6 @@ use alpinit_sys::Sys;
 use alpinit_uevent::{Action, Uevent, UeventSocket};
 use std::collections::HashSet;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A device named on the command line (`apkovl=DEV:..`, later `root=`).
@@ -90,6 +89,8 @@ struct Discovery<'a> {
     last_event: Instant,
     last_usb_event: Option<Instant>,
     preloaded: HashSet<&'static str>,
+    /// The evidence last logged, and whether it held the wait then.
+    last_pending: (Option<crate::pending::Pending>, bool),
 }
 
 pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
@@ -120,6 +121,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         last_event: started,
         last_usb_event: None,
         preloaded: HashSet::new(),
+        last_pending: (None, false),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = started.elapsed().as_millis();
@@ -147,6 +149,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
             coldplug_logged = true;
             log::phase("coldplug-done");
         }
+        let pending = d.pending(coldplug_logged && !busy);
         let snap = Snapshot {
             now: Instant::now(),
             started,
@@ -154,8 +157,10 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
             busy,
             last_event: d.last_event,
             last_usb_event: d.last_usb_event,
-            usb_storage_without_disk: usb_storage_without_disk(&layout.sys()),
+            storage_pending: pending.is_some(),
             first_finding: d.first_finding,
+            apkovl_found: d.findings.media.iter().any(|m| !m.apkovls.is_empty()),
+            wanted_found: !d.findings.wanted.is_empty(),
         };
         match opts.policy.decide(&snap) {
             // Whether anything was found is in the findings themselves.
@@ -401,6 +406,28 @@ impl Discovery<'_> {
         self.found();
     }
 
+    /// Storage the kernel is still bringing up, logged when it changes:
+    /// on the console when it is what HOLDS the wait (coldplug done, no
+    /// module loading), else in debug output only.
+    fn pending(&mut self, holds: bool) -> Option<crate::pending::Pending> {
+        let sys = self.layout.sys();
+        let handled = |name: &str| self.blocks_seen.iter().any(|b| b.0 == name);
+        let pending = crate::pending::storage(&sys)
+            .or_else(|| crate::pending::unhandled_block(&sys, &handled));
+        let state = (pending, holds);
+        if state != self.last_pending {
+            if let Some(p) = &state.0 {
+                if holds {
+                    log::info(&format!("waiting: {p}"));
+                } else {
+                    log::debug(&format!("waiting: {p}"));
+                }
+            }
+            self.last_pending.clone_from(&state);
+        }
+        state.0
+    }
+
     fn found(&mut self) {
         if self.first_finding.is_none() {
             self.first_finding = Some(Instant::now());
@@ -413,52 +440,6 @@ pub fn parent_disk(devpath: &str) -> Option<&str> {
     let mut parts = devpath.rsplit('/');
     parts.next()?;
     parts.next()
-}
-
-/// A usb-storage or uas interface is bound but no disk sits behind it yet:
-/// the stick is still in usb-storage's settle delay or its SCSI scan.
-pub fn usb_storage_without_disk(sys: &Path) -> bool {
-    for driver in ["usb-storage", "uas"] {
-        let Ok(entries) = std::fs::read_dir(sys.join("bus/usb/drivers").join(driver)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if !name.to_string_lossy().contains(':') {
-                continue;
-            }
-            if !has_block_below(&e.path(), 6) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-fn has_block_below(dir: &Path, depth: u32) -> bool {
-    if depth == 0 {
-        return false;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if !ft.is_dir() {
-            continue;
-        }
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name == "block" {
-            return true;
-        }
-        if (name.starts_with("host") || name.starts_with("target") || name.contains(':'))
-            && has_block_below(&e.path(), depth - 1)
-        {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -491,24 +472,5 @@ mod tests {
             parent_disk("/devices/pci0000:00/0000:00:05.0/virtio2/block/vda/vda1"),
             Some("vda")
         );
-    }
-
-    #[test]
-    fn usb_storage_settling_is_seen_in_sysfs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let sys = tmp.path();
-        let intf = sys.join("devices/pci0000:00/usb1/1-1/1-1:1.0");
-        std::fs::create_dir_all(&intf).unwrap();
-        std::fs::create_dir_all(sys.join("bus/usb/drivers/usb-storage")).unwrap();
-        std::os::unix::fs::symlink(&intf, sys.join("bus/usb/drivers/usb-storage/1-1:1.0")).unwrap();
-        assert!(usb_storage_without_disk(sys));
-        std::fs::create_dir_all(intf.join("host0/target0:0:0/0:0:0:0/block/sda")).unwrap();
-        assert!(!usb_storage_without_disk(sys));
-    }
-
-    #[test]
-    fn no_usb_storage_driver_means_nothing_settling() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(!usb_storage_without_disk(tmp.path()));
     }
 }

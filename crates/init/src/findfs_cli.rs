@@ -138,6 +138,7 @@ pub fn main(argv: &[String]) -> i32 {
     };
     if let Some(ms) = args.timeout_ms {
         policy.settle_limit = Duration::from_millis(ms);
+        policy.usbdelay = Some(policy.settle_limit);
     }
     let findings = discovery::discover(
         &alpinit_sys::Kernel,

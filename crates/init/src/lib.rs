@@ -19,6 +19,7 @@ pub mod newroot;
 pub mod overlay;
 pub mod packages;
 pub mod password;
+pub mod pending;
 pub mod reap;
 pub mod rootfs;
 pub mod sysroot;

@@ -59,15 +59,16 @@ const RIGHT_PASSWORD: &str = "alpinit-Secret-42";
 const WRONG_PASSWORD: &str = "not-the-password";
 const PROMPT: &str = "Enter password for ";
 const WRONG: &str = "Wrong password, try again.";
-const SHELL_PROMPT: &str = "~ # ";
-const REJECTED: &str = "was rejected; nothing of it was applied. Type exit to boot without it.";
-const RECOVERY: &str = "Launching initramfs emergency recovery shell.";
+pub(super) const SHELL_PROMPT: &str = "~ # ";
+pub(super) const REJECTED: &str =
+    "was rejected; nothing of it was applied. Type exit to boot without it.";
+pub(super) const RECOVERY: &str = "Launching initramfs emergency recovery shell.";
 
 fn typing_timeout(assets: &Assets) -> Duration {
     assets.accel.boot_timeout() + Duration::from_secs(90)
 }
 
-fn interactive(assets: &Assets, vm: Vm) -> Setup {
+pub(super) fn interactive(assets: &Assets, vm: Vm) -> Setup {
     Setup {
         vm,
         stop: stops_on_panic(),
@@ -388,7 +389,7 @@ pub fn rejection_reason(log: &str) -> Option<String> {
     Some(line.trim().to_string())
 }
 
-fn check_rejected(
+pub(super) fn check_rejected(
     outcome: &Outcome,
     report: Option<&Report>,
     hostname: &str,

@@ -11,6 +11,7 @@ mod no_media;
 mod other_fs;
 mod packages;
 mod root_mode;
+mod waits;
 
 use boot_media::*;
 pub use hostile::REJECTED_INSPECT;
@@ -21,6 +22,7 @@ use no_media::*;
 use other_fs::*;
 use packages::*;
 use root_mode::*;
+use waits::*;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -298,6 +300,41 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_bootif_second_nic,
             check: check_bootif_second_nic,
+        },
+        Scenario {
+            name: "wait-ide-cd",
+            about: "apkovl on a virtio disk, boot repository only on a PIIX IDE CD: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_ide_cd,
+            check: check_wait_cd,
+        },
+        Scenario {
+            name: "wait-ahci-cd",
+            about: "apkovl on a virtio disk, boot repository only on a q35 AHCI CD: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_ahci_cd,
+            check: check_wait_cd,
+        },
+        Scenario {
+            name: "wait-nvme",
+            about: "apkovl on a virtio disk, boot repository only on an NVMe disk: both used",
+            image: ImageKind::Standard,
+            setup: setup_wait_nvme,
+            check: check_wait_nvme,
+        },
+        Scenario {
+            name: "usbdelay-late-stick",
+            about: "usbdelay=8, repository on a virtio disk, the apkovl stick plugged in 3 s later: used",
+            image: ImageKind::Standard,
+            setup: setup_usbdelay_late_stick,
+            check: check_usbdelay_late_stick,
+        },
+        Scenario {
+            name: "unplug-during-unpack",
+            about: "the overlay's stick removed while it is read: I/O error named, nothing applied",
+            image: ImageKind::FakeApkInit,
+            setup: setup_unplug_during_unpack,
+            check: check_unplug_during_unpack,
         },
     ]
     .into_iter()
