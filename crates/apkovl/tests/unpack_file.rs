@@ -56,11 +56,8 @@ fn archives_from_real_tar_unpack_identically() {
         let root = tmp.path().join("sysroot");
         fs::create_dir(&root).unwrap();
         let report = unpack_file(&ovl, &root, &Limits::default()).unwrap();
-        assert!(report.members.contains(&"etc/".to_owned()), "{format}");
-        assert!(
-            report.members.contains(&"etc/hostname".to_owned()),
-            "{format}"
-        );
+        assert!(report.members.contains("etc/"), "{format}");
+        assert!(report.members.contains("etc/hostname"), "{format}");
         for rel in ["etc/hostname", "etc/apk/world"] {
             assert_eq!(
                 fs::read(src.join(rel)).unwrap(),
