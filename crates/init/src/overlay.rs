@@ -108,6 +108,9 @@ pub fn unpack(layout: &Layout, path: &Path) -> Result<MemberList, OverlayError> 
     let mut limits = Limits::default();
     if let Some(free) = crate::sysroot::free_bytes(&sysroot) {
         limits.max_total_bytes = limits.max_total_bytes.min(free);
+        // The verified plan sits in RAM beside the tmpfs root: an eighth of its space.
+        let plan = usize::try_from(free / 8).unwrap_or(usize::MAX).max(4 << 20);
+        limits.max_plan_bytes = limits.max_plan_bytes.min(plan);
     }
     let name = path
         .file_name()

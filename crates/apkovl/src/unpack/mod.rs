@@ -318,14 +318,14 @@ pub fn unpack_file(
     )
 }
 
-/// Fuzz entry point: unpacks `data` into `sysroot` with small limits, ignoring the
-/// result.
-pub fn fuzz_unpack(data: &[u8], sysroot: &Path) {
+/// Fuzz entry point: unpacks `data` into `sysroot` with small limits and returns the
+/// outcome, so the harness can check "everything or nothing".
+pub fn fuzz_unpack(data: &[u8], sysroot: &Path) -> Result<UnpackReport, UnpackError> {
     let limits = Limits {
         max_total_bytes: 16 << 20,
         max_entries: 10_000,
         max_compressed_bytes: 16 << 20,
         ..Limits::default()
     };
-    let _ = unpack(|| Ok(data), sysroot, &limits);
+    unpack(|| Ok(data), sysroot, &limits)
 }
