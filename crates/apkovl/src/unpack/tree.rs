@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::fcntl::{readlinkat, AtFlags};
@@ -166,12 +167,24 @@ impl Tree {
     /// resolved into other nodes), so `fstatat` on the canonical path with
     /// `AT_SYMLINK_NOFOLLOW` sees exactly that entry.
     pub(super) fn fs(&mut self, root: &Root, id: u32) -> Result<Fs, Conflict> {
-        let node = &self.nodes[id as usize];
-        if node.fs != Fs::Unknown {
-            return Ok(node.fs);
+        // Ancestors not looked up yet go first, outermost first; iteratively, since a
+        // path can be thousands of components deep. The root is known, so this ends.
+        let mut chain = Vec::new();
+        let mut n = id;
+        while self.nodes[n as usize].fs == Fs::Unknown {
+            chain.push(n);
+            n = self.nodes[n as usize].parent;
         }
-        let parent = node.parent;
-        if self.fs(root, parent)? != Fs::Dir {
+        for &n in chain.iter().rev() {
+            self.fs_one(root, n)?;
+        }
+        Ok(self.nodes[id as usize].fs)
+    }
+
+    /// [`Tree::fs`] for a node whose parent is known.
+    fn fs_one(&mut self, root: &Root, id: u32) -> Result<Fs, Conflict> {
+        let parent = self.nodes[id as usize].parent;
+        if self.nodes[parent as usize].fs != Fs::Dir {
             self.nodes[id as usize].fs = Fs::Missing;
             return Ok(Fs::Missing);
         }
@@ -183,7 +196,7 @@ impl Tree {
                 SFlag::S_IFLNK => {
                     let target =
                         readlinkat(Some(fd), &path[..]).map_err(|e| Conflict::Io(id, e.into()))?;
-                    let target: Box<[u8]> = std::os::unix::ffi::OsStrExt::as_bytes(&*target).into();
+                    let target: Box<[u8]> = target.as_bytes().into();
                     self.bytes += target.len();
                     self.nodes[id as usize].link = Some(target);
                     Fs::Symlink
