@@ -411,3 +411,28 @@ fn non_utf8_member_names_reach_the_member_list_unchanged() {
     let path = ctx.root.join(OsStr::from_bytes(b"etc/caf\xe9"));
     assert_eq!(fs::read(path).unwrap(), b"x");
 }
+
+/// A hard link takes the file its target holds when the link is read; if that file is
+/// replaced later in the archive the link would need data that is never written, so
+/// the overlay is rejected (before, the link silently took the later content).
+#[test]
+fn hard_link_whose_file_is_replaced_later_is_rejected() {
+    let build = |_: &Ctx| {
+        simple(|t| {
+            t.file("a", b"old").hardlink("b", "a").file("a", b"new");
+        })
+    };
+    let (_tmp, _, res, unchanged) = run(no_setup, &build, &Limits::default(), Resolver::Openat2);
+    let err = res.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UnpackError::HardLink {
+                reason: "the target is replaced later in the archive",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(unchanged);
+}
