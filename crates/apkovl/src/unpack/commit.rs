@@ -127,8 +127,7 @@ impl Stage<'_> {
     /// The destination directory and name of staged entry `slot`.
     fn dest(&self, slot: usize) -> io::Result<(OwnedFd, &[u8])> {
         let node = &self.plan.tree.nodes[self.staged[slot].node as usize];
-        let pfd = self.root.dir(&self.plan.tree.path(node.parent))?;
-        Ok((pfd, &node.name[..]))
+        Ok((self.existing_dir(node.parent)?, &node.name[..]))
     }
 
     /// Moves one staged entry into place.

@@ -7,6 +7,7 @@
 //! number, so a member can never collide with a temporary name, and removing that one
 //! directory removes every temporary entry.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -75,6 +76,10 @@ pub(super) struct Stage<'a> {
     /// Plan index of a regular file -> its entry in the staging directory.
     file_slot: HashMap<u32, usize>,
     pub(super) as_root: bool,
+    /// The directory of the last member: consecutive members usually share it, and
+    /// reopening it costs a path walk as long as the path (thousands of components at
+    /// worst).
+    dir_cache: RefCell<Option<(u32, OwnedFd)>>,
 }
 
 pub(super) fn os_err(member: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
@@ -109,7 +114,30 @@ impl<'a> Stage<'a> {
             staged: Vec::new(),
             file_slot: HashMap::new(),
             as_root: nix::unistd::geteuid().is_root(),
+            dir_cache: RefCell::new(None),
         }
+    }
+
+    /// The cached directory `node`, if it is the cached one.
+    fn cached_dir(&self, node: u32) -> Option<OwnedFd> {
+        match &*self.dir_cache.borrow() {
+            Some((n, fd)) if *n == node => fd.try_clone().ok(),
+            _ => None,
+        }
+    }
+
+    fn cache_dir(&self, node: u32, fd: &OwnedFd) {
+        *self.dir_cache.borrow_mut() = fd.try_clone().ok().map(|fd| (node, fd));
+    }
+
+    /// The existing directory at canonical node `node`.
+    pub(super) fn existing_dir(&self, node: u32) -> io::Result<OwnedFd> {
+        if let Some(fd) = self.cached_dir(node) {
+            return Ok(fd);
+        }
+        let fd = self.root.dir(&self.plan.tree.path(node))?;
+        self.cache_dir(node, &fd);
+        Ok(fd)
     }
 
     pub(super) fn member(&self, node: u32) -> String {
@@ -228,7 +256,14 @@ impl<'a> Stage<'a> {
     ) -> Result<(T, usize), UnpackError> {
         let tree = &self.plan.tree;
         let n = &tree.nodes[node as usize];
-        let pfd = self.mkdir_p(n.parent, member)?;
+        let pfd = match self.cached_dir(n.parent) {
+            Some(fd) => fd,
+            None => {
+                let fd = self.mkdir_p(n.parent, member)?;
+                self.cache_dir(n.parent, &fd);
+                fd
+            }
+        };
         match fstatat(
             Some(pfd.as_raw_fd()),
             &n.name[..],
