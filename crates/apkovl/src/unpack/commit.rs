@@ -42,7 +42,9 @@ pub(super) fn stage_dir(root: &Root, plan: &Plan) -> Result<StageDir, UnpackErro
 
 /// [`stage_dir`] trying names from `seed` on.
 pub(super) fn stage_dir_from(root: &Root, plan: &Plan, seed: u64) -> Result<StageDir, UnpackError> {
-    let top = root.dir(b"").map_err(|e| stage_err("open sysroot", e))?;
+    let top = root
+        .dir(b"")
+        .map_err(|e| stage_err(STAGE_PREFIX, "create", e))?;
     for attempt in 0..64u64 {
         let name = format!("{STAGE_PREFIX}{:016x}", seed.wrapping_add(attempt));
         if plan.tree.lookup(ROOT, name.as_bytes()).is_some() {
@@ -55,7 +57,7 @@ pub(super) fn stage_dir_from(root: &Root, plan: &Plan, seed: u64) -> Result<Stag
         ) {
             Ok(()) => {}
             Err(Errno::EEXIST) => continue,
-            Err(e) => return Err(stage_err("create the staging directory", e)),
+            Err(e) => return Err(stage_err(&name, "create", e)),
         }
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         return match openat_owned(&top, name.as_str(), flags, Mode::empty()) {
@@ -69,16 +71,20 @@ pub(super) fn stage_dir_from(root: &Root, plan: &Plan, seed: u64) -> Result<Stag
                     name.as_str(),
                     UnlinkatFlags::RemoveDir,
                 );
-                Err(stage_err("open the staging directory", e))
+                Err(stage_err(&name, "open", e))
             }
         };
     }
-    Err(stage_err("create the staging directory", Errno::EEXIST))
+    Err(stage_err(
+        STAGE_PREFIX,
+        "find a free name for",
+        Errno::EEXIST,
+    ))
 }
 
-fn stage_err(op: &'static str, e: impl Into<io::Error>) -> UnpackError {
-    UnpackError::Apply {
-        member: String::new(),
+fn stage_err(name: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
+    UnpackError::Staging {
+        name: name.to_owned(),
         op,
         source: e.into(),
     }

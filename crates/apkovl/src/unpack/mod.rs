@@ -212,6 +212,16 @@ pub enum UnpackError {
         /// The OS error.
         source: io::Error,
     },
+    /// The staging directory could not be made (nothing was written).
+    #[error("cannot {op} the staging directory {name} in the sysroot: {source}")]
+    Staging {
+        /// Its name (or the name prefix).
+        name: String,
+        /// The operation.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The commit phase failed part-way (an I/O error: conflicts are found by pass 1).
     /// What was moved into place is moved back; `remains` says whether that worked.
     #[error("committing member {member} failed ({source}); {remains}")]
