@@ -176,6 +176,53 @@ build("chain", [("sym", "a/b/c/up", "../.."), ("sym", "a/b/escape", "c/up/../.."
 build("collide", [("file", "p", "1"), ("dir", "p", 0o755), ("sym", "p", "/"), ("file", "p", "2")])
 build("special", [("chr", "dev/mem", None), ("suid", "usr/bin/x", None), ("dir", "root", 0o777)])
 build("pax-long", [("file", "a" * 200 + "/" + "b" * 120, "long"), ("sym", "l", "t" * 150)], tarfile.PAX_FORMAT)
+# Issue 8 shapes: usr-merge aliases (the harness's root has bin -> usr/bin), chains,
+# skipped members with long names, deep paths, staging-like names.
+build("alias-file-dir", [("file", "etc/hostname", "new"), ("file", "bin/foo", "f"), ("dir", "usr/bin/foo", 0o750)])
+build("alias-child", [("file", "bin/foo", "f"), ("file", "usr/bin/foo/x", "x")])
+build("alias-hardlink", [("file", "bin/foo", "f"), ("hard", "usr/bin/foo", "bin/foo")])
+build("hard-chain", [("file", "l0", "d")] + [("hard", f"l{i}", f"l{i - 1}") for i in range(1, 60)])
+build("skipped-many", [("chr", "\x01" * 400 + str(i), None) for i in range(12)] + [("file", "ok", "1")], tarfile.PAX_FORMAT)
+build("deep", [("file", "d/" * 1000 + "f", "deep")], tarfile.PAX_FORMAT)
+build("stage-names", [("file", ".apkovl-stage-0000000000000000", "s"), ("file", ".apkovl-1-1", "t"), ("hard", ".apkovl-1-2", ".apkovl-1-1")])
+
+def raw_header(name, flag, size, patch=None, mode=0o644, uid=0, gid=0):
+    b = bytearray(512)
+    b[0:len(name)] = name
+    b[100:108] = b"%07o\0" % mode
+    for off, v in ((108, uid), (116, gid)):
+        b[off:off + 8] = (b"%07o\0" % v) if v < 0o7777777 else b"\x80" + v.to_bytes(7, "big")
+    b[124:136] = b"%011o\0" % size
+    b[136:148] = b"%011o\0" % 1700000000
+    b[156] = flag
+    b[257:265] = b"ustar  \0"
+    if patch:
+        patch(b)
+    b[148:156] = b" " * 8
+    b[148:156] = b"%06o\0 " % sum(b)
+    return bytes(b)
+
+def pad(data):
+    return data + bytes(-len(data) % 512)
+
+def write_raw(name, blocks):
+    with open(f"{out}/T-{name}", "wb") as f:
+        f.write(b"T" + b"".join(blocks) + bytes(1024))
+
+def extended(b):
+    b[482] = 1
+
+write_raw("gnu-sparse-ext", [
+    raw_header(b"var/sparse", ord("S"), 1024, extended),
+    pad(b"00000010000\0"),
+    b"s" * 1024,
+    raw_header(b"etc/after", ord("0"), 2), pad(b"ok"),
+])
+write_raw("ids-minus-one", [
+    raw_header(b"usr/bin/sg", ord("0"), 1, mode=0o2755, gid=0xFFFFFFFF), pad(b"x"),
+    raw_header(b"usr/bin/su", ord("0"), 1, mode=0o4755, uid=0xFFFFFFFF), pad(b"x"),
+])
+write_raw("non-utf8", [raw_header(b"etc/caf\xe9", ord("0"), 1), pad(b"x")])
 PY
 
 # --- dhcp: BOOTREPLY OFFER and ACK --------------------------------------------------------

@@ -1,5 +1,7 @@
-//! apkovl unpacking into a scratch sysroot. Invariant: no panic, and nothing outside the
-//! sysroot is created, removed or changed (content, mode, owner, mtime).
+//! apkovl unpacking into a scratch sysroot. Invariants: no panic; nothing outside the
+//! sysroot is created, removed or changed (content, mode, owner, mtime); everything or
+//! nothing is applied (a rejected overlay leaves the sysroot exactly as it was, an
+//! accepted one has every listed member in place); no staging entry survives.
 //!
 //! Input layout: if the first byte is `T`, the rest is a raw tar stream that the harness
 //! gzips before unpacking, so mutations reach the tar and path logic instead of dying on
@@ -16,9 +18,11 @@
 //! ```
 #![no_main]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -28,6 +32,8 @@ use flate2::Compression;
 use libfuzzer_sys::fuzz_target;
 
 const SENTINEL: &[u8] = b"sentinel: must not change\n";
+/// Prefix of the unpacker's staging directory (see `crates/apkovl/src/unpack/commit.rs`).
+const STAGE_PREFIX: &[u8] = b".apkovl-stage-";
 
 /// What must not change about a path outside the sysroot.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +63,31 @@ fn names(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
+}
+
+/// Everything observable about the tree under `dir` (directory mtimes excepted: a
+/// rolled-back entry moves them), keyed by path bytes.
+fn tree(dir: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = entry.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("link {:?}", fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                todo.push(p.clone());
+                "dir".to_owned()
+            } else {
+                format!("file {:?} {}", fs::read(&p).unwrap(), m.mtime())
+            };
+            let meta = format!("{what} {:o} {}:{} {}", m.mode(), m.uid(), m.gid(), m.nlink());
+            let rel = p.strip_prefix(dir).unwrap().as_os_str().as_bytes().to_vec();
+            out.insert(rel, meta);
+        }
+    }
+    out
 }
 
 fn scratch_parent() -> &'static PathBuf {
@@ -101,8 +132,43 @@ fuzz_target!(|data: &[u8]| {
     fs::create_dir(&outside).unwrap();
     fs::write(&sentinel, SENTINEL).unwrap();
     let before = (stamp(&outside), stamp(&sentinel));
+    let root_before = tree(&root);
 
-    alpinit_apkovl::fuzz_unpack(overlay, &root);
+    let result = alpinit_apkovl::fuzz_unpack(overlay, &root);
+
+    let root_after = tree(&root);
+    for path in root_after.keys() {
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        let listed = result
+            .as_ref()
+            .is_ok_and(|r| r.members.iter().any(|m| m.ends_with(name)));
+        assert!(
+            !name.starts_with(STAGE_PREFIX) || listed,
+            "staging entry left: {}",
+            String::from_utf8_lossy(path)
+        );
+    }
+    match &result {
+        Err(e) => assert!(
+            root_after == root_before,
+            "rejected ({e}) but the sysroot changed"
+        ),
+        Ok(report) => {
+            for m in report.members.iter() {
+                // The member's path with empty and "." components dropped, so that the
+                // last component is looked at itself (a symlink is not followed).
+                let path = m
+                    .split(|&b| b == b'/')
+                    .filter(|c| !c.is_empty() && *c != b".")
+                    .fold(root.clone(), |p, c| p.join(OsStr::from_bytes(c)));
+                assert!(
+                    fs::symlink_metadata(&path).is_ok(),
+                    "accepted, but member {} is missing",
+                    String::from_utf8_lossy(m)
+                );
+            }
+        }
+    }
 
     let expected_top: BTreeSet<String> = ["outside", "root"].map(String::from).into();
     assert_eq!(

@@ -9,6 +9,11 @@ use std::io::{self, Read};
 use crate::gzip::GzipError;
 
 const BLOCK: u64 = 512;
+/// Old GNU header: "another sparse map block follows" flag (after four map entries of
+/// 24 bytes at offset 386).
+const GNU_SPARSE_EXTENDED: usize = 482;
+/// The same flag in a sparse extension block (after 21 map entries of 24 bytes).
+const GNU_SPARSE_EXT_EXTENDED: usize = 504;
 
 /// Failures of the tar layer.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +70,7 @@ pub enum ArchiveError {
 }
 
 /// The entry types this crate distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     File,
     Dir,
@@ -76,7 +81,7 @@ pub(crate) enum Kind {
 }
 
 /// One archive member with all extension records applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Entry {
     pub(crate) name: Vec<u8>,
     pub(crate) link: Vec<u8>,
@@ -309,6 +314,9 @@ impl<R: Read> TarReader<R> {
                 }
             })?,
         };
+        if flag == b'S' && hdr[GNU_SPARSE_EXTENDED] != 0 {
+            self.skip_sparse_extensions(offset)?;
+        }
         let kind = match flag {
             _ if ov.sparse => Kind::Skipped("sparse file"),
             b'0' | 0 | b'7' if name.ends_with(b"/") => Kind::Dir,
@@ -336,6 +344,25 @@ impl<R: Read> TarReader<R> {
             mtime,
             offset,
         })
+    }
+
+    /// Old GNU sparse members with more than four fragments continue their map in
+    /// 512-byte blocks between the header and the data; each block says in its last
+    /// flag byte whether another follows. They are read (and counted against
+    /// `max_total_bytes`) but not kept, since sparse members are skipped.
+    fn skip_sparse_extensions(&mut self, offset: u64) -> Result<(), ArchiveError> {
+        let mut block = [0u8; BLOCK as usize];
+        loop {
+            if self.fill(&mut block)? != block.len() {
+                return Err(ArchiveError::Truncated {
+                    what: "a GNU sparse extension header",
+                    offset,
+                });
+            }
+            if block[GNU_SPARSE_EXT_EXTENDED] == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// End of archive: with `marker` after a zero block, otherwise at a clean EOF on a
@@ -453,6 +480,14 @@ fn parse_pax(data: &[u8], ov: &mut Overrides, offset: u64) -> Result<(), Archive
                 let whole = value.split(|&b| b == b'.').next().unwrap_or_default();
                 ov.mtime = Some(decimal(whole).ok_or_else(|| number_field("PAX mtime"))?);
             }
+            // PAX 1.0 sparse members carry the real name here (the header names a
+            // placeholder); kept only so that the skip warning names the file.
+            b"GNU.sparse.name" => {
+                ov.sparse = true;
+                ov.path = (!value.is_empty()).then(|| value.to_vec());
+            }
+            // PAX 0.x and 1.0 sparse maps: the member's `size` covers the map and the
+            // data, so skipping the member needs nothing else.
             k if k.starts_with(b"GNU.sparse.") => ov.sparse = true,
             _ => {}
         }

@@ -23,15 +23,22 @@
 //!
 //! [`unpack`] reads the archive twice. Pass 1 verifies everything without writing: gzip
 //! framing and CRC/ISIZE of every member, the trailing-data policy, tar structure and
-//! checksums, every [`Limits`] bound and the path rules below. Pass 2 re-reads the
-//! archive, checks that it is the same member list, and *stages* the result: directories
-//! are created, file data, hard links and symlinks are written under temporary names in
-//! their final directories. Only when the whole stream has been read again does the
-//! commit phase rename the staged entries into place and apply ownership, modes and
-//! times (directories last, deepest first). A failure before the commit phase removes
-//! everything pass 2 created and leaves the sysroot as it was. The commit phase only
-//! renames and sets metadata, which allocate nothing; a failure there is reported and the
-//! remaining staged entries are removed, but renames already done stay.
+//! checksums, every [`Limits`] bound and the path rules below. Each member's path is
+//! resolved as pass 2 will resolve it, through the symlinks that already exist in the
+//! sysroot, to a *canonical* path: under a usr-merged root `bin/foo` and `usr/bin/foo`
+//! are one path, so "last member wins" and every type rule apply to what will really be
+//! on disk, and a conflict is found before anything is written. What pass 1 keeps is
+//! bounded by `max_plan_bytes` and is linear in the names it reads (skipped members
+//! keep no name; warnings are capped). Pass 2 re-reads the archive, checks that it is
+//! the same member list, and *stages* the result: directories are created, file data,
+//! hard links and symlinks are written into a private staging directory (created by
+//! the unpack at the top of the sysroot under a name no member has, entries named by
+//! number, so no member can collide with a temporary name). Only when the whole stream
+//! has been read again does the commit phase move the staged entries into place
+//! (`renameat2(RENAME_EXCHANGE)` when something is there, so the original is kept until
+//! the end) and apply directory ownership, modes and times (deepest first). A failure at
+//! any point, commit included, moves back what was moved, removes what pass 2 created
+//! and leaves the sysroot as it was; the staging directory never survives an unpack.
 //!
 //! Path and link rules (the sysroot is treated like a chroot):
 //!
@@ -46,16 +53,23 @@
 //! * symlink members are created verbatim (absolute targets are kept) and never followed
 //!   during the unpack: a member whose path goes through a symlink created by the same
 //!   archive rejects the overlay;
-//! * a hard link must name a member that appeared earlier in the archive and ends up as a
-//!   regular file; links are created after all file data;
+//! * a hard link must name a member that appeared earlier in the archive and is, at that
+//!   point, a regular file or a hard link (resolved once, when the link is read); that
+//!   file must still be the final member at its path, and a link may not name its own
+//!   path (also through a usr-merge alias); links are created after all file data;
 //! * only regular files, directories, symlinks and hard links are created. Device nodes,
-//!   FIFOs, sockets, sparse and unknown entries are skipped with a warning;
+//!   FIFOs, sockets, sparse (GNU old format with extension blocks, PAX 0.x and 1.0) and
+//!   unknown entries are skipped with a warning;
 //! * ownership is numeric from the header (names are ignored) and only restored when
 //!   running as root, like tar. **setuid/setgid policy:** the bits are kept only when
-//!   the member's owner is uid 0, and dropped otherwise. The sticky bit is kept;
+//!   the member's owner is uid 0, and dropped otherwise. The sticky bit is kept. A uid
+//!   or gid of `0xFFFFFFFF` (which `chown` reads as "unchanged", i.e. root) becomes
+//!   65534 (nobody) and drops the setuid/setgid bits;
 //! * an existing directory in the sysroot is never replaced by a non-directory member
 //!   (the overlay is rejected); an existing non-directory is replaced by rename, never
-//!   opened for writing.
+//!   opened for writing. A directory member where the sysroot has a symlink to a
+//!   directory follows it and leaves the target's metadata alone;
+//! * member names are bytes: [`UnpackReport::members`] hands them to apk unchanged.
 //!
 //! Gzip: concatenated members are accepted like `gzip -d` does; zero bytes after the last
 //! member are accepted (block-device padding); any other trailing data rejects the
@@ -77,7 +91,7 @@ mod unpack;
 pub use archive::ArchiveError;
 pub use candidate::{choose, choose_logged, device_order, is_apkovl_name, Candidate};
 pub use gzip::GzipError;
-pub use member::NameError;
+pub use member::{MemberList, NameError};
 pub use root::{Resolver, Root};
 pub use unpack::{fuzz_unpack, unpack, unpack_file, Limits, UnpackError, UnpackReport};
 

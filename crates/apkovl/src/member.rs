@@ -43,15 +43,6 @@ impl MemberPath {
         self.0.is_empty()
     }
 
-    /// Proper prefixes (ancestor directories), shortest first, excluding the root.
-    pub(crate) fn ancestors(&self) -> impl Iterator<Item = &[u8]> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b'/')
-            .map(|(i, _)| &self.0[..i])
-    }
-
     /// Splits into the parent path and the last component.
     pub(crate) fn split_last(&self) -> (&[u8], &[u8]) {
         match self.0.iter().rposition(|&b| b == b'/') {
@@ -115,7 +106,8 @@ pub(crate) fn normalize(
 }
 
 /// The member name as `tar -v` lists it for apk: as stored, minus a leading `/` or `./`.
-pub(crate) fn listed_name(raw: &[u8]) -> String {
+/// Bytes, not text: a name that is not UTF-8 reaches apk unchanged.
+pub(crate) fn listed_name(raw: &[u8]) -> &[u8] {
     let mut s = raw;
     loop {
         if let Some(rest) = s.strip_prefix(b"/") {
@@ -126,22 +118,105 @@ pub(crate) fn listed_name(raw: &[u8]) -> String {
             break;
         }
     }
-    String::from_utf8_lossy(s).into_owned()
+    s
 }
 
-/// A name made safe for messages: invalid UTF-8 replaced, control characters escaped.
+/// Longest part of a name shown in a message; the rest is elided so that a 64 KiB PAX
+/// name cannot make every warning or error 64 KiB (or six times that once escaped).
+const SHOWN_MAX: usize = 160;
+
+/// A name made safe for messages: invalid UTF-8 replaced, control characters escaped,
+/// at most [`SHOWN_MAX`] characters of the name (then `...`).
 pub(crate) fn shown(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
+    let mut out = String::new();
+    for (i, c) in String::from_utf8_lossy(&raw[..raw.len().min(SHOWN_MAX * 4)])
         .chars()
-        .flat_map(|c| {
-            let esc: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            esc
-        })
-        .collect()
+        .enumerate()
+    {
+        if i == SHOWN_MAX {
+            out.push_str("...");
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if raw.len() > SHOWN_MAX * 4 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// The member list handed to `apk --overlay-from-stdin`: names in archive order, each
+/// followed by `\n`, in one buffer (names never contain control characters, so `\n`
+/// cannot occur inside one).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MemberList {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl MemberList {
+    /// Appends one name.
+    pub fn push(&mut self, name: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        self.bytes.push(b'\n');
+        self.count += 1;
+    }
+
+    /// The names, one per line, each line ending in `\n`: what apk reads on stdin.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// No names.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The names in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.split(|&b| b == b'\n').take(self.count)
+    }
+}
+
+impl MemberList {
+    /// `name` is in the list.
+    pub fn contains(&self, name: impl AsRef<[u8]>) -> bool {
+        self.iter().any(|n| n == name.as_ref())
+    }
+}
+
+impl std::fmt::Debug for MemberList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
+    }
+}
+
+/// Compares with a list of UTF-8 names (convenient in tests and callers).
+impl<const N: usize> PartialEq<[&str; N]> for MemberList {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.len() == N && self.iter().zip(other).all(|(a, b)| a == b.as_bytes())
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for MemberList {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> Self {
+        let mut list = MemberList::default();
+        for name in iter {
+            list.push(name);
+        }
+        list
+    }
 }
 
 #[cfg(test)]
@@ -204,10 +279,8 @@ mod tests {
     }
 
     #[test]
-    fn ancestors_and_split() {
+    fn split_last_component() {
         let p = MemberPath(b"a/b/c".to_vec());
-        let anc: Vec<&[u8]> = p.ancestors().collect();
-        assert_eq!(anc, vec![&b"a"[..], &b"a/b"[..]]);
         assert_eq!(p.split_last(), (&b"a/b"[..], &b"c"[..]));
         assert_eq!(
             MemberPath(b"x".to_vec()).split_last(),
@@ -223,7 +296,24 @@ mod tests {
             ("./etc/hosts", "etc/hosts"),
             ("./", "./"),
         ] {
-            assert_eq!(listed_name(raw.as_bytes()), want);
+            assert_eq!(listed_name(raw.as_bytes()), want.as_bytes());
         }
+    }
+
+    #[test]
+    fn shown_names_are_bounded() {
+        let control = vec![0x01u8; 64 * 1024];
+        assert!(shown(&control).len() <= SHOWN_MAX * 6 + 3);
+        let long = vec![b'a'; 64 * 1024];
+        assert_eq!(shown(&long), format!("{}...", "a".repeat(SHOWN_MAX)));
+        assert_eq!(shown(b"a\nb"), "a\\nb");
+    }
+
+    #[test]
+    fn member_list_keeps_bytes() {
+        let list: MemberList = [&b"etc/"[..], b"caf\xff"].into_iter().collect();
+        assert_eq!(list.as_bytes(), b"etc/\ncaf\xff\n");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.iter().collect::<Vec<_>>(), [&b"etc/"[..], b"caf\xff"]);
     }
 }

@@ -42,9 +42,9 @@ fn owned(fd: RawFd) -> OwnedFd {
 }
 
 /// `openat(2)` returning an owned descriptor.
-pub(crate) fn openat_owned(
+pub(crate) fn openat_owned<P: ?Sized + nix::NixPath>(
     dir: &OwnedFd,
-    name: &str,
+    name: &P,
     flags: OFlag,
     mode: Mode,
 ) -> nix::Result<OwnedFd> {
@@ -70,6 +70,12 @@ impl Root {
             fd: owned(fd),
             resolver: Cell::new(resolver),
         })
+    }
+
+    /// The sysroot's own `O_PATH` descriptor, as a base for `*at()` calls on paths that
+    /// are known to contain no symlink.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
     }
 
     /// Opens `path` (relative to the sysroot) with `flags`. Symlinks on the way are

@@ -56,11 +56,8 @@ fn archives_from_real_tar_unpack_identically() {
         let root = tmp.path().join("sysroot");
         fs::create_dir(&root).unwrap();
         let report = unpack_file(&ovl, &root, &Limits::default()).unwrap();
-        assert!(report.members.contains(&"etc/".to_owned()), "{format}");
-        assert!(
-            report.members.contains(&"etc/hostname".to_owned()),
-            "{format}"
-        );
+        assert!(report.members.contains("etc/"), "{format}");
+        assert!(report.members.contains("etc/hostname"), "{format}");
         for rel in ["etc/hostname", "etc/apk/world"] {
             assert_eq!(
                 fs::read(src.join(rel)).unwrap(),
@@ -127,7 +124,7 @@ fn fuzz_entry_point_survives_garbage() {
     let tmp = tempfile::tempdir().unwrap();
     let mut data = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
     data.extend((0..2000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
-    alpinit_apkovl::fuzz_unpack(&data, tmp.path());
+    assert!(alpinit_apkovl::fuzz_unpack(&data, tmp.path()).is_err());
     alpinit_apkovl::fuzz_decrypt(&data);
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

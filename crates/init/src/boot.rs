@@ -166,7 +166,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
     log::phase("apkovl-chosen");
     let apk = layout.path("/sbin/apk");
     let have_apk = apk.is_file();
-    let mut members: Option<Vec<String>> = None;
+    let mut members: Option<alpinit_apkovl::MemberList> = None;
     let ovl_path = source.path.clone().filter(|p| p.is_file());
     if let Some(p) = &source.path {
         if ovl_path.is_none() {
@@ -240,7 +240,7 @@ pub fn run(sys: &dyn Sys, layout: &Layout, t_start: Duration) -> ! {
                 network: net.mac().is_some(),
                 quiet: cmdline.quiet(),
                 keep_apk_new: cmdline.keep_apk_new(),
-                overlay_members: members.as_deref(),
+                overlay_members: members.as_ref(),
             },
         );
         p.ok();

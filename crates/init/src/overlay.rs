@@ -6,7 +6,7 @@ use crate::discovery::DeviceSpec;
 use crate::layout::Layout;
 use crate::log;
 use crate::media::Medium;
-use alpinit_apkovl::Limits;
+use alpinit_apkovl::{Limits, MemberList};
 use alpinit_cmdline::ApkovlSpec;
 use alpinit_sys::Sys;
 use std::path::{Path, PathBuf};
@@ -103,11 +103,14 @@ pub enum OverlayError {
 }
 
 /// Unpacks `path` into the sysroot and returns the member list.
-pub fn unpack(layout: &Layout, path: &Path) -> Result<Vec<String>, OverlayError> {
+pub fn unpack(layout: &Layout, path: &Path) -> Result<MemberList, OverlayError> {
     let sysroot = layout.sysroot();
     let mut limits = Limits::default();
     if let Some(free) = crate::sysroot::free_bytes(&sysroot) {
         limits.max_total_bytes = limits.max_total_bytes.min(free);
+        // The verified plan sits in RAM beside the tmpfs root: an eighth of its space.
+        let plan = usize::try_from(free / 8).unwrap_or(usize::MAX).max(4 << 20);
+        limits.max_plan_bytes = limits.max_plan_bytes.min(plan);
     }
     let name = path
         .file_name()

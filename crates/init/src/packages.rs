@@ -147,7 +147,7 @@ pub struct ApkRun<'a> {
     pub quiet: bool,
     pub keep_apk_new: bool,
     /// Overlay members, fed on stdin with `--overlay-from-stdin`.
-    pub overlay_members: Option<&'a [String]>,
+    pub overlay_members: Option<&'a alpinit_apkovl::MemberList>,
 }
 
 /// The argv Alpine passes (after `apk`), in Alpine's order.
@@ -227,9 +227,7 @@ pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
         Ok(mut c) => {
             if let (Some(mut stdin), Some(members)) = (c.stdin.take(), run.overlay_members) {
                 use std::io::Write;
-                let mut text = members.join("\n");
-                text.push('\n');
-                let _ = stdin.write_all(text.as_bytes());
+                let _ = stdin.write_all(members.as_bytes());
             }
             c.wait()
         }
@@ -259,7 +257,8 @@ mod tests {
 
     #[test]
     fn apk_argv_matches_alpine() {
-        let members = vec!["etc/".to_owned(), "etc/hostname".to_owned()];
+        let members: alpinit_apkovl::MemberList =
+            [&b"etc/"[..], b"etc/hostname"].into_iter().collect();
         let run = ApkRun {
             repositories: &["/media/cdrom/apks".to_owned()],
             packages: &["alpine-base".to_owned()],

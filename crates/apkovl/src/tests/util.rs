@@ -47,8 +47,10 @@ fn octal(field: &mut [u8], v: u64) {
         field.fill(0);
         field[0] = 0x80;
         let bytes = v.to_be_bytes();
+        // The first byte holds the marker, so an 8-byte field carries 7 value bytes.
+        let k = (field.len() - 1).min(8);
         let n = field.len();
-        field[n - 8..].copy_from_slice(&bytes);
+        field[n - k..].copy_from_slice(&bytes[8 - k..]);
     }
 }
 
@@ -60,6 +62,15 @@ pub(crate) struct Tar {
 
 impl Tar {
     pub(crate) fn header(&mut self, h: &H) -> &mut Self {
+        self.header_patched(h, |_| {})
+    }
+
+    /// A header with `patch` applied to the block before the checksum is computed.
+    pub(crate) fn header_patched(
+        &mut self,
+        h: &H,
+        patch: impl FnOnce(&mut [u8; 512]),
+    ) -> &mut Self {
         let mut b = [0u8; 512];
         assert!(h.name.len() <= 100 && h.link.len() <= 100, "use long names");
         b[..h.name.len()].copy_from_slice(h.name);
@@ -72,6 +83,7 @@ impl Tar {
         b[157..157 + h.link.len()].copy_from_slice(h.link);
         b[257..263].copy_from_slice(b"ustar\0");
         b[263..265].copy_from_slice(b"00");
+        patch(&mut b);
         b[148..156].fill(b' ');
         let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
         b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());

@@ -1,9 +1,11 @@
 //! Verify-then-apply unpacking of an apkovl into a sysroot (rules in the crate docs).
 
+mod commit;
 mod plan;
 mod stage;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::archive::ArchiveError;
-use crate::member::NameError;
+use crate::member::{MemberList, NameError};
 use crate::root::{Resolver, Root};
 
 /// Bounds applied while reading an overlay; exceeding one is an error naming it.
@@ -29,11 +31,17 @@ pub struct Limits {
     pub max_pax_bytes: usize,
     /// Size of the compressed input.
     pub max_compressed_bytes: u64,
+    /// Memory the verified plan may hold between the two passes: a fixed cost per
+    /// member and per distinct path component, plus the names, link targets, member
+    /// list and warnings it keeps. Bounds what an archive of many members with long
+    /// names (up to `max_entries` times `max_path_len`) can make the init allocate.
+    pub max_plan_bytes: usize,
 }
 
 impl Default for Limits {
     /// 1 GiB decompressed (the caller lowers it to the sysroot's free space), 100 000
-    /// entries, `PATH_MAX` 4096, `NAME_MAX` 255, 64 KiB extension records, 1 GiB input.
+    /// entries, `PATH_MAX` 4096, `NAME_MAX` 255, 64 KiB extension records, 1 GiB input,
+    /// 32 MiB of plan (a 100 000-member overlay with 60-byte names needs about 20 MiB).
     fn default() -> Self {
         Limits {
             max_total_bytes: 1 << 30,
@@ -42,6 +50,7 @@ impl Default for Limits {
             max_component_len: 255,
             max_pax_bytes: 64 * 1024,
             max_compressed_bytes: 1 << 30,
+            max_plan_bytes: 32 << 20,
         }
     }
 }
@@ -51,9 +60,10 @@ impl Default for Limits {
 pub struct UnpackReport {
     /// Member names in archive order as `tar -v` lists them (leading `/` and `./`
     /// removed), e.g. `etc/`, `etc/hostname`: the `apk --overlay-from-stdin` list.
-    /// Skipped entries are not listed.
-    pub members: Vec<String>,
-    /// Things skipped or changed on the way (device nodes, stripped leading `/`).
+    /// Skipped entries are not listed. Names are bytes, as stored in the archive.
+    pub members: MemberList,
+    /// Things skipped or changed on the way (device nodes, stripped leading `/`): the
+    /// first few in full, then one line counting the rest.
     pub warnings: Vec<String>,
     /// Bytes of regular-file data written.
     pub bytes: u64,
@@ -102,6 +112,22 @@ pub enum UnpackError {
     /// The gzip or tar structure is broken, or a size limit was hit.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// The plan outgrew `max_plan_bytes`.
+    #[error("the overlay's member list needs more than max_plan_bytes ({limit} bytes) of memory")]
+    PlanTooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// Looking at the sysroot to resolve a member's path failed.
+    #[error("member {member}: cannot resolve {path} in the sysroot: {source}")]
+    Resolve {
+        /// The member name, escaped.
+        member: String,
+        /// The path being looked at, escaped.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
     /// More members than `max_entries`.
     #[error("archive exceeds the limit max_entries ({limit})")]
     TooManyEntries {
@@ -186,13 +212,26 @@ pub enum UnpackError {
         /// The OS error.
         source: io::Error,
     },
-    /// The commit phase failed part-way; entries renamed before it stay in place.
-    #[error("committing member {member} failed ({source}); earlier members are in place")]
+    /// The staging directory could not be made (nothing was written).
+    #[error("cannot {op} the staging directory {name} in the sysroot: {source}")]
+    Staging {
+        /// Its name (or the name prefix).
+        name: String,
+        /// The operation.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The commit phase failed part-way (an I/O error: conflicts are found by pass 1).
+    /// What was moved into place is moved back; `remains` says whether that worked.
+    #[error("committing member {member} failed ({source}); {remains}")]
     Commit {
         /// The member name, escaped.
         member: String,
         /// The OS error.
         source: io::Error,
+        /// What the sysroot holds now.
+        remains: &'static str,
     },
 }
 
@@ -222,14 +261,27 @@ where
         source,
     })?;
     let src = open().map_err(UnpackError::Source)?;
-    let plan = crate::pipeline::with_tar(src, limits, |tar| plan::verify(tar, limits))?;
+    let plan = crate::pipeline::with_tar(src, limits, |tar| plan::verify(tar, &root, limits))?;
     let src = open().map_err(UnpackError::Source)?;
-    let bytes = crate::pipeline::with_tar(src, limits, |tar| stage::apply(tar, &root, &plan))?;
+    let dir = commit::stage_dir(&root, &plan)?;
+    let mut stage = stage::Stage::new(&root, &plan, dir);
+    let staged = crate::pipeline::with_tar(src, limits, |tar| stage.run(tar));
+    let bytes = match staged.and_then(|bytes| stage.commit().map(|()| bytes)) {
+        Ok(bytes) => {
+            stage.remove_stage_dir();
+            bytes
+        }
+        Err(e) => {
+            stage.rollback();
+            return Err(e);
+        }
+    };
+    drop(stage);
     Ok(UnpackReport {
+        entries: plan.items.len() as u64,
         members: plan.members,
         warnings: plan.warnings,
         bytes,
-        entries: plan.items.len() as u64,
     })
 }
 
@@ -276,14 +328,14 @@ pub fn unpack_file(
     )
 }
 
-/// Fuzz entry point: unpacks `data` into `sysroot` with small limits, ignoring the
-/// result.
-pub fn fuzz_unpack(data: &[u8], sysroot: &Path) {
+/// Fuzz entry point: unpacks `data` into `sysroot` with small limits and returns the
+/// outcome, so the harness can check "everything or nothing".
+pub fn fuzz_unpack(data: &[u8], sysroot: &Path) -> Result<UnpackReport, UnpackError> {
     let limits = Limits {
         max_total_bytes: 16 << 20,
         max_entries: 10_000,
         max_compressed_bytes: 16 << 20,
         ..Limits::default()
     };
-    let _ = unpack(|| Ok(data), sysroot, &limits);
+    unpack(|| Ok(data), sysroot, &limits)
 }

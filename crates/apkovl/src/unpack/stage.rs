@@ -1,80 +1,88 @@
-//! Pass 2: stage everything under temporary names, then commit by renaming.
+//! Pass 2: create directories, write every file, symlink and hard link into a private
+//! staging directory, then commit (see `commit.rs`).
+//!
+//! The staging directory is created by this pass at the top of the sysroot with a name
+//! that no member of the plan has (checked against the plan, and created with
+//! `mkdirat`, which fails rather than reuse anything). Entries in it are named by
+//! number, so a member can never collide with a temporary name, and removing that one
+//! directory removes every temporary entry.
 
-use std::cmp::Reverse;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{renameat, AtFlags, OFlag};
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fstatat, futimens, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
 
-use super::plan::{resolve_hard_link, Item, Plan};
+use super::plan::{Item, Plan, Target};
+use super::tree::{Fs, ROOT};
 use super::UnpackError;
-use crate::archive::{Entry, Kind, TarReader};
+use crate::archive::{Kind, TarReader};
 use crate::gzip::BUF_SIZE;
 use crate::member::shown;
 use crate::root::{openat_owned, Root};
 
-/// The setuid/setgid policy of the crate docs: kept only for members owned by uid 0.
-pub(super) fn effective_mode(mode: u32, uid: u32) -> u32 {
+/// The owner used for a member whose uid or gid is `0xFFFFFFFF` (the user "nobody").
+/// The kernel reads `(uid_t)-1` in `chown` as "leave unchanged", so restoring that id
+/// would leave the file owned by root; with mode 02755 that would be a setgid-root
+/// program. Such an id is mapped to nobody and the setuid/setgid bits are dropped.
+pub(super) const NOBODY: u32 = 65534;
+
+/// The id restored for a member id (see [`NOBODY`]).
+pub(super) fn owner(id: u32) -> u32 {
+    if id == u32::MAX {
+        NOBODY
+    } else {
+        id
+    }
+}
+
+/// The setuid/setgid policy of the crate docs: kept only for members owned by uid 0,
+/// and dropped when either id had to be mapped to nobody.
+pub(super) fn effective_mode(mode: u32, uid: u32, gid: u32) -> u32 {
     let mode = mode & 0o7777;
-    if uid == 0 {
+    if uid == 0 && gid != u32::MAX {
         mode
     } else {
         mode & !0o6000
     }
 }
 
-/// An entry written under a temporary name, waiting for the commit.
-struct Staged {
-    parent: Vec<u8>,
-    tmp: String,
-    name: Vec<u8>,
-    member: String,
+/// An entry written in the staging directory, waiting for the commit.
+pub(super) struct Staged {
+    /// Where it goes (canonical node).
+    pub(super) node: u32,
 }
 
-struct Stage<'a> {
-    root: &'a Root,
-    created_dirs: Vec<Vec<u8>>,
-    staged: Vec<Staged>,
-    /// Plan index of a regular file -> index in `staged`.
-    file_slot: HashMap<usize, usize>,
-    as_root: bool,
-    counter: u64,
+/// The staging directory (see the module docs).
+pub(super) struct StageDir {
+    pub(super) fd: OwnedFd,
+    pub(super) name: Vec<u8>,
 }
 
-/// Runs pass 2 and commits; on a failure before the commit everything created is
-/// removed again. Returns the number of file data bytes written.
-pub(super) fn apply<R: Read>(
-    tar: &mut TarReader<R>,
-    root: &Root,
-    plan: &Plan,
-) -> Result<u64, UnpackError> {
-    let mut stage = Stage {
-        root,
-        created_dirs: Vec::new(),
-        staged: Vec::new(),
-        file_slot: HashMap::new(),
-        as_root: nix::unistd::geteuid().is_root(),
-        counter: 0,
-    };
-    match stage.run(tar, plan) {
-        Ok(bytes) => {
-            stage.commit(plan)?;
-            Ok(bytes)
-        }
-        Err(e) => {
-            stage.rollback();
-            Err(e)
-        }
-    }
+pub(super) struct Stage<'a> {
+    pub(super) root: &'a Root,
+    pub(super) plan: &'a Plan,
+    pub(super) dir: StageDir,
+    /// Directories this pass created, in creation order (for rollback).
+    pub(super) created_dirs: Vec<u32>,
+    /// Entry `i` of the staging directory is named `i`.
+    pub(super) staged: Vec<Staged>,
+    /// Plan index of a regular file -> its entry in the staging directory.
+    file_slot: HashMap<u32, usize>,
+    pub(super) as_root: bool,
+    /// The directory of the last member: consecutive members usually share it, and
+    /// reopening it costs a path walk as long as the path (thousands of components at
+    /// worst).
+    dir_cache: RefCell<Option<(u32, OwnedFd)>>,
 }
 
-fn os_err(member: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
+pub(super) fn os_err(member: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
     let e = e.into();
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => UnpackError::NoSpace {
@@ -92,8 +100,53 @@ fn timespec(mtime: i64) -> TimeSpec {
     TimeSpec::new(mtime, 0)
 }
 
-impl Stage<'_> {
-    fn run<R: Read>(&mut self, tar: &mut TarReader<R>, plan: &Plan) -> Result<u64, UnpackError> {
+pub(super) fn tmp_name(slot: usize) -> String {
+    slot.to_string()
+}
+
+impl<'a> Stage<'a> {
+    pub(super) fn new(root: &'a Root, plan: &'a Plan, dir: StageDir) -> Stage<'a> {
+        Stage {
+            root,
+            plan,
+            dir,
+            created_dirs: Vec::new(),
+            staged: Vec::new(),
+            file_slot: HashMap::new(),
+            as_root: nix::unistd::geteuid().is_root(),
+            dir_cache: RefCell::new(None),
+        }
+    }
+
+    /// The cached directory `node`, if it is the cached one.
+    fn cached_dir(&self, node: u32) -> Option<OwnedFd> {
+        match &*self.dir_cache.borrow() {
+            Some((n, fd)) if *n == node => fd.try_clone().ok(),
+            _ => None,
+        }
+    }
+
+    fn cache_dir(&self, node: u32, fd: &OwnedFd) {
+        *self.dir_cache.borrow_mut() = fd.try_clone().ok().map(|fd| (node, fd));
+    }
+
+    /// The existing directory at canonical node `node`.
+    pub(super) fn existing_dir(&self, node: u32) -> io::Result<OwnedFd> {
+        if let Some(fd) = self.cached_dir(node) {
+            return Ok(fd);
+        }
+        let fd = self.root.dir(&self.plan.tree.path(node))?;
+        self.cache_dir(node, &fd);
+        Ok(fd)
+    }
+
+    pub(super) fn member(&self, node: u32) -> String {
+        shown(&self.plan.tree.path(node))
+    }
+
+    /// Reads the archive again and stages everything; returns the file bytes written.
+    pub(super) fn run<R: Read>(&mut self, tar: &mut TarReader<R>) -> Result<u64, UnpackError> {
+        let plan = self.plan;
         let mut buf = vec![0u8; BUF_SIZE];
         let mut bytes = 0;
         let mut index = 0;
@@ -101,23 +154,24 @@ impl Stage<'_> {
             let item = plan
                 .items
                 .get(index)
-                .filter(|it| it.entry == entry)
+                .filter(|it| it.fingerprint == plan.fingerprint(&entry))
                 .ok_or(UnpackError::Changed { index })?;
             let this = index;
             index += 1;
-            let Some(path) = item.path.as_ref().filter(|p| item.is_final && !p.is_root()) else {
+            if !plan.is_final(this) || item.node == ROOT {
                 continue;
-            };
+            }
             let member = shown(&entry.name);
-            let (parent, name) = path.split_last();
-            match entry.kind {
+            match item.kind {
+                // A directory member where the sysroot has a symlink leaves it alone.
+                Kind::Dir if plan.tree.nodes[item.node as usize].fs == Fs::Symlink => {}
                 Kind::Dir => {
-                    self.mkdir_p(&path.0, &member)?;
+                    self.mkdir_p(item.node, &member)?;
                 }
                 Kind::File => {
-                    let (file, slot) = self.create_tmp(parent, name, &member)?;
-                    self.file_slot.insert(this, slot);
-                    let mut file = File::from(file);
+                    let (fd, slot) = self.create_file(item.node, &member)?;
+                    self.file_slot.insert(this as u32, slot);
+                    let mut file = File::from(fd);
                     loop {
                         let n = tar.read_data(&mut buf)?;
                         if n == 0 {
@@ -127,9 +181,9 @@ impl Stage<'_> {
                             .map_err(|e| os_err(&member, "write", e))?;
                         bytes += n as u64;
                     }
-                    self.set_meta(&file, &entry, &member)?;
+                    self.set_meta(&file, item, &member)?;
                 }
-                Kind::Symlink => self.symlink(parent, name, &entry, &member)?,
+                Kind::Symlink => self.symlink(item, &member)?,
                 Kind::HardLink | Kind::Skipped(_) => {}
             }
         }
@@ -137,142 +191,128 @@ impl Stage<'_> {
             return Err(UnpackError::Changed { index });
         }
         for (i, item) in plan.items.iter().enumerate() {
-            if item.is_final && item.entry.kind == Kind::HardLink {
-                self.hard_link(plan, i, item)?;
+            if let (Target::Hard(file), true) = (&item.target, plan.is_final(i)) {
+                self.hard_link(i, item, *file)?;
             }
         }
         Ok(bytes)
     }
 
-    /// Opens directory `path`, creating missing components (recorded for rollback).
-    fn mkdir_p(&mut self, path: &[u8], member: &str) -> Result<OwnedFd, UnpackError> {
+    /// Opens the directory at canonical node `node`, creating missing components
+    /// (recorded for rollback). The canonical path holds no symlink, so missing parts
+    /// are created and entered one component at a time with `O_NOFOLLOW`: linear in
+    /// the depth.
+    pub(super) fn mkdir_p(&mut self, node: u32, member: &str) -> Result<OwnedFd, UnpackError> {
+        let tree = &self.plan.tree;
         let blocked = || UnpackError::Blocked {
             member: member.to_owned(),
         };
-        match self.root.dir(path) {
+        match self.root.dir(&tree.path(node)) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Err(blocked()),
             Err(e) => return Err(os_err(member, "open directory", e)),
         }
+        let mut chain = Vec::new();
+        let mut n = node;
+        while n != ROOT {
+            chain.push(n);
+            n = tree.nodes[n as usize].parent;
+        }
         let mut fd = self
             .root
             .dir(b"")
             .map_err(|e| os_err(member, "open sysroot", e))?;
-        let mut cur: Vec<u8> = Vec::with_capacity(path.len());
-        for comp in path.split(|&b| b == b'/') {
-            if !cur.is_empty() {
-                cur.push(b'/');
-            }
-            cur.extend_from_slice(comp);
-            fd = match self.root.dir(&cur) {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        for &n in chain.iter().rev() {
+            let name = &tree.nodes[n as usize].name[..];
+            let open = |fd: &OwnedFd| openat_owned(fd, name, flags, Mode::empty());
+            fd = match open(&fd) {
                 Ok(next) => next,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    match mkdirat(Some(fd.as_raw_fd()), comp, Mode::from_bits_truncate(0o755)) {
-                        Ok(()) => self.created_dirs.push(cur.clone()),
-                        // A dangling symlink or a race: never follow or replace it.
+                Err(Errno::ENOENT) => {
+                    match mkdirat(Some(fd.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) => self.created_dirs.push(n),
+                        // A race: never follow or replace what appeared.
                         Err(Errno::EEXIST) => return Err(blocked()),
                         Err(e) => return Err(os_err(member, "mkdir", e)),
                     }
-                    self.root
-                        .dir(&cur)
-                        .map_err(|e| os_err(member, "open directory", e))?
+                    open(&fd).map_err(|e| os_err(member, "open directory", e))?
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Err(blocked()),
+                Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Err(blocked()),
                 Err(e) => return Err(os_err(member, "open directory", e)),
             };
         }
         Ok(fd)
     }
 
-    /// The parent directory for a non-directory member, after checking that the final
-    /// name is not an existing directory.
-    fn parent_for(
+    /// Makes the parent of `node`, checks that `node` is not a directory there, and
+    /// runs `make` on a fresh entry name in the staging directory.
+    fn stage_new<T>(
         &mut self,
-        parent: &[u8],
-        name: &[u8],
+        node: u32,
         member: &str,
-    ) -> Result<OwnedFd, UnpackError> {
-        let pfd = self.mkdir_p(parent, member)?;
-        match fstatat(Some(pfd.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        op: &'static str,
+        make: impl FnOnce(&OwnedFd, &str) -> nix::Result<T>,
+    ) -> Result<(T, usize), UnpackError> {
+        let tree = &self.plan.tree;
+        let n = &tree.nodes[node as usize];
+        let pfd = match self.cached_dir(n.parent) {
+            Some(fd) => fd,
+            None => {
+                let fd = self.mkdir_p(n.parent, member)?;
+                self.cache_dir(n.parent, &fd);
+                fd
+            }
+        };
+        match fstatat(
+            Some(pfd.as_raw_fd()),
+            &n.name[..],
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
-                Err(UnpackError::ReplacesDirectory {
+                return Err(UnpackError::ReplacesDirectory {
                     member: member.to_owned(),
                 })
             }
-            Ok(_) | Err(Errno::ENOENT) => Ok(pfd),
-            Err(e) => Err(os_err(member, "stat", e)),
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(os_err(member, "stat", e)),
         }
+        let slot = self.staged.len();
+        let v = make(&self.dir.fd, &tmp_name(slot)).map_err(|e| os_err(member, op, e))?;
+        self.staged.push(Staged { node });
+        Ok((v, slot))
     }
 
-    /// Runs `make` with fresh temporary names until one does not exist yet, and records
-    /// the result for commit and rollback.
-    fn stage_new<T>(
-        &mut self,
-        parent: &[u8],
-        name: &[u8],
-        member: &str,
-        op: &'static str,
-        mut make: impl FnMut(&OwnedFd, &str) -> nix::Result<T>,
-    ) -> Result<(T, usize), UnpackError> {
-        let pfd = self.parent_for(parent, name, member)?;
-        loop {
-            self.counter += 1;
-            let tmp = format!(".apkovl-{}-{}", std::process::id(), self.counter);
-            match make(&pfd, &tmp) {
-                Ok(v) => {
-                    self.staged.push(Staged {
-                        parent: parent.to_vec(),
-                        tmp,
-                        name: name.to_vec(),
-                        member: member.to_owned(),
-                    });
-                    return Ok((v, self.staged.len() - 1));
-                }
-                Err(Errno::EEXIST) => continue,
-                Err(e) => return Err(os_err(member, op, e)),
-            }
-        }
-    }
-
-    fn create_tmp(
-        &mut self,
-        parent: &[u8],
-        name: &[u8],
-        member: &str,
-    ) -> Result<(OwnedFd, usize), UnpackError> {
-        self.stage_new(parent, name, member, "create", |pfd, tmp| {
+    fn create_file(&mut self, node: u32, member: &str) -> Result<(OwnedFd, usize), UnpackError> {
+        self.stage_new(node, member, "create", |dir, tmp| {
             let flags = OFlag::O_CREAT
                 | OFlag::O_EXCL
                 | OFlag::O_WRONLY
                 | OFlag::O_NOFOLLOW
                 | OFlag::O_CLOEXEC;
-            openat_owned(pfd, tmp, flags, Mode::from_bits_truncate(0o600))
+            openat_owned(dir, tmp, flags, Mode::from_bits_truncate(0o600))
         })
     }
 
-    fn symlink(
-        &mut self,
-        parent: &[u8],
-        name: &[u8],
-        entry: &Entry,
-        member: &str,
-    ) -> Result<(), UnpackError> {
+    fn symlink(&mut self, item: &Item, member: &str) -> Result<(), UnpackError> {
+        let Target::Symlink(target) = &item.target else {
+            return Err(UnpackError::Changed { index: 0 });
+        };
         let as_root = self.as_root;
-        self.stage_new(parent, name, member, "symlink", |pfd, tmp| {
-            symlinkat(&entry.link[..], Some(pfd.as_raw_fd()), tmp)?;
+        self.stage_new(item.node, member, "symlink", |dir, tmp| {
+            symlinkat(&target[..], Some(dir.as_raw_fd()), tmp)?;
             if as_root {
                 fchownat(
-                    Some(pfd.as_raw_fd()),
+                    Some(dir.as_raw_fd()),
                     tmp,
-                    Some(Uid::from_raw(entry.uid)),
-                    Some(Gid::from_raw(entry.gid)),
+                    Some(Uid::from_raw(owner(item.uid))),
+                    Some(Gid::from_raw(owner(item.gid))),
                     AtFlags::AT_SYMLINK_NOFOLLOW,
                 )?;
             }
-            let t = timespec(entry.mtime);
+            let t = timespec(item.mtime);
             utimensat(
-                Some(pfd.as_raw_fd()),
+                Some(dir.as_raw_fd()),
                 tmp,
                 &t,
                 &t,
@@ -282,29 +322,17 @@ impl Stage<'_> {
         Ok(())
     }
 
-    fn hard_link(&mut self, plan: &Plan, index: usize, item: &Item) -> Result<(), UnpackError> {
-        let member = shown(&item.entry.name);
-        let target = resolve_hard_link(plan, item)?;
-        let Some(&slot) = self.file_slot.get(&target) else {
+    fn hard_link(&mut self, index: usize, item: &Item, file: u32) -> Result<(), UnpackError> {
+        let member = self.member(item.node);
+        let Some(&slot) = self.file_slot.get(&file) else {
             return Err(UnpackError::Changed { index });
         };
-        let (src_parent, src_tmp) = (
-            self.staged[slot].parent.clone(),
-            self.staged[slot].tmp.clone(),
-        );
-        let src = self
-            .root
-            .dir(&src_parent)
-            .map_err(|e| os_err(&member, "open directory", e))?;
-        let Some(path) = &item.path else {
-            return Err(UnpackError::Changed { index });
-        };
-        let (parent, name) = path.split_last();
-        self.stage_new(parent, name, &member, "link", |pfd, tmp| {
+        let src = tmp_name(slot);
+        self.stage_new(item.node, &member, "link", |dir, tmp| {
             linkat(
-                Some(src.as_raw_fd()),
-                src_tmp.as_str(),
-                Some(pfd.as_raw_fd()),
+                Some(dir.as_raw_fd()),
+                src.as_str(),
+                Some(dir.as_raw_fd()),
                 tmp,
                 AtFlags::empty(),
             )
@@ -313,90 +341,24 @@ impl Stage<'_> {
     }
 
     /// Ownership first: chown clears setuid bits, so the mode must come after it.
-    fn set_meta(&self, fd: &impl AsRawFd, entry: &Entry, member: &str) -> Result<(), UnpackError> {
+    pub(super) fn set_meta(
+        &self,
+        fd: &impl AsRawFd,
+        item: &Item,
+        member: &str,
+    ) -> Result<(), UnpackError> {
         let fd = fd.as_raw_fd();
         if self.as_root {
             fchown(
                 fd,
-                Some(Uid::from_raw(entry.uid)),
-                Some(Gid::from_raw(entry.gid)),
+                Some(Uid::from_raw(owner(item.uid))),
+                Some(Gid::from_raw(owner(item.gid))),
             )
             .map_err(|e| os_err(member, "chown", e))?;
         }
-        let mode = effective_mode(entry.mode, entry.uid);
+        let mode = effective_mode(item.mode, item.uid, item.gid);
         fchmod(fd, Mode::from_bits_truncate(mode)).map_err(|e| os_err(member, "chmod", e))?;
-        let t = timespec(entry.mtime);
+        let t = timespec(item.mtime);
         futimens(fd, &t, &t).map_err(|e| os_err(member, "set times", e))
-    }
-
-    fn commit(&mut self, plan: &Plan) -> Result<(), UnpackError> {
-        let staged = std::mem::take(&mut self.staged);
-        for (i, s) in staged.iter().enumerate() {
-            let renamed = self.root.dir(&s.parent).and_then(|pfd| {
-                renameat(
-                    Some(pfd.as_raw_fd()),
-                    s.tmp.as_str(),
-                    Some(pfd.as_raw_fd()),
-                    &s.name[..],
-                )
-                .map_err(io::Error::from)
-            });
-            if let Err(source) = renamed {
-                self.staged = staged.into_iter().skip(i).collect();
-                let member = self.staged[0].member.clone();
-                self.rollback_staged();
-                return Err(UnpackError::Commit { member, source });
-            }
-        }
-        let mut dirs: Vec<&Item> = plan
-            .items
-            .iter()
-            .filter(|it| it.is_final && it.entry.kind == Kind::Dir)
-            .filter(|it| it.path.as_ref().is_some_and(|p| !p.is_root()))
-            .collect();
-        dirs.sort_by_key(|it| Reverse(it.path.as_ref().map_or(0, |p| p.ancestors().count())));
-        for item in dirs {
-            let Some(path) = &item.path else { continue };
-            let member = shown(&item.entry.name);
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
-            match self.root.open_at(&path.0, flags) {
-                Ok(fd) => self
-                    .set_meta(&fd, &item.entry, &member)
-                    .map_err(|e| match e {
-                        UnpackError::Apply { source, .. } => UnpackError::Commit { member, source },
-                        other => other,
-                    })?,
-                // An existing symlink (usr-merge) stands there: leave its target alone.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {}
-                Err(source) => return Err(UnpackError::Commit { member, source }),
-            }
-        }
-        Ok(())
-    }
-
-    fn rollback_staged(&mut self) {
-        for s in self.staged.drain(..).rev() {
-            if let Ok(pfd) = self.root.dir(&s.parent) {
-                let _ = unlinkat(
-                    Some(pfd.as_raw_fd()),
-                    s.tmp.as_str(),
-                    UnlinkatFlags::NoRemoveDir,
-                );
-            }
-        }
-    }
-
-    /// Best effort: removes staged entries, then created directories, newest first.
-    fn rollback(&mut self) {
-        self.rollback_staged();
-        for dir in self.created_dirs.drain(..).rev() {
-            let (parent, name) = match dir.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&dir[..i], &dir[i + 1..]),
-                None => (&[][..], &dir[..]),
-            };
-            if let Ok(pfd) = self.root.dir(parent) {
-                let _ = unlinkat(Some(pfd.as_raw_fd()), name, UnlinkatFlags::RemoveDir);
-            }
-        }
     }
 }

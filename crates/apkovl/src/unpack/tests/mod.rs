@@ -1,6 +1,7 @@
 //! Hostile and ordinary archives against both resolvers (security.md §12 A*/C*).
 
 mod accept;
+mod hardening;
 mod reject;
 
 use std::fs;
@@ -75,15 +76,21 @@ fn no_setup(_: &Ctx) {}
 
 #[test]
 fn setuid_policy() {
-    for (mode, uid, want) in [
-        (0o4755, 0, 0o4755),
-        (0o2755, 0, 0o2755),
-        (0o6755, 1000, 0o755),
-        (0o4755, 1, 0o755),
-        (0o1777, 1000, 0o1777),
-        (0o100644, 0, 0o644),
+    for (mode, uid, gid, want) in [
+        (0o4755, 0, 0, 0o4755),
+        (0o2755, 0, 0, 0o2755),
+        (0o6755, 1000, 0, 0o755),
+        (0o4755, 1, 0, 0o755),
+        (0o1777, 1000, 0, 0o1777),
+        (0o100644, 0, 0, 0o644),
+        (0o2755, 0, u32::MAX, 0o755),
+        (0o4755, u32::MAX, 0, 0o755),
     ] {
-        assert_eq!(effective_mode(mode, uid), want, "{mode:o} uid {uid}");
+        assert_eq!(
+            effective_mode(mode, uid, gid),
+            want,
+            "{mode:o} uid {uid} gid {gid}"
+        );
     }
 }
 
