@@ -1,71 +1,43 @@
-//! The emergency path: Alpine's `recovery_shell`, `panic=`, and the panic hook.
-//!
-//! Policy (the same for every cause): print what failed, then
-//! - with `panic=` on the command line: exit, so the kernel panics and its own
-//!   `panic=N` timer reboots the machine;
-//! - otherwise: run `/bin/busybox sh` on the console when the image has it
-//!   and continue the boot when it exits (Alpine's behaviour);
-//! - with no shell in the image: say so and wait forever, so the message stays
-//!   on the screen instead of a kernel panic scrolling it away.
+//! The panic hook: a bug in the init must not become a kernel panic without
+//! a word, nor leave the user without a shell. Every other failure goes
+//! through [`crate::failure::Policy`].
 
+use crate::failure::{End, Failure, Policy};
+use crate::layout::Layout;
 use crate::log;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::platform::Kernel;
 
-static PANIC_ON_FAILURE: AtomicBool = AtomicBool::new(false);
-static SHELL_ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-pub fn configure(panic_on_failure: bool, root: &Path) {
-    PANIC_ON_FAILURE.store(panic_on_failure, Ordering::SeqCst);
-    let _ = SHELL_ROOT.set(root.to_owned());
-}
-
-fn shell_path() -> PathBuf {
-    SHELL_ROOT
-        .get()
-        .map_or_else(|| PathBuf::from("/"), Clone::clone)
-        .join("bin/busybox")
-}
-
-/// Alpine's `recovery_shell [msg]`: returns when the shell exits.
-pub fn recovery_shell(msg: &str) {
-    if PANIC_ON_FAILURE.load(Ordering::SeqCst) {
-        log::error("panic= is set: giving up so the kernel panics");
-        std::process::exit(1);
-    }
-    let shell = shell_path();
-    log::console("Launching initramfs emergency recovery shell.\n");
-    log::console(&format!("{msg}\n"));
-    if !is_executable(&shell) {
-        log::error("no recovery shell in this image (/bin/busybox is missing); halting here");
-        log::console("No recovery shell in this image (/bin/busybox is missing). System halted.\n");
-        loop {
-            // SAFETY: pause() just sleeps until a signal arrives.
-            unsafe { libc::pause() };
-            crate::reap::reap_zombies();
-        }
-    }
-    match Command::new(&shell).arg("sh").env("PS1", "~ # ").status() {
-        Ok(_) => {}
-        Err(e) => log::error(&format!("starting {}: {e}", shell.display())),
-    }
-    crate::reap::reap_zombies();
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Installed first thing: a bug in the init must not become a kernel panic
-/// without a word, nor leave the user without a shell.
+/// Installed first thing in PID 1.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         log::error(&format!("internal error: {info}"));
         log::console(&format!("alpinit: internal error: {info}\n"));
+        let kernel = Kernel::default();
+        let mut policy = Policy::new(&Layout::new("/"));
+        policy.panic = PANIC_ON_FAILURE.load(std::sync::atomic::Ordering::SeqCst);
         loop {
-            recovery_shell("The init hit an internal error; the boot cannot continue. Type exit to retry the shell.");
+            let shell = policy.handle(&kernel.platform(), &Failure::Internal);
+            match shell {
+                Err(End::Halted) => halt(),
+                Err(_) => std::process::exit(1),
+                Ok(()) => {}
+            }
         }
     }));
+}
+
+/// PID 1 must not exit: keep the last message on the screen and reap orphans.
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: pause() just sleeps until a signal arrives.
+        unsafe { libc::pause() };
+        crate::reap::reap_zombies();
+    }
+}
+
+static PANIC_ON_FAILURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `panic=` for the panic hook, which runs outside the boot's [`Policy`].
+pub fn set_panic_on_failure(on: bool) {
+    PANIC_ON_FAILURE.store(on, std::sync::atomic::Ordering::SeqCst);
 }

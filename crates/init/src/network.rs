@@ -4,12 +4,14 @@
 //! coldplug, so NIC drivers are loaded first (the old init configured the
 //! network before its coldplug).
 
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
+use crate::platform::Platform;
 use alpinit_cmdline::Cmdline;
 use alpinit_net::{FetchOptions, IpConfig, Lease};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long DHCP may take in all (4 tries with backoff fit inside).
 const DHCP_DEADLINE: Duration = Duration::from_secs(20);
@@ -29,7 +31,16 @@ impl Network {
     }
 }
 
-pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
+/// The network phase: configured when `ip=` or a URL asks for it.
+pub fn start(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
+    if cmdline.needs_network() {
+        configure(p, layout, cmdline)
+    } else {
+        Network::default()
+    }
+}
+
+pub fn configure(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
     let ip = cmdline.get("ip").unwrap_or("dhcp");
     let config = match alpinit_net::parse_ip(ip) {
         Ok(c) => c,
@@ -44,11 +55,11 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     }
     let bootif = cmdline.get("BOOTIF").and_then(alpinit_net::parse_bootif);
     let sys = layout.sys();
-    let links = alpinit_net::KernelLinks;
+    let links = p.net.links();
     // Alpine runs `nameif -s` when the image has /etc/mactab.
     if let Ok(text) = std::fs::read_to_string(layout.path("/etc/mactab")) {
         let entries = alpinit_net::parse_mactab(&text);
-        let (renamed, errors) = alpinit_net::apply_mactab(&sys, &links, &entries);
+        let (renamed, errors) = alpinit_net::apply_mactab(&sys, links, &entries);
         for (old, new) in renamed {
             log::info(&format!("mactab: renamed {old} to {new}"));
         }
@@ -58,13 +69,14 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     }
     let iface = match alpinit_net::choose_interface(
         &sys,
-        &links,
+        links,
         config.device(),
         bootif.as_deref(),
         CARRIER_WAIT,
     ) {
         Ok(i) => i,
         Err(e) => {
+            let e = chain(&e);
             log::error(&format!("ERROR: {e}"));
             log::console(&format!("ERROR: {e}\n"));
             return Network::default();
@@ -74,42 +86,45 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     let mac = match alpinit_net::interface_mac(&sys, &iface) {
         Ok(m) => m,
         Err(e) => {
-            log::error(&format!("reading the MAC address of {iface}: {e}"));
+            log::error(&format!(
+                "reading the MAC address of {iface}: {}",
+                chain(&e)
+            ));
             return Network::default();
         }
     };
     let lease = match &config {
         IpConfig::Static { .. } => {
-            let p = Progress::begin(&format!("Setting IP ({iface})"));
+            let progress = Progress::begin(&format!("Setting IP ({iface})"));
             let Some(lease) = Lease::from_static(&config, &iface, &mac) else {
-                p.failed("incomplete static ip= configuration");
+                progress.failed("incomplete static ip= configuration");
                 return Network::default();
             };
-            if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&e.to_string());
+            if let Err(e) = p.net.apply(&lease) {
+                progress.failed(&chain(&e));
                 return Network::default();
             }
-            p.ok();
+            progress.ok();
             lease
         }
         _ => {
-            let p = Progress::begin(&format!("Obtaining IP via DHCP ({iface})"));
+            let progress = Progress::begin(&format!("Obtaining IP via DHCP ({iface})"));
             let Some(raw_mac) = alpinit_net::parse_mac(&mac) else {
-                p.failed(&format!("bad MAC address {mac}"));
+                progress.failed(&format!("bad MAC address {mac}"));
                 return Network::default();
             };
-            let lease = match alpinit_net::dhcp(&iface, raw_mac, Instant::now() + DHCP_DEADLINE) {
+            let lease = match p.net.dhcp(&iface, raw_mac, p.clock.now() + DHCP_DEADLINE) {
                 Ok(l) => l,
                 Err(e) => {
-                    p.failed(&e.to_string());
+                    progress.failed(&chain(&e));
                     return Network::default();
                 }
             };
-            if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&e.to_string());
+            if let Err(e) = p.net.apply(&lease) {
+                progress.failed(&chain(&e));
                 return Network::default();
             }
-            p.ok();
+            progress.ok();
             log::info(&format!(
                 "{iface}: {}/{} router {:?} dns {:?}",
                 lease.address, lease.prefix_len, lease.router, lease.dns
@@ -127,7 +142,12 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
 
 /// Downloads an apkovl URL into `/tmp`; on failure says why and returns
 /// None so the boot goes on with local media.
-pub fn fetch_apkovl(layout: &Layout, net: &Network, template: &str) -> Option<PathBuf> {
+pub fn fetch_apkovl(
+    p: &Platform<'_>,
+    layout: &Layout,
+    net: &Network,
+    template: &str,
+) -> Option<PathBuf> {
     let uuid = alpinit_net::machine_uuid(&layout.sys());
     if template.contains("{UUID}") && uuid.is_none() {
         log::warn("apkovl URL uses {UUID} but /sys/class/dmi/id/product_uuid is missing");
@@ -147,22 +167,24 @@ pub fn fetch_apkovl(layout: &Layout, net: &Network, template: &str) -> Option<Pa
     if let Some(free) = crate::sysroot::free_bytes(&layout.path("/tmp")) {
         opts.max_bytes = opts.max_bytes.min(free / 2);
     }
-    let p = Progress::begin(&format!("Downloading {url}"));
+    let progress = Progress::begin(&format!("Downloading {url}"));
     let result = std::fs::File::create(&dest)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("creating {}: {e}", dest.display()))
         .and_then(|mut f| {
-            alpinit_net::fetch(&url, &resolvers, &opts, &mut f).map_err(|e| e.to_string())
+            p.net
+                .fetch(&url, &resolvers, &opts, &mut f)
+                .map_err(|e| chain(&e))
         });
     match result {
         Ok(bytes) => {
-            p.ok();
+            progress.ok();
             log::info(&format!("downloaded {bytes} bytes to {}", dest.display()));
             log::phase("download");
             Some(dest)
         }
         Err(e) => {
             let _ = std::fs::remove_file(&dest);
-            p.failed(&e);
+            progress.failed(&e);
             log::console("The boot continues with local media, if any.\n");
             None
         }

@@ -3,9 +3,8 @@
 
 use crate::layout::Layout;
 use crate::log;
-use alpinit_sys::{MountFlags, Sys};
+use alpinit_sys::MountFlags;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// `rc_add SVC LEVEL`: `/etc/runlevels/LEVEL/SVC -> /etc/init.d/SVC`.
 pub fn rc_add(layout: &Layout, svc: &str, level: &str) -> std::io::Result<()> {
@@ -131,7 +130,8 @@ pub fn apk_args(run: &ApkRun<'_>) -> Vec<String> {
 
 /// Runs apk with /sys, /proc and /dev bound into the new root. A failure is
 /// a visible warning, not fatal (as in Alpine, but on the console too).
-pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
+pub fn run_apk(p: &crate::platform::Platform<'_>, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
+    let sys = p.fs;
     let binds: Vec<(PathBuf, PathBuf)> = ["/sys", "/proc", "/dev"]
         .iter()
         .map(|d| (layout.path(d), layout.in_sysroot(d)))
@@ -147,26 +147,16 @@ pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
     let args = apk_args(run);
     log::info(&format!("running apk {}", args.join(" ")));
     let want_stdin = !run.keep_apk_new && run.overlay_members.is_some();
-    let child = Command::new(apk)
-        .args(&args)
-        .stdin(if want_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .spawn();
-    let status = match child {
-        Ok(mut c) => {
-            if let (Some(mut stdin), Some(members)) = (c.stdin.take(), run.overlay_members) {
-                use std::io::Write;
-                let mut text = members.join("\n");
-                text.push('\n');
-                let _ = stdin.write_all(text.as_bytes());
-            }
-            c.wait()
-        }
-        Err(e) => Err(e),
+    let members = run.overlay_members.map(|m| {
+        let mut text = m.join("\n");
+        text.push('\n');
+        text
+    });
+    let stdin = match &members {
+        Some(text) if want_stdin => crate::platform::Stdin::Bytes(text.as_bytes()),
+        _ => crate::platform::Stdin::Null,
     };
+    let status = p.spawn.run(apk, &args, &[], stdin);
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => {
