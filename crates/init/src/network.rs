@@ -135,7 +135,10 @@ pub fn configure(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Networ
     log::phase("dhcp-lease");
     let resolv = alpinit_net::resolv_conf(&lease);
     if !resolv.is_empty() {
-        let _ = std::fs::write(layout.path("/etc/resolv.conf"), resolv);
+        let path = layout.path("/etc/resolv.conf");
+        if let Err(e) = std::fs::write(&path, resolv) {
+            log::warn(&format!("writing {}: {e}", path.display()));
+        }
     }
     Network { lease: Some(lease) }
 }

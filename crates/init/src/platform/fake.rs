@@ -26,6 +26,7 @@ pub enum Ev {
     Dhcp(String),
     Apply(String),
     LinkUp(String, bool),
+    Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
     SwitchRoot { init: String, args: Vec<String> },
@@ -76,6 +77,9 @@ pub struct Fake {
     spawn: Mutex<Option<SpawnHook>>,
     passwords: Mutex<VecDeque<String>>,
     switch_errors: Mutex<usize>,
+    sys: Mutex<Option<PathBuf>>,
+    /// mknod of this path writes this device's data (the tree has no real nodes).
+    nodes: Mutex<HashMap<PathBuf, PathBuf>>,
 }
 
 struct FakeInsmod {
@@ -113,6 +117,8 @@ impl Default for Fake {
             spawn: Mutex::default(),
             passwords: Mutex::default(),
             switch_errors: Mutex::default(),
+            sys: Mutex::default(),
+            nodes: Mutex::default(),
         }
     }
 }
@@ -171,6 +177,14 @@ impl Fake {
     /// The first `n` switch_root attempts fail with EINVAL.
     pub fn fail_switch_root(&self, n: usize) {
         *lock(&self.switch_errors) = n;
+    }
+    /// A mknod of `node` copies `data` there (a block device's contents).
+    pub fn set_node_data(&self, node: &Path, data: &Path) {
+        lock(&self.nodes).insert(node.to_owned(), data.to_owned());
+    }
+    /// The sysfs tree in which interface renames take effect.
+    pub fn set_sys(&self, sys: &Path) {
+        *lock(&self.sys) = Some(sys.to_owned());
     }
     /// Virtual time elapsed since the boot began.
     pub fn elapsed(&self) -> Duration {
@@ -243,7 +257,12 @@ impl Sys for Fake {
             minor,
         };
         self.push(Ev::Sys(call.clone()));
-        self.recorder.record(call)
+        self.recorder.record(call)?;
+        let data = lock(&self.nodes).get(path).cloned();
+        if let Some(data) = data {
+            std::fs::copy(data, path)?;
+        }
+        Ok(())
     }
     fn chroot_here(&self) -> io::Result<()> {
         self.push(Ev::Sys(Call::ChrootHere));
@@ -277,7 +296,15 @@ impl Uevents for Fake {
         }
         Ok(Box::new(Scripted(self)))
     }
-    fn wait(&self, _stream: Option<&dyn UeventStream>, loader: &Loader, dur: Duration) {
+    fn wait(&self, stream: Option<&dyn UeventStream>, loader: &Loader, dur: Duration) {
+        if stream.is_none() {
+            // No socket: the script still changes the machine as time
+            // passes, but its events are never delivered.
+            let step = lock(&self.script).pop_front();
+            if let Some(Step::Run(f)) = step {
+                f();
+            }
+        }
         // Module loads are real threads over the fake insmod: let them
         // finish (in real time, briefly) so a decision never races them.
         loader.wait_idle(Instant::now() + Duration::from_secs(5));
@@ -290,8 +317,20 @@ impl Links for Fake {
         self.push(Ev::LinkUp(ifname.to_owned(), up));
         Ok(())
     }
-    fn ifindex(&self, _ifname: &str) -> io::Result<u32> {
-        Ok(2)
+    fn ifindex(&self, ifname: &str) -> io::Result<u32> {
+        let sys = lock(&self.sys).clone();
+        let text = sys
+            .map(|s| s.join("class/net").join(ifname).join("ifindex"))
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        Ok(text.and_then(|t| t.trim().parse().ok()).unwrap_or(2))
+    }
+    fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
+        self.push(Ev::Rename(ifname.to_owned(), new_name.to_owned()));
+        if let Some(sys) = lock(&self.sys).clone() {
+            let net = sys.join("class/net");
+            std::fs::rename(net.join(ifname), net.join(new_name))?;
+        }
+        Ok(())
     }
 }
 
