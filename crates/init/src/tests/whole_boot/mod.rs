@@ -8,3 +8,5 @@ mod machine;
 mod diskless;
 mod failures;
 mod network;
+mod root_mode;
+mod upstream;
