@@ -3,6 +3,7 @@
 //! scanned, until the wait rules in [`crate::wait`] say stop.
 
 use crate::devices::{self, Identity};
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log;
 use crate::media::{self, Medium};
@@ -99,7 +100,8 @@ pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Optio
         Ok(s) => Some(s),
         Err(e) => {
             log::warn(&format!(
-                "uevent socket unavailable ({e}); falling back to sysfs polling"
+                "uevent socket unavailable ({}); falling back to sysfs polling",
+                chain(&e)
             ));
             None
         }
@@ -179,7 +181,7 @@ impl Discovery<'_> {
                     }
                 }
                 Err(e) => {
-                    log::warn(&format!("uevent receive: {e}"));
+                    log::warn(&format!("uevent receive: {}", chain(&e)));
                     break;
                 }
             }
@@ -289,7 +291,7 @@ impl Discovery<'_> {
         let probe = match alpinit_probe::probe_path(&node) {
             Ok(p) => p,
             Err(e) => {
-                log::warn(&format!("probing /dev/{devname}: {e}"));
+                log::warn(&format!("probing /dev/{devname}: {}", chain(&e)));
                 return;
             }
         };
@@ -343,14 +345,14 @@ impl Discovery<'_> {
         let mnt = match media::mount(self.p.fs, self.layout, devname, fstype) {
             Ok(m) => m,
             Err(e) => {
-                log::warn(&e.to_string());
+                log::warn(&chain(&e));
                 return;
             }
         };
         let found = match media::scan(&mnt) {
             Ok(s) => s,
             Err(e) => {
-                log::warn(&e.to_string());
+                log::warn(&chain(&e));
                 media::Scan::default()
             }
         };

@@ -2,6 +2,7 @@
 //! command-line configuration, and the explicit requests of `modules=`,
 //! `rootfstype=` and `/etc/modules` (Alpine §3.4 step 12).
 
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log;
 use alpinit_cmdline::Cmdline;
@@ -13,7 +14,7 @@ pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
     let lib = layout.path("/lib/modprobe.d");
     let mut config =
         ModprobeConfig::load_dirs(&[etc.as_path(), lib.as_path()]).unwrap_or_else(|e| {
-            log::warn(&format!("modprobe configuration: {e}"));
+            log::warn(&format!("modprobe configuration: {}", chain(&e)));
             ModprobeConfig::default()
         });
     let blacklist = cmdline.blacklist();
@@ -68,7 +69,10 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
     let index = match layout.modules_dir().map(|d| ModuleIndex::load(&d)) {
         Some(Ok(i)) => i,
         Some(Err(e)) => {
-            log::warn(&format!("module index: {e}; relying on built-in drivers"));
+            log::warn(&format!(
+                "module index: {}; relying on built-in drivers",
+                chain(&e)
+            ));
             ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
         }
         None => {

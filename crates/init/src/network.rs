@@ -45,6 +45,7 @@ pub fn configure(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Networ
     let config = match alpinit_net::parse_ip(ip) {
         Ok(c) => c,
         Err(e) => {
+            let e = chain(&e);
             log::error(&format!("ip={ip}: {e}"));
             log::console(&format!("ERROR: ip={ip}: {e}\n"));
             return Network::default();
