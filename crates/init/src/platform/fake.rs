@@ -449,7 +449,4 @@ impl Clock for Fake {
     fn now(&self) -> Instant {
         self.base + *lock(&self.offset)
     }
-    fn sleep(&self, d: Duration) {
-        *lock(&self.offset) += d;
-    }
 }

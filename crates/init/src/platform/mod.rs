@@ -104,7 +104,6 @@ pub trait Exec: Sync {
 /// Time, for the waits that depend on it.
 pub trait Clock: Sync {
     fn now(&self) -> Instant;
-    fn sleep(&self, d: Duration);
 }
 
 /// Everything the boot touches on the machine.

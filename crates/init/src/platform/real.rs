@@ -155,7 +155,4 @@ impl Clock for KernelClock {
     fn now(&self) -> Instant {
         Instant::now()
     }
-    fn sleep(&self, d: Duration) {
-        std::thread::sleep(d);
-    }
 }

@@ -537,3 +537,50 @@ fn single_mode_runs_a_shell_after_discovery_then_boots() {
     assert!(shell < tmpfs, "shell before the new root");
     assert!(boot.switched_to().is_some());
 }
+
+/// README "No fixed idle timeout": once the medium is found and nothing is
+/// settling, discovery stops at once (Alpine waits 5 s after the last uevent).
+#[test]
+fn no_fixed_idle_timeout_discovery_ends_as_soon_as_the_medium_is_found() {
+    let m = Machine::new();
+    m.block(
+        "vda1",
+        Bus::Virtio,
+        Fs::Ext4 { label: "A" },
+        &[("apks/.boot_repository", b"")],
+    );
+    m.boot().assert_clean_switch();
+    assert!(
+        m.fake.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        m.fake.elapsed()
+    );
+}
+
+/// A USB stick still settling (usb-storage bound, no disk yet) keeps the
+/// wait going after a first finding, bounded by `usbdelay=`.
+#[test]
+fn settling_usb_storage_is_waited_for_up_to_usbdelay() {
+    let m = Machine::new();
+    m.cmdline("usbdelay=3");
+    m.block(
+        "vda1",
+        Bus::Virtio,
+        Fs::Ext4 { label: "A" },
+        &[("apks/.boot_repository", b"")],
+    );
+    let intf = "/sys/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0";
+    m.mkdir(intf);
+    m.mkdir("/sys/bus/usb/drivers/usb-storage");
+    std::os::unix::fs::symlink(
+        m.path(intf),
+        m.path("/sys/bus/usb/drivers/usb-storage/1-1:1.0"),
+    )
+    .unwrap();
+    m.boot().assert_clean_switch();
+    let waited = m.fake.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(3) && waited < std::time::Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
