@@ -32,20 +32,16 @@ pub enum Failure {
     NoMedia { block_devices: usize },
     #[error(transparent)]
     Sysroot(#[from] crate::sysroot::SysrootError),
-    #[error("The overlay {shown} was rejected; nothing of it was applied. Type exit to boot without it.")]
+    #[error("The overlay {shown} was rejected; nothing of it was applied")]
     OverlayRejected {
         shown: String,
         #[source]
         source: crate::overlay::OverlayError,
     },
-    #[error("{source}. Type exit to try again.")]
-    Root {
-        #[source]
-        source: crate::rootfs::RootError,
-    },
-    #[error("{source}. Type exit to continue boot.")]
+    #[error(transparent)]
+    Root { source: crate::rootfs::RootError },
+    #[error(transparent)]
     Init {
-        #[source]
         source: crate::handover::HandoverError,
     },
     #[error("switch_root failed")]
@@ -53,12 +49,27 @@ pub enum Failure {
         #[source]
         source: crate::handover::HandoverError,
     },
-    #[error(
-        "The init hit an internal error; the boot cannot continue. Type exit to retry the shell."
-    )]
+    #[error("The init hit an internal error; the boot cannot continue")]
     Internal,
-    #[error("Entering single mode. Type 'exit' to continue booting.")]
+    #[error("Entering single mode")]
     Single,
+}
+
+impl Failure {
+    /// What typing `exit` in the recovery shell will do.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Failure::OverlayRejected { .. } => "Type exit to boot without it.",
+            Failure::Root { .. } => "Type exit to try again.",
+            Failure::Init { .. }
+            | Failure::Early(_)
+            | Failure::NoMedia { .. }
+            | Failure::Sysroot(_) => "Type exit to continue boot.",
+            Failure::Single => "Type 'exit' to continue booting.",
+            Failure::Internal => "Type exit to retry the shell.",
+            Failure::SwitchRoot { .. } => "Type exit to retry switch_root.",
+        }
+    }
 }
 
 /// `err` and its causes, each said once: a cause whose text the message
@@ -109,7 +120,7 @@ impl Policy {
             return Err(End::GaveUp);
         }
         log::console("Launching initramfs emergency recovery shell.\n");
-        log::console(&format!("{why}\n"));
+        log::console(&format!("{why}\n{}\n", failure.hint()));
         if !is_executable(&self.shell) {
             log::error("no recovery shell in this image (/bin/busybox is missing); halting here");
             log::console(

@@ -81,7 +81,14 @@ fn corrupt_overlay_is_rejected_whole_and_the_boot_goes_on_without_it() {
     );
     assert!(boot
         .console
-        .contains("was rejected; nothing of it was applied"));
+        .contains("was rejected; nothing of it was applied: "));
+    // The cause, then what `exit` does, each once.
+    assert_eq!(
+        boot.console
+            .matches("\nType exit to boot without it.\n")
+            .count(),
+        1
+    );
     assert_eq!(boot.shells(), 1);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.end, End::SwitchedRoot);
