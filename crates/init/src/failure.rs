@@ -56,6 +56,13 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The phase's progress line already printed the cause chain (console
+    /// and kernel log): the policy then says only the summary, so every
+    /// cause is shown once.
+    fn cause_said(&self) -> bool {
+        matches!(self, Failure::OverlayRejected { .. } | Failure::Root { .. })
+    }
+
     /// What typing `exit` in the recovery shell will do.
     pub fn hint(&self) -> &'static str {
         match self {
@@ -111,7 +118,11 @@ impl Policy {
     /// halts or runs the recovery shell. `Ok` means the shell exited and
     /// the boot goes on.
     pub fn handle(&self, p: &Platform<'_>, failure: &Failure) -> Result<(), End> {
-        let why = chain(failure);
+        let why = if failure.cause_said() {
+            failure.to_string()
+        } else {
+            chain(failure)
+        };
         if !matches!(failure, Failure::Single | Failure::Internal) {
             log::error(&why);
         }
@@ -120,7 +131,8 @@ impl Policy {
             return Err(End::GaveUp);
         }
         log::console("Launching initramfs emergency recovery shell.\n");
-        log::console(&format!("{why}\n{}\n", failure.hint()));
+        let stop = if why.ends_with('.') { "" } else { "." };
+        log::console(&format!("{why}{stop} {}\n", failure.hint()));
         if !is_executable(&self.shell) {
             log::error("no recovery shell in this image (/bin/busybox is missing); halting here");
             log::console(

@@ -79,16 +79,15 @@ fn corrupt_overlay_is_rejected_whole_and_the_boot_goes_on_without_it() {
         "{}",
         boot.console
     );
-    assert!(boot
-        .console
-        .contains("was rejected; nothing of it was applied: "));
-    // The cause, then what `exit` does, each once.
-    assert_eq!(
-        boot.console
-            .matches("\nType exit to boot without it.\n")
-            .count(),
-        1
-    );
+    assert!(boot.console.contains(
+        "\nThe overlay /media/vda1/h.apkovl.tar.gz was rejected; nothing of it was applied. Type exit to boot without it.\n"
+    ));
+    // The cause is said once, on the progress line, on the console and in the kernel log.
+    let (_, rest) = boot.console.split_once(": failed. ").unwrap();
+    let cause = rest.lines().next().unwrap();
+    assert!(!cause.is_empty());
+    assert_eq!(boot.console.matches(cause).count(), 1, "{}", boot.console);
+    assert_eq!(boot.kmsg.matches(cause).count(), 1, "{}", boot.kmsg);
     assert_eq!(boot.shells(), 1);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.end, End::SwitchedRoot);
