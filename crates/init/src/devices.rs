@@ -66,21 +66,6 @@ impl Matches {
     }
 }
 
-/// [`Matches::unique`] for the boot: an ambiguous device is reported on
-/// the console and in the log, the recovery shell is offered, and the boot
-/// goes on as if the device were not there.
-pub fn unique_or_shell(matches: &Matches, what: &'static str, spec: &str) -> Option<String> {
-    match matches.unique(what, spec) {
-        Ok(d) => d.map(str::to_owned),
-        Err(e) => {
-            log::error(&e.to_string());
-            log::console(&format!("{e}\n"));
-            crate::emergency::recovery_shell(&format!("{e}. Type exit to continue without it."));
-            None
-        }
-    }
-}
-
 /// Escapes a device-supplied string for use as one path component, the way
 /// udev does for `/dev/disk/by-label`: anything outside a safe set becomes
 /// `\xNN`, so a label can never add a component or hide as `..`.

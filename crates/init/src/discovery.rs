@@ -3,16 +3,16 @@
 //! scanned, until the wait rules in [`crate::wait`] say stop.
 
 use crate::devices::{self, Identity};
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log;
 use crate::media::{self, Medium};
+use crate::platform::{Platform, UeventStream};
 use crate::wait::{Decision, Snapshot, WaitPolicy};
 use alpinit_kmod::Loader;
-use alpinit_sys::Sys;
-use alpinit_uevent::{Action, Uevent, UeventSocket};
+use alpinit_uevent::{Action, Uevent};
 use std::collections::HashSet;
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A device named on the command line (`apkovl=DEV:..`, later `root=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Findings {
 }
 
 struct Discovery<'a> {
-    sys: &'a dyn Sys,
+    p: &'a Platform<'a>,
     layout: &'a Layout,
     loader: &'a Loader,
     opts: &'a Options,
@@ -93,22 +93,23 @@ struct Discovery<'a> {
     last_pending: (Option<crate::pending::Pending>, bool),
 }
 
-pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
-    let started = Instant::now();
+pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
+    let started = p.clock.now();
     // Bind before the sweep: whatever appears meanwhile is seen twice
     // (and de-duplicated), never missed.
-    let socket = match UeventSocket::open(opts.uevent_buf_size) {
+    let socket = match p.uevents.open(opts.uevent_buf_size) {
         Ok(s) => Some(s),
         Err(e) => {
             log::warn(&format!(
-                "uevent socket unavailable ({e}); falling back to sysfs polling"
+                "uevent socket unavailable ({}); falling back to sysfs polling",
+                chain(&e)
             ));
             None
         }
     };
     let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
     let mut d = Discovery {
-        sys,
+        p,
         layout,
         loader,
         opts,
@@ -124,7 +125,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         last_pending: (None, false),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
-    let sweep_ms = started.elapsed().as_millis();
+    let sweep_ms = p.clock.now().duration_since(started).as_millis();
     for ev in &swept {
         d.handle(ev, false);
     }
@@ -135,9 +136,9 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
     ));
     let mut coldplug_logged = false;
     loop {
-        crate::reap::reap_zombies();
+        p.spawn.reap();
         if let Some(sock) = &socket {
-            d.drain(sock);
+            d.drain(sock.as_ref());
         } else {
             for ev in alpinit_uevent::sweep_block(&layout.sys()) {
                 d.handle(&ev, false);
@@ -151,7 +152,7 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         }
         let pending = d.pending(coldplug_logged && !busy);
         let snap = Snapshot {
-            now: Instant::now(),
+            now: p.clock.now(),
             started,
             coldplug_done: coldplug_logged,
             busy,
@@ -165,32 +166,15 @@ pub fn discover(sys: &dyn Sys, layout: &Layout, loader: &Loader, opts: &Options)
         match opts.policy.decide(&snap) {
             // Whether anything was found is in the findings themselves.
             Decision::Done | Decision::GiveUp => break,
-            Decision::Wait(dur) => wait_readable(socket.as_ref(), loader, dur),
+            Decision::Wait(dur) => p.uevents.wait(socket.as_deref(), loader, dur),
         }
     }
     d.log_modules();
     d.findings
 }
 
-fn wait_readable(socket: Option<&UeventSocket>, loader: &Loader, dur: Duration) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let ms = u16::try_from(dur.as_millis()).unwrap_or(u16::MAX);
-    let lfd = loader.event_fd();
-    let mut fds = vec![PollFd::new(lfd, PollFlags::POLLIN)];
-    if let Some(s) = socket {
-        fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-    }
-    let _ = poll(&mut fds, PollTimeout::from(ms));
-    if fds[0]
-        .revents()
-        .is_some_and(|r| r.contains(PollFlags::POLLIN))
-    {
-        loader.reset_event();
-    }
-}
-
 impl Discovery<'_> {
-    fn drain(&mut self, sock: &UeventSocket) {
+    fn drain(&mut self, sock: &dyn UeventStream) {
         loop {
             match sock.recv() {
                 Ok(Some(ev)) => self.handle(&ev, true),
@@ -202,7 +186,7 @@ impl Discovery<'_> {
                     }
                 }
                 Err(e) => {
-                    log::warn(&format!("uevent receive: {e}"));
+                    log::warn(&format!("uevent receive: {}", chain(&e)));
                     break;
                 }
             }
@@ -217,7 +201,7 @@ impl Discovery<'_> {
 
     fn handle(&mut self, ev: &Uevent, live: bool) {
         if live {
-            self.last_event = Instant::now();
+            self.last_event = self.p.clock.now();
         }
         log::debug(&format!(
             "uevent: action='{:?}' subsystem='{}' devname='{}' devpath='{}'",
@@ -231,7 +215,7 @@ impl Discovery<'_> {
         // interface without its disk is the other, seen in sysfs). Block and
         // SCSI events of a stick do not count: they mean it has arrived.
         if ev.subsystem.as_deref() == Some("usb") {
-            self.last_usb_event = Some(Instant::now());
+            self.last_usb_event = Some(self.p.clock.now());
         }
         self.preload_fs_modules(ev);
         if !matches!(ev.action, Action::Add | Action::Change) {
@@ -256,7 +240,7 @@ impl Discovery<'_> {
         } else if self.opts.dev_is_tmpfs {
             // No devtmpfs: make character nodes mdev-style too (ttys, input, ...).
             if let (Some(name), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) {
-                let _ = devices::make_node(self.sys, self.layout, name, false, major, minor);
+                let _ = devices::make_node(self.p.fs, self.layout, name, false, major, minor);
             }
         }
     }
@@ -303,7 +287,8 @@ impl Discovery<'_> {
         }
         self.findings.block_devices += 1;
         if self.opts.dev_is_tmpfs {
-            if let Err(e) = devices::make_node(self.sys, self.layout, devname, true, major, minor) {
+            if let Err(e) = devices::make_node(self.p.fs, self.layout, devname, true, major, minor)
+            {
                 log::warn(&format!("creating /dev/{devname}: {e}"));
             }
         }
@@ -311,7 +296,7 @@ impl Discovery<'_> {
         let probe = match alpinit_probe::probe_path(&node) {
             Ok(p) => p,
             Err(e) => {
-                log::warn(&format!("probing /dev/{devname}: {e}"));
+                log::warn(&format!("probing /dev/{devname}: {}", chain(&e)));
                 return;
             }
         };
@@ -362,17 +347,17 @@ impl Discovery<'_> {
 
     fn scan(&mut self, devname: &str, major: u32, minor: u32, fstype: &str, usb: bool) {
         media::load_fs_modules(self.loader, fstype);
-        let mnt = match media::mount(self.sys, self.layout, devname, fstype) {
+        let mnt = match media::mount(self.p.fs, self.layout, devname, fstype) {
             Ok(m) => m,
             Err(e) => {
-                log::warn(&e.to_string());
+                log::warn(&chain(&e));
                 return;
             }
         };
         let found = match media::scan(&mnt) {
             Ok(s) => s,
             Err(e) => {
-                log::warn(&e.to_string());
+                log::warn(&chain(&e));
                 media::Scan::default()
             }
         };
@@ -382,7 +367,7 @@ impl Discovery<'_> {
             ));
         }
         if found.apkovls.is_empty() && found.repos.is_empty() {
-            if let Err(e) = self.sys.umount(&mnt, false) {
+            if let Err(e) = self.p.fs.umount(&mnt, false) {
                 log::warn(&format!("unmounting {}: {e}", mnt.display()));
             }
             return;
@@ -430,9 +415,65 @@ impl Discovery<'_> {
 
     fn found(&mut self) {
         if self.first_finding.is_none() {
-            self.first_finding = Some(Instant::now());
+            self.first_finding = Some(self.p.clock.now());
         }
     }
+}
+
+/// The boot-media phase (diskless mode): discovery with the command line's
+/// wait rules. Finding nothing is a failure unless networking may still
+/// bring the overlay; the findings come with it either way.
+pub fn find_media(
+    p: &Platform<'_>,
+    layout: &Layout,
+    cmdline: &alpinit_cmdline::Cmdline,
+    loader: &Loader,
+    early: &crate::early::Early,
+) -> crate::failure::Partial<Findings> {
+    let wanted = match cmdline.apkovl() {
+        Some(alpinit_cmdline::ApkovlSpec::Device { device, .. }) => {
+            Some(DeviceSpec::parse(&device))
+        }
+        _ => None,
+    };
+    let usbdelay = cmdline.usbdelay().unwrap_or_else(|e| {
+        log::warn(&crate::failure::chain(&e));
+        None
+    });
+    let buf = cmdline.uevent_buf_size().unwrap_or_else(|e| {
+        log::warn(&crate::failure::chain(&e));
+        alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE
+    });
+    let policy = WaitPolicy {
+        settle_limit: usbdelay.unwrap_or(WaitPolicy::default().settle_limit),
+        usbdelay,
+        allow_not_found: cmdline.needs_network(),
+        ..WaitPolicy::default()
+    };
+    let progress = log::Progress::begin("Mounting boot media");
+    let findings = discover(
+        p,
+        layout,
+        loader,
+        &Options {
+            uevent_buf_size: buf,
+            dev_is_tmpfs: early.dev_is_tmpfs,
+            policy,
+            wanted,
+            scan_media: true,
+        },
+    );
+    if findings.found_anything() || cmdline.needs_network() {
+        progress.ok();
+        log::phase("media-found");
+        return Ok(findings);
+    }
+    progress.failed("");
+    let block_devices = findings.block_devices;
+    Err(Box::new((
+        findings,
+        crate::failure::Failure::NoMedia { block_devices },
+    )))
 }
 
 /// `/devices/.../block/sda/sda1` → `sda`.

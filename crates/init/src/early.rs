@@ -38,6 +38,24 @@ fn mknod_if_missing(sys: &dyn Sys, p: &Path, mode: u32, major: u32, minor: u32) 
     }
 }
 
+/// The early phase: API file systems, the console descriptors, the kernel
+/// log and the first phase lines. The console and kmsg are set up even when
+/// a mount failed, so the failure can be reported.
+pub fn run(
+    p: &crate::platform::Platform<'_>,
+    layout: &Layout,
+    t_start: std::time::Duration,
+) -> Result<Early, EarlyError> {
+    let early = mount_api_filesystems(p.fs, layout);
+    ensure_console_fds(layout);
+    crate::log::open_kmsg(&layout.dev().join("kmsg"));
+    crate::log::phase_at("start", t_start);
+    if early.is_ok() {
+        crate::log::phase("early-mounts");
+    }
+    early
+}
+
 pub fn mount_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Result<Early, EarlyError> {
     for d in [
         "/proc",

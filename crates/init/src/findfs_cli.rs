@@ -130,7 +130,9 @@ pub fn main(argv: &[String]) -> i32 {
     let cmdline = alpinit_cmdline::Cmdline::parse(
         &std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default(),
     );
-    let loader = crate::modules::setup(&layout, &cmdline);
+    let kernel = crate::platform::Kernel::default();
+    let platform = kernel.platform();
+    let loader = crate::modules::setup(&layout, &cmdline, platform.insmod);
     let scan = args.apkovls_file.is_some() || args.repos_file.is_some();
     let mut policy = WaitPolicy {
         allow_not_found: args.allow_not_found,
@@ -141,7 +143,7 @@ pub fn main(argv: &[String]) -> i32 {
         policy.usbdelay = Some(policy.settle_limit);
     }
     let findings = discovery::discover(
-        &alpinit_sys::Kernel,
+        &platform,
         &layout,
         &loader,
         &discovery::Options {

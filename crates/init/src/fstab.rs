@@ -79,7 +79,7 @@ pub fn proc_mounts(text: &str) -> Vec<Mounted> {
 
 /// The new root's `/etc/fstab` (looked up inside it), if it has one.
 pub fn read_new_root(layout: &Layout) -> Option<String> {
-    let root = crate::newroot::NewRoot::open(&layout.sysroot()).ok()?;
+    let root = crate::in_root::NewRoot::open(&layout.sysroot()).ok()?;
     if !root.exists("etc/fstab") {
         return None;
     }

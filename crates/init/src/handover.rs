@@ -32,7 +32,7 @@ pub enum HandoverError {
 /// `init=` must exist and be executable before anything is torn down.
 pub fn check_init(layout: &Layout, init: &str) -> Result<(), HandoverError> {
     let sysroot = layout.sysroot();
-    let Some(p) = crate::newroot::resolve_in_root(&sysroot, init) else {
+    let Some(p) = crate::in_root::resolve_in_root(&sysroot, init) else {
         return Err(HandoverError::InitMissing { init: init.into() });
     };
     match std::fs::metadata(&p) {
@@ -66,7 +66,7 @@ pub fn mounts_to_move(proc_mounts: &str, sysroot: &str) -> Vec<String> {
 pub fn move_mounts(sys: &dyn Sys, layout: &Layout) {
     let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
     let sysroot = crate::packages::unroot(layout, &layout.sysroot());
-    let root = match crate::newroot::NewRoot::open(&layout.sysroot()) {
+    let root = match crate::in_root::NewRoot::open(&layout.sysroot()) {
         Ok(r) => r,
         Err(e) => {
             log::warn(&format!("moving mounts into the new root: {e}"));
@@ -341,7 +341,7 @@ mod tests {
         std::fs::create_dir_all(root.join("a")).unwrap();
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("a/up")).unwrap();
-        let resolve_in_root = crate::newroot::resolve_in_root;
+        let resolve_in_root = crate::in_root::resolve_in_root;
         assert_eq!(resolve_in_root(&root, "/a/up"), Some(root.join("etc")));
         assert_eq!(resolve_in_root(&root, "/a/up/../../.."), Some(root.clone()));
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();

@@ -7,23 +7,33 @@ pub mod devices;
 pub mod discovery;
 pub mod early;
 pub mod emergency;
+pub mod failure;
 pub mod findfs_cli;
 pub mod fstab;
 pub mod handover;
+pub mod in_root;
+pub mod install;
 pub mod layout;
 pub mod log;
 pub mod media;
 pub mod modules;
 pub mod network;
-pub mod newroot;
+pub mod new_root;
+pub mod options;
 pub mod overlay;
 pub mod packages;
 pub mod password;
 pub mod pending;
+pub mod platform;
 pub mod reap;
+pub mod root_mode;
 pub mod rootfs;
+pub mod switch;
 pub mod sysroot;
 pub mod wait;
+
+#[cfg(test)]
+mod tests;
 
 use layout::Layout;
 
@@ -44,5 +54,6 @@ pub fn entry() {
         std::process::exit(2);
     }
     let layout = Layout::new("/");
-    boot::run(&alpinit_sys::Kernel, &layout, t_start);
+    let kernel = platform::Kernel::default();
+    boot::run(&kernel.platform(), &layout, t_start);
 }

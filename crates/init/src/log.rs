@@ -41,6 +41,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Where a thread's console text and kmsg records go instead of stdout and
+/// `/dev/kmsg`: the console half of the platform seam, so a whole boot run
+/// in a test thread can be read back (see `platform::Console`).
+pub trait Sink: Send + Sync {
+    fn console(&self, text: &str);
+    fn kmsg(&self, record: &str);
+}
+
+struct ThreadSink {
+    sink: std::sync::Arc<dyn Sink>,
+    quiet: bool,
+    debug: bool,
+}
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<ThreadSink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sends this thread's output to `sink` (None: back to the console and kmsg).
+/// `quiet` and `debug` then apply to this thread only.
+pub fn set_thread_sink(sink: Option<std::sync::Arc<dyn Sink>>) {
+    SINK.with(|s| {
+        *s.borrow_mut() = sink.map(|sink| ThreadSink {
+            sink,
+            quiet: false,
+            debug: false,
+        });
+    });
+}
+
+/// Runs `f` on this thread's sink, if one is set.
+fn with_sink<R>(f: impl FnOnce(&mut ThreadSink) -> R) -> Option<R> {
+    SINK.with(|s| s.borrow_mut().as_mut().map(f))
+}
+
 /// Opens `/dev/kmsg` (called once `/dev` is mounted).
 pub fn open_kmsg(path: &std::path::Path) {
     if let Ok(f) = OpenOptions::new().write(true).open(path) {
@@ -49,15 +84,23 @@ pub fn open_kmsg(path: &std::path::Path) {
 }
 
 pub fn set_quiet(quiet: bool) {
-    *lock(&logger().quiet) = quiet;
+    if with_sink(|s| s.quiet = quiet).is_none() {
+        *lock(&logger().quiet) = quiet;
+    }
 }
 
 pub fn set_debug(debug: bool) {
-    *lock(&logger().debug) = debug;
+    if with_sink(|s| s.debug = debug).is_none() {
+        *lock(&logger().debug) = debug;
+    }
 }
 
 pub fn quiet() -> bool {
-    *lock(&logger().quiet)
+    with_sink(|s| s.quiet).unwrap_or_else(|| *lock(&logger().quiet))
+}
+
+fn debug_on() -> bool {
+    with_sink(|s| s.debug).unwrap_or_else(|| *lock(&logger().debug))
 }
 
 /// Renders one kmsg record: prefix, the message with control characters
@@ -76,10 +119,13 @@ pub fn record(level: Level, msg: &str) -> String {
 }
 
 pub fn log(level: Level, msg: &str) {
-    if level == Level::Debug && !*lock(&logger().debug) {
+    if level == Level::Debug && !debug_on() {
         return;
     }
     let rec = record(level, msg);
+    if with_sink(|s| s.sink.kmsg(&rec)).is_some() {
+        return;
+    }
     let mut kmsg = lock(&logger().kmsg);
     let written = match kmsg.as_mut() {
         Some(f) => f.write_all(rec.as_bytes()).is_ok(),
@@ -94,6 +140,9 @@ pub fn log(level: Level, msg: &str) {
 }
 
 pub fn console(text: &str) {
+    if with_sink(|s| s.sink.console(text)).is_some() {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();

@@ -2,10 +2,11 @@
 //! command-line configuration, and the explicit requests of `modules=`,
 //! `rootfstype=` and `/etc/modules` (Alpine §3.4 step 12).
 
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log;
 use alpinit_cmdline::Cmdline;
-use alpinit_kmod::{KernelInsmod, Loader, ModprobeConfig, ModuleIndex};
+use alpinit_kmod::{Insmod, Loader, ModprobeConfig, ModuleIndex};
 use std::sync::Arc;
 
 pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
@@ -13,7 +14,7 @@ pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
     let lib = layout.path("/lib/modprobe.d");
     let mut config =
         ModprobeConfig::load_dirs(&[etc.as_path(), lib.as_path()]).unwrap_or_else(|e| {
-            log::warn(&format!("modprobe configuration: {e}"));
+            log::warn(&format!("modprobe configuration: {}", chain(&e)));
             ModprobeConfig::default()
         });
     let blacklist = cmdline.blacklist();
@@ -43,7 +44,18 @@ pub fn request_after_discovery(loader: &Loader) {
     }
 }
 
-pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
+/// The module loader over `insmod` (the platform's module insertion), with
+/// the explicit requests of the command line and `/etc/modules` queued.
+/// The modules phase: the loader over the platform's module insertion, with
+/// the explicit requests queued, behind Alpine's progress line.
+pub fn start(p: &crate::platform::Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Loader {
+    let drivers = log::Progress::begin("Loading boot drivers");
+    let loader = setup(layout, cmdline, p.insmod);
+    drivers.ok();
+    loader
+}
+
+pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Loader {
     let etc_modules = std::fs::read_to_string(layout.path("/etc/modules"))
         .map(|t| alpinit_kmod::parse_etc_modules(&t))
         .unwrap_or_default();
@@ -57,7 +69,10 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
     let index = match layout.modules_dir().map(|d| ModuleIndex::load(&d)) {
         Some(Ok(i)) => i,
         Some(Err(e)) => {
-            log::warn(&format!("module index: {e}; relying on built-in drivers"));
+            log::warn(&format!(
+                "module index: {}; relying on built-in drivers",
+                chain(&e)
+            ));
             ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
         }
         None => {
@@ -65,7 +80,7 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline) -> Loader {
             ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
         }
     };
-    let loader = Loader::new(Arc::new(index), config, Arc::new(KernelInsmod));
+    let loader = Loader::new(Arc::new(index), config, Arc::clone(insmod));
     let mut wanted = cmdline.modules();
     if let Some(fs) = cmdline.rootfstype() {
         wanted.push(fs.to_owned());

@@ -4,12 +4,14 @@
 //! coldplug, so NIC drivers are loaded first (the old init configured the
 //! network before its coldplug).
 
+use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
+use crate::platform::Platform;
 use alpinit_cmdline::Cmdline;
-use alpinit_net::{error_chain, FetchOptions, IpConfig, Lease};
+use alpinit_net::{FetchOptions, IpConfig, Lease};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long DHCP may take in all (4 tries with backoff fit inside).
 const DHCP_DEADLINE: Duration = Duration::from_secs(20);
@@ -29,11 +31,21 @@ impl Network {
     }
 }
 
-pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
+/// The network phase: configured when `ip=` or a URL asks for it.
+pub fn start(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
+    if cmdline.needs_network() {
+        configure(p, layout, cmdline)
+    } else {
+        Network::default()
+    }
+}
+
+pub fn configure(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
     let ip = cmdline.get("ip").unwrap_or("dhcp");
     let config = match alpinit_net::parse_ip(ip) {
         Ok(c) => c,
         Err(e) => {
+            let e = chain(&e);
             log::error(&format!("ip={ip}: {e}"));
             log::console(&format!("ERROR: ip={ip}: {e}\n"));
             return Network::default();
@@ -44,29 +56,30 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     }
     let bootif = cmdline.get("BOOTIF").and_then(alpinit_net::parse_bootif);
     let sys = layout.sys();
-    let links = alpinit_net::KernelLinks;
+    let links = p.net.links();
     // Alpine runs `nameif -s` when the image has /etc/mactab.
     if let Ok(text) = std::fs::read_to_string(layout.path("/etc/mactab")) {
         let entries = alpinit_net::parse_mactab(&text);
-        let (renamed, errors) = alpinit_net::apply_mactab(&sys, &links, &entries);
+        let (renamed, errors) = alpinit_net::apply_mactab(&sys, links, &entries);
         for (old, new) in renamed {
             log::info(&format!("mactab: renamed {old} to {new}"));
         }
         for e in errors {
-            log::warn(&format!("mactab: {}", error_chain(&e)));
+            log::warn(&format!("mactab: {}", chain(&e)));
         }
     }
     let iface = match alpinit_net::choose_interface(
         &sys,
-        &links,
+        links,
         config.device(),
         bootif.as_deref(),
         CARRIER_WAIT,
     ) {
         Ok(i) => i,
         Err(e) => {
-            log::error(&format!("ERROR: {}", error_chain(&e)));
-            log::console(&format!("ERROR: {}\n", error_chain(&e)));
+            let e = chain(&e);
+            log::error(&format!("ERROR: {e}"));
+            log::console(&format!("ERROR: {e}\n"));
             return Network::default();
         }
     };
@@ -76,43 +89,43 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
         Err(e) => {
             log::error(&format!(
                 "reading the MAC address of {iface}: {}",
-                error_chain(&e)
+                chain(&e)
             ));
             return Network::default();
         }
     };
     let lease = match &config {
         IpConfig::Static { .. } => {
-            let p = Progress::begin(&format!("Setting IP ({iface})"));
+            let progress = Progress::begin(&format!("Setting IP ({iface})"));
             let Some(lease) = Lease::from_static(&config, &iface, &mac) else {
-                p.failed("incomplete static ip= configuration");
+                progress.failed("incomplete static ip= configuration");
                 return Network::default();
             };
-            if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&error_chain(&e));
+            if let Err(e) = p.net.apply(&lease) {
+                progress.failed(&chain(&e));
                 return Network::default();
             }
-            p.ok();
+            progress.ok();
             lease
         }
         _ => {
-            let p = Progress::begin(&format!("Obtaining IP via DHCP ({iface})"));
+            let progress = Progress::begin(&format!("Obtaining IP via DHCP ({iface})"));
             let Some(raw_mac) = alpinit_net::parse_mac(&mac) else {
-                p.failed(&format!("bad MAC address {mac}"));
+                progress.failed(&format!("bad MAC address {mac}"));
                 return Network::default();
             };
-            let lease = match alpinit_net::dhcp(&iface, raw_mac, Instant::now() + DHCP_DEADLINE) {
+            let lease = match p.net.dhcp(&iface, raw_mac, p.clock.now() + DHCP_DEADLINE) {
                 Ok(l) => l,
                 Err(e) => {
-                    p.failed(&error_chain(&e));
+                    progress.failed(&chain(&e));
                     return Network::default();
                 }
             };
-            if let Err(e) = alpinit_net::apply(&lease) {
-                p.failed(&error_chain(&e));
+            if let Err(e) = p.net.apply(&lease) {
+                progress.failed(&chain(&e));
                 return Network::default();
             }
-            p.ok();
+            progress.ok();
             log::info(&format!(
                 "{iface}: {}/{} router {:?} dns {:?}",
                 lease.address, lease.prefix_len, lease.router, lease.dns
@@ -123,14 +136,22 @@ pub fn configure(layout: &Layout, cmdline: &Cmdline) -> Network {
     log::phase("dhcp-lease");
     let resolv = alpinit_net::resolv_conf(&lease);
     if !resolv.is_empty() {
-        let _ = std::fs::write(layout.path("/etc/resolv.conf"), resolv);
+        let path = layout.path("/etc/resolv.conf");
+        if let Err(e) = std::fs::write(&path, resolv) {
+            log::warn(&format!("writing {}: {e}", path.display()));
+        }
     }
     Network { lease: Some(lease) }
 }
 
 /// Downloads an apkovl URL into `/tmp`; on failure says why and returns
 /// None so the boot goes on with local media.
-pub fn fetch_apkovl(layout: &Layout, net: &Network, template: &str) -> Option<PathBuf> {
+pub fn fetch_apkovl(
+    p: &Platform<'_>,
+    layout: &Layout,
+    net: &Network,
+    template: &str,
+) -> Option<PathBuf> {
     let uuid = alpinit_net::machine_uuid(&layout.sys());
     if template.contains("{UUID}") && uuid.is_none() {
         log::warn("apkovl URL uses {UUID} but /sys/class/dmi/id/product_uuid is missing");
@@ -150,22 +171,24 @@ pub fn fetch_apkovl(layout: &Layout, net: &Network, template: &str) -> Option<Pa
     if let Some(free) = crate::sysroot::free_bytes(&layout.path("/tmp")) {
         opts.max_bytes = opts.max_bytes.min(free / 2);
     }
-    let p = Progress::begin(&format!("Downloading {url}"));
+    let progress = Progress::begin(&format!("Downloading {url}"));
     let result = std::fs::File::create(&dest)
-        .map_err(|e| format!("cannot create {}: {e}", dest.display()))
+        .map_err(|e| format!("creating {}: {e}", dest.display()))
         .and_then(|mut f| {
-            alpinit_net::fetch(&url, &resolvers, &opts, &mut f).map_err(|e| error_chain(&e))
+            p.net
+                .fetch(&url, &resolvers, &opts, &mut f)
+                .map_err(|e| chain(&e))
         });
     match result {
         Ok(bytes) => {
-            p.ok();
+            progress.ok();
             log::info(&format!("downloaded {bytes} bytes to {}", dest.display()));
             log::phase("download");
             Some(dest)
         }
         Err(e) => {
             let _ = std::fs::remove_file(&dest);
-            p.failed(&e);
+            progress.failed(&e);
             log::console("The boot continues with local media, if any.\n");
             None
         }

@@ -1,12 +1,11 @@
 //! Packages and services of the new root (Alpine §3.6 steps 8, 11-20):
 //! default boot services, repositories, and `apk add` when the image has apk.
 
+use crate::in_root::{NewRoot, NewRootError};
 use crate::layout::Layout;
 use crate::log;
-use crate::newroot::{NewRoot, NewRootError};
 use alpinit_sys::{MountFlags, Sys};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// `rc_add SVC LEVEL`: `/etc/runlevels/LEVEL/SVC -> /etc/init.d/SVC`,
 /// inside the new root whatever symlinks the overlay planted.
@@ -37,11 +36,11 @@ pub fn add_clock_service(layout: &Layout) {
 /// `cp -a /etc/apk/keys $sysroot/etc/apk`: the image's regular key files.
 pub fn install_keys(layout: &Layout) {
     let keys = layout.path("/etc/apk/keys");
-    let Ok(entries) = std::fs::read_dir(&keys) else {
-        return;
-    };
     let copied = NewRoot::open(&layout.sysroot()).and_then(|root| {
         root.create_dir_all("etc/apk/keys")?;
+        let Ok(entries) = std::fs::read_dir(&keys) else {
+            return Ok(());
+        };
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_file()) {
                 let name = e.file_name();
@@ -210,29 +209,17 @@ pub fn bind_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Vec<PathBuf> {
 
 /// Runs apk with /sys, /proc and /dev bound into the new root. A failure is
 /// a visible warning, not fatal (as in Alpine, but on the console too).
-pub fn run_apk(sys: &dyn Sys, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
+pub fn run_apk(p: &crate::platform::Platform<'_>, layout: &Layout, apk: &Path, run: &ApkRun<'_>) {
+    let sys = p.fs;
     let bound = bind_api_filesystems(sys, layout);
     let args = apk_args(run);
     log::info(&format!("running apk {}", args.join(" ")));
     let want_stdin = !run.keep_apk_new && run.overlay_members.is_some();
-    let child = Command::new(apk)
-        .args(&args)
-        .stdin(if want_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .spawn();
-    let status = match child {
-        Ok(mut c) => {
-            if let (Some(mut stdin), Some(members)) = (c.stdin.take(), run.overlay_members) {
-                use std::io::Write;
-                let _ = stdin.write_all(members.as_bytes());
-            }
-            c.wait()
-        }
-        Err(e) => Err(e),
+    let stdin = match run.overlay_members {
+        Some(members) if want_stdin => crate::platform::Stdin::Bytes(members.as_bytes()),
+        _ => crate::platform::Stdin::Null,
     };
+    let status = p.spawn.run(apk, &args, &[], stdin);
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => {

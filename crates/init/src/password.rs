@@ -3,42 +3,24 @@
 
 use crate::log;
 use crate::overlay::OverlayError;
+use crate::platform::Console;
 use alpinit_apkovl::enc::{self, Cipher, EncError};
 use alpinit_apkovl::{Limits, UnpackReport};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 const ATTEMPTS: usize = 3;
 
-fn read_password(prompt: &str) -> Option<Vec<u8>> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-    let stdin = std::io::stdin();
-    let saved = tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-    }
-    log::console(prompt);
-    let mut line = String::new();
-    let n = stdin.lock().read_line(&mut line).ok();
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
-    }
-    log::console("\n");
-    match n {
-        Some(0) | None => None,
-        Some(_) => Some(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec()),
-    }
-}
-
 pub fn unpack_encrypted(
+    console: &dyn Console,
     path: &Path,
     cipher: Cipher,
     sysroot: &Path,
     limits: &Limits,
 ) -> Result<UnpackReport, OverlayError> {
-    unpack_with_prompt(path, cipher, sysroot, limits, read_password)
+    unpack_with_prompt(path, cipher, sysroot, limits, |prompt| {
+        console.read_secret(prompt)
+    })
 }
 
 /// Only a wrong password is asked for again; any other failure (a damaged file
@@ -60,9 +42,8 @@ fn unpack_with_prompt(
             Ok(digest) => {
                 let open = || {
                     let f = std::fs::File::open(path)?;
-                    enc::decrypt_reader(f, cipher, digest, &pw).map_err(|e| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-                    })
+                    enc::decrypt_reader(f, cipher, digest, &pw)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
                 };
                 return Ok(alpinit_apkovl::unpack(open, sysroot, limits)?);
             }

@@ -5,46 +5,74 @@
 use crate::discovery;
 use crate::layout::Layout;
 use crate::log::{self, Progress};
-use alpinit_sys::{MountFlags, Sys};
+use crate::platform::Platform;
+use alpinit_sys::MountFlags;
+
+/// Why the root could not be mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("root={spec}: ZFS roots are not supported by this version")]
+    Zfs { spec: String },
+    #[error("root device {spec} not found ({block_devices} block devices seen)")]
+    NotFound { spec: String, block_devices: usize },
+    #[error(transparent)]
+    Ambiguous {
+        #[from]
+        source: crate::devices::DeviceError,
+    },
+    #[error("cannot tell the file system of /dev/{devname} (root={spec}); set rootfstype=")]
+    FsType { spec: String, devname: String },
+    #[error("mounting {src} ({fstype}) on /sysroot")]
+    Mount {
+        src: String,
+        fstype: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Mount flags and data for the root: `rootflags=` or Alpine's default `ro`.
 pub fn root_mount_options(rootflags: Option<&str>) -> (MountFlags, String) {
     crate::fstab::split_options(rootflags.filter(|f| !f.is_empty()).unwrap_or("ro"))
 }
 
-/// Finds and mounts the root device. Returns a message naming what is
-/// missing on failure.
+fn failed(progress: Progress, e: RootError) -> Result<(), RootError> {
+    progress.failed(&crate::failure::chain(&e));
+    Err(e)
+}
+
+/// Finds and mounts the root device; the error names what is missing.
 pub fn mount_root(
-    sys: &dyn Sys,
+    p: &Platform<'_>,
     layout: &Layout,
     loader: &alpinit_kmod::Loader,
     spec: &str,
     rootfstype: Option<&str>,
     rootflags: Option<&str>,
     options: discovery::Options,
-) -> Result<(), String> {
-    let p = Progress::begin("Mounting root");
+) -> Result<(), RootError> {
+    let progress = Progress::begin("Mounting root");
     if spec.starts_with("ZFS=") {
-        let msg = format!("root={spec}: ZFS roots are not supported by this version");
-        p.failed(&msg);
-        return Err(msg);
+        return failed(
+            progress,
+            RootError::Zfs {
+                spec: spec.to_owned(),
+            },
+        );
     }
-    let findings = discovery::discover(sys, layout, loader, &options);
+    let findings = discovery::discover(p, layout, loader, &options);
     let devname = match findings.wanted.unique("root device", spec) {
         Ok(Some(d)) => d.to_owned(),
         Ok(None) => {
-            let msg = format!(
-                "root device {spec} not found ({} block devices seen)",
-                findings.block_devices
-            );
-            p.failed(&msg);
-            return Err(msg);
+            return failed(
+                progress,
+                RootError::NotFound {
+                    spec: spec.to_owned(),
+                    block_devices: findings.block_devices,
+                },
+            )
         }
-        Err(e) => {
-            let msg = e.to_string();
-            p.failed(&msg);
-            return Err(msg);
-        }
+        Err(source) => return failed(progress, RootError::Ambiguous { source }),
     };
     log::phase("media-found");
     let fstype = match rootfstype
@@ -53,11 +81,13 @@ pub fn mount_root(
     {
         Some(t) => t,
         None => {
-            let msg = format!(
-                "cannot tell the file system of /dev/{devname} (root={spec}); set rootfstype="
-            );
-            p.failed(&msg);
-            return Err(msg);
+            return failed(
+                progress,
+                RootError::FsType {
+                    spec: spec.to_owned(),
+                    devname,
+                },
+            )
         }
     };
     crate::media::load_fs_modules(loader, &fstype);
@@ -66,12 +96,17 @@ pub fn mount_root(
     let _ = std::fs::create_dir_all(&sysroot);
     let data = (!data.is_empty()).then_some(data.as_str());
     let src = format!("/dev/{devname}");
-    if let Err(e) = sys.mount(&src, &sysroot, Some(&fstype), flags, data) {
-        let msg = format!("mounting {src} ({fstype}) on /sysroot: {e}");
-        p.failed(&msg);
-        return Err(msg);
+    if let Err(source) = p.fs.mount(&src, &sysroot, Some(&fstype), flags, data) {
+        return failed(
+            progress,
+            RootError::Mount {
+                src,
+                fstype,
+                source,
+            },
+        );
     }
-    p.ok();
+    progress.ok();
     Ok(())
 }
 

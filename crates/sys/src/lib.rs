@@ -10,7 +10,7 @@ mod real;
 mod recorder;
 
 pub use real::Kernel;
-pub use recorder::{Call, Recorder};
+pub use recorder::{Call, Kind, Match, Recorder};
 
 use std::io;
 use std::path::Path;

@@ -482,5 +482,5 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-#[path = "newroot_tests.rs"]
+#[path = "in_root_tests.rs"]
 mod tests;

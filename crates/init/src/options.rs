@@ -1,0 +1,103 @@
+//! The boot options: `/proc/cmdline` with Alpine's rules (and `KOPT_*`),
+//! the log settings they imply, and the options not acted on yet, said once.
+
+use crate::boot::VERSION;
+use crate::layout::Layout;
+use crate::log;
+use alpinit_cmdline::Cmdline;
+
+/// Options this init reads but does not act on yet; said once at boot so
+/// nothing is dropped silently.
+pub const NOT_ACTED_ON: &[&str] = &[
+    "aoe",
+    "aoe_iflist",
+    "aoe_mtu",
+    "autodetect_serial",
+    "chart",
+    "cryptdiscards",
+    "cryptdm",
+    "cryptheader",
+    "cryptkey",
+    "cryptoffset",
+    "cryptroot",
+    "dasd",
+    "ds",
+    "memdisk",
+    "nbd",
+    "overlaytmpfs",
+    "overlaytmpfsflags",
+    "resume",
+    "resume_offset",
+    "s390x_net",
+    "splash",
+    "tinycloud",
+    "usrflags",
+    "wireguard",
+    "zfcp",
+];
+
+pub fn read(layout: &Layout) -> Cmdline {
+    let text = std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default();
+    let cmdline = Cmdline::parse_with_env(&text, std::env::vars());
+    log::set_quiet(cmdline.quiet());
+    log::set_debug(cmdline.debug_init());
+    log::info(&format!("Alpine Init alpinit {VERSION}"));
+    if !cmdline.quiet() {
+        log::console(&format!("Alpine Init alpinit {VERSION}\n"));
+    }
+    for (name, value) in cmdline.options() {
+        if NOT_ACTED_ON.contains(&name) {
+            log::warn(&format!(
+                "{name}={value}: parsed but not supported by this version, ignored"
+            ));
+        }
+    }
+    cmdline
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options this init acts on: the complement of `NOT_ACTED_ON`.
+    const ACTED_ON: &[&str] = &[
+        "BOOTIF",
+        "alpine_repo",
+        "apkovl",
+        "blacklist",
+        "bootstrap_usr_merged",
+        "debug_init",
+        "init",
+        "init_args",
+        "ip",
+        "keep_apk_new",
+        "modules",
+        "panic",
+        "pkgs",
+        "quiet",
+        "root",
+        "root_size",
+        "rootflags",
+        "rootfstype",
+        "ssh_key",
+        "uevent_buf_size",
+        "usbdelay",
+    ];
+
+    /// Regression: ip= and BOOTIF= were reported as ignored on network boots.
+    #[test]
+    fn every_alpine_option_is_either_acted_on_or_reported() {
+        for opt in alpinit_cmdline::OPTIONS {
+            let acted = ACTED_ON.contains(&opt);
+            let reported = NOT_ACTED_ON.contains(&opt);
+            assert!(
+                acted != reported,
+                "{opt}: acted on {acted}, reported as ignored {reported}"
+            );
+        }
+        assert_eq!(
+            ACTED_ON.len() + NOT_ACTED_ON.len(),
+            alpinit_cmdline::OPTIONS.len()
+        );
+    }
+}

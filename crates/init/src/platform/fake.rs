@@ -1,0 +1,452 @@
+//! A recording fake of every [`super::Platform`] trait, for whole boots in
+//! tests. Each call is appended to one ordered [`Ev`] log; failures are
+//! injected by call kind (see the `fail_*` and `set_*` methods).
+
+use super::{Clock, Console, Exec, Net, Platform, Spawn, Stdin, UeventStream, Uevents};
+use crate::handover::HandoverError;
+use crate::layout::Layout;
+use alpinit_kmod::{Insmod, Loader};
+use alpinit_net::{FetchError, FetchOptions, Lease, Links, NetError};
+use alpinit_sys::{Call, MountFlags, NodeKind, Recorder, Sys};
+use alpinit_uevent::{RecvError, SocketError, Uevent};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One recorded platform call, in the order the boot made them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Sys(Call),
+    Insmod(String),
+    Dhcp(String),
+    Apply(String),
+    LinkUp(String, bool),
+    Rename(String, String),
+    Fetch(String),
+    Spawn(Vec<String>),
+    SwitchRoot { init: String, args: Vec<String> },
+}
+
+/// One step of the scripted uevent socket.
+pub enum Step {
+    Event(Uevent),
+    /// The kernel dropped events: `recv` reports ENOBUFS.
+    Overflow,
+    /// Nothing more queued until the boot waits once.
+    Pause,
+    /// Changes the fake machine at this point (a device appears in sysfs).
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+type SpawnHook = Box<dyn Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync>;
+type FetchHook = Box<dyn Fn(&str) -> Result<Vec<u8>, FetchError> + Send + Sync>;
+
+#[derive(Default)]
+pub struct Output {
+    pub console: Mutex<String>,
+    pub kmsg: Mutex<Vec<String>>,
+}
+
+impl crate::log::Sink for Output {
+    fn console(&self, text: &str) {
+        lock(&self.console).push_str(text);
+    }
+    fn kmsg(&self, record: &str) {
+        lock(&self.kmsg).push(record.to_owned());
+    }
+}
+
+pub struct Fake {
+    pub recorder: Recorder,
+    pub out: Arc<Output>,
+    events: Arc<Mutex<Vec<Ev>>>,
+    insmod: Arc<dyn Insmod>,
+    /// Mounting this source copies this directory onto the target.
+    contents: Mutex<HashMap<String, PathBuf>>,
+    script: Mutex<VecDeque<Step>>,
+    socket_error: Mutex<Option<i32>>,
+    base: Instant,
+    offset: Mutex<Duration>,
+    lease: Mutex<Option<Result<Lease, i32>>>,
+    fetch: Mutex<Option<FetchHook>>,
+    spawn: Mutex<Option<SpawnHook>>,
+    passwords: Mutex<VecDeque<String>>,
+    switch_errors: Mutex<usize>,
+    sys: Mutex<Option<PathBuf>>,
+    /// mknod of this path writes this device's data (the tree has no real nodes).
+    nodes: Mutex<HashMap<PathBuf, PathBuf>>,
+}
+
+struct FakeInsmod {
+    events: Arc<Mutex<Vec<Ev>>>,
+}
+
+impl Insmod for FakeInsmod {
+    fn insmod(&self, name: &str, _image: &[u8], _params: &str) -> io::Result<()> {
+        lock(&self.events).push(Ev::Insmod(name.to_owned()));
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Default for Fake {
+    fn default() -> Self {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        Self {
+            recorder: Recorder::new(),
+            out: Arc::default(),
+            insmod: Arc::new(FakeInsmod {
+                events: Arc::clone(&events),
+            }),
+            events,
+            contents: Mutex::default(),
+            script: Mutex::default(),
+            socket_error: Mutex::default(),
+            base: Instant::now(),
+            offset: Mutex::default(),
+            lease: Mutex::default(),
+            fetch: Mutex::default(),
+            spawn: Mutex::default(),
+            passwords: Mutex::default(),
+            switch_errors: Mutex::default(),
+            sys: Mutex::default(),
+            nodes: Mutex::default(),
+        }
+    }
+}
+
+impl Fake {
+    pub fn platform(&self) -> Platform<'_> {
+        Platform {
+            fs: self,
+            insmod: &self.insmod,
+            uevents: self,
+            net: self,
+            spawn: self,
+            console: self,
+            exec: self,
+            clock: self,
+        }
+    }
+
+    pub fn events(&self) -> Vec<Ev> {
+        lock(&self.events).clone()
+    }
+    fn push(&self, ev: Ev) {
+        lock(&self.events).push(ev);
+    }
+
+    /// Mounting `source` shows the files of `dir` at the mount point.
+    pub fn set_contents(&self, source: &str, dir: &Path) {
+        lock(&self.contents).insert(source.to_owned(), dir.to_owned());
+    }
+    pub fn script(&self, steps: impl IntoIterator<Item = Step>) {
+        lock(&self.script).extend(steps);
+    }
+    /// Binding the uevent socket fails with `errno`.
+    pub fn fail_socket(&self, errno: i32) {
+        *lock(&self.socket_error) = Some(errno);
+    }
+    pub fn set_lease(&self, lease: Result<Lease, i32>) {
+        *lock(&self.lease) = Some(lease);
+    }
+    pub fn on_fetch(
+        &self,
+        f: impl Fn(&str) -> Result<Vec<u8>, FetchError> + Send + Sync + 'static,
+    ) {
+        *lock(&self.fetch) = Some(Box::new(f));
+    }
+    /// `f(argv, stdin)` runs instead of each spawned program and returns its exit code.
+    pub fn on_spawn(
+        &self,
+        f: impl Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync + 'static,
+    ) {
+        *lock(&self.spawn) = Some(Box::new(f));
+    }
+    pub fn type_passwords(&self, pw: &[&str]) {
+        lock(&self.passwords).extend(pw.iter().map(|p| (*p).to_owned()));
+    }
+    /// The first `n` switch_root attempts fail with EINVAL.
+    pub fn fail_switch_root(&self, n: usize) {
+        *lock(&self.switch_errors) = n;
+    }
+    /// A mknod of `node` copies `data` there (a block device's contents).
+    pub fn set_node_data(&self, node: &Path, data: &Path) {
+        lock(&self.nodes).insert(node.to_owned(), data.to_owned());
+    }
+    /// The sysfs tree in which interface renames take effect.
+    pub fn set_sys(&self, sys: &Path) {
+        *lock(&self.sys) = Some(sys.to_owned());
+    }
+    /// Virtual time elapsed since the boot began.
+    pub fn elapsed(&self) -> Duration {
+        *lock(&self.offset)
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+impl Sys for Fake {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MountFlags,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        let call = Call::Mount {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            fstype: fstype.map(str::to_owned),
+            flags,
+            data: data.map(str::to_owned),
+        };
+        self.push(Ev::Sys(call.clone()));
+        self.recorder.record(call)?;
+        let shown = lock(&self.contents).get(source).cloned();
+        if let Some(dir) = shown {
+            copy_tree(&dir, target)?;
+        }
+        Ok(())
+    }
+    fn umount(&self, target: &Path, lazy: bool) -> io::Result<()> {
+        let call = Call::Umount {
+            target: target.to_owned(),
+            lazy,
+        };
+        self.push(Ev::Sys(call.clone()));
+        self.recorder.record(call)
+    }
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
+        let call = Call::Mknod {
+            path: path.to_owned(),
+            kind,
+            mode,
+            major,
+            minor,
+        };
+        self.push(Ev::Sys(call.clone()));
+        self.recorder.record(call)?;
+        let data = lock(&self.nodes).get(path).cloned();
+        if let Some(data) = data {
+            std::fs::copy(data, path)?;
+        }
+        Ok(())
+    }
+    fn chroot_here(&self) -> io::Result<()> {
+        self.push(Ev::Sys(Call::ChrootHere));
+        self.recorder.record(Call::ChrootHere)
+    }
+}
+
+struct Scripted<'a>(&'a Fake);
+
+impl UeventStream for Scripted<'_> {
+    fn recv(&self) -> Result<Option<Uevent>, RecvError> {
+        loop {
+            let step = lock(&self.0.script).pop_front();
+            match step {
+                None | Some(Step::Pause) => return Ok(None),
+                Some(Step::Event(ev)) => return Ok(Some(ev)),
+                Some(Step::Overflow) => return Err(RecvError::Overflow),
+                Some(Step::Run(f)) => f(),
+            }
+        }
+    }
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+}
+
+impl Uevents for Fake {
+    fn open(&self, _buf: usize) -> Result<Box<dyn UeventStream + '_>, SocketError> {
+        if let Some(errno) = *lock(&self.socket_error) {
+            return Err(SocketError::Create(io::Error::from_raw_os_error(errno)));
+        }
+        Ok(Box::new(Scripted(self)))
+    }
+    fn wait(&self, stream: Option<&dyn UeventStream>, loader: &Loader, dur: Duration) {
+        if stream.is_none() {
+            // No socket: the script still changes the machine as time
+            // passes, but its events are never delivered.
+            let step = lock(&self.script).pop_front();
+            if let Some(Step::Run(f)) = step {
+                f();
+            }
+        }
+        // Module loads are real threads over the fake insmod: let them
+        // finish (in real time, briefly) so a decision never races them.
+        loader.wait_idle(Instant::now() + Duration::from_secs(5));
+        *lock(&self.offset) += dur.max(Duration::from_millis(1));
+    }
+}
+
+impl Links for Fake {
+    fn set_up(&self, ifname: &str, up: bool) -> io::Result<()> {
+        self.push(Ev::LinkUp(ifname.to_owned(), up));
+        Ok(())
+    }
+    fn ifindex(&self, ifname: &str) -> io::Result<u32> {
+        let sys = lock(&self.sys).clone();
+        let text = sys
+            .map(|s| s.join("class/net").join(ifname).join("ifindex"))
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        Ok(text.and_then(|t| t.trim().parse().ok()).unwrap_or(2))
+    }
+    fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
+        self.push(Ev::Rename(ifname.to_owned(), new_name.to_owned()));
+        if let Some(sys) = lock(&self.sys).clone() {
+            let net = sys.join("class/net");
+            std::fs::rename(net.join(ifname), net.join(new_name))?;
+        }
+        Ok(())
+    }
+}
+
+impl Net for Fake {
+    fn links(&self) -> &dyn Links {
+        self
+    }
+    fn dhcp(&self, iface: &str, _mac: [u8; 6], _deadline: Instant) -> Result<Lease, NetError> {
+        self.push(Ev::Dhcp(iface.to_owned()));
+        match lock(&self.lease).clone() {
+            Some(Ok(l)) => Ok(l),
+            Some(Err(errno)) => Err(NetError::DhcpIo {
+                iface: iface.to_owned(),
+                source: io::Error::from_raw_os_error(errno),
+            }),
+            None => Err(NetError::DhcpTimeout {
+                iface: iface.to_owned(),
+                attempts: 4,
+            }),
+        }
+    }
+    fn apply(&self, lease: &Lease) -> Result<(), NetError> {
+        self.push(Ev::Apply(format!(
+            "{} {}/{}",
+            lease.iface, lease.address, lease.prefix_len
+        )));
+        Ok(())
+    }
+    fn fetch(
+        &self,
+        url: &str,
+        _resolvers: &[Ipv4Addr],
+        _opts: &FetchOptions,
+        sink: &mut dyn io::Write,
+    ) -> Result<u64, FetchError> {
+        self.push(Ev::Fetch(url.to_owned()));
+        let body = match lock(&self.fetch).as_ref() {
+            Some(f) => f(url)?,
+            None => {
+                return Err(FetchError::Status {
+                    url: url.to_owned(),
+                    status: 404,
+                    reason: "Not Found".into(),
+                })
+            }
+        };
+        sink.write_all(&body).map_err(|source| FetchError::Io {
+            url: url.to_owned(),
+            phase: "writing",
+            source,
+        })?;
+        Ok(body.len() as u64)
+    }
+}
+
+impl Spawn for Fake {
+    fn run(
+        &self,
+        prog: &Path,
+        args: &[String],
+        _env: &[(&str, &str)],
+        stdin: Stdin<'_>,
+    ) -> io::Result<ExitStatus> {
+        let argv: Vec<String> = std::iter::once(prog.display().to_string())
+            .chain(args.iter().cloned())
+            .collect();
+        self.push(Ev::Spawn(argv.clone()));
+        let input = match stdin {
+            Stdin::Bytes(b) => Some(b),
+            _ => None,
+        };
+        let code = match lock(&self.spawn).as_ref() {
+            Some(f) => f(&argv, input)?,
+            None => 0,
+        };
+        Ok(ExitStatus::from_raw(code << 8))
+    }
+    fn reap(&self) {}
+}
+
+impl Console for Fake {
+    fn read_secret(&self, prompt: &str) -> Option<Vec<u8>> {
+        crate::log::console(prompt);
+        crate::log::console("\n");
+        lock(&self.passwords).pop_front().map(String::into_bytes)
+    }
+}
+
+impl Exec for Fake {
+    fn switch_root(
+        &self,
+        _sys: &dyn Sys,
+        _layout: &Layout,
+        init: &str,
+        args: &[String],
+        _console: Option<&str>,
+    ) -> Result<(), HandoverError> {
+        self.push(Ev::SwitchRoot {
+            init: init.to_owned(),
+            args: args.to_vec(),
+        });
+        let mut left = lock(&self.switch_errors);
+        if *left > 0 {
+            *left -= 1;
+            return Err(HandoverError::Switch {
+                step: "exec",
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        Ok(())
+    }
+    fn sync(&self) {}
+}
+
+impl Clock for Fake {
+    fn now(&self) -> Instant {
+        self.base + *lock(&self.offset)
+    }
+}

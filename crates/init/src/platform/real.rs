@@ -1,0 +1,158 @@
+//! The kernel behind each [`super::Platform`] trait: exactly the calls the
+//! boot made before the seam existed.
+
+use super::{Clock, Console, Exec, Net, Spawn, Stdin, UeventStream, Uevents};
+use alpinit_kmod::Loader;
+use alpinit_net::{FetchError, FetchOptions, Lease, Links, NetError};
+use alpinit_sys::Sys;
+use alpinit_uevent::{RecvError, SocketError, Uevent, UeventSocket};
+use std::io::{self, BufRead, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct KernelUevents;
+
+impl UeventStream for UeventSocket {
+    fn recv(&self) -> Result<Option<Uevent>, RecvError> {
+        UeventSocket::recv(self)
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+}
+
+impl Uevents for KernelUevents {
+    fn open(&self, buf: usize) -> Result<Box<dyn UeventStream + '_>, SocketError> {
+        Ok(Box::new(UeventSocket::open(buf)?))
+    }
+
+    fn wait(&self, stream: Option<&dyn UeventStream>, loader: &Loader, dur: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let ms = u16::try_from(dur.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = vec![PollFd::new(loader.event_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = stream.and_then(UeventStream::fd) {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
+            loader.reset_event();
+        }
+    }
+}
+
+pub struct KernelNet;
+
+impl Net for KernelNet {
+    fn links(&self) -> &dyn Links {
+        &alpinit_net::KernelLinks
+    }
+    fn dhcp(&self, iface: &str, mac: [u8; 6], deadline: Instant) -> Result<Lease, NetError> {
+        alpinit_net::dhcp(iface, mac, deadline)
+    }
+    fn apply(&self, lease: &Lease) -> Result<(), NetError> {
+        alpinit_net::apply(lease)
+    }
+    fn fetch(
+        &self,
+        url: &str,
+        resolvers: &[Ipv4Addr],
+        opts: &FetchOptions,
+        sink: &mut dyn Write,
+    ) -> Result<u64, FetchError> {
+        alpinit_net::fetch(url, resolvers, opts, sink)
+    }
+}
+
+pub struct KernelSpawn;
+
+impl Spawn for KernelSpawn {
+    fn run(
+        &self,
+        prog: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        stdin: Stdin<'_>,
+    ) -> io::Result<ExitStatus> {
+        let mut cmd = Command::new(prog);
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(match stdin {
+            Stdin::Inherit => Stdio::inherit(),
+            Stdin::Null => Stdio::null(),
+            Stdin::Bytes(_) => Stdio::piped(),
+        });
+        let mut child = cmd.spawn()?;
+        if let (Some(mut pipe), Stdin::Bytes(bytes)) = (child.stdin.take(), stdin) {
+            // A child that exits early closes the pipe: its status says why.
+            let _ = pipe.write_all(bytes);
+        }
+        child.wait()
+    }
+
+    fn reap(&self) {
+        crate::reap::reap_zombies();
+    }
+}
+
+pub struct KernelConsole;
+
+impl Console for KernelConsole {
+    fn read_secret(&self, prompt: &str) -> Option<Vec<u8>> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = io::stdin();
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        }
+        crate::log::console(prompt);
+        let mut line = String::new();
+        let n = stdin.lock().read_line(&mut line).ok();
+        if let Some(t) = &saved {
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
+        }
+        crate::log::console("\n");
+        match n {
+            Some(0) | None => None,
+            Some(_) => Some(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec()),
+        }
+    }
+}
+
+pub struct KernelExec;
+
+impl Exec for KernelExec {
+    fn switch_root(
+        &self,
+        sys: &dyn Sys,
+        layout: &crate::layout::Layout,
+        init: &str,
+        args: &[String],
+        console: Option<&str>,
+    ) -> Result<(), crate::handover::HandoverError> {
+        Err(crate::handover::switch_root(
+            sys, layout, init, args, console,
+        ))
+    }
+
+    fn sync(&self) {
+        nix::unistd::sync();
+    }
+}
+
+pub struct KernelClock;
+
+impl Clock for KernelClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests that drive more than one module.
+
+mod whole_boot;

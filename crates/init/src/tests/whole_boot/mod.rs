@@ -1,0 +1,12 @@
+//! Whole boots without a VM: the real boot code from the first mount to the
+//! final exec, on a [`machine::Machine`] (a temp tree and the recording
+//! platform). Each test asserts what the boot did to the machine: mounts,
+//! module loads, spawned programs, files in the new root, the exec.
+
+mod machine;
+
+mod diskless;
+mod failures;
+mod network;
+mod root_mode;
+mod upstream;
