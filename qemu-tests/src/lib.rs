@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod file_server;
+pub mod fixtures;
 pub mod media;
 pub mod netboot;
 pub mod qemu;
