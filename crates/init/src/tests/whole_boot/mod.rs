@@ -7,6 +7,7 @@ mod machine;
 
 mod diskless;
 mod failures;
+mod hostile;
 mod network;
 mod root_mode;
 mod upstream;
