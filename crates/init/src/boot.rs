@@ -9,6 +9,7 @@ use crate::platform::Platform;
 use crate::switch::hand_over;
 use crate::{
     bootchart, discovery, early, install, modules, network, new_root, options, overlay, root_mode,
+    splash,
 };
 use std::time::Duration;
 
@@ -66,11 +67,13 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         overlay::apply(p, layout, &cmdline, &media, &net, &loader),
     )?;
     let packages = install::packages(layout, &cmdline, &applied, chart.running());
+    let splash = splash::start(p, layout, &cmdline);
     new_root::apply_fstab(p, layout, &mut media.media);
     let repos = install::run(p, layout, &cmdline, &packages, &net, &applied);
     overlay::release(p, &applied);
     new_root::finish(layout, &repos);
     let wrapper = bootchart::stop(p, layout, &chart);
+    splash::before_hand_over(layout, &cmdline, &splash);
     hand_over(p, layout, &cmdline, &loader, &policy, &wrapper)
 }
 

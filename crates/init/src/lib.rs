@@ -32,6 +32,7 @@ pub mod platform;
 pub mod reap;
 pub mod root_mode;
 pub mod rootfs;
+pub mod splash;
 pub mod switch;
 pub mod sysroot;
 pub mod wait;

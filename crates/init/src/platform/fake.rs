@@ -31,6 +31,8 @@ pub enum Ev {
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
+    /// A program started without waiting for it.
+    Started(Vec<String>),
     SwitchRoot {
         init: String,
         args: Vec<String>,
@@ -416,6 +418,13 @@ impl Spawn for Fake {
             None => 0,
         };
         Ok(ExitStatus::from_raw(code << 8))
+    }
+    fn start(&self, prog: &Path, args: &[String]) -> io::Result<()> {
+        let argv = std::iter::once(prog.display().to_string())
+            .chain(args.iter().cloned())
+            .collect();
+        self.push(Ev::Started(argv));
+        Ok(())
     }
     fn reap(&self) {}
 }

@@ -271,3 +271,118 @@ fn memdisk_without_a_memdisk_says_why_and_loads_nothing() {
     assert!(boot.kmsg.contains("memdisk: "), "{}", boot.kmsg);
     assert!(!boot.insmods().iter().any(|i| i.contains("phram")));
 }
+
+fn splash_medium(m: &Machine) {
+    boot_medium(
+        m,
+        &[
+            ("fbsplash.ppm", b"P6"),
+            ("fbsplash.cfg", b"IMG_ALIGN=TL\n"),
+            ("fbsplash0.ppm", b"P6"),
+        ],
+    );
+}
+
+fn started(boot: &super::machine::Boot) -> Vec<Vec<String>> {
+    boot.events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Started(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn splash_on_the_media_is_shown_by_the_images_fbsplash() {
+    let m = Machine::new();
+    m.exe("/sbin/fbsplash");
+    m.write("/dev/fb0", "");
+    splash_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let fbsplash = m.path("/sbin/fbsplash").display().to_string();
+    assert!(boot.spawned().contains(
+        &[
+            "/sbin/fbsplash",
+            "-s",
+            "/media/vda1/fbsplash0.ppm",
+            "-d",
+            "/dev/fb0",
+            "-i",
+            "/tmp/fbsplash.cfg"
+        ]
+        .map(String::from)
+        .to_vec()
+    ));
+    assert_eq!(m.read("/tmp/fbsplash.cfg"), "IMG_ALIGN=CM\n");
+    assert_eq!(
+        started(&boot),
+        [[
+            fbsplash.as_str(),
+            "-T",
+            "16",
+            "-s",
+            "/media/vda1/fbsplash.ppm",
+            "-i",
+            "/media/vda1/fbsplash.cfg",
+            "-f",
+            "/sysroot/.splash.ctrl"
+        ]
+        .map(String::from)
+        .to_vec()]
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(m.path("/sysroot/.splash.ctrl"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // Left running into the new root: not told to exit.
+    assert!(!boot.kmsg.contains("telling fbsplash to exit"));
+}
+
+#[test]
+fn splash_no_shows_nothing() {
+    let m = Machine::new();
+    m.exe("/sbin/fbsplash");
+    m.cmdline("splash=no");
+    splash_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(started(&boot).is_empty());
+    assert!(!m.exists("/sysroot/.splash.ctrl"));
+}
+
+#[test]
+fn splash_without_fbsplash_in_the_image_is_said_once() {
+    let m = Machine::new();
+    splash_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert_eq!(
+        boot.kmsg.matches("has no fbsplash").count(),
+        1,
+        "{}",
+        boot.kmsg
+    );
+    assert!(started(&boot).is_empty());
+}
+
+/// `splash=init` ends the splash at the hand-over; the FIFO is opened
+/// without blocking, so with no reader (the fake starts nothing) the boot
+/// says so and goes on.
+#[test]
+fn splash_init_tells_fbsplash_to_exit_without_blocking() {
+    let m = Machine::new();
+    m.exe("/sbin/fbsplash");
+    m.cmdline("splash=init");
+    splash_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert_eq!(started(&boot).len(), 1);
+    assert!(
+        boot.kmsg.contains("telling fbsplash to exit"),
+        "{}",
+        boot.kmsg
+    );
+}
