@@ -1,6 +1,6 @@
 //! The packages phase (Alpine §3.6 steps 9-11): the package list (command
-//! line, overlay world, default services) and `apk add` into the new root
-//! with the initramfs' keys, when the image has `/sbin/apk`.
+//! line, overlay world, default services), the new root's keys, arch and
+//! clock service, and `apk add` into it when the image has `/sbin/apk`.
 
 use crate::keys;
 use crate::layout::Layout;
