@@ -7,7 +7,10 @@ use crate::failure::{End, Failure, Policy};
 use crate::layout::Layout;
 use crate::platform::Platform;
 use crate::switch::hand_over;
-use crate::{discovery, early, install, modules, network, new_root, options, overlay, root_mode};
+use crate::{
+    bootchart, discovery, early, install, modules, network, new_root, options, overlay, root_mode,
+    splash,
+};
 use std::time::Duration;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -39,12 +42,13 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
     let cmdline = options::read(layout);
     policy.panic = cmdline.panic_on_failure();
     crate::emergency::set_panic_on_failure(policy.panic);
+    let chart = bootchart::start(p, layout, &cmdline);
     let loader = modules::start(p, layout, &cmdline);
 
     if let Some(root) = cmdline.root() {
         root_mode::mount(p, layout, &cmdline, &loader, root, &early, &policy)?;
         single(p, &policy, cmdline.single())?;
-        return hand_over(p, layout, &cmdline, &loader, &policy);
+        return hand_over(p, layout, &cmdline, &loader, &policy, &[]);
     }
 
     // No boot media: after the shell, boot without an overlay.
@@ -62,12 +66,15 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         p,
         overlay::apply(p, layout, &cmdline, &media, &net, &loader),
     )?;
-    let packages = install::packages(layout, &cmdline, &applied);
+    let packages = install::packages(layout, &cmdline, &applied, chart.running());
+    let splash = splash::start(p, layout, &cmdline);
     new_root::apply_fstab(p, layout, &mut media.media);
     let repos = install::run(p, layout, &cmdline, &packages, &net, &applied);
     overlay::release(p, &applied);
     new_root::finish(layout, &repos);
-    hand_over(p, layout, &cmdline, &loader, &policy)
+    let wrapper = bootchart::stop(p, layout, &chart);
+    splash::before_hand_over(layout, &cmdline, &splash);
+    hand_over(p, layout, &cmdline, &loader, &policy, &wrapper)
 }
 
 /// `single`: a shell between discovery and the new root.

@@ -399,6 +399,69 @@ impl NewRoot {
             }),
         }
     }
+
+    /// Makes the FIFO `rel`; an entry of that name is left alone (EEXIST).
+    pub fn mkfifo(&self, rel: &str, mode: u32) -> Result<(), NewRootError> {
+        let (dir, leaf) = self.parent(rel)?;
+        nix::sys::stat::mknodat(
+            Some(dir.as_raw_fd()),
+            leaf,
+            SFlag::S_IFIFO,
+            Mode::from_bits_truncate(mode & 0o777),
+            0,
+        )
+        .map_err(|e| NewRootError::Write {
+            rel: rel.into(),
+            source: e.into(),
+        })
+    }
+
+    /// Writes `data` to the FIFO `rel` when a reader holds it open. Never
+    /// blocks (no reader: ENXIO) and never follows a symlink; anything but
+    /// a FIFO is refused.
+    pub fn write_fifo(&self, rel: &str, data: &[u8]) -> Result<(), NewRootError> {
+        match self.entry_kind(rel)? {
+            Some(SFlag::S_IFIFO) => {}
+            Some(kind) => {
+                return Err(NewRootError::Kind {
+                    rel: rel.into(),
+                    kind: kind_name(kind),
+                })
+            }
+            None => {
+                return Err(NewRootError::Resolve {
+                    rel: rel.into(),
+                    source: io::Error::from_raw_os_error(libc::ENOENT),
+                })
+            }
+        }
+        let write_err = |source: io::Error| NewRootError::Write {
+            rel: rel.into(),
+            source,
+        };
+        let (dir, leaf) = self.parent(rel)?;
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            leaf,
+            OFlag::O_WRONLY
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| write_err(e.into()))?;
+        let mut fifo = File::from(owned(fd));
+        // Checked again on the open descriptor: the entry may have changed.
+        let st = nix::sys::stat::fstat(fifo.as_raw_fd()).map_err(|e| write_err(e.into()))?;
+        if kind_of(st.st_mode) != SFlag::S_IFIFO {
+            return Err(NewRootError::Kind {
+                rel: rel.into(),
+                kind: kind_name(kind_of(st.st_mode)),
+            });
+        }
+        fifo.write_all(data).map_err(write_err)
+    }
 }
 
 /// `chmod 0700 $sysroot/root` when it is a directory (a symlink named

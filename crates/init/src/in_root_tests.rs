@@ -85,7 +85,7 @@ fn rc_add_through_planted_runlevel_link_stays_inside() {
     std::fs::write(t.outside.join("swclock"), b"real file").unwrap();
     let before = t.outside_root();
     crate::packages::rc_add(&t.layout, "swclock", "boot").unwrap();
-    crate::packages::default_services(&t.layout, false).unwrap();
+    crate::packages::default_services(&t.layout, &alpinit_cmdline::Cmdline::parse("")).unwrap();
     assert_eq!(t.outside_root(), before);
     // Clamped: `../../../outside` from etc/runlevels is /outside of the new root.
     assert_eq!(
@@ -119,7 +119,7 @@ fn keys_copied_through_planted_absolute_link_stay_inside() {
     t.link(&t.outside, "etc/apk/keys");
     let before = t.outside_root();
     // Dangling inside the new root: nothing is written anywhere.
-    crate::packages::install_keys(&t.layout);
+    crate::keys::install_apk_keys(&t.layout);
     assert_eq!(t.outside_root(), before);
     let inside_dir = t
         .layout
@@ -127,7 +127,7 @@ fn keys_copied_through_planted_absolute_link_stay_inside() {
         .join(t.outside.strip_prefix("/").unwrap());
     assert!(!inside_dir.exists());
     std::fs::create_dir_all(&inside_dir).unwrap();
-    crate::packages::install_keys(&t.layout);
+    crate::keys::install_apk_keys(&t.layout);
     assert_eq!(t.outside_root(), before);
     let inside = inside_dir.join("alpine.rsa.pub");
     assert_eq!(std::fs::read(inside).unwrap(), b"KEY");

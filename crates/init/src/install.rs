@@ -1,7 +1,8 @@
 //! The packages phase (Alpine §3.6 steps 9-11): the package list (command
-//! line, overlay world, default services) and `apk add` into the new root
-//! with the initramfs' keys, when the image has `/sbin/apk`.
+//! line, overlay world, default services), the new root's keys, arch and
+//! clock service, and `apk add` into it when the image has `/sbin/apk`.
 
+use crate::keys;
 use crate::layout::Layout;
 use crate::log;
 use crate::network::Network;
@@ -10,19 +11,27 @@ use crate::packages;
 use crate::platform::Platform;
 use alpinit_cmdline::Cmdline;
 
-/// `pkgs=`, the overlay's world, and the default services' packages when
-/// the overlay asks for them (or there is none).
-pub fn packages(layout: &Layout, cmdline: &Cmdline, applied: &Applied) -> Vec<String> {
+/// `pkgs=`, the overlay's world, the default services' packages when the
+/// overlay asks for them (or there is none), `alpine-base`, then `acct`
+/// when boot charting runs and `openssl` when the image carries modloop
+/// signing keys, in Alpine's order.
+pub fn packages(layout: &Layout, cmdline: &Cmdline, applied: &Applied, chart: bool) -> Vec<String> {
     let mut pkgs = cmdline.pkgs();
     pkgs.extend(overlay::world(layout));
     let defaults = applied.members.is_none() || packages::wants_default_services(layout);
     if defaults {
-        match packages::default_services(layout, cmdline.get("ssh_key").is_some()) {
+        match packages::default_services(layout, cmdline) {
             Ok(extra) => pkgs.extend(extra),
             Err(e) => log::warn(&format!("default boot services: {e}")),
         }
     }
     pkgs.push("alpine-base".to_owned());
+    if chart {
+        pkgs.push("acct".to_owned());
+    }
+    if keys::has_modloop_keys(layout) {
+        pkgs.push("openssl".to_owned());
+    }
     pkgs
 }
 
@@ -36,12 +45,16 @@ pub fn run(
     net: &Network,
     applied: &Applied,
 ) -> Vec<String> {
+    // Keys, arch, clock and modloop keys are set up whether or not the
+    // image has apk, as Alpine does.
+    keys::install_apk_keys(layout);
     let repos = packages::find_repositories(layout, &cmdline.alpine_repo());
+    keys::fix_apk_arch(layout, keys::apk_arch());
+    packages::add_clock_service(layout);
+    keys::install_modloop_keys(layout);
     let apk = layout.path("/sbin/apk");
     if apk.is_file() {
         let progress = log::Progress::begin("Installing packages to root filesystem");
-        packages::install_keys(layout);
-        packages::add_clock_service(layout);
         packages::run_apk(
             p,
             layout,

@@ -3,6 +3,8 @@
 //! phases.
 
 pub mod boot;
+pub mod bootchart;
+pub mod cloud;
 pub mod devices;
 pub mod discovery;
 pub mod early;
@@ -13,9 +15,11 @@ pub mod fstab;
 pub mod handover;
 pub mod in_root;
 pub mod install;
+pub mod keys;
 pub mod layout;
 pub mod log;
 pub mod media;
+pub mod memdisk;
 pub mod modules;
 pub mod network;
 pub mod new_root;
@@ -28,6 +32,7 @@ pub mod platform;
 pub mod reap;
 pub mod root_mode;
 pub mod rootfs;
+pub mod splash;
 pub mod switch;
 pub mod sysroot;
 pub mod wait;

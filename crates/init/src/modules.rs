@@ -60,6 +60,7 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
         .map(|t| alpinit_kmod::parse_etc_modules(&t))
         .unwrap_or_default();
     let mut config = config(layout, cmdline);
+    let memdisk = crate::memdisk::configure(layout, cmdline, &mut config);
     for (name, args) in &etc_modules {
         if !args.is_empty() {
             config.add_options(name, args);
@@ -90,6 +91,11 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
     }
     for (name, _) in &etc_modules {
         loader.request(name);
+    }
+    if memdisk {
+        for m in ["phram", "mtdblock"] {
+            loader.request(m);
+        }
     }
     loader
 }

@@ -4,6 +4,7 @@
 use crate::in_root::{NewRoot, NewRootError};
 use crate::layout::Layout;
 use crate::log;
+use alpinit_cmdline::Cmdline;
 use alpinit_sys::{MountFlags, Sys};
 use std::path::{Path, PathBuf};
 
@@ -20,38 +21,28 @@ fn rc_add_in(root: &NewRoot, svc: &str, level: &str) -> Result<(), NewRootError>
     root.symlink(&format!("/etc/init.d/{svc}"), &format!("{dir}/{svc}"))
 }
 
-/// `hwclock` in the boot runlevel when the machine has an RTC
-/// (`/dev/rtc*`), else `swclock`, as Alpine does.
-pub fn add_clock_service(layout: &Layout) {
-    let rtc = std::fs::read_dir(layout.dev()).ok().is_some_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("rtc"))
-    });
-    let svc = if rtc { "hwclock" } else { "swclock" };
-    if let Err(e) = rc_add(layout, svc, "boot") {
-        log::warn(&format!("adding {svc} to the boot runlevel: {e}"));
-    }
+/// Whether the machine has an RTC: `/dev/rtc` or `/dev/rtc[0-9]*`, as
+/// Alpine's `rtc_exists`.
+fn rtc_exists(dev: &Path) -> bool {
+    dev.join("rtc").exists()
+        || std::fs::read_dir(dev).ok().is_some_and(|d| {
+            d.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.strip_prefix("rtc")
+                    .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+            })
+        })
 }
 
-/// `cp -a /etc/apk/keys $sysroot/etc/apk`: the image's regular key files.
-pub fn install_keys(layout: &Layout) {
-    let keys = layout.path("/etc/apk/keys");
-    let copied = NewRoot::open(&layout.sysroot()).and_then(|root| {
-        root.create_dir_all("etc/apk/keys")?;
-        let Ok(entries) = std::fs::read_dir(&keys) else {
-            return Ok(());
-        };
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                let name = e.file_name();
-                let rel = format!("etc/apk/keys/{}", name.to_string_lossy());
-                root.copy_file_in(&e.path(), &rel)?;
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = copied {
-        log::warn(&format!("copying apk keys into the new root: {e}"));
+/// `hwclock` in the boot runlevel when the machine has an RTC (or is
+/// s390x), else `swclock`. Alpine does this whether or not the image has
+/// apk.
+pub fn add_clock_service(layout: &Layout) {
+    let hw = rtc_exists(&layout.dev()) || cfg!(target_arch = "s390x");
+    let svc = if hw { "hwclock" } else { "swclock" };
+    if let Err(e) = rc_add(layout, svc, "boot") {
+        log::warn(&format!("adding {svc} to the boot runlevel: {e}"));
     }
 }
 
@@ -96,8 +87,10 @@ pub const DEFAULT_SERVICES: &[(&str, &[&str])] = &[
 ];
 
 /// Default services when there is no apkovl or it asks for them with
-/// `/etc/.default_boot_services`. Returns extra packages to install.
-pub fn default_services(layout: &Layout, ssh_key: bool) -> Result<Vec<String>, NewRootError> {
+/// `/etc/.default_boot_services`, with sshd for `ssh_key=` and tiny-cloud
+/// when the machine looks like a cloud instance ([`crate::cloud`]).
+/// Returns extra packages to install.
+pub fn default_services(layout: &Layout, cmdline: &Cmdline) -> Result<Vec<String>, NewRootError> {
     let root = NewRoot::open(&layout.sysroot())?;
     for (level, svcs) in DEFAULT_SERVICES {
         for s in *svcs {
@@ -105,10 +98,11 @@ pub fn default_services(layout: &Layout, ssh_key: bool) -> Result<Vec<String>, N
         }
     }
     let mut pkgs = Vec::new();
-    if ssh_key {
+    if cmdline.get("ssh_key").is_some() {
         pkgs.push("openssh".to_owned());
         rc_add_in(&root, "sshd", "default")?;
     }
+    pkgs.extend(crate::cloud::enable(layout, &root, cmdline, rc_add_in)?);
     root.remove("etc/.default_boot_services")?;
     Ok(pkgs)
 }
@@ -276,7 +270,8 @@ mod tests {
         let layout = Layout::new(tmp.path());
         std::fs::create_dir_all(layout.in_sysroot("etc")).unwrap();
         std::fs::write(layout.in_sysroot("etc/.default_boot_services"), "").unwrap();
-        let extra = default_services(&layout, true).unwrap();
+        let cmdline = Cmdline::parse("ssh_key=https://example.com/key");
+        let extra = default_services(&layout, &cmdline).unwrap();
         assert_eq!(extra, ["openssh"]);
         let link = layout.in_sysroot("etc/runlevels/sysinit/modloop");
         assert_eq!(

@@ -10,15 +10,26 @@ use alpinit_cmdline::Cmdline;
 use alpinit_kmod::Loader;
 
 /// Returns only when the boot ended: `SwitchedRoot` with the fake platform,
-/// or where the failure policy stopped.
+/// or where the failure policy stopped. `wrapper` (bootchartd
+/// `start-rootfs`) is exec'd instead of `init=`, with it as arguments.
 pub fn hand_over(
     p: &Platform<'_>,
     layout: &Layout,
     cmdline: &Cmdline,
     loader: &Loader,
     policy: &Policy,
+    wrapper: &[String],
 ) -> Result<End, End> {
     let init = cmdline.init().to_owned();
+    let (exec, args) = match wrapper.split_first() {
+        Some((prog, rest)) => {
+            let mut args = rest.to_vec();
+            args.push(init.clone());
+            args.extend(cmdline.init_args());
+            (prog.clone(), args)
+        }
+        None => (init.clone(), cmdline.init_args()),
+    };
     // init= missing: after the shell, try the hand-over anyway.
     if let Err(source) = handover::check_init(layout, &init) {
         policy.handle(p, &Failure::Init { source })?;
@@ -29,13 +40,10 @@ pub fn hand_over(
     handover::move_mounts(p.fs, layout);
     p.exec.sync();
     // switch_root failed: the boot cannot continue; the shell, again.
-    while let Err(source) = p.exec.switch_root(
-        p.fs,
-        layout,
-        &init,
-        &cmdline.init_args(),
-        cmdline.switch_root_console(),
-    ) {
+    while let Err(source) =
+        p.exec
+            .switch_root(p.fs, layout, &exec, &args, cmdline.switch_root_console())
+    {
         policy.handle(p, &Failure::SwitchRoot { source })?;
     }
     Ok(End::SwitchedRoot)

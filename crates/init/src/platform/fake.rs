@@ -23,13 +23,20 @@ use std::time::{Duration, Instant};
 pub enum Ev {
     Sys(Call),
     Insmod(String),
+    /// Parameters of the module just inserted (only when it had some).
+    ModuleParams(String, String),
     Dhcp(String),
     Apply(String),
     LinkUp(String, bool),
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
-    SwitchRoot { init: String, args: Vec<String> },
+    /// A program started without waiting for it.
+    Started(Vec<String>),
+    SwitchRoot {
+        init: String,
+        args: Vec<String>,
+    },
 }
 
 /// One step of the scripted uevent socket.
@@ -87,8 +94,12 @@ struct FakeInsmod {
 }
 
 impl Insmod for FakeInsmod {
-    fn insmod(&self, name: &str, _image: &[u8], _params: &str) -> io::Result<()> {
-        lock(&self.events).push(Ev::Insmod(name.to_owned()));
+    fn insmod(&self, name: &str, _image: &[u8], params: &str) -> io::Result<()> {
+        let mut events = lock(&self.events);
+        events.push(Ev::Insmod(name.to_owned()));
+        if !params.is_empty() {
+            events.push(Ev::ModuleParams(name.to_owned(), params.to_owned()));
+        }
         Ok(())
     }
 }
@@ -407,6 +418,13 @@ impl Spawn for Fake {
             None => 0,
         };
         Ok(ExitStatus::from_raw(code << 8))
+    }
+    fn start(&self, prog: &Path, args: &[String]) -> io::Result<()> {
+        let argv = std::iter::once(prog.display().to_string())
+            .chain(args.iter().cloned())
+            .collect();
+        self.push(Ev::Started(argv));
+        Ok(())
     }
     fn reap(&self) {}
 }

@@ -66,6 +66,10 @@ pub trait Spawn: Sync {
         env: &[(&str, &str)],
         stdin: Stdin<'_>,
     ) -> io::Result<ExitStatus>;
+    /// Starts `prog args` in a session of its own with stdin on /dev/null
+    /// and does not wait: a program that outlives the initramfs (the boot
+    /// splash). Its exit is collected by [`Spawn::reap`].
+    fn start(&self, prog: &Path, args: &[String]) -> io::Result<()>;
     /// PID 1 adopts orphans: collect the exited ones.
     fn reap(&self);
 }

@@ -97,6 +97,20 @@ impl Spawn for KernelSpawn {
         child.wait()
     }
 
+    fn start(&self, prog: &Path, args: &[String]) -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(prog);
+        cmd.args(args).stdin(Stdio::null());
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls setsid(2), which is async-signal-safe and touches no
+        // memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+        }
+        // Not waited for: PID 1's reaping collects it when it exits.
+        cmd.spawn().map(drop)
+    }
+
     fn reap(&self) {
         crate::reap::reap_zombies();
     }

@@ -10,4 +10,5 @@ mod failures;
 mod hostile;
 mod network;
 mod root_mode;
+mod tail;
 mod upstream;

@@ -9,18 +9,18 @@
 //! | 1 | `cmdline_root` | [`cmdline_root`] |
 //! | 2 | `blacklist` | [`blacklist`] |
 //! | 3 | `tmpfs_root` | [`tmpfs_root`] (`KOPT_bootstrap_usr_merged=yes` of upstream's env given as the option) |
-//! | 4 | `tmpfs_root_modloop_sign` | pending: modloop signing keys copied into the new root |
+//! | 4 | `tmpfs_root_modloop_sign` | [`tmpfs_root_modloop_sign`] |
 //! | 5 | `tmpfs_root_net_apkovl` | [`tmpfs_root_net_apkovl`] |
 //! | 6 | `tmpfs_root_console_serial` | pending: serial consoles in the new root's inittab |
 //! | 7 | `tmpfs_root_autodetect_serial` | pending: serial console autodetection |
 //! | 8 | `tmpfs_root_disable_autodetect_serial` | pending: serial console autodetection |
 //! | 9 | `tmpfs_root_apkovl_autodetect_serial` | pending: serial console autodetection |
 //! | 10 | `tmpfs_root_remount_opts` | [`tmpfs_root_remount_opts`] |
-//! | 11 | `tmpfs_root_tiny_cloud_cidata` | pending: tiny-cloud |
-//! | 12 | `tmpfs_root_tiny_cloud_bootopt` | pending: tiny-cloud |
-//! | 13 | `tmpfs_root_tiny_cloud_disabled` | pending: tiny-cloud |
-//! | 14 | `tmpfs_root_tiny_cloud_net` | pending: tiny-cloud |
-//! | 15 | `tmpfs_root_tiny_cloud_smbios` | pending: tiny-cloud |
+//! | 11 | `tmpfs_root_tiny_cloud_cidata` | [`tmpfs_root_tiny_cloud_cidata`] |
+//! | 12 | `tmpfs_root_tiny_cloud_bootopt` | [`tmpfs_root_tiny_cloud_bootopt`] |
+//! | 13 | `tmpfs_root_tiny_cloud_disabled` | [`tmpfs_root_tiny_cloud_disabled`] |
+//! | 14 | `tmpfs_root_tiny_cloud_net` | [`tmpfs_root_tiny_cloud_net`] |
+//! | 15 | `tmpfs_root_tiny_cloud_smbios` | [`tmpfs_root_tiny_cloud_smbios`] |
 //! | 16 | `tmpfs_root_apkovl_url` | [`tmpfs_root_apkovl_url`] |
 //! | 17 | `tmpfs_root_apkovl_mount` | [`tmpfs_root_apkovl_mount`] |
 //! | 18 | `tmpfs_root_apkovl_unpack_merged` | [`tmpfs_root_apkovl_unpack_merged`] |
@@ -50,10 +50,6 @@ use alpinit_sys::MountFlags;
 /// behaviour each needs.
 pub const PENDING: &[(&str, &str)] = &[
     (
-        "tmpfs_root_modloop_sign",
-        "modloop signing keys copied into the new root",
-    ),
-    (
         "tmpfs_root_console_serial",
         "serial consoles in the new root's inittab",
     ),
@@ -69,11 +65,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "tmpfs_root_apkovl_autodetect_serial",
         "serial console autodetection",
     ),
-    ("tmpfs_root_tiny_cloud_cidata", "tiny-cloud"),
-    ("tmpfs_root_tiny_cloud_bootopt", "tiny-cloud"),
-    ("tmpfs_root_tiny_cloud_disabled", "tiny-cloud"),
-    ("tmpfs_root_tiny_cloud_net", "tiny-cloud"),
-    ("tmpfs_root_tiny_cloud_smbios", "tiny-cloud"),
     ("aoe", "ATA over Ethernet (aoe=)"),
     ("wireguard", "wireguard="),
     (
@@ -448,4 +439,113 @@ fn tmpfs_root_alpine_repo() {
         repos.lines().any(|l| l == "https://example.com/b"),
         "{repos}"
     );
+}
+
+/// Upstream mocks nlplug-findfs; here a boot medium is found, so the boot
+/// is clean.
+fn boot_medium(m: &Machine) {
+    m.block(
+        "vda1",
+        Bus::Virtio,
+        Fs::Ext4 { label: "A" },
+        &[("apks/.boot_repository", b"")],
+    );
+}
+
+/// Files of the new root whose name contains `part` (upstream's
+/// `find sysroot/ -name '*part*'`).
+fn find_in(dir: &std::path::Path, part: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(part) {
+            found.push(e.path().display().to_string());
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(find_in(&e.path(), part));
+        }
+    }
+    found
+}
+
+#[test]
+fn tmpfs_root_modloop_sign() {
+    let m = Machine::new();
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    m.write(
+        "/var/cache/misc/modloop.SIGN.RSA.ncopa-4d1b7620.rsa.pub",
+        "",
+    );
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(m
+        .path("/sysroot/var/cache/misc/modloop.SIGN.RSA.ncopa-4d1b7620.rsa.pub")
+        .is_file());
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_cidata() {
+    let m = Machine::new();
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    // Upstream's `findfs LABEL=cidata` succeeds: here a volume so labelled.
+    m.block("vdb", Bus::Virtio, Fs::Iso { label: "cidata" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_bootopt() {
+    let m = Machine::new();
+    m.cmdline("tinycloud=cloud=nocloud");
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_disabled() {
+    let m = Machine::new();
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    m.block("vdb", Bus::Virtio, Fs::Iso { label: "cidata" }, &[]);
+    m.write("/sysroot/etc/tiny-cloud.disabled", "");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert_eq!(
+        find_in(&m.path("/sysroot/etc/runlevels"), "tiny-cloud"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_net() {
+    let m = Machine::new();
+    m.cmdline("ds=nocloud;s=http://10.0.0.1/configs");
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_smbios() {
+    let m = Machine::new();
+    fake_sysroot_init(&m);
+    boot_medium(&m);
+    m.write(
+        "/sys/class/dmi/id/product_serial",
+        "ds=nocloud;s=http://10.0.2.2:8000/\n",
+    );
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
 }
