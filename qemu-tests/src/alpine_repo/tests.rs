@@ -175,3 +175,83 @@ fn pax_record_length_counts_itself() {
     assert_eq!(r.len(), 102);
     assert!(r.starts_with("102 "));
 }
+
+/// The gzip streams of an `.apk`, split where each one ends.
+fn streams(mut bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut d = flate2::bufread::GzDecoder::new(bytes);
+        let mut raw = Vec::new();
+        d.read_to_end(&mut raw).expect("gunzip");
+        let rest = d.into_inner();
+        out.push((bytes[..bytes.len() - rest.len()].to_vec(), raw));
+        bytes = rest;
+    }
+    out
+}
+
+#[test]
+fn built_package_has_signed_control_identity_and_datahash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::write(root.join("bin/tool"), b"#!/bin/sh\n").expect("write");
+    std::os::unix::fs::symlink("tool", root.join("bin/alias")).expect("symlink");
+    let db = "P:tool\nV:1.0-r0\nA:x86_64\nI:10\nt:1700000000\nD:musl\nF:bin\nR:tool\na:0:0:755\nR:alias\n\n";
+    let pkg = &parse_db(db)[0];
+    let key = key_in(&dir.path().join("keys"), "unit").expect("key");
+    assert!(key.name.starts_with("unit-") && key.name.ends_with(".rsa.pub"));
+    let built = build_package(pkg, &root, &key).expect("build");
+    let parts = streams(&built.bytes);
+    assert_eq!(parts.len(), 3, "signature, control, data");
+    let (control_gz, control) = &parts[1];
+    let (data_gz, data) = &parts[2];
+    assert_eq!(built.identity, sha1(control_gz));
+    let info = String::from_utf8_lossy(control);
+    assert!(
+        info.contains("pkgname = tool\n") && info.contains("depend = musl\n"),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("datahash = {}\n", hex(&sha256(data_gz)))),
+        "{info}"
+    );
+    // Only the data stream ends the archive.
+    assert!(!control.ends_with(&[0u8; 1024]));
+    assert!(data.ends_with(&[0u8; 1024]));
+    // The signature member is named after the key and verifies the control stream.
+    let sig_tar = &parts[0].1;
+    let name = format!(".SIGN.RSA.{}", key.name);
+    assert_eq!(&sig_tar[..name.len()], name.as_bytes());
+    let size = usize::from_str_radix(
+        std::str::from_utf8(&sig_tar[124..135])
+            .expect("size")
+            .trim_matches('\0'),
+        8,
+    )
+    .expect("octal");
+    let sig = dir.path().join("sig");
+    let signed = dir.path().join("control.gz");
+    std::fs::write(&sig, &sig_tar[512..512 + size]).expect("write");
+    std::fs::write(&signed, control_gz).expect("write");
+    let ok = std::process::Command::new("openssl")
+        .args(["dgst", "-sha1", "-verify"])
+        .arg(&key.public)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&signed)
+        .output()
+        .expect("openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(built
+        .index_entry
+        .starts_with(&format!("C:Q1{}\nP:tool\n", base64(&built.identity))));
+    assert_eq!(
+        built.cache_name(),
+        format!("tool-1.0-r0.{}.apk", hex(&built.identity[..4]))
+    );
+}
