@@ -179,18 +179,19 @@ fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
         trusted.clone()
     };
     let index = alpine_repo::write_repository(&repo, &refs, &index_key)?;
-    let mut to_verify: Vec<_> = refs
+    let packages: Vec<_> = refs
         .iter()
         .map(|b| repo.join("x86_64").join(b.file_name()))
         .collect();
-    to_verify.push(index.clone());
-    // The real apk must accept what the trusted key signed, before any boot.
-    let verify_with = if case == Case::Untrusted {
-        &index_key
-    } else {
-        &trusted
-    };
-    let verified = alpine_repo::verify(&root, verify_with, &to_verify)?;
+    // The real apk must accept what each key signed, before any boot.
+    let mut verified = alpine_repo::verify(&root, &trusted, &packages)?;
+    verified += &alpine_repo::verify(&root, &index_key, std::slice::from_ref(&index))?;
+    if case == Case::Untrusted {
+        // ... and refuse the index with only the image's key.
+        if let Ok(out) = alpine_repo::verify(&root, &trusted, std::slice::from_ref(&index)) {
+            anyhow::bail!("apk verify accepted the untrusted index: {out}");
+        }
+    }
     fs::write(dir.join("apk-verify.txt"), &verified).context("writing apk-verify.txt")?;
     if case == Case::Damaged {
         let f = repo.join("x86_64").join(
