@@ -2,6 +2,7 @@
 //! that captures the serial console, the report `report-init` prints in the
 //! new root, and the scenarios themselves.
 
+pub mod alpine_repo;
 pub mod console;
 pub mod file_server;
 pub mod fixtures;

@@ -136,6 +136,13 @@ fn build_image(
             opts.extras.push((mactab, "/etc/mactab".to_string()));
             "initramfs-mactab.gz"
         }
+        ImageKind::RealApk => {
+            opts.extras
+                .extend(alpinit_qemu_tests::alpine_repo::image_files(
+                    &out_dir.join("images"),
+                )?);
+            "initramfs-real-apk.gz"
+        }
     };
     opts.output = Some(out_dir.join("images").join(name));
     let image = initramfs::build(&opts)?;

@@ -10,6 +10,7 @@ mod network;
 mod no_media;
 mod other_fs;
 mod packages;
+mod real_apk;
 mod root_mode;
 mod waits;
 
@@ -50,6 +51,9 @@ pub enum ImageKind {
     Https,
     /// The default image plus an `/etc/mactab` ([`MACTAB`]).
     Mactab,
+    /// The default image plus Alpine's real `apk` with its libraries and
+    /// the test key (`crate::alpine_repo::image_files`).
+    RealApk,
 }
 
 /// Everything the scenarios need from the build.
@@ -339,6 +343,7 @@ pub fn all() -> Vec<Scenario> {
     ]
     .into_iter()
     .chain(net_faults::scenarios())
+    .chain(real_apk::scenarios())
     .collect()
 }
 

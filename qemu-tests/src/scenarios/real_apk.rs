@@ -1,0 +1,456 @@
+//! Alpine's real `apk` fills the new root from a real signed boot
+//! repository (`crate::alpine_repo`), then Alpine's busybox init runs a
+//! report from the overlay's inittab. The overlay is shaped as `lbu
+//! package` makes one; apk is called with Alpine's argv, so each scenario
+//! is what Alpine's init would do with the same media
+//! (`initramfs-init.in`: a failed apk prints
+//! `WARNING: apkovl packages install completed with errors...` and the
+//! boot goes on). `--initramfs-diskless-boot` makes apk force a broken
+//! world: a package no repository has, or a repository skipped for its
+//! signature, is a warning of apk's and apk still exits 0, so only a
+//! package that fails to install brings the WARNING.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::*;
+use crate::alpine_repo::{self, Built, Key};
+
+/// Lines the report script prints start with this.
+const MARK: &str = "REALAPK ";
+const END: &str = "REALAPK-END";
+const WARNING: &str = "WARNING: apkovl packages install completed with errors...";
+const NO_INIT: &str = "/sbin/init not found in new root";
+const HOSTNAME: &str = "alpinit-realapk";
+const INITTAB_FIRST: &str = "# alpinit real-apk inittab";
+
+/// Run by busybox init as `::sysinit:`: markers on the console, then off.
+const REPORT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t proc proc /proc 2>/dev/null
+echo "REALAPK-BEGIN"
+echo "REALAPK pid1=$($B cat /proc/1/comm)"
+echo "REALAPK root=$($B awk '$2=="/"{print $3}' /proc/mounts)"
+for p in $($B sed -n 's/^P://p' /lib/apk/db/installed); do echo "REALAPK installed=$p"; done
+for f in /bin/busybox /bin/sh /sbin/init /bin/ls /lib/ld-musl-x86_64.so.1 /etc/passwd /lib/libz.so.1; do
+  [ -e "$f" ] && echo "REALAPK file=$f"
+done
+echo "REALAPK hostname=$($B cat /etc/hostname)"
+echo "REALAPK inittab=$($B head -n1 /etc/inittab)"
+echo "REALAPK world=$($B tr '\n' ' ' </etc/apk/world)"
+$B find / -xdev -name '*.apk-new' | while read f; do echo "REALAPK apk-new=$f"; done
+$B awk '$2 ~ /^\/media\// {print "REALAPK media=" $2 " " $3}' /proc/mounts
+echo "REALAPK-END"
+$B poweroff -f
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// The boot repository has the whole closure.
+    Boot,
+    /// `etc/apk/cache -> /media/usb/cache` holds zlib, in no repository.
+    Cache,
+    /// The world names a package no repository has.
+    Missing,
+    /// The index is signed by a key the image does not trust.
+    Untrusted,
+    /// One package's data stream is damaged.
+    Damaged,
+}
+
+const DAMAGED: &str = "alpine-baselayout-data";
+
+pub(super) fn scenarios() -> [Scenario; 5] {
+    [
+        Scenario {
+            name: "real-apk",
+            about: "real apk installs a signed boot repository into the tmpfs root; busybox init runs from it",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Boot),
+            check: |o, _| check(o, Case::Boot),
+        },
+        Scenario {
+            name: "real-apk-cache",
+            about: "etc/apk/cache -> /media/usb/cache holds zlib, in no repository: installed from the cache",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Cache),
+            check: |o, _| check(o, Case::Cache),
+        },
+        Scenario {
+            name: "real-apk-missing",
+            about: "a world package in no repository: apk installs the rest and exits 0 (broken world forced), no WARNING, as Alpine",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Missing),
+            check: |o, _| check(o, Case::Missing),
+        },
+        Scenario {
+            name: "real-apk-untrusted",
+            about: "the index signed by an untrusted key: apk skips it, installs nothing, exits 0; no init in the new root, the shell, as Alpine",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Untrusted),
+            check: |o, _| check(o, Case::Untrusted),
+        },
+        Scenario {
+            name: "real-apk-damaged",
+            about: "a damaged package: apk installs the others, the WARNING, busybox init still runs",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Damaged),
+            check: |o, _| check(o, Case::Damaged),
+        },
+    ]
+}
+
+/// An apkovl as `lbu package` writes one: directories first, root-owned,
+/// with symlinks kept as symlinks.
+fn lbu_overlay(files: &[FileSpec], links: &[(&str, &str)]) -> Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    let mut dirs: Vec<String> = Vec::new();
+    let paths = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(links.iter().map(|l| l.0));
+    for p in paths {
+        let mut acc = String::new();
+        for c in p
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |x| x.1)
+        {
+            acc = if acc.is_empty() {
+                c.to_string()
+            } else {
+                format!("{acc}/{c}")
+            };
+            if !dirs.contains(&acc) {
+                dirs.push(acc.clone());
+            }
+        }
+    }
+    dirs.sort();
+    for d in &dirs {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, format!("{d}/"), &[][..])
+            .with_context(|| format!("overlay dir {d}"))?;
+    }
+    for f in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(f.mode);
+        h.set_size(f.data.len() as u64);
+        b.append_data(&mut h, &f.path, f.data.as_slice())
+            .with_context(|| format!("overlay file {}", f.path))?;
+    }
+    for (path, target) in links {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, path, target)
+            .with_context(|| format!("overlay link {path}"))?;
+    }
+    b.into_inner()
+        .and_then(|gz| gz.finish())
+        .context("finishing the overlay")
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::write(path, data).with_context(|| format!("writing {}", path.display()))
+}
+
+fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
+    let root = alpine_repo::miniroot(&assets.out_dir.join("images"))?;
+    let trusted = alpine_repo::cached_key(alpine_repo::TRUSTED_KEY)?;
+    let built = alpine_repo::build_packages(&root, alpine_repo::BOOT_PACKAGES, &trusted, true)?;
+    let refs: Vec<&Built> = built.iter().collect();
+    let tree = dir.join("media.tree");
+    let repo = tree.join("apks");
+    let index_key: Key = if case == Case::Untrusted {
+        alpine_repo::key_in(&dir.join("untrusted-key"), "untrusted")?
+    } else {
+        trusted.clone()
+    };
+    let index = alpine_repo::write_repository(&repo, &refs, &index_key)?;
+    let packages: Vec<_> = refs
+        .iter()
+        .map(|b| repo.join("x86_64").join(b.file_name()))
+        .collect();
+    // The real apk must accept what each key signed, before any boot.
+    let mut verified = alpine_repo::verify(&root, &trusted, &packages)?;
+    verified += &alpine_repo::verify(&root, &index_key, std::slice::from_ref(&index))?;
+    if case == Case::Untrusted {
+        // ... and refuse the index with only the image's key.
+        if let Ok(out) = alpine_repo::verify(&root, &trusted, std::slice::from_ref(&index)) {
+            anyhow::bail!("apk verify accepted the untrusted index: {out}");
+        }
+    }
+    fs::write(dir.join("apk-verify.txt"), &verified).context("writing apk-verify.txt")?;
+    if case == Case::Damaged {
+        let f = repo.join("x86_64").join(
+            refs.iter()
+                .find(|b| b.name == DAMAGED)
+                .context("no package to damage")?
+                .file_name(),
+        );
+        let mut bytes = fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+        // Inside the data stream's deflate blocks, before its CRC trailer.
+        let at = bytes.len() - 200;
+        bytes[at] ^= 0xff;
+        write(&f, &bytes)?;
+    }
+    let (media_dir, device) = if case == Case::Cache {
+        ("/media/usb", "usb")
+    } else {
+        ("/media/vda1", "vda")
+    };
+    let mut world = "alpine-base\n".to_string();
+    if case == Case::Cache {
+        let zlib = alpine_repo::build_packages(&root, &["zlib"], &trusted, false)?;
+        let zlib = zlib.first().context("zlib was not built")?;
+        write(&tree.join("cache").join(zlib.cache_name()), &zlib.bytes)?;
+        write(&tree.join("cache/installed"), zlib.index_entry.as_bytes())?;
+        world.push_str("zlib\n");
+    }
+    if case == Case::Missing {
+        world.push_str("nosuchpkg\n");
+    }
+    let inittab = format!(
+        "{INITTAB_FIRST}\n::sysinit:/bin/busybox sh /etc/alpinit-report.sh\n::ctrlaltdel:/sbin/reboot\n"
+    );
+    let files = vec![
+        FileSpec::new("etc/hostname", 0o644, format!("{HOSTNAME}\n")),
+        FileSpec::new("etc/apk/world", 0o644, world),
+        FileSpec::new("etc/apk/repositories", 0o644, format!("{media_dir}/apks\n")),
+        FileSpec::new("etc/inittab", 0o644, inittab),
+        FileSpec::new("etc/alpinit-report.sh", 0o755, REPORT),
+    ];
+    let links: &[(&str, &str)] = if case == Case::Cache {
+        &[("etc/apk/cache", "/media/usb/cache")]
+    } else {
+        &[]
+    };
+    write(
+        &tree.join(format!("{HOSTNAME}.apkovl.tar.gz")),
+        &lbu_overlay(&files, links)?,
+    )?;
+    let fs_kind = if case == Case::Cache {
+        Filesystem::Fat32
+    } else {
+        Filesystem::Ext4
+    };
+    let image = dir.join(format!("{device}.img"));
+    let size = if case == Case::Cache { 64 } else { 32 };
+    media::disk_image(&image, fs_kind, &device.to_uppercase(), size, &tree)?;
+    // Without panic=, so the missing init gets the recovery shell (Alpine's
+    // recovery_shell exits to a panic when panic= is set).
+    let mut vm = if case == Case::Untrusted {
+        kernel_vm_with(assets, ImageKind::RealApk, "console=ttyS0")?
+    } else {
+        kernel_vm(assets, ImageKind::RealApk, "")?
+    };
+    if case == Case::Cache {
+        vm.usb_stick(&image);
+    } else {
+        vm.virtio_disk(&image);
+    }
+    Ok(Setup {
+        vm,
+        stop: Some(Box::new(|log: &str| {
+            log.contains("Kernel panic") || log.contains(NO_INIT)
+        })),
+        timeout: assets.accel.boot_timeout(),
+    })
+}
+
+/// The report's `key=value` markers.
+fn markers(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| l.trim_end_matches('\r').split_once(MARK).map(|x| x.1))
+        .filter_map(|m| m.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn check(outcome: &Outcome, case: Case) -> Vec<String> {
+    let mut failures = Vec::new();
+    let log = &outcome.log;
+    if log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".into());
+    }
+    let warned = log.contains(WARNING);
+    let m = markers(log);
+    let values = |k: &str| -> Vec<&str> {
+        m.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let installed = values("installed");
+    match case {
+        Case::Untrusted => {
+            if warned {
+                failures.push(format!("`{WARNING}` on the console: apk exits 0 here"));
+            }
+            if !log.contains(NO_INIT) {
+                failures.push(format!("no `{NO_INIT}`: apk installed something"));
+            }
+            let apk_says = "WARNING: opening /media/vda1/apks: UNTRUSTED signature";
+            if !log.contains(apk_says) {
+                failures.push(format!("apk's `{apk_says}` is not on the console"));
+            }
+            return failures;
+        }
+        Case::Damaged => {
+            if !warned {
+                failures.push(format!("no `{WARNING}` on the console"));
+            }
+            if installed.contains(&DAMAGED) {
+                failures.push(format!("the damaged {DAMAGED} was installed"));
+            }
+        }
+        Case::Boot | Case::Cache | Case::Missing => {
+            if warned {
+                failures.push(format!("`{WARNING}` on the console"));
+            }
+        }
+    }
+    if !log.contains(END) {
+        failures.push(format!(
+            "no report from busybox init (timed out: {}, {:.1}s)",
+            outcome.timed_out,
+            outcome.elapsed.as_secs_f64()
+        ));
+        return failures;
+    }
+    let mut want: Vec<&str> = alpine_repo::BOOT_PACKAGES.to_vec();
+    want.push("alpine-base");
+    if case == Case::Cache {
+        want.push("zlib");
+    }
+    if case == Case::Damaged {
+        want.retain(|p| *p != DAMAGED);
+    }
+    for p in want {
+        if !installed.contains(&p) {
+            failures.push(format!("{p} is not installed: {installed:?}"));
+        }
+    }
+    let files = values("file");
+    let mut want_files = vec!["/bin/busybox", "/bin/sh", "/sbin/init", "/bin/ls"];
+    if case == Case::Cache {
+        want_files.push("/lib/libz.so.1");
+    }
+    if case != Case::Damaged {
+        want_files.push("/etc/passwd");
+    }
+    for f in want_files {
+        if !files.contains(&f) {
+            failures.push(format!("{f} is missing from the new root: {files:?}"));
+        }
+    }
+    if values("pid1") != ["init"] {
+        failures.push(format!("PID 1 is {:?}, want busybox init", values("pid1")));
+    }
+    if values("root") != ["tmpfs"] {
+        failures.push(format!("the root is {:?}, want tmpfs", values("root")));
+    }
+    if values("hostname") != [HOSTNAME] {
+        failures.push(format!(
+            "hostname {:?}: the overlay's was not kept",
+            values("hostname")
+        ));
+    }
+    if values("inittab") != [INITTAB_FIRST] {
+        failures.push(format!(
+            "inittab starts {:?}: the overlay's was not kept",
+            values("inittab")
+        ));
+    }
+    let world = values("world");
+    if case == Case::Missing
+        && !world
+            .iter()
+            .any(|w| w.split_whitespace().any(|p| p == "nosuchpkg"))
+    {
+        failures.push(format!("the world lost nosuchpkg: {world:?}"));
+    }
+    let new = values("apk-new");
+    if !new.is_empty() {
+        failures.push(format!(".apk-new files in the new root: {new:?}"));
+    }
+    let media = values("media");
+    let want_media = if case == Case::Cache {
+        "/media/usb"
+    } else {
+        "/media/vda1"
+    };
+    if !media
+        .iter()
+        .any(|l| l.split_whitespace().next() == Some(want_media))
+    {
+        failures.push(format!(
+            "{want_media} is not mounted in the new root: {media:?}"
+        ));
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_markers_are_read_from_console_lines() {
+        let log = "junk\r\nREALAPK installed=musl\r\n[ 1.0] REALAPK file=/bin/sh\nREALAPK-END\n";
+        assert_eq!(
+            markers(log),
+            [
+                ("installed".to_string(), "musl".to_string()),
+                ("file".to_string(), "/bin/sh".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn lbu_overlay_lists_parents_first_and_keeps_the_cache_symlink() {
+        let gz = lbu_overlay(
+            &[FileSpec::new("etc/apk/world", 0o644, "alpine-base\n")],
+            &[("etc/apk/cache", "/media/usb/cache")],
+        )
+        .expect("overlay");
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(gz.as_slice()));
+        let got: Vec<(String, Option<String>)> = a
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.path().expect("path").to_string_lossy().into_owned(),
+                    e.link_name()
+                        .expect("link")
+                        .map(|l| l.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("etc/".to_string(), None),
+                ("etc/apk/".to_string(), None),
+                ("etc/apk/world".to_string(), None),
+                (
+                    "etc/apk/cache".to_string(),
+                    Some("/media/usb/cache".to_string())
+                ),
+            ]
+        );
+    }
+}
