@@ -29,7 +29,12 @@ pub enum Ev {
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
-    SwitchRoot { init: String, args: Vec<String> },
+    /// The extra environment of the spawn just before, when it had one.
+    SpawnEnv(Vec<(String, String)>),
+    SwitchRoot {
+        init: String,
+        args: Vec<String>,
+    },
 }
 
 /// One step of the scripted uevent socket.
@@ -391,13 +396,17 @@ impl Spawn for Fake {
         &self,
         prog: &Path,
         args: &[String],
-        _env: &[(&str, &str)],
+        env: &[(&str, &str)],
         stdin: Stdin<'_>,
     ) -> io::Result<ExitStatus> {
         let argv: Vec<String> = std::iter::once(prog.display().to_string())
             .chain(args.iter().cloned())
             .collect();
         self.push(Ev::Spawn(argv.clone()));
+        if !env.is_empty() {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            self.push(Ev::SpawnEnv(env.collect()));
+        }
         let input = match stdin {
             Stdin::Bytes(b) => Some(b),
             _ => None,

@@ -9,4 +9,5 @@ mod diskless;
 mod failures;
 mod network;
 mod root_mode;
+mod shell;
 mod upstream;
