@@ -2,6 +2,7 @@
 //! asserts on the report `report-init` prints after switch_root and on the
 //! console lines.
 
+mod alpine_mkinitfs;
 mod boot_media;
 mod checks;
 mod hostile;
@@ -50,6 +51,9 @@ pub enum ImageKind {
     Https,
     /// The default image plus an `/etc/mactab` ([`MACTAB`]).
     Mactab,
+    /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
+    /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
+    Mkinitfs,
 }
 
 /// Everything the scenarios need from the build.
@@ -339,6 +343,7 @@ pub fn all() -> Vec<Scenario> {
     ]
     .into_iter()
     .chain(net_faults::scenarios())
+    .chain(alpine_mkinitfs::scenarios())
     .collect()
 }
 
