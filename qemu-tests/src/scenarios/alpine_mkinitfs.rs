@@ -122,13 +122,14 @@ pub(super) fn check_single(outcome: &Outcome, report: Option<&Report>) -> Vec<St
     }
     if !has_line(&outcome.log, "APPLETS-OK") {
         failures.push(
-            "the shell did not print APPLETS-OK: `ls` by name or its /bin/ls link is missing"
+            "no APPLETS-OK line: no shell, or `ls` by name or its /bin/ls link is missing"
                 .to_string(),
         );
     }
     if !has_line(&outcome.log, "NO-NLPLUG-FINDFS") {
         failures.push(
-            "the image has a /sbin/nlplug-findfs, but the mini root has none to copy".to_string(),
+            "no NO-NLPLUG-FINDFS line: no shell, or the image has a /sbin/nlplug-findfs the mini root has none of"
+                .to_string(),
         );
     }
     let (more, report) = common(outcome, report);
