@@ -42,6 +42,13 @@ const PACKAGES: &[(&str, &str)] = &[
     ("f2fs-tools", "mkfs.f2fs"),
     ("ntfs-3g", "mkntfs"),
     ("cryptsetup-bin", "cryptsetup"),
+    // Alpine's real mkinitfs (QEMU alpine-mkinitfs-*): lddtree and scanelf,
+    // and the ELF parser lddtree runs on with Debian's python3.
+    ("pax-utils", "scanelf"),
+    (
+        "python3-pyelftools",
+        "/usr/lib/python3/dist-packages/elftools",
+    ),
 ];
 
 fn have_command(name: &str) -> bool {

@@ -10,6 +10,7 @@ mod features;
 mod https_image;
 mod initramfs;
 mod kernel;
+mod mkinitfs;
 mod modules;
 mod paths;
 mod process;
@@ -28,6 +29,7 @@ usage: cargo xtask <command> [options]
 commands:
   initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox] [--https]
             [--extra SRC:DEST ...] [--init FILE] [-o FILE]
+  mkinitfs  [--init FILE] [-o FILE]   (an image built by Alpine's own mkinitfs)
   run       [--kernel generic|cloud|DIR]
   test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
   deps
@@ -73,6 +75,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             }
             demo::run(kernel).map(|()| ExitCode::SUCCESS)
         }
+        "mkinitfs" => mkinitfs::command(rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench_command(rest).map(|()| ExitCode::SUCCESS),
         "deps" => deps::install().map(|()| ExitCode::SUCCESS),
         "-h" | "--help" | "help" => {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::initramfs::{self, Options};
 use crate::kernel::{self, Kernel, KernelSpec};
-use crate::{build, deps, https_image, paths};
+use crate::{build, deps, https_image, mkinitfs, paths};
 
 #[derive(Debug, Default)]
 pub struct TestArgs {
@@ -92,11 +92,27 @@ fn build_image(
     init: Option<PathBuf>,
     out_dir: &std::path::Path,
 ) -> Result<PathBuf> {
+    if kind == ImageKind::Mkinitfs {
+        let init = match init {
+            Some(path) => path,
+            None => build::init()?,
+        };
+        let built = mkinitfs::build(&init, &out_dir.join("images").join("initramfs-mkinitfs.gz"))?;
+        println!(
+            "image {kind:?}: {} (Alpine's mkinitfs {}, kernel {}; /sbin/nlplug-findfs: {})",
+            built.path.display(),
+            mkinitfs::FEATURES,
+            built.kernel.release,
+            built.nlplug_findfs
+        );
+        return Ok(built.path);
+    }
     let mut opts = Options {
         init,
         ..Options::default()
     };
     let name = match kind {
+        ImageKind::Mkinitfs => unreachable!("built by mkinitfs above"),
         ImageKind::Standard => "initramfs-standard.gz",
         ImageKind::FakeApk => {
             opts.extras

@@ -53,7 +53,47 @@ pub fn run(
     if early.is_ok() {
         crate::log::phase("early-mounts");
     }
+    install_applets(p, layout);
     early
+}
+
+/// The PATH Alpine's init exports before anything else
+/// (`export PATH="$PATH:/usr/bin:/bin:/usr/sbin:/sbin"` in mkinitfs'
+/// `initramfs-init.in`); the recovery shell gets it.
+pub const ALPINE_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
+
+/// Alpine's PATH after what the kernel handed PID 1 (usually nothing: the
+/// kernel passes no PATH to init, and an empty entry would mean the current
+/// directory).
+pub fn shell_path(inherited: Option<&str>) -> String {
+    match inherited {
+        Some(p) if !p.is_empty() => format!("{p}:{ALPINE_PATH}"),
+        _ => ALPINE_PATH.to_owned(),
+    }
+}
+
+/// `/bin/busybox --install -s`, as Alpine's init does first, so the
+/// recovery shell finds `ls`, `mount`, `vi` ... by name. Run after `/proc`
+/// is mounted: busybox reads `/proc/self/exe` for the links' target.
+/// Existing files (the image's own `/sbin/nlplug-findfs`, `/init`) are kept:
+/// busybox makes only the links that are missing.
+pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
+    let busybox = layout.path("/bin/busybox");
+    if !crate::failure::is_executable(&busybox) {
+        return;
+    }
+    let args = ["--install".to_owned(), "-s".to_owned()];
+    match p
+        .spawn
+        .run(&busybox, &args, &[], crate::platform::Stdin::Null)
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => crate::log::warn(&format!(
+            "{} --install -s: {status}; applets need their full path",
+            busybox.display()
+        )),
+        Err(e) => crate::log::warn(&format!("starting {} --install -s: {e}", busybox.display())),
+    }
 }
 
 pub fn mount_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Result<Early, EarlyError> {

@@ -108,6 +108,8 @@ pub type Partial<T> = Result<T, Box<(T, Failure)>>;
 pub struct Policy {
     pub panic: bool,
     shell: PathBuf,
+    /// The shell's PATH ([`crate::early::shell_path`]).
+    path: String,
 }
 
 impl Policy {
@@ -115,6 +117,7 @@ impl Policy {
         Self {
             panic: false,
             shell: layout.path("/bin/busybox"),
+            path: crate::early::shell_path(std::env::var("PATH").ok().as_deref()),
         }
     }
 
@@ -124,6 +127,9 @@ impl Policy {
     pub fn handle(&self, p: &Platform<'_>, failure: &Failure) -> Result<(), End> {
         if !matches!(failure, Failure::Internal) {
             crate::emergency::park_if_another_thread_panicked();
+        }
+        if matches!(failure, Failure::Single) {
+            return self.single(p);
         }
         let why = if failure.cause_said() {
             failure.to_string()
@@ -147,17 +153,37 @@ impl Policy {
             );
             return Err(End::Halted);
         }
+        self.shell(p);
+        Ok(())
+    }
+
+    /// `single` asks for a shell: it is no failure, so `panic=` does not
+    /// apply, as in Alpine's init (`echo "Entering single mode..."; sh`).
+    /// Without a shell in the image the boot just goes on.
+    fn single(&self, p: &Platform<'_>) -> Result<(), End> {
+        log::console(&format!(
+            "Entering single mode. {}\n",
+            Failure::Single.hint()
+        ));
+        if is_executable(&self.shell) {
+            self.shell(p);
+        } else {
+            log::warn("single: no shell in this image (/bin/busybox is missing); booting on");
+        }
+        Ok(())
+    }
+
+    fn shell(&self, p: &Platform<'_>) {
         let _console = crate::emergency::console_for_shell();
         if let Err(e) = p.spawn.run(
             &self.shell,
             &["sh".to_owned()],
-            &[("PS1", "~ # ")],
+            &[("PS1", "~ # "), ("PATH", &self.path)],
             Stdin::Inherit,
         ) {
             log::error(&format!("starting {}: {e}", self.shell.display()));
         }
         p.spawn.reap();
-        Ok(())
     }
 }
 
@@ -172,7 +198,7 @@ impl Policy {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

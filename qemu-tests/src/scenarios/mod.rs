@@ -2,6 +2,7 @@
 //! asserts on the report `report-init` prints after switch_root and on the
 //! console lines.
 
+mod alpine_mkinitfs;
 mod boot_media;
 mod checks;
 mod hostile;
@@ -54,6 +55,9 @@ pub enum ImageKind {
     /// The default image plus Alpine's real `apk` with its libraries and
     /// the test key (`crate::alpine_repo::image_files`).
     RealApk,
+    /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
+    /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
+    Mkinitfs,
 }
 
 /// Everything the scenarios need from the build.
@@ -344,6 +348,7 @@ pub fn all() -> Vec<Scenario> {
     .into_iter()
     .chain(net_faults::scenarios())
     .chain(real_apk::scenarios())
+    .chain(alpine_mkinitfs::scenarios())
     .collect()
 }
 

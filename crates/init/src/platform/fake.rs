@@ -33,6 +33,8 @@ pub enum Ev {
     Spawn(Vec<String>),
     /// A program started without waiting for it.
     Started(Vec<String>),
+    /// The extra environment of the spawn just before, when it had one.
+    SpawnEnv(Vec<(String, String)>),
     SwitchRoot {
         init: String,
         args: Vec<String>,
@@ -402,13 +404,17 @@ impl Spawn for Fake {
         &self,
         prog: &Path,
         args: &[String],
-        _env: &[(&str, &str)],
+        env: &[(&str, &str)],
         stdin: Stdin<'_>,
     ) -> io::Result<ExitStatus> {
         let argv: Vec<String> = std::iter::once(prog.display().to_string())
             .chain(args.iter().cloned())
             .collect();
         self.push(Ev::Spawn(argv.clone()));
+        if !env.is_empty() {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            self.push(Ev::SpawnEnv(env.collect()));
+        }
         let input = match stdin {
             Stdin::Bytes(b) => Some(b),
             _ => None,

@@ -516,7 +516,7 @@ impl Boot {
     pub fn shells(&self) -> usize {
         self.spawned()
             .iter()
-            .filter(|a| a[0] == "/bin/busybox")
+            .filter(|a| a[0] == "/bin/busybox" && a.get(1).map(String::as_str) == Some("sh"))
             .count()
     }
     pub fn switched_to(&self) -> Option<(String, Vec<String>)> {

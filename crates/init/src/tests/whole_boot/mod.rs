@@ -10,5 +10,6 @@ mod failures;
 mod hostile;
 mod network;
 mod root_mode;
+mod shell;
 mod tail;
 mod upstream;

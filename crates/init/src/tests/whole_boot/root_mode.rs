@@ -72,7 +72,10 @@ fn root_device_missing_says_so_and_waits_again_after_the_shell() {
     let ev = root_disk(&m, "vda1", "ROOT");
     let reveal = Mutex::new(Some(m.hide(&ev)));
     // The user plugs the disk in from the recovery shell.
-    m.fake.on_spawn(move |_, _| {
+    m.fake.on_spawn(move |argv, _| {
+        if argv.get(1).map(String::as_str) != Some("sh") {
+            return Ok(0);
+        }
         if let Some(f) = reveal.lock().unwrap().take() {
             f();
         }
