@@ -3,6 +3,7 @@
 //! phases.
 
 pub mod boot;
+pub mod consoles;
 pub mod devices;
 pub mod discovery;
 pub mod early;
@@ -13,6 +14,7 @@ pub mod fstab;
 pub mod handover;
 pub mod in_root;
 pub mod install;
+pub mod keymap;
 pub mod layout;
 pub mod log;
 pub mod media;
