@@ -244,3 +244,55 @@ fn keymap_short_file_loads_nothing_and_the_boot_goes_on() {
     );
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
+
+fn set_consoles(boot: &super::machine::Boot) -> Vec<Ev> {
+    boot.events
+        .iter()
+        .filter(|e| matches!(e, Ev::SetConsole(_)))
+        .cloned()
+        .collect()
+}
+
+/// Alpine's loop goes on to the next detected tty when `stty -g` fails.
+#[test]
+fn setconsole_skips_a_serial_line_that_gives_io_errors() {
+    let m = Machine::new();
+    boot_media(&m);
+    m.cmdline("autodetect_serial=setconsole");
+    fake_serial_devices(&m);
+    m.fake.dead_tty("ttyS0");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert_eq!(
+        set_consoles(&boot),
+        [Ev::SetConsole(m.path("/dev/ttyAMA0"))]
+    );
+}
+
+/// A pattern grep -E would refuse matches nothing and is named; the valid
+/// one still decides.
+#[test]
+fn setconsole_invalid_pattern_is_reported_and_the_others_still_match() {
+    let m = Machine::new();
+    boot_media(&m);
+    m.cmdline("autodetect_serial=setconsole=svn(QEMU,pnQEMU.*Machine");
+    m.write(
+        "/sys/class/dmi/id/modalias",
+        "dmi:svnQEMU:pnQEMUVirtualMachine:\n",
+    );
+    fake_serial_devices(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(boot.kmsg.contains("svn(QEMU"), "{}", boot.kmsg);
+    assert_eq!(set_consoles(&boot), [Ev::SetConsole(m.path("/dev/ttyS0"))]);
+}
+
+/// Without setconsole the console stays where the kernel put it.
+#[test]
+fn setconsole_is_not_run_without_the_option() {
+    let m = Machine::new();
+    boot_media(&m);
+    fake_serial_devices(&m);
+    let boot = m.boot();
+    assert_eq!(set_consoles(&boot), []);
+}
