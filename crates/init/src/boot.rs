@@ -8,8 +8,8 @@ use crate::layout::Layout;
 use crate::platform::Platform;
 use crate::switch::hand_over;
 use crate::{
-    bootchart, discovery, early, install, modules, network, new_root, options, overlay, root_mode,
-    splash,
+    bootchart, consoles, discovery, early, install, keymap, modules, network, new_root, options,
+    overlay, root_mode, splash,
 };
 use std::time::Duration;
 
@@ -39,7 +39,12 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
             .handle(p, &f.into())
             .map(|()| early::Early::default())
     })?;
-    let cmdline = options::read(layout);
+    let cmdline = options::parse(layout);
+    // Before the banner, as in Alpine: the banner goes to the new console.
+    consoles::setconsole(p, layout, &cmdline);
+    options::announce(&cmdline);
+    // Before anything can prompt (the apkovl password, the recovery shell).
+    keymap::load(p, layout);
     policy.panic = cmdline.panic_on_failure();
     crate::emergency::set_panic_on_failure(policy.panic);
     let chart = bootchart::start(p, layout, &cmdline);
@@ -66,12 +71,19 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         p,
         overlay::apply(p, layout, &cmdline, &media, &net, &loader),
     )?;
+    // Alpine's `[ -f "$ovl" ]`: a found apkovl turns serial detection off.
+    let ovl_found = applied
+        .source
+        .path
+        .as_deref()
+        .is_some_and(std::path::Path::is_file);
     let packages = install::packages(layout, &cmdline, &applied, chart.running());
     let splash = splash::start(p, layout, &cmdline);
     new_root::apply_fstab(p, layout, &mut media.media);
     let repos = install::run(p, layout, &cmdline, &packages, &net, &applied);
     overlay::release(p, &applied);
     new_root::finish(layout, &repos);
+    consoles::setup_inittab(p, layout, &cmdline, ovl_found);
     let wrapper = bootchart::stop(p, layout, &chart);
     splash::before_hand_over(layout, &cmdline, &splash);
     hand_over(p, layout, &cmdline, &loader, &policy, &wrapper)

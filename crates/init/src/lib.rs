@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod bootchart;
 pub mod cloud;
+pub mod consoles;
 pub mod devices;
 pub mod discovery;
 pub mod early;
@@ -15,6 +16,7 @@ pub mod fstab;
 pub mod handover;
 pub mod in_root;
 pub mod install;
+pub mod keymap;
 pub mod keys;
 pub mod layout;
 pub mod log;

@@ -12,7 +12,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "aoe",
     "aoe_iflist",
     "aoe_mtu",
-    "autodetect_serial",
     "cryptdiscards",
     "cryptdm",
     "cryptheader",
@@ -31,11 +30,17 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "zfcp",
 ];
 
-pub fn read(layout: &Layout) -> Cmdline {
+/// The command line and the log settings it implies, before anything is said.
+pub fn parse(layout: &Layout) -> Cmdline {
     let text = std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default();
     let cmdline = Cmdline::parse_with_env(&text, std::env::vars());
     log::set_quiet(cmdline.quiet());
     log::set_debug(cmdline.debug_init());
+    cmdline
+}
+
+/// The banner and the options not acted on.
+pub fn announce(cmdline: &Cmdline) {
     log::info(&format!("Alpine Init alpinit {VERSION}"));
     if !cmdline.quiet() {
         log::console(&format!("Alpine Init alpinit {VERSION}\n"));
@@ -47,7 +52,6 @@ pub fn read(layout: &Layout) -> Cmdline {
             ));
         }
     }
-    cmdline
 }
 
 #[cfg(test)]
@@ -59,6 +63,7 @@ mod tests {
         "BOOTIF",
         "alpine_repo",
         "apkovl",
+        "autodetect_serial",
         "blacklist",
         "bootstrap_usr_merged",
         "chart",

@@ -5,6 +5,7 @@
 mod alpine_mkinitfs;
 mod boot_media;
 mod checks;
+mod consoles;
 mod hostile;
 mod net_faults;
 mod network;
@@ -16,6 +17,7 @@ mod root_mode;
 mod waits;
 
 use boot_media::*;
+use consoles::*;
 pub use hostile::REJECTED_INSPECT;
 use hostile::*;
 pub use network::MACTAB;
@@ -140,6 +142,13 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_iso_usb,
             check: check_iso_usb,
+        },
+        Scenario {
+            name: "serial-console",
+            about: "console=ttyS0: the new root's inittab gets Alpine's getty line, securetty gets ttyS0",
+            image: ImageKind::Standard,
+            setup: setup_serial_console,
+            check: check_serial_console,
         },
         Scenario {
             name: "precedence",

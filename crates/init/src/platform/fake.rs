@@ -39,6 +39,12 @@ pub enum Ev {
         init: String,
         args: Vec<String>,
     },
+    /// A password prompt on the console.
+    Prompt(String),
+    /// `setconsole` on this device.
+    SetConsole(PathBuf),
+    /// Keymap entries loaded on the console.
+    Keymap(Vec<crate::keymap::KbEntry>),
 }
 
 /// One step of the scripted uevent socket.
@@ -89,6 +95,8 @@ pub struct Fake {
     sys: Mutex<Option<PathBuf>>,
     /// mknod of this path writes this device's data (the tree has no real nodes).
     nodes: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Terminals whose `stty -g` fails (all others answer, as upstream's fake stty).
+    dead_ttys: Mutex<Vec<String>>,
 }
 
 struct FakeInsmod {
@@ -132,6 +140,7 @@ impl Default for Fake {
             switch_errors: Mutex::default(),
             sys: Mutex::default(),
             nodes: Mutex::default(),
+            dead_ttys: Mutex::default(),
         }
     }
 }
@@ -198,6 +207,10 @@ impl Fake {
     /// The sysfs tree in which interface renames take effect.
     pub fn set_sys(&self, sys: &Path) {
         *lock(&self.sys) = Some(sys.to_owned());
+    }
+    /// `stty -g` fails on `/dev/NAME` (an I/O error on the line).
+    pub fn dead_tty(&self, name: &str) {
+        lock(&self.dead_ttys).push(name.to_owned());
     }
     /// Virtual time elapsed since the boot began.
     pub fn elapsed(&self) -> Duration {
@@ -437,9 +450,25 @@ impl Spawn for Fake {
 
 impl Console for Fake {
     fn read_secret(&self, prompt: &str) -> Option<Vec<u8>> {
+        self.push(Ev::Prompt(prompt.to_owned()));
         crate::log::console(prompt);
         crate::log::console("\n");
         lock(&self.passwords).pop_front().map(String::into_bytes)
+    }
+    fn probe_tty(&self, dev: &Path) -> io::Result<()> {
+        let name = dev.file_name().unwrap_or_default().to_string_lossy();
+        if lock(&self.dead_ttys).iter().any(|d| *d == name) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+    fn set_console(&self, dev: &Path) -> io::Result<()> {
+        self.push(Ev::SetConsole(dev.to_owned()));
+        Ok(())
+    }
+    fn load_keymap(&self, entries: &[crate::keymap::KbEntry]) -> io::Result<usize> {
+        self.push(Ev::Keymap(entries.to_vec()));
+        Ok(0)
     }
 }
 

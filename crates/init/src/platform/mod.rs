@@ -87,6 +87,13 @@ pub enum Stdin<'a> {
 pub trait Console: Sync {
     /// Prints `prompt` and reads one line with echo off; None at end of input.
     fn read_secret(&self, prompt: &str) -> Option<Vec<u8>>;
+    /// Whether `dev` is a terminal that answers (`stty -g -F DEV` succeeds).
+    fn probe_tty(&self, dev: &Path) -> io::Result<()>;
+    /// Sends console output to `dev` (busybox `setconsole DEV`: TIOCCONS).
+    fn set_console(&self, dev: &Path) -> io::Result<()>;
+    /// Loads keymap entries with `KDSKBENT` on the virtual console; returns
+    /// how many the kernel refused (ignored, as busybox `loadkmap` does).
+    fn load_keymap(&self, entries: &[crate::keymap::KbEntry]) -> io::Result<usize>;
 }
 
 /// The final step: switch_root and exec.

@@ -140,6 +140,84 @@ impl Console for KernelConsole {
             Some(_) => Some(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec()),
         }
     }
+
+    fn probe_tty(&self, dev: &Path) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOCTTY: PID 1 must not take the line as its controlling tty;
+        // O_NONBLOCK: a modem line without carrier must not block the open.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(dev)?;
+        nix::sys::termios::tcgetattr(&f)?;
+        Ok(())
+    }
+
+    fn set_console(&self, dev: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(dev)?;
+        // SAFETY: TIOCCONS takes no argument; the descriptor is open for
+        // the duration of the call.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCCONS) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn load_keymap(&self, entries: &[crate::keymap::KbEntry]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        /// `KDSKBENT` and `KDGKBTYPE` of the kernel's linux/kd.h.
+        const KDSKBENT: libc::c_ulong = 0x4B47;
+        const KDGKBTYPE: libc::c_ulong = 0x4B33;
+        let is_console = |fd: i32| {
+            let mut kind: libc::c_char = 0;
+            // SAFETY: KDGKBTYPE writes one char through the pointer, which
+            // points at a live local.
+            unsafe { libc::ioctl(fd, KDGKBTYPE as _, &mut kind as *mut libc::c_char) == 0 }
+        };
+        // The candidates busybox's get_console_fd_or_die tries, minus the
+        // ones that would give PID 1 a controlling tty.
+        let console = ["/dev/tty0", "/dev/console"]
+            .iter()
+            .filter_map(|p| {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_NOCTTY)
+                    .open(p)
+                    .ok()
+            })
+            .find(|f| is_console(f.as_raw_fd()))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no virtual console (tty0, console)",
+                )
+            })?;
+        let mut refused = 0;
+        for e in entries {
+            let mut ke = *e;
+            // SAFETY: KDSKBENT reads one `struct kbentry`, which KbEntry
+            // mirrors with #[repr(C)]; the pointer is to a live local.
+            let rc = unsafe {
+                libc::ioctl(
+                    console.as_raw_fd(),
+                    KDSKBENT as _,
+                    &mut ke as *mut crate::keymap::KbEntry,
+                )
+            };
+            if rc < 0 {
+                refused += 1;
+            }
+        }
+        Ok(refused)
+    }
 }
 
 pub struct KernelExec;

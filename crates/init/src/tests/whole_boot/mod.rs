@@ -5,6 +5,7 @@
 
 mod machine;
 
+mod consoles;
 mod diskless;
 mod failures;
 mod hostile;

@@ -11,10 +11,10 @@
 //! | 3 | `tmpfs_root` | [`tmpfs_root`] (`KOPT_bootstrap_usr_merged=yes` of upstream's env given as the option) |
 //! | 4 | `tmpfs_root_modloop_sign` | [`tmpfs_root_modloop_sign`] |
 //! | 5 | `tmpfs_root_net_apkovl` | [`tmpfs_root_net_apkovl`] |
-//! | 6 | `tmpfs_root_console_serial` | pending: serial consoles in the new root's inittab |
-//! | 7 | `tmpfs_root_autodetect_serial` | pending: serial console autodetection |
-//! | 8 | `tmpfs_root_disable_autodetect_serial` | pending: serial console autodetection |
-//! | 9 | `tmpfs_root_apkovl_autodetect_serial` | pending: serial console autodetection |
+//! | 6 | `tmpfs_root_console_serial` | [`tmpfs_root_console_serial`] |
+//! | 7 | `tmpfs_root_autodetect_serial` | [`tmpfs_root_autodetect_serial`] |
+//! | 8 | `tmpfs_root_disable_autodetect_serial` | [`tmpfs_root_disable_autodetect_serial`] |
+//! | 9 | `tmpfs_root_apkovl_autodetect_serial` | [`tmpfs_root_apkovl_autodetect_serial`] |
 //! | 10 | `tmpfs_root_remount_opts` | [`tmpfs_root_remount_opts`] |
 //! | 11 | `tmpfs_root_tiny_cloud_cidata` | [`tmpfs_root_tiny_cloud_cidata`] |
 //! | 12 | `tmpfs_root_tiny_cloud_bootopt` | [`tmpfs_root_tiny_cloud_bootopt`] |
@@ -35,13 +35,14 @@
 //! | 27 | `wireguard` | pending: wireguard= |
 //! | 28 | `resume_offset` | pending: hibernation resume (resume=, resume_offset=) |
 //! | 29 | `mount_usr` | pending: mounting a separate /usr from the root's fstab in root mode |
-//! | 30 | `autodetect_serial_setconsole` | pending: setconsole on the detected serial console |
-//! | 31 | `autodetect_serial_setconsole_dmi_notfound` | pending: setconsole on the detected serial console |
-//! | 32 | `autodetect_serial_setconsole_dmi_match` | pending: setconsole on the detected serial console |
+//! | 30 | `autodetect_serial_setconsole` | [`autodetect_serial_setconsole`] |
+//! | 31 | `autodetect_serial_setconsole_dmi_notfound` | [`autodetect_serial_setconsole_dmi_notfound`] |
+//! | 32 | `autodetect_serial_setconsole_dmi_match` | [`autodetect_serial_setconsole_dmi_match`] |
 //!
 //! The pending cases are listed in [`PENDING`] (and checked against this
 //! table), never as passing tests.
 
+use super::consoles::fake_serial_devices;
 use super::machine::{overlay, Bus, Fs, Machine};
 use crate::platform::fake::Ev;
 use alpinit_sys::MountFlags;
@@ -49,22 +50,6 @@ use alpinit_sys::MountFlags;
 /// Upstream cases for behaviours alpinit does not have yet, with the
 /// behaviour each needs.
 pub const PENDING: &[(&str, &str)] = &[
-    (
-        "tmpfs_root_console_serial",
-        "serial consoles in the new root's inittab",
-    ),
-    (
-        "tmpfs_root_autodetect_serial",
-        "serial console autodetection",
-    ),
-    (
-        "tmpfs_root_disable_autodetect_serial",
-        "serial console autodetection",
-    ),
-    (
-        "tmpfs_root_apkovl_autodetect_serial",
-        "serial console autodetection",
-    ),
     ("aoe", "ATA over Ethernet (aoe=)"),
     ("wireguard", "wireguard="),
     (
@@ -74,18 +59,6 @@ pub const PENDING: &[(&str, &str)] = &[
     (
         "mount_usr",
         "mounting a separate /usr from the root's fstab in root mode",
-    ),
-    (
-        "autodetect_serial_setconsole",
-        "setconsole on the detected serial console",
-    ),
-    (
-        "autodetect_serial_setconsole_dmi_notfound",
-        "setconsole on the detected serial console",
-    ),
-    (
-        "autodetect_serial_setconsole_dmi_match",
-        "setconsole on the detected serial console",
     ),
 ];
 
@@ -548,4 +521,114 @@ fn tmpfs_root_tiny_cloud_smbios() {
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+}
+
+#[test]
+fn tmpfs_root_console_serial() {
+    let m = Machine::new();
+    m.cmdline("console=ttyS0");
+    fake_sysroot_init(&m);
+    m.write("/sys/class/tty/console/active", "tty0\n");
+    // As upstream (`-o ignore`), the boot may pass the recovery shell
+    // (no boot media here); it reaches the hand-over.
+    assert!(m.boot().switched_to().is_some());
+    let inittab = m.read("/sysroot/etc/inittab");
+    assert!(inittab.contains("tty0::respawn:/sbin/getty"), "{inittab}");
+    assert!(inittab.contains("ttyS0::respawn:/sbin/getty"), "{inittab}");
+}
+
+#[test]
+fn tmpfs_root_autodetect_serial() {
+    let m = Machine::new();
+    fake_sysroot_init(&m);
+    fake_serial_devices(&m);
+    // As upstream (`-o ignore`), the boot may pass the recovery shell
+    // (no boot media here); it reaches the hand-over.
+    assert!(m.boot().switched_to().is_some());
+    let inittab = m.read("/sysroot/etc/inittab");
+    assert!(inittab.contains("ttyS0::respawn:/sbin/getty"), "{inittab}");
+    assert!(
+        inittab.contains("ttyAMA0::respawn:/sbin/getty"),
+        "{inittab}"
+    );
+}
+
+#[test]
+fn tmpfs_root_disable_autodetect_serial() {
+    let m = Machine::new();
+    m.cmdline("autodetect_serial=no");
+    fake_sysroot_init(&m);
+    fake_serial_devices(&m);
+    // As upstream (`-o ignore`), the boot may pass the recovery shell
+    // (no boot media here); it reaches the hand-over.
+    assert!(m.boot().switched_to().is_some());
+    let inittab = m.read("/sysroot/etc/inittab");
+    assert!(!inittab.contains("ttyS0::respawn:/sbin/getty"), "{inittab}");
+    assert!(
+        !inittab.contains("ttyAMA0::respawn:/sbin/getty"),
+        "{inittab}"
+    );
+}
+
+#[test]
+fn tmpfs_root_apkovl_autodetect_serial() {
+    let m = Machine::new();
+    m.cmdline("apkovl=foo.tar.gz");
+    m.write("/foo.tar.gz", overlay(&[("foo", b"")]));
+    fake_sysroot_init(&m);
+    fake_serial_devices(&m);
+    assert!(m.boot().switched_to().is_some());
+    assert!(m.exists("/sysroot/foo"), "the overlay was applied");
+    let inittab = m.read("/sysroot/etc/inittab");
+    assert!(!inittab.contains("ttyS0::respawn:/sbin/getty"), "{inittab}");
+    assert!(
+        !inittab.contains("ttyAMA0::respawn:/sbin/getty"),
+        "{inittab}"
+    );
+}
+
+/// Upstream's QEMU DMI modalias.
+const QEMU_MODALIAS: &str = "dmi:bvnEDKII:bvredk2-stable202408-prebuilt.qemu.org:bd08/13/2024:br0.0:svnQEMU:pnQEMUVirtualMachine:pvrvirt-10.0:cvnQEMU:ct1:cvrvirt-10.0:sku:\n";
+
+fn setconsole_boot(cmdline: &str, modalias: Option<&str>) -> (Machine, Vec<Ev>) {
+    let m = Machine::new();
+    m.cmdline(cmdline);
+    fake_sysroot_init(&m);
+    fake_serial_devices(&m);
+    if let Some(text) = modalias {
+        m.write("/sys/class/dmi/id/modalias", text);
+    }
+    m.block("vda1", Bus::Virtio, Fs::Ext4 { label: "ROOT" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let set = boot
+        .events
+        .into_iter()
+        .filter(|e| matches!(e, Ev::SetConsole(_)))
+        .collect();
+    (m, set)
+}
+
+#[test]
+fn autodetect_serial_setconsole() {
+    let (m, set) = setconsole_boot("root=/dev/vda1 autodetect_serial=setconsole", None);
+    assert_eq!(set, [Ev::SetConsole(m.path("/dev/ttyS0"))]);
+}
+
+#[test]
+fn autodetect_serial_setconsole_dmi_notfound() {
+    let (_, set) = setconsole_boot(
+        "root=/dev/vda1 autodetect_serial=setconsole=notfound",
+        Some(QEMU_MODALIAS),
+    );
+    assert_eq!(set, []);
+}
+
+#[test]
+fn autodetect_serial_setconsole_dmi_match() {
+    let (m, set) = setconsole_boot(
+        "root=/dev/vda1 autodetect_serial=setconsole=notfound,pnQEMUVirtualMachine",
+        Some(QEMU_MODALIAS),
+    );
+    assert_eq!(set, [Ev::SetConsole(m.path("/dev/ttyS0"))]);
 }
