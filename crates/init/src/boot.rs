@@ -71,19 +71,14 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         p,
         overlay::apply(p, layout, &cmdline, &media, &net, &loader),
     )?;
-    // Alpine's `[ -f "$ovl" ]`: a found apkovl turns serial detection off.
-    let ovl_found = applied
-        .source
-        .path
-        .as_deref()
-        .is_some_and(std::path::Path::is_file);
     let packages = install::packages(layout, &cmdline, &applied, chart.running());
     let splash = splash::start(p, layout, &cmdline);
     new_root::apply_fstab(p, layout, &mut media.media);
     let repos = install::run(p, layout, &cmdline, &packages, &net, &applied);
     overlay::release(p, &applied);
     new_root::finish(layout, &repos);
-    consoles::setup_inittab(p, layout, &cmdline, ovl_found);
+    // Alpine's `[ -f "$ovl" ]`: a found apkovl turns serial detection off.
+    consoles::setup_inittab(p, layout, &cmdline, applied.found());
     let wrapper = bootchart::stop(p, layout, &chart);
     splash::before_hand_over(layout, &cmdline, &splash);
     hand_over(p, layout, &cmdline, &loader, &policy, &wrapper)

@@ -150,6 +150,13 @@ pub struct Applied {
     pub members: Option<MemberList>,
 }
 
+impl Applied {
+    /// An apkovl file was located (whether or not it was applied).
+    pub fn found(&self) -> bool {
+        self.source.path.as_deref().is_some_and(Path::is_file)
+    }
+}
+
 /// The overlay phase: locate the apkovl, let apk create its database,
 /// unpack, and close `/root`. A rejected overlay is a failure; nothing of
 /// it was written, and the boot may go on without it.
