@@ -43,6 +43,18 @@ pub(super) fn overlay_disk(
     disk(dir, name, fs_kind, &[top_apkovl(ovl)])
 }
 
+/// The USB stick's FAT partition read-only in the new root, at
+/// `/media/sda1` or Alpine's `/media/usb`.
+pub(super) fn want_stick_media(failures: &mut Vec<String>, report: &Report) {
+    want_media(
+        failures,
+        report,
+        "/dev/sda1",
+        &["/media/sda1", "/media/usb"],
+        "vfat",
+    );
+}
+
 pub(super) const HOST_VIRTIO: &str = "alpinit-virtio";
 
 pub(super) fn setup_virtio_ext4(assets: &Assets, dir: &Path) -> Result<Setup> {
@@ -71,13 +83,7 @@ pub(super) fn setup_usb_fat32(assets: &Assets, dir: &Path) -> Result<Setup> {
 pub(super) fn check_usb_fat32(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
     booted(outcome, report, |failures, report| {
         want_hostname(failures, report, HOST_USB);
-        want_media(
-            failures,
-            report,
-            "/dev/sda1",
-            &["/media/sda1", "/media/usb"],
-            "vfat",
-        );
+        want_stick_media(failures, report);
     })
 }
 
@@ -109,13 +115,7 @@ pub(super) fn check_iso_usb(outcome: &Outcome, report: Option<&Report>) -> Vec<S
     booted(outcome, report, |failures, report| {
         want_hostname(failures, report, HOST_ISO);
         want_media(failures, report, "/dev/sr0", &["/media/cdrom"], "iso9660");
-        want_media(
-            failures,
-            report,
-            "/dev/sda1",
-            &["/media/sda1", "/media/usb"],
-            "vfat",
-        );
+        want_stick_media(failures, report);
     })
 }
 

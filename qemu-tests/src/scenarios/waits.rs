@@ -40,22 +40,30 @@ pub(super) fn setup_wait_ahci_cd(assets: &Assets, dir: &Path) -> Result<Setup> {
 /// Both media are used: the overlay from the disk, the repository from
 /// the CD (listed on the console and mounted in the new root).
 pub(super) fn check_wait_cd(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let cd = ("/dev/sr0", &["/media/sr0", "/media/cdrom"][..], "iso9660");
+    let mut failures = check_both_media(outcome, report, cd);
+    // Like the rest, looked at only once the new root reported.
+    if report.is_some()
+        && !outcome
+            .log
+            .contains("found boot repository /media/sr0/apks")
+    {
+        failures.push("the CD's boot repository is not listed on the console".to_string());
+    }
+    failures
+}
+
+/// The overlay's host name from vda1, REPO (source, mount points, type)
+/// mounted too, and the wait ended well before its bound.
+fn check_both_media(
+    outcome: &Outcome,
+    report: Option<&Report>,
+    (source, targets, fstype): (&str, &[&str], &str),
+) -> Vec<String> {
     booted(outcome, report, |failures, report| {
         want_hostname(failures, report, HOST_WAIT_CD);
         want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
-        want_media(
-            failures,
-            report,
-            "/dev/sr0",
-            &["/media/sr0", "/media/cdrom"],
-            "iso9660",
-        );
-        if !outcome
-            .log
-            .contains("found boot repository /media/sr0/apks")
-        {
-            failures.push("the CD's boot repository is not listed on the console".to_string());
-        }
+        want_media(failures, report, source, targets, fstype);
         want_no_settle_bound(failures, &outcome.log);
     })
 }
@@ -85,18 +93,8 @@ pub(super) fn setup_wait_nvme(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_wait_nvme(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    booted(outcome, report, |failures, report| {
-        want_hostname(failures, report, HOST_WAIT_CD);
-        want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
-        want_media(
-            failures,
-            report,
-            "/dev/nvme0n1p1",
-            &["/media/nvme0n1p1"],
-            "ext4",
-        );
-        want_no_settle_bound(failures, &outcome.log);
-    })
+    let nvme = ("/dev/nvme0n1p1", &["/media/nvme0n1p1"][..], "ext4");
+    check_both_media(outcome, report, nvme)
 }
 
 pub(super) const HOST_LATE_USB: &str = "alpinit-late-usb";
@@ -124,13 +122,7 @@ pub(super) fn setup_usbdelay_late_stick(assets: &Assets, dir: &Path) -> Result<S
 pub(super) fn check_usbdelay_late_stick(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
     booted(outcome, report, |failures, report| {
         want_hostname(failures, report, HOST_LATE_USB);
-        want_media(
-            failures,
-            report,
-            "/dev/sda1",
-            &["/media/sda1", "/media/usb"],
-            "vfat",
-        );
+        want_stick_media(failures, report);
         want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
     })
 }
