@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::KEEP_OUTPUT;
-use crate::bench::{continue_tracee, vm_hwm_kib, wait};
+use crate::bench::trace::{continue_tracee, vm_hwm_kib, wait};
 
 /// How the child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
