@@ -5,7 +5,7 @@
 use super::machine::{apkovl_fixture, overlay, Bus, Fs, Machine};
 use crate::failure::End;
 use crate::platform::fake::Ev;
-use alpinit_sys::{Kind, Match};
+use alpinit_sys::Match;
 
 #[test]
 fn no_boot_media_says_so_runs_the_shell_then_boots_with_default_services() {
@@ -161,9 +161,7 @@ fn switch_root_failure_runs_the_shell_and_retries() {
 #[test]
 fn sysfs_mount_failure_is_reported_with_its_cause_and_the_boot_goes_on() {
     let m = Machine::new();
-    m.fake
-        .recorder
-        .fail(Kind::Mount, Match::FsType("sysfs".into()), libc::EPERM);
+    m.fail_mount(Match::FsType("sysfs".into()), libc::EPERM);
     m.repo_disk();
     let boot = m.boot();
     let eperm = std::io::Error::from_raw_os_error(libc::EPERM).to_string();
@@ -176,9 +174,7 @@ fn sysfs_mount_failure_is_reported_with_its_cause_and_the_boot_goes_on() {
 #[test]
 fn devtmpfs_missing_falls_back_to_tmpfs_and_makes_nodes() {
     let m = Machine::new();
-    m.fake
-        .recorder
-        .fail(Kind::Mount, Match::FsType("devtmpfs".into()), libc::ENODEV);
+    m.fail_mount(Match::FsType("devtmpfs".into()), libc::ENODEV);
     m.repo_disk();
     // A tmpfs /dev starts empty: the node must come from the uevent.
     std::fs::remove_file(m.path("/dev/vda1")).unwrap();
@@ -204,9 +200,7 @@ fn devtmpfs_missing_falls_back_to_tmpfs_and_makes_nodes() {
 #[test]
 fn tmpfs_root_mount_failure_runs_the_shell() {
     let m = Machine::new();
-    m.fake
-        .recorder
-        .fail(Kind::Mount, Match::Path(m.path("/sysroot")), libc::ENOMEM);
+    m.fail_mount(Match::Path(m.path("/sysroot")), libc::ENOMEM);
     m.repo_disk();
     let boot = m.boot();
     boot.assert_console("mounting tmpfs on ");

@@ -335,6 +335,13 @@ impl Machine {
         mac
     }
 
+    /// Every mount matching `which` fails with `errno`.
+    pub fn fail_mount(&self, which: alpinit_sys::Match, errno: i32) {
+        self.fake
+            .recorder
+            .fail(alpinit_sys::Kind::Mount, which, errno);
+    }
+
     /// Runs the boot to its end on this machine.
     pub fn boot(&self) -> Boot {
         crate::log::set_thread_sink(Some(Arc::clone(&self.fake.out) as Arc<dyn crate::log::Sink>));

@@ -94,11 +94,7 @@ fn root_mount_failure_keeps_the_errno() {
     let m = Machine::new();
     m.cmdline("root=/dev/vda1 panic=1");
     root_disk(&m, "vda1", "ROOT");
-    m.fake.recorder.fail(
-        alpinit_sys::Kind::Mount,
-        alpinit_sys::Match::Path(m.path("/sysroot")),
-        libc::EIO,
-    );
+    m.fail_mount(alpinit_sys::Match::Path(m.path("/sysroot")), libc::EIO);
     let boot = m.boot();
     let eio = std::io::Error::from_raw_os_error(libc::EIO).to_string();
     assert!(
