@@ -15,6 +15,9 @@ use anyhow::{bail, Context, Result};
 use crate::process::run;
 use crate::{deps, paths, suite};
 
+pub(crate) mod trace;
+use trace::{continue_tracee, vm_hwm_kib, wait};
+
 /// Boot order of the phase names (the contract with the init).
 pub const PHASES: &[&str] = &[
     "start",
@@ -543,32 +546,16 @@ pub fn timed(cmd: &mut Command, dest: &Path) -> Result<Sample> {
     let mut peak_kib = None;
     let mut first_stop = true;
     let (status, usage) = loop {
-        let (status, usage) = wait(pid).with_context(|| format!("waiting for {shown}"))?;
+        let Some((status, usage)) = wait(pid, 0).with_context(|| format!("waiting for {shown}"))?
+        else {
+            continue;
+        };
         if !libc::WIFSTOPPED(status) {
             break (status, usage);
         }
-        let signal = libc::WSTOPSIG(status);
-        let event = status >> 16;
-        let mut deliver = 0;
-        if first_stop && signal == libc::SIGTRAP {
-            first_stop = false;
-            // SAFETY: pid is our stopped tracee; the option is a plain flag.
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SETOPTIONS,
-                    pid,
-                    0,
-                    libc::PTRACE_O_TRACEEXIT as libc::c_long,
-                )
-            };
-        } else if event == libc::PTRACE_EVENT_EXIT {
+        continue_tracee(pid, status, &mut first_stop, || {
             peak_kib = vm_hwm_kib(pid);
-        } else if signal != libc::SIGTRAP {
-            deliver = signal;
-        }
-        // SAFETY: pid is our stopped tracee; `deliver` is 0 or the signal
-        // that stopped it, passed on as if it had not been traced.
-        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
+        });
     };
     let secs = started.elapsed().as_secs_f64();
     // The child was reaped above; dropping the handle does not wait again.
@@ -581,31 +568,6 @@ pub fn timed(cmd: &mut Command, dest: &Path) -> Result<Sample> {
         // Without the exit stop, the kernel's figure is still an upper bound.
         max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss),
     })
-}
-
-fn wait(pid: libc::pid_t) -> std::io::Result<(libc::c_int, libc::rusage)> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own child; status and usage are valid, writable
-        // locals that outlive the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if rc == pid {
-            return Ok((status, usage));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// `VmHWM:` of /proc/PID/status in KiB.
-fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]

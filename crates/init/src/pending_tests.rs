@@ -36,6 +36,12 @@ impl FakeSys {
         symlink(self.root.join(target_rel), at).expect("symlink");
     }
 
+    /// Binds the device at DEV to DRIVER (`bus/BUS/drivers/NAME`).
+    fn bind(&self, dev: &str, driver: &str) {
+        self.dir(driver);
+        self.link(driver, &format!("{dev}/driver"));
+    }
+
     fn rm(&self, rel: &str) {
         fs::remove_dir_all(self.root.join(rel)).expect("rm");
     }
@@ -65,8 +71,7 @@ fn scsi_cd(s: &FakeSys, bound: bool, block: bool) -> String {
         "bus/scsi/devices/target1:0:0",
     );
     if bound {
-        s.dir("bus/scsi/drivers/sr");
-        s.link("bus/scsi/drivers/sr", &format!("{dev}/driver"));
+        s.bind(&dev, "bus/scsi/drivers/sr");
     }
     if block {
         s.dir(&format!("{dev}/block/sr0"));
@@ -134,8 +139,7 @@ fn virtio_blk_bound_without_disk_is_pending() {
     // Not bound: nothing the kernel is working on (a missing module is
     // the loader's business).
     assert_eq!(storage(&s.root), None);
-    s.dir("bus/virtio/drivers/virtio_blk");
-    s.link("bus/virtio/drivers/virtio_blk", &format!("{dev}/driver"));
+    s.bind(dev, "bus/virtio/drivers/virtio_blk");
     assert!(matches!(
         storage(&s.root),
         Some(Pending::VirtioBlkWithoutDisk(_))
@@ -149,8 +153,7 @@ fn virtio_devices_other_than_block_are_ignored() {
     let s = FakeSys::new();
     let dev = "devices/pci0000:00/0000:00:03.0/virtio0";
     s.file(&format!("{dev}/device"), "0x0001\n");
-    s.dir("bus/virtio/drivers/virtio_net");
-    s.link("bus/virtio/drivers/virtio_net", &format!("{dev}/driver"));
+    s.bind(dev, "bus/virtio/drivers/virtio_net");
     s.link(dev, "bus/virtio/devices/virtio0");
     assert_eq!(storage(&s.root), None);
 }

@@ -1,86 +1,98 @@
 //! Scenarios that boot through to the new root from disks, sticks and CDs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::checks::*;
 use super::*;
 
+/// [`common`]'s failures, then what `more` finds in the new root's report;
+/// without a report there is nothing more to look at.
+pub(super) fn booted(
+    outcome: &Outcome,
+    report: Option<&Report>,
+    more: impl FnOnce(&mut Vec<String>, &Report),
+) -> Vec<String> {
+    let (mut failures, report) = common(outcome, report);
+    if !failures.iter().any(|f| f.starts_with("no report")) {
+        more(&mut failures, &report);
+    }
+    failures
+}
+
+/// `host.apkovl.tar.gz` at a medium's top level, where the scan looks.
+pub(super) fn top_apkovl(ovl: Vec<u8>) -> FileSpec {
+    FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)
+}
+
+/// The file that makes a medium's `apks` directory a boot repository.
+pub(super) fn boot_repository() -> FileSpec {
+    FileSpec::new("apks/.boot_repository", 0o644, "")
+}
+
+/// A disk image `name` whose top level holds the overlay of HOSTNAME.
+pub(super) fn overlay_disk(
+    assets: &Assets,
+    dir: &Path,
+    name: &str,
+    fs_kind: Filesystem,
+    hostname: &str,
+) -> Result<PathBuf> {
+    let ovl = overlay(assets, hostname, &[], Vec::new())?;
+    disk(dir, name, fs_kind, &[top_apkovl(ovl)])
+}
+
+/// The USB stick's FAT partition read-only in the new root, at
+/// `/media/sda1` or Alpine's `/media/usb`.
+pub(super) fn want_stick_media(failures: &mut Vec<String>, report: &Report) {
+    want_media(
+        failures,
+        report,
+        "/dev/sda1",
+        &["/media/sda1", "/media/usb"],
+        "vfat",
+    );
+}
+
 pub(super) const HOST_VIRTIO: &str = "alpinit-virtio";
 
 pub(super) fn setup_virtio_ext4(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(assets, HOST_VIRTIO, &[], Vec::new())?;
-    let img = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let img = overlay_disk(assets, dir, "vda", Filesystem::Ext4, HOST_VIRTIO)?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
     vm.virtio_disk(&img);
     Ok(reported(assets, vm))
 }
 
 pub(super) fn check_virtio_ext4(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_VIRTIO);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/vda1",
-        &["/media/vda1"],
-        "ext4",
-    );
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_VIRTIO);
+        want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
+    })
 }
 
 pub(super) const HOST_USB: &str = "alpinit-usb";
 
 pub(super) fn setup_usb_fat32(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(assets, HOST_USB, &[], Vec::new())?;
-    let img = disk(
-        dir,
-        "usb",
-        Filesystem::Fat32,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let img = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_USB)?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
     vm.usb_stick(&img);
     Ok(reported(assets, vm))
 }
 
 pub(super) fn check_usb_fat32(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_USB);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/sda1",
-        &["/media/sda1", "/media/usb"],
-        "vfat",
-    );
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_USB);
+        want_stick_media(failures, report);
+    })
 }
 
 pub(super) const HOST_ISO: &str = "alpinit-iso";
 
 pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(assets, HOST_ISO, &[], Vec::new())?;
-    let stick = disk(
-        dir,
-        "usb",
-        Filesystem::Fat32,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_ISO)?;
     let root = dir.join("iso.tree");
-    media::write_tree(&root, &[FileSpec::new("apks/.boot_repository", 0o644, "")])?;
+    media::write_tree(&root, &[boot_repository()])?;
     let iso = dir.join("boot.iso");
     media::iso_image(
         &iso,
@@ -100,26 +112,11 @@ pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_iso_usb(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_ISO);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/sr0",
-        &["/media/cdrom"],
-        "iso9660",
-    );
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/sda1",
-        &["/media/sda1", "/media/usb"],
-        "vfat",
-    );
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_ISO);
+        want_media(failures, report, "/dev/sr0", &["/media/cdrom"], "iso9660");
+        want_stick_media(failures, report);
+    })
 }
 
 pub(super) fn setup_precedence(assets: &Assets, dir: &Path) -> Result<Setup> {
@@ -137,7 +134,7 @@ pub(super) fn setup_precedence(assets: &Assets, dir: &Path) -> Result<Setup> {
         Filesystem::Ext4,
         &[
             FileSpec::new("second.apkovl.tar.gz", 0o644, second),
-            FileSpec::new("apks/.boot_repository", 0o644, ""),
+            boot_repository(),
         ],
     )?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
@@ -146,22 +143,19 @@ pub(super) fn setup_precedence(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_precedence(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, "second");
-    for candidate in [
-        "/media/vda1/first.apkovl.tar.gz",
-        "/media/vdb1/second.apkovl.tar.gz",
-    ] {
-        if !outcome.log.contains(candidate) {
-            failures.push(format!(
-                "candidate {candidate} is not listed on the console"
-            ));
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, "second");
+        for candidate in [
+            "/media/vda1/first.apkovl.tar.gz",
+            "/media/vdb1/second.apkovl.tar.gz",
+        ] {
+            if !outcome.log.contains(candidate) {
+                failures.push(format!(
+                    "candidate {candidate} is not listed on the console"
+                ));
+            }
         }
-    }
-    failures
+    })
 }
 
 pub(super) fn setup_usr_merged(assets: &Assets, dir: &Path) -> Result<Setup> {
@@ -171,38 +165,30 @@ pub(super) fn setup_usr_merged(assets: &Assets, dir: &Path) -> Result<Setup> {
         &["/usr/bin/foo", "/bin", "/sbin", "/lib"],
         vec![FileSpec::new("bin/foo", 0o755, "#!/bin/sh\necho foo\n")],
     )?;
-    let img = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let img = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "bootstrap_usr_merged")?;
     vm.virtio_disk(&img);
     Ok(reported(assets, vm))
 }
 
 pub(super) fn check_usr_merged(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, "alpinit-merged");
-    match report.inspect("/usr/bin/foo") {
-        Some(file) if file.kind == "file" => {}
-        other => failures.push(format!("/usr/bin/foo is {other:?}, want a regular file")),
-    }
-    for (link, target) in [
-        ("/bin", "usr/bin"),
-        ("/sbin", "usr/sbin"),
-        ("/lib", "usr/lib"),
-    ] {
-        match report.inspect(link) {
-            Some(i) if i.kind == "symlink" && i.target.as_deref() == Some(target) => {}
-            other => failures.push(format!("{link} is {other:?}, want a symlink to {target}")),
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, "alpinit-merged");
+        match report.inspect("/usr/bin/foo") {
+            Some(file) if file.kind == "file" => {}
+            other => failures.push(format!("/usr/bin/foo is {other:?}, want a regular file")),
         }
-    }
-    failures
+        for (link, target) in [
+            ("/bin", "usr/bin"),
+            ("/sbin", "usr/sbin"),
+            ("/lib", "usr/lib"),
+        ] {
+            match report.inspect(link) {
+                Some(i) if i.kind == "symlink" && i.target.as_deref() == Some(target) => {}
+                other => failures.push(format!("{link} is {other:?}, want a symlink to {target}")),
+            }
+        }
+    })
 }
 
 pub(super) const HOST_CUSTOM: &str = "alpinit-custom";
@@ -217,12 +203,7 @@ pub(super) fn setup_dev_fstype_path(assets: &Assets, dir: &Path) -> Result<Setup
         Filesystem::Ext4,
         &[FileSpec::new("deep/dir/custom.apkovl.tar.gz", 0o644, ovl)],
     )?;
-    let vdb = disk(
-        dir,
-        "vdb",
-        Filesystem::Ext4,
-        &[FileSpec::new("apks/.boot_repository", 0o644, "")],
-    )?;
+    let vdb = disk(dir, "vdb", Filesystem::Ext4, &[boot_repository()])?;
     let mut vm = kernel_vm(
         assets,
         ImageKind::Standard,
@@ -233,10 +214,7 @@ pub(super) fn setup_dev_fstype_path(assets: &Assets, dir: &Path) -> Result<Setup
 }
 
 pub(super) fn check_dev_fstype_path(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_CUSTOM);
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_CUSTOM);
+    })
 }

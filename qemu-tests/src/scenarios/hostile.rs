@@ -175,12 +175,7 @@ pub(super) fn check_encrypted_usb(outcome: &Outcome, report: Option<&Report>) ->
 /// An overlay on a virtio disk booted with the `FakeApkInit` image; after
 /// the rejection the harness leaves the recovery shell with `exit`.
 fn rejected_setup(assets: &Assets, dir: &Path, ovl: Vec<u8>, cmdline: &str) -> Result<Setup> {
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let vda = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
     // No panic=: with it the init gives up instead of offering the shell
     // (see hostile-overlay-panic).
     let append = format!("console=ttyS0 {cmdline}");
@@ -232,12 +227,7 @@ pub(super) fn check_hostile_overlay(outcome: &Outcome, report: Option<&Report>) 
 /// kernel panics and (`-no-reboot`) QEMU quits.
 pub(super) fn setup_hostile_panic(assets: &Assets, dir: &Path) -> Result<Setup> {
     let ovl = ustar::tar_gz(&hostile_members(true, "alpinit-hostile"))?;
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let vda = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
     vm.virtio_disk(&vda);
     Ok(Setup {
@@ -476,12 +466,7 @@ pub(super) fn setup_device_nodes(assets: &Assets, dir: &Path) -> Result<Setup> {
         Member::new("sbin/", 0o755, Kind::Dir),
         Member::file("sbin/init", 0o755, init),
     ])?;
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let vda = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
     vm.virtio_disk(&vda);
     Ok(reported(assets, vm))

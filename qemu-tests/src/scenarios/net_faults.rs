@@ -14,8 +14,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use super::checks::*;
-use super::network::{failed_progress, fallback_disk, want_fallback, HOST_IP};
+use super::network::{failed_progress, fallback_disk, want_fallback, with_server, HOST_IP};
 use super::*;
 use crate::netboot::{self, qemu_mac};
 use crate::report;
@@ -87,18 +86,6 @@ impl Drop for Background {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-fn with_background(vm: Vm, server: Background, timeout: Duration) -> Setup {
-    let stop = move |log: &str| {
-        let _running = &server;
-        log.contains("Kernel panic")
-    };
-    Setup {
-        vm,
-        stop: Some(Box::new(stop)),
-        timeout,
     }
 }
 
@@ -179,37 +166,34 @@ fn setup_http_reset(assets: &Assets, dir: &Path) -> Result<Setup> {
     )?;
     vm.user_nic("n0", &qemu_mac(0x56))
         .virtio_disk(&fallback_disk(assets, dir)?);
-    Ok(with_background(vm, server, assets.accel.boot_timeout()))
+    Ok(with_server(vm, server, assets.accel.boot_timeout()))
 }
 
 fn check_http_reset(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    // The local overlay, not the half-downloaded one, is what booted.
-    want_fallback(&mut failures, outcome, &report);
-    let seen = fault_log(outcome);
-    if !seen.iter().any(|l| l == "/x.apkovl.tar.gz") || !seen.iter().any(|l| l == "# reset") {
-        failures.push(format!(
-            "the server did not serve and reset /x.apkovl.tar.gz: {seen:?}"
-        ));
-    }
-    match failed_progress(&outcome.log, "Downloading http://") {
-        None => failures.push("no ` * Downloading http://...: failed.` line".to_string()),
-        Some(line) => {
-            let lower = line.to_lowercase();
-            if !lower.contains("reading the body")
-                || !(lower.contains("connection reset")
-                    || lower.contains("connection closed after"))
-            {
-                failures.push(format!(
-                    "the download failure does not name the reset or short body: {line:?}"
-                ));
+    booted(outcome, report, |failures, report| {
+        // The local overlay, not the half-downloaded one, is what booted.
+        want_fallback(failures, outcome, report);
+        let seen = fault_log(outcome);
+        if !seen.iter().any(|l| l == "/x.apkovl.tar.gz") || !seen.iter().any(|l| l == "# reset") {
+            failures.push(format!(
+                "the server did not serve and reset /x.apkovl.tar.gz: {seen:?}"
+            ));
+        }
+        match failed_progress(&outcome.log, "Downloading http://") {
+            None => failures.push("no ` * Downloading http://...: failed.` line".to_string()),
+            Some(line) => {
+                let lower = line.to_lowercase();
+                if !lower.contains("reading the body")
+                    || !(lower.contains("connection reset")
+                        || lower.contains("connection closed after"))
+                {
+                    failures.push(format!(
+                        "the download failure does not name the reset or short body: {line:?}"
+                    ));
+                }
             }
         }
-    }
-    failures
+    })
 }
 
 // dhcp-offer-only: OFFER, then silence.
@@ -342,51 +326,48 @@ fn setup_dhcp_offer_only(assets: &Assets, dir: &Path) -> Result<Setup> {
         .virtio_disk(&fallback_disk(assets, dir)?);
     // The init waits out its whole DHCP deadline first.
     let timeout = assets.accel.boot_timeout() + Duration::from_secs(30);
-    Ok(with_background(vm, server, timeout))
+    Ok(with_server(vm, server, timeout))
 }
 
 /// The DHCP deadline of the init (crates/init/src/network.rs) plus slack.
 const DHCP_BOUND_SECS: f64 = 20.0 + 3.0;
 
 fn check_dhcp_offer_only(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_fallback(&mut failures, outcome, &report);
-    let seen = fault_log(outcome);
-    for (kind, name) in [("dhcp 1", "DISCOVER"), ("dhcp 3", "REQUEST")] {
-        if !seen.iter().any(|l| l == kind) {
-            failures.push(format!("the server saw no {name}: {seen:?}"));
-        }
-    }
-    match failed_progress(&outcome.log, "Obtaining IP via DHCP (eth0)") {
-        None => failures.push("no ` * Obtaining IP via DHCP (eth0): failed.` line".to_string()),
-        Some(line) => {
-            if !line.contains("server 10.0.2.2 offered 10.0.2.15 but never acknowledged") {
-                failures.push(format!(
-                    "the DHCP failure does not name the missing ACK: {line:?}"
-                ));
+    booted(outcome, report, |failures, report| {
+        want_fallback(failures, outcome, report);
+        let seen = fault_log(outcome);
+        for (kind, name) in [("dhcp 1", "DISCOVER"), ("dhcp 3", "REQUEST")] {
+            if !seen.iter().any(|l| l == kind) {
+                failures.push(format!("the server saw no {name}: {seen:?}"));
             }
         }
-    }
-    let phases = report::phases(&outcome.log);
-    let link_up = phases.iter().position(|(name, _)| name == "link-up");
-    match link_up.and_then(|i| Some((phases[i].1, phases.get(i + 1)?))) {
-        Some((start, (next, at))) => {
-            if next == "dhcp-lease" {
-                failures.push("a lease was reported".to_string());
-            }
-            if at - start > DHCP_BOUND_SECS {
-                failures.push(format!(
-                    "DHCP took {:.1} s (link-up to {next}), over its bound",
-                    at - start
-                ));
+        match failed_progress(&outcome.log, "Obtaining IP via DHCP (eth0)") {
+            None => failures.push("no ` * Obtaining IP via DHCP (eth0): failed.` line".to_string()),
+            Some(line) => {
+                if !line.contains("server 10.0.2.2 offered 10.0.2.15 but never acknowledged") {
+                    failures.push(format!(
+                        "the DHCP failure does not name the missing ACK: {line:?}"
+                    ));
+                }
             }
         }
-        None => failures.push(format!("no phase after link-up: {phases:?}")),
-    }
-    failures
+        let phases = report::phases(&outcome.log);
+        let link_up = phases.iter().position(|(name, _)| name == "link-up");
+        match link_up.and_then(|i| Some((phases[i].1, phases.get(i + 1)?))) {
+            Some((start, (next, at))) => {
+                if next == "dhcp-lease" {
+                    failures.push("a lease was reported".to_string());
+                }
+                if at - start > DHCP_BOUND_SECS {
+                    failures.push(format!(
+                        "DHCP took {:.1} s (link-up to {next}), over its bound",
+                        at - start
+                    ));
+                }
+            }
+            None => failures.push(format!("no phase after link-up: {phases:?}")),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -60,9 +60,9 @@ fn serve(
     FileServer::start(&www, &dir.join(REQUEST_LOG), tls)
 }
 
-/// Boots VM while SERVER runs; the server stops when the runner drops the
-/// setup after QEMU has ended.
-fn with_server(vm: Vm, server: FileServer, timeout: Duration) -> Setup {
+/// Boots VM while SERVER runs (any server that stops when dropped); the
+/// server stops when the runner drops the setup after QEMU has ended.
+pub(super) fn with_server<S: 'static>(vm: Vm, server: S, timeout: Duration) -> Setup {
     let stop = move |log: &str| {
         let _running = &server;
         log.contains("Kernel panic")
@@ -171,34 +171,27 @@ pub(super) fn setup_pxe_mac(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_pxe_mac(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    let mac = qemu_mac(PXE_MAC);
-    want_hostname(&mut failures, &report, HOST_PXE);
-    want_request(&mut failures, outcome, &format!("/{mac}.apkovl.tar.gz"));
-    let bootif = format!("BOOTIF=01-{}", mac.replace(':', "-"));
-    let cmdline = report.get("cmdline").unwrap_or_default();
-    if !cmdline.split_whitespace().any(|w| w == bootif) {
-        failures.push(format!("{bootif} is not on /proc/cmdline: {cmdline:?}"));
-    }
-    want_phases(
-        &mut failures,
-        outcome,
-        &["link-up", "dhcp-lease", "download"],
-    );
-    want_console(&mut failures, outcome, "Obtaining IP via DHCP (eth0): ok.");
-    let resolv = report.content("/etc/resolv.conf").unwrap_or_default();
-    if !resolv
-        .lines()
-        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["nameserver", SLIRP_DNS])
-    {
-        failures.push(format!(
-            "the new root's /etc/resolv.conf lacks `nameserver {SLIRP_DNS}`: {resolv:?}"
-        ));
-    }
-    failures
+    booted(outcome, report, |failures, report| {
+        let mac = qemu_mac(PXE_MAC);
+        want_hostname(failures, report, HOST_PXE);
+        want_request(failures, outcome, &format!("/{mac}.apkovl.tar.gz"));
+        let bootif = format!("BOOTIF=01-{}", mac.replace(':', "-"));
+        let cmdline = report.get("cmdline").unwrap_or_default();
+        if !cmdline.split_whitespace().any(|w| w == bootif) {
+            failures.push(format!("{bootif} is not on /proc/cmdline: {cmdline:?}"));
+        }
+        want_phases(failures, outcome, &["link-up", "dhcp-lease", "download"]);
+        want_console(failures, outcome, "Obtaining IP via DHCP (eth0): ok.");
+        let resolv = report.content("/etc/resolv.conf").unwrap_or_default();
+        if !resolv
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["nameserver", SLIRP_DNS])
+        {
+            failures.push(format!(
+                "the new root's /etc/resolv.conf lacks `nameserver {SLIRP_DNS}`: {resolv:?}"
+            ));
+        }
+    })
 }
 
 // (b) uuid-token
@@ -217,20 +210,17 @@ pub(super) fn setup_uuid_token(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_uuid_token(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_UUID);
-    let target = format!("/{UUID}.apkovl.tar.gz?token=x");
-    if !requests(outcome).contains(&target) {
-        failures.push(format!(
-            "the server did not see {target}; it saw {:?}",
-            requests(outcome)
-        ));
-    }
-    want_phases(&mut failures, outcome, &["dhcp-lease", "download"]);
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_UUID);
+        let target = format!("/{UUID}.apkovl.tar.gz?token=x");
+        if !requests(outcome).contains(&target) {
+            failures.push(format!(
+                "the server did not see {target}; it saw {:?}",
+                requests(outcome)
+            ));
+        }
+        want_phases(failures, outcome, &["dhcp-lease", "download"]);
+    })
 }
 
 // (c) https-ok, https-wrong-ca
@@ -258,14 +248,11 @@ pub(super) fn setup_https_ok(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_https_ok(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_HTTPS);
-    want_request(&mut failures, outcome, "/x.apkovl.tar.gz");
-    want_phases(&mut failures, outcome, &["download"]);
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_HTTPS);
+        want_request(failures, outcome, "/x.apkovl.tar.gz");
+        want_phases(failures, outcome, &["download"]);
+    })
 }
 
 /// The server's leaf comes from a CA the image does not trust (same subject
@@ -277,29 +264,26 @@ pub(super) fn setup_https_wrong_ca(assets: &Assets, dir: &Path) -> Result<Setup>
 }
 
 pub(super) fn check_https_wrong_ca(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_fallback(&mut failures, outcome, &report);
-    match failed_progress(&outcome.log, "Downloading https://") {
-        None => failures.push("no ` * Downloading https://...: failed.` line".to_string()),
-        Some(line) => {
-            let lower = line.to_lowercase();
-            if !lower.contains("certificate") && !lower.contains("issuer") {
-                failures.push(format!(
-                    "the download failure does not name the certificate problem: {line:?}"
-                ));
+    booted(outcome, report, |failures, report| {
+        want_fallback(failures, outcome, report);
+        match failed_progress(&outcome.log, "Downloading https://") {
+            None => failures.push("no ` * Downloading https://...: failed.` line".to_string()),
+            Some(line) => {
+                let lower = line.to_lowercase();
+                if !lower.contains("certificate") && !lower.contains("issuer") {
+                    failures.push(format!(
+                        "the download failure does not name the certificate problem: {line:?}"
+                    ));
+                }
             }
         }
-    }
-    let seen = requests(outcome);
-    if !seen.is_empty() {
-        failures.push(format!(
-            "a request went through despite the untrusted certificate: {seen:?}"
-        ));
-    }
-    failures
+        let seen = requests(outcome);
+        if !seen.is_empty() {
+            failures.push(format!(
+                "a request went through despite the untrusted certificate: {seen:?}"
+            ));
+        }
+    })
 }
 
 // (d) static-ip
@@ -333,27 +317,24 @@ fn has_default_route(route: &str, iface: &str, gateway: Ipv4Addr) -> bool {
 }
 
 pub(super) fn check_static_ip(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_STATIC);
-    want_request(&mut failures, outcome, "/x.apkovl.tar.gz");
-    want_console(&mut failures, outcome, "Setting IP (eth0): ok.");
-    if outcome.log.contains("Obtaining IP via DHCP") {
-        failures.push("DHCP ran although ip= was static".to_string());
-    }
-    let fib = report.content("/proc/net/fib_trie").unwrap_or_default();
-    if !fib.contains(STATIC_IP) {
-        failures.push(format!("{STATIC_IP} is not in /proc/net/fib_trie"));
-    }
-    let route = report.content("/proc/net/route").unwrap_or_default();
-    if !has_default_route(route, "eth0", HOST_IP) {
-        failures.push(format!(
-            "no default route via {HOST_IP} on eth0 in /proc/net/route: {route:?}"
-        ));
-    }
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_STATIC);
+        want_request(failures, outcome, "/x.apkovl.tar.gz");
+        want_console(failures, outcome, "Setting IP (eth0): ok.");
+        if outcome.log.contains("Obtaining IP via DHCP") {
+            failures.push("DHCP ran although ip= was static".to_string());
+        }
+        let fib = report.content("/proc/net/fib_trie").unwrap_or_default();
+        if !fib.contains(STATIC_IP) {
+            failures.push(format!("{STATIC_IP} is not in /proc/net/fib_trie"));
+        }
+        let route = report.content("/proc/net/route").unwrap_or_default();
+        if !has_default_route(route, "eth0", HOST_IP) {
+            failures.push(format!(
+                "no default route via {HOST_IP} on eth0 in /proc/net/route: {route:?}"
+            ));
+        }
+    })
 }
 
 // (e) no-dhcp
@@ -376,20 +357,17 @@ pub(super) fn setup_no_dhcp(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_no_dhcp(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_fallback(&mut failures, outcome, &report);
-    match failed_progress(&outcome.log, "Obtaining IP via DHCP (eth0)") {
-        None => failures.push("no ` * Obtaining IP via DHCP (eth0): failed.` line".to_string()),
-        Some(line) => {
-            if !line.contains("no DHCP lease") {
-                failures.push(format!("the DHCP failure does not say why: {line:?}"));
+    booted(outcome, report, |failures, report| {
+        want_fallback(failures, outcome, report);
+        match failed_progress(&outcome.log, "Obtaining IP via DHCP (eth0)") {
+            None => failures.push("no ` * Obtaining IP via DHCP (eth0): failed.` line".to_string()),
+            Some(line) => {
+                if !line.contains("no DHCP lease") {
+                    failures.push(format!("the DHCP failure does not say why: {line:?}"));
+                }
             }
         }
-    }
-    failures
+    })
 }
 
 // (f) bootif-second-nic
@@ -432,23 +410,20 @@ pub(super) fn setup_bootif_second_nic(assets: &Assets, dir: &Path) -> Result<Set
 }
 
 pub(super) fn check_bootif_second_nic(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_SECOND_NIC);
-    let second = format!("/{}.apkovl.tar.gz", qemu_mac(0x57));
-    want_request(&mut failures, outcome, &second);
-    let first = format!("/{}.apkovl.tar.gz", qemu_mac(0x56));
-    let seen = requests(outcome);
-    if seen
-        .iter()
-        .any(|t| percent_decode(t).as_deref() == Some(first.as_str()))
-    {
-        failures.push(format!("the first NIC's overlay was requested: {seen:?}"));
-    }
-    want_console(&mut failures, outcome, "Obtaining IP via DHCP (eth1): ok.");
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_SECOND_NIC);
+        let second = format!("/{}.apkovl.tar.gz", qemu_mac(0x57));
+        want_request(failures, outcome, &second);
+        let first = format!("/{}.apkovl.tar.gz", qemu_mac(0x56));
+        let seen = requests(outcome);
+        if seen
+            .iter()
+            .any(|t| percent_decode(t).as_deref() == Some(first.as_str()))
+        {
+            failures.push(format!("the first NIC's overlay was requested: {seen:?}"));
+        }
+        want_console(failures, outcome, "Obtaining IP via DHCP (eth1): ok.");
+    })
 }
 
 // /etc/mactab in the image names the second NIC "lan"; ip= asks for it.
@@ -469,19 +444,16 @@ pub(super) fn setup_mactab(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_mactab(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_SECOND_NIC);
-    want_request(
-        &mut failures,
-        outcome,
-        &format!("/{}.apkovl.tar.gz", qemu_mac(0x57)),
-    );
-    want_console(&mut failures, outcome, "mactab: renamed eth1 to lan");
-    want_console(&mut failures, outcome, "Obtaining IP via DHCP (lan): ok.");
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_SECOND_NIC);
+        want_request(
+            failures,
+            outcome,
+            &format!("/{}.apkovl.tar.gz", qemu_mac(0x57)),
+        );
+        want_console(failures, outcome, "mactab: renamed eth1 to lan");
+        want_console(failures, outcome, "Obtaining IP via DHCP (lan): ok.");
+    })
 }
 
 #[cfg(test)]

@@ -15,15 +15,9 @@ pub(super) const HOST_WAIT_CD: &str = "alpinit-wait-cd";
 
 /// The apkovl on a virtio disk, the boot repository only on a data CD.
 fn overlay_disk_and_repo_cd(assets: &Assets, dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let ovl = overlay(assets, HOST_WAIT_CD, &[], Vec::new())?;
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let vda = overlay_disk(assets, dir, "vda", Filesystem::Ext4, HOST_WAIT_CD)?;
     let tree = dir.join("cd.tree");
-    media::write_tree(&tree, &[FileSpec::new("apks/.boot_repository", 0o644, "")])?;
+    media::write_tree(&tree, &[boot_repository()])?;
     let iso = dir.join("repo.iso");
     media::data_iso(&iso, &tree)?;
     Ok((vda, iso))
@@ -46,33 +40,32 @@ pub(super) fn setup_wait_ahci_cd(assets: &Assets, dir: &Path) -> Result<Setup> {
 /// Both media are used: the overlay from the disk, the repository from
 /// the CD (listed on the console and mounted in the new root).
 pub(super) fn check_wait_cd(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_WAIT_CD);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/vda1",
-        &["/media/vda1"],
-        "ext4",
-    );
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/sr0",
-        &["/media/sr0", "/media/cdrom"],
-        "iso9660",
-    );
-    if !outcome
-        .log
-        .contains("found boot repository /media/sr0/apks")
+    let cd = ("/dev/sr0", &["/media/sr0", "/media/cdrom"][..], "iso9660");
+    let mut failures = check_both_media(outcome, report, cd);
+    // Like the rest, looked at only once the new root reported.
+    if report.is_some()
+        && !outcome
+            .log
+            .contains("found boot repository /media/sr0/apks")
     {
         failures.push("the CD's boot repository is not listed on the console".to_string());
     }
-    want_no_settle_bound(&mut failures, &outcome.log);
     failures
+}
+
+/// The overlay's host name from vda1, REPO (source, mount points, type)
+/// mounted too, and the wait ended well before its bound.
+fn check_both_media(
+    outcome: &Outcome,
+    report: Option<&Report>,
+    (source, targets, fstype): (&str, &[&str], &str),
+) -> Vec<String> {
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_WAIT_CD);
+        want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
+        want_media(failures, report, source, targets, fstype);
+        want_no_settle_bound(failures, &outcome.log);
+    })
 }
 
 /// Evidence that never clears would hold every boot until the settle
@@ -92,46 +85,16 @@ fn want_no_settle_bound(failures: &mut Vec<String>, log: &str) {
 
 /// The apkovl on a virtio disk, the boot repository only on an NVMe disk.
 pub(super) fn setup_wait_nvme(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(assets, HOST_WAIT_CD, &[], Vec::new())?;
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
-    let nvme = disk(
-        dir,
-        "nvme",
-        Filesystem::Ext4,
-        &[FileSpec::new("apks/.boot_repository", 0o644, "")],
-    )?;
+    let vda = overlay_disk(assets, dir, "vda", Filesystem::Ext4, HOST_WAIT_CD)?;
+    let nvme = disk(dir, "nvme", Filesystem::Ext4, &[boot_repository()])?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "")?;
     vm.virtio_disk(&vda).nvme_disk(&nvme);
     Ok(reported(assets, vm))
 }
 
 pub(super) fn check_wait_nvme(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_WAIT_CD);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/vda1",
-        &["/media/vda1"],
-        "ext4",
-    );
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/nvme0n1p1",
-        &["/media/nvme0n1p1"],
-        "ext4",
-    );
-    want_no_settle_bound(&mut failures, &outcome.log);
-    failures
+    let nvme = ("/dev/nvme0n1p1", &["/media/nvme0n1p1"][..], "ext4");
+    check_both_media(outcome, report, nvme)
 }
 
 pub(super) const HOST_LATE_USB: &str = "alpinit-late-usb";
@@ -142,19 +105,8 @@ const LATE_PLUG: Duration = Duration::from_secs(3);
 /// The boot repository on a virtio disk; the stick with the apkovl is
 /// plugged in 3 s after the repository was found, with `usbdelay=8`.
 pub(super) fn setup_usbdelay_late_stick(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let vda = disk(
-        dir,
-        "vda",
-        Filesystem::Ext4,
-        &[FileSpec::new("apks/.boot_repository", 0o644, "")],
-    )?;
-    let ovl = overlay(assets, HOST_LATE_USB, &[], Vec::new())?;
-    let stick = disk(
-        dir,
-        "usb",
-        Filesystem::Fat32,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let vda = disk(dir, "vda", Filesystem::Ext4, &[boot_repository()])?;
+    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_LATE_USB)?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "usbdelay=8")?;
     vm.virtio_disk(&vda)
         .xhci()
@@ -168,26 +120,11 @@ pub(super) fn setup_usbdelay_late_stick(assets: &Assets, dir: &Path) -> Result<S
 }
 
 pub(super) fn check_usbdelay_late_stick(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let (mut failures, report) = common(outcome, report);
-    if failures.iter().any(|f| f.starts_with("no report")) {
-        return failures;
-    }
-    want_hostname(&mut failures, &report, HOST_LATE_USB);
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/sda1",
-        &["/media/sda1", "/media/usb"],
-        "vfat",
-    );
-    want_media(
-        &mut failures,
-        &report,
-        "/dev/vda1",
-        &["/media/vda1"],
-        "ext4",
-    );
-    failures
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_LATE_USB);
+        want_stick_media(failures, report);
+        want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
+    })
 }
 
 const UNPLUG_HOST: &str = "alpinit-unplugged";
@@ -234,12 +171,7 @@ pub(super) fn setup_unplug_during_unpack(assets: &Assets, dir: &Path) -> Result<
         ));
     }
     let ovl = ustar::tar_gz(&members)?;
-    let stick = disk(
-        dir,
-        "usb",
-        Filesystem::Fat32,
-        &[FileSpec::new("host.apkovl.tar.gz", 0o644, ovl)],
-    )?;
+    let stick = disk(dir, "usb", Filesystem::Fat32, &[top_apkovl(ovl)])?;
     // No panic=: the failure policy then offers the recovery shell.
     let mut vm = kernel_vm_with(assets, ImageKind::FakeApkInit, "console=ttyS0")?;
     vm.xhci()

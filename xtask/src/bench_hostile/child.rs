@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::KEEP_OUTPUT;
+use crate::bench::trace::{continue_tracee, vm_hwm_kib, wait};
 
 /// How the child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,30 +119,11 @@ pub fn run_capped(
         if !libc::WIFSTOPPED(status) {
             break (status, usage);
         }
-        let signal = libc::WSTOPSIG(status);
-        let event = status >> 16;
-        let mut deliver = 0;
-        if first_stop && signal == libc::SIGTRAP {
-            first_stop = false;
-            // SAFETY: pid is our stopped tracee; the option is a plain flag.
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SETOPTIONS,
-                    pid,
-                    0,
-                    libc::PTRACE_O_TRACEEXIT as libc::c_long,
-                )
-            };
-        } else if event == libc::PTRACE_EVENT_EXIT {
+        continue_tracee(pid, status, &mut first_stop, || {
             if !timed_out {
                 peak_kib = vm_hwm_kib(pid);
             }
-        } else if signal != libc::SIGTRAP {
-            deliver = signal;
-        }
-        // SAFETY: pid is our stopped tracee; `deliver` is 0 or the signal that
-        // stopped it, passed on as if it had not been traced.
-        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
+        });
     };
     let secs = started.elapsed().as_secs_f64();
     // The child was reaped above; dropping the handle does not wait again.
@@ -166,36 +148,4 @@ pub fn run_capped(
         stdout: text(out),
         stderr: text(err),
     })
-}
-
-/// `wait4` on our child; `None` while it has nothing to report (with `WNOHANG`).
-fn wait(
-    pid: libc::pid_t,
-    flags: libc::c_int,
-) -> std::io::Result<Option<(libc::c_int, libc::rusage)>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own child; status and usage are valid, writable
-        // locals that outlive the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-        if rc == pid {
-            return Ok(Some((status, usage)));
-        }
-        if rc == 0 {
-            return Ok(None);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// `VmHWM:` of /proc/PID/status in KiB.
-fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConnection, StreamOwned};
 
 use super::http::opts;
-use super::tls::{bundle, leaf, new_ca};
+use super::tls::{bundle, leaf, new_ca, read_request_head};
 use crate::http::fetch_with;
 use crate::{error_chain, Deadline, FetchError, FetchOptions};
 
@@ -79,13 +79,8 @@ fn tls_dribbler(how: Trickle, gap: Duration, dir: &std::path::Path) -> (u16, std
             until: Instant::now() + SERVER_LIFETIME,
         };
         let mut tls = StreamOwned::new(ServerConnection::new(config).unwrap(), sock);
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            match tls.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
+        if !read_request_head(&mut tls) {
+            return;
         }
         let body = vec![b'x'; 500];
         let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n");
@@ -125,14 +120,31 @@ fn want_timeout(err: &FetchError, phase: &str, deadline: Deadline) {
     }
 }
 
+/// An HTTPS fetch from [`tls_dribbler`] (`how`, a byte every `gap`) with
+/// the stall/first-byte and total deadlines given; the error and how long
+/// the client took to give up.
+fn tls_dribble_fetch(
+    how: Trickle,
+    gap: Duration,
+    stall: Duration,
+    total: Duration,
+) -> (FetchError, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca) = tls_dribbler(how, gap, dir.path());
+    let mut options = deadline_opts(stall, total);
+    options.ca_bundle = Some(ca);
+    timed_fetch(&format!("https://127.0.0.1:{port}/x"), &options)
+}
+
 #[test]
 fn tls_handshake_dribble_stops_at_the_total_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, ca) = tls_dribbler(Trickle::Handshake, Duration::from_millis(300), dir.path());
     let total = Duration::from_secs(2);
-    let mut options = deadline_opts(Duration::from_secs(1), total);
-    options.ca_bundle = Some(ca);
-    let (err, elapsed) = timed_fetch(&format!("https://127.0.0.1:{port}/x"), &options);
+    let (err, elapsed) = tls_dribble_fetch(
+        Trickle::Handshake,
+        Duration::from_millis(300),
+        Duration::from_secs(1),
+        total,
+    );
     want_timeout(&err, "the TLS handshake", Deadline::Total(total));
     assert!(elapsed < total + MARGIN, "gave up after {elapsed:?}");
     assert!(
@@ -145,24 +157,26 @@ fn tls_handshake_dribble_stops_at_the_total_timeout() {
 
 #[test]
 fn tls_body_dribble_stops_at_the_total_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, ca) = tls_dribbler(Trickle::Body, Duration::from_millis(300), dir.path());
     let total = Duration::from_secs(3);
-    let mut options = deadline_opts(Duration::from_secs(1), total);
-    options.ca_bundle = Some(ca);
-    let (err, elapsed) = timed_fetch(&format!("https://127.0.0.1:{port}/x"), &options);
+    let (err, elapsed) = tls_dribble_fetch(
+        Trickle::Body,
+        Duration::from_millis(300),
+        Duration::from_secs(1),
+        total,
+    );
     want_timeout(&err, "reading the body", Deadline::Total(total));
     assert!(elapsed < total + MARGIN, "gave up after {elapsed:?}");
 }
 
 #[test]
 fn tls_body_silence_is_a_stall() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, ca) = tls_dribbler(Trickle::Body, Duration::from_secs(5), dir.path());
     let stall = Duration::from_millis(500);
-    let mut options = deadline_opts(stall, Duration::from_secs(10));
-    options.ca_bundle = Some(ca);
-    let (err, elapsed) = timed_fetch(&format!("https://127.0.0.1:{port}/x"), &options);
+    let (err, elapsed) = tls_dribble_fetch(
+        Trickle::Body,
+        Duration::from_secs(5),
+        stall,
+        Duration::from_secs(10),
+    );
     want_timeout(&err, "reading the body", Deadline::Stall(stall));
     assert!(elapsed < stall + MARGIN, "gave up after {elapsed:?}");
     assert!(err.to_string().contains("stall timeout of 0.5 s"), "{err}");

@@ -55,6 +55,20 @@ pub(super) fn leaf(ca: &Ca, names: &[&str], not_before_year: Option<i32>) -> Arc
     Arc::new(config)
 }
 
+/// Reads a request head, up to its blank line; false when the client
+/// closed or failed first.
+pub(super) fn read_request_head(stream: &mut impl Read) -> bool {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
 /// Serves one TLS connection answering `response`; returns the port.
 fn tls_server(config: Arc<ServerConfig>, response: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -66,13 +80,8 @@ fn tls_server(config: Arc<ServerConfig>, response: String) -> u16 {
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let conn = ServerConnection::new(config).unwrap();
         let mut tls = StreamOwned::new(conn, tcp);
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            match tls.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
+        if !read_request_head(&mut tls) {
+            return;
         }
         let _ = tls.write_all(response.replace("{PORT}", &port.to_string()).as_bytes());
         tls.conn.send_close_notify();

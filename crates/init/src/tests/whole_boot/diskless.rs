@@ -1,7 +1,7 @@
 //! Diskless boots from local media: disk, USB, ISO + USB, hotplug, ENOBUFS,
 //! overlay choice, apk, the new root's files.
 
-use super::machine::{overlay, Bus, Fs, Machine};
+use super::machine::{apkovl_fixture, overlay, Bus, Fs, Machine, BOOT_REPOSITORY};
 use crate::platform::fake::Ev;
 use alpinit_sys::MountFlags;
 
@@ -32,12 +32,7 @@ fn diskless_from_virtio_disk_unpacks_the_overlay_and_switches_root() {
         "virtio:d00000002v00001AF4",
     );
     let ovl = host_overlay();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "DATA" },
-        &[("host.apkovl.tar.gz", &ovl)],
-    );
+    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     let mods = boot.insmods();
@@ -65,11 +60,7 @@ fn diskless_from_virtio_disk_unpacks_the_overlay_and_switches_root() {
         "unpacked",
         "packages",
     ] {
-        assert!(
-            boot.kmsg.contains(&format!("phase {phase} ")),
-            "{phase}: {}",
-            boot.kmsg
-        );
+        boot.assert_kmsg(&format!("phase {phase} "));
     }
 }
 
@@ -78,12 +69,7 @@ fn diskless_from_usb_stick_links_usbdisk_and_loads_usb_storage() {
     let m = Machine::new();
     usb_stick(&m);
     let ovl = host_overlay();
-    m.block(
-        "sda1",
-        Bus::Usb,
-        Fs::Vfat { label: "ALPINE" },
-        &[("box.apkovl.tar.gz", &ovl)],
-    );
+    m.stick("sda1", "ALPINE", &[("box.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(boot.insmods().contains(&"usb_storage".to_owned()));
@@ -110,15 +96,10 @@ fn diskless_from_iso_and_usb_uses_the_cd_repository_and_the_stick_overlay() {
         Fs::Iso {
             label: "alpine-std",
         },
-        &[("apks/.boot_repository", b"")],
+        &[BOOT_REPOSITORY],
     );
     let ovl = host_overlay();
-    m.block(
-        "sda1",
-        Bus::Usb,
-        Fs::Vfat { label: "STICK" },
-        &[("box.apkovl.tar.gz", &ovl)],
-    );
+    m.stick("sda1", "STICK", &[("box.apkovl.tar.gz", &ovl)]);
     m.with_apk();
     let boot = m.boot();
     boot.assert_clean_switch();
@@ -144,19 +125,9 @@ fn diskless_from_iso_and_usb_uses_the_cd_repository_and_the_stick_overlay() {
 #[test]
 fn media_without_apkovl_or_repository_are_unmounted() {
     let m = Machine::new();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "EMPTY" },
-        &[("notes.txt", b"x")],
-    );
+    m.disk("vda1", "EMPTY", &[("notes.txt", b"x")]);
     let ovl = host_overlay();
-    m.block(
-        "vdb1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "DATA" },
-        &[("h.apkovl.tar.gz", &ovl)],
-    );
+    m.disk("vdb1", "DATA", &[("h.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(
@@ -171,12 +142,7 @@ fn media_without_apkovl_or_repository_are_unmounted() {
 fn hotplug_usb_stick_arriving_after_coldplug_is_found() {
     let m = Machine::new();
     let ovl = host_overlay();
-    let ev = m.block(
-        "sdb1",
-        Bus::Usb,
-        Fs::Vfat { label: "LATE" },
-        &[("late.apkovl.tar.gz", &ovl)],
-    );
+    let ev = m.stick("sdb1", "LATE", &[("late.apkovl.tar.gz", &ovl)]);
     m.hotplug(3, ev, false);
     let boot = m.boot();
     boot.assert_clean_switch();
@@ -188,20 +154,11 @@ fn hotplug_usb_stick_arriving_after_coldplug_is_found() {
 fn enobufs_lost_events_are_recovered_by_a_sysfs_rescan() {
     let m = Machine::new();
     let ovl = host_overlay();
-    let ev = m.block(
-        "vdc1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "LOST" },
-        &[("lost.apkovl.tar.gz", &ovl)],
-    );
+    let ev = m.disk("vdc1", "LOST", &[("lost.apkovl.tar.gz", &ovl)]);
     m.hotplug(2, ev, true);
     let boot = m.boot();
     boot.assert_clean_switch();
-    assert!(
-        boot.kmsg.contains("uevent buffer overflow"),
-        "{}",
-        boot.kmsg
-    );
+    boot.assert_kmsg("uevent buffer overflow");
     assert!(boot.mount_on("/media/vdc1").is_some());
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
@@ -211,17 +168,12 @@ fn uevent_socket_unavailable_falls_back_to_polling_sysfs() {
     let m = Machine::new();
     m.fake.fail_socket(libc::EPERM);
     let ovl = host_overlay();
-    let ev = m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "X" },
-        &[("a.apkovl.tar.gz", &ovl)],
-    );
+    let ev = m.disk("vda1", "X", &[("a.apkovl.tar.gz", &ovl)]);
     m.hotplug(0, ev, false);
     // Without the socket the event never arrives; polling sysfs finds it.
     let boot = m.boot();
     boot.assert_clean_switch();
-    assert!(boot.kmsg.contains("falling back to sysfs polling"));
+    boot.assert_kmsg("falling back to sysfs polling");
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
 
@@ -230,18 +182,8 @@ fn overlay_on_the_medium_with_a_boot_repository_wins() {
     let m = Machine::new();
     let stale = overlay(&[("etc/hostname", b"stale\n")]);
     let good = overlay(&[("etc/hostname", b"good\n")]);
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("a.apkovl.tar.gz", &stale)],
-    );
-    m.block(
-        "vdb1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "B" },
-        &[("b.apkovl.tar.gz", &good), ("apks/.boot_repository", b"")],
-    );
+    m.disk("vda1", "A", &[("a.apkovl.tar.gz", &stale)]);
+    m.disk("vdb1", "B", &[("b.apkovl.tar.gz", &good), BOOT_REPOSITORY]);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert_eq!(m.read("/sysroot/etc/hostname"), "good\n");
@@ -250,22 +192,12 @@ fn overlay_on_the_medium_with_a_boot_repository_wins() {
 #[test]
 fn symlinked_apkovl_on_a_medium_is_skipped_with_a_warning() {
     let m = Machine::new();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let dir = m.path("/.contents/vda1");
     std::os::unix::fs::symlink("/etc/shadow", dir.join("evil.apkovl.tar.gz")).unwrap();
     let boot = m.boot();
     boot.assert_clean_switch();
-    assert!(
-        boot.kmsg
-            .contains("ignoring evil.apkovl.tar.gz on /dev/vda1: not a regular file"),
-        "{}",
-        boot.kmsg
-    );
+    boot.assert_kmsg("ignoring evil.apkovl.tar.gz on /dev/vda1: not a regular file");
     assert!(!boot.console.contains("Loading user settings"));
 }
 
@@ -274,12 +206,7 @@ fn bootstrap_usr_merged_links_bin_sbin_lib_into_usr() {
     let m = Machine::new();
     m.cmdline("bootstrap_usr_merged");
     let ovl = overlay(&[("bin/tool", b"x")]);
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("a.apkovl.tar.gz", &ovl)],
-    );
+    m.disk("vda1", "A", &[("a.apkovl.tar.gz", &ovl)]);
     std::fs::remove_dir_all(m.path("/sysroot/sbin")).unwrap();
     let boot = m.boot();
     assert_eq!(
@@ -295,23 +222,14 @@ fn bootstrap_usr_merged_links_bin_sbin_lib_into_usr() {
         "unpacked through the link"
     );
     // /sbin is now usr/sbin, which has no init: the init check fails.
-    assert!(
-        boot.console.contains("/sbin/init not found in new root"),
-        "{}",
-        boot.console
-    );
+    boot.assert_console("/sbin/init not found in new root");
 }
 
 #[test]
 fn rootflags_become_the_tmpfs_root_options() {
     let m = Machine::new();
     m.cmdline("rootflags=size=16M,nr_inodes=1000");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     boot.assert_clean_switch();
     let root = boot.mount_on("/sysroot").unwrap();
@@ -334,12 +252,7 @@ fn apk_runs_initdb_then_add_with_the_overlay_member_list() {
         Ok(0)
     });
     let ovl = host_overlay();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("a.apkovl.tar.gz", &ovl)],
-    );
+    m.disk("vda1", "A", &[("a.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     let apk: Vec<_> = boot
@@ -373,12 +286,7 @@ fn apk_runs_initdb_then_add_with_the_overlay_member_list() {
 #[test]
 fn without_an_overlay_the_default_services_are_enabled() {
     let m = Machine::new();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     boot.assert_clean_switch();
     for (level, svc) in [
@@ -398,12 +306,7 @@ fn root_directory_of_the_overlay_is_made_private() {
     use std::os::unix::fs::PermissionsExt;
     let m = Machine::new();
     let ovl = host_overlay();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("a.apkovl.tar.gz", &ovl)],
-    );
+    m.disk("vda1", "A", &[("a.apkovl.tar.gz", &ovl)]);
     m.boot().assert_clean_switch();
     let mode = std::fs::metadata(m.path("/sysroot/root"))
         .unwrap()
@@ -417,12 +320,7 @@ fn modules_option_and_etc_modules_are_loaded_explicitly() {
     let m = Machine::new();
     m.cmdline("modules=loop,dummy");
     m.write("/etc/modules", "evbug\n");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     boot.assert_clean_switch();
     for name in ["loop", "dummy", "evbug", "squashfs"] {
@@ -439,12 +337,7 @@ fn init_and_init_args_are_what_switch_root_execs() {
     let m = Machine::new();
     m.cmdline("init=/bin/sh init_args=-x");
     m.exe("/sysroot/bin/sh");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     assert_eq!(
         boot.switched_to(),
@@ -456,12 +349,7 @@ fn init_and_init_args_are_what_switch_root_execs() {
 #[test]
 fn mounts_are_moved_into_the_new_root_before_switch_root() {
     let m = Machine::new();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     boot.assert_clean_switch();
     let moved: Vec<_> = boot
@@ -482,12 +370,7 @@ fn mounts_are_moved_into_the_new_root_before_switch_root() {
 fn quiet_keeps_progress_lines_off_the_console() {
     let m = Machine::new();
     m.cmdline("quiet");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(!boot.console.contains("Alpine Init"), "{}", boot.console);
@@ -501,21 +384,12 @@ fn quiet_keeps_progress_lines_off_the_console() {
 #[test]
 fn encrypted_overlay_is_unpacked_with_the_typed_password() {
     let m = Machine::new();
-    let enc = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../apkovl/tests/fixtures/tiny-sha256.apkovl.tar.gz.aes-256-cbc"
-    ))
-    .unwrap();
-    m.block(
-        "sda1",
-        Bus::Usb,
-        Fs::Vfat { label: "A" },
-        &[("box.apkovl.tar.gz.aes-256-cbc", &enc)],
-    );
+    let enc = apkovl_fixture("tiny-sha256.apkovl.tar.gz.aes-256-cbc");
+    m.stick("sda1", "A", &[("box.apkovl.tar.gz.aes-256-cbc", &enc)]);
     m.fake.type_passwords(&["wrong", "alpinit"]);
     let boot = m.boot();
     boot.assert_clean_switch();
-    assert!(boot.console.contains("Wrong password, try again."));
+    boot.assert_console("Wrong password, try again.");
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
 
@@ -523,15 +397,10 @@ fn encrypted_overlay_is_unpacked_with_the_typed_password() {
 fn single_mode_runs_a_shell_after_discovery_then_boots() {
     let m = Machine::new();
     m.cmdline("single");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let boot = m.boot();
     assert_eq!(boot.shells(), 1);
-    assert!(boot.console.contains("Entering single mode"));
+    boot.assert_console("Entering single mode");
     let shell = boot.index(|e| matches!(e, Ev::Spawn(a) if a[0].ends_with("bin/busybox")));
     let tmpfs = boot.index(|e| matches!(e, Ev::Sys(alpinit_sys::Call::Mount { fstype, .. }) if fstype.as_deref() == Some("tmpfs") && !format!("{e:?}").contains("shm")));
     assert!(shell < tmpfs, "shell before the new root");
@@ -543,12 +412,7 @@ fn single_mode_runs_a_shell_after_discovery_then_boots() {
 #[test]
 fn no_fixed_idle_timeout_discovery_ends_as_soon_as_the_medium_is_found() {
     let m = Machine::new();
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     m.boot().assert_clean_switch();
     assert!(
         m.fake.elapsed() < std::time::Duration::from_millis(500),
@@ -563,12 +427,7 @@ fn no_fixed_idle_timeout_discovery_ends_as_soon_as_the_medium_is_found() {
 fn settling_usb_storage_is_waited_for_up_to_usbdelay() {
     let m = Machine::new();
     m.cmdline("usbdelay=3");
-    m.block(
-        "vda1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "A" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.repo_disk();
     let intf = "/sys/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0";
     m.mkdir(intf);
     m.mkdir("/sys/bus/usb/drivers/usb-storage");

@@ -2,16 +2,19 @@
 //! `/dev`, a module index and the initramfs files, plus the recording
 //! platform ([`Fake`]). [`Machine::boot`] runs the real `boot::boot` on it.
 
-use crate::failure::End;
 use crate::layout::Layout;
-use crate::platform::fake::{Ev, Fake, Step};
-use alpinit_sys::{Call, MountFlags};
+use crate::platform::fake::{Fake, Step};
 use alpinit_uevent::Uevent;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use super::record::Boot;
+
 pub const RELEASE: &str = "6.1.0-test";
+
+/// A medium's file that makes it a boot repository (`apks/.boot_repository`).
+pub const BOOT_REPOSITORY: (&str, &[u8]) = ("apks/.boot_repository", b"");
 
 /// Modules of the fake kernel: `path: deps` lines of modules.dep.
 const MODULES_DEP: &str = "\
@@ -244,6 +247,22 @@ impl Machine {
         alpinit_uevent::parse(datagram.as_bytes()).expect("valid uevent")
     }
 
+    /// An ext4 partition `name` on a virtio disk holding `files`.
+    pub fn disk(&self, name: &str, label: &'static str, files: &[(&str, &[u8])]) -> Uevent {
+        self.block(name, Bus::Virtio, Fs::Ext4 { label }, files)
+    }
+
+    /// A FAT partition `name` on a USB stick holding `files`.
+    pub fn stick(&self, name: &str, label: &'static str, files: &[(&str, &[u8])]) -> Uevent {
+        self.block(name, Bus::Usb, Fs::Vfat { label }, files)
+    }
+
+    /// `vda1` holding only a boot repository: the media scan succeeds and
+    /// there is no overlay to apply.
+    pub fn repo_disk(&self) -> Uevent {
+        self.disk("vda1", "A", &[BOOT_REPOSITORY])
+    }
+
     /// Takes a block device made by [`Machine::block`] out of sysfs and
     /// `/dev`; the returned function puts it back (the device arrives).
     pub fn hide(&self, ev: &Uevent) -> impl FnOnce() + Send + 'static {
@@ -306,6 +325,21 @@ impl Machine {
     /// The DHCP server answers with 10.0.2.15/24 via 10.0.2.2.
     pub fn dhcp_server(&self, iface: &str, mac: &str) {
         self.fake.set_lease(Ok(lease(iface, mac)));
+    }
+
+    /// A physical NIC `name` with carrier whose DHCP server answers
+    /// ([`Machine::dhcp_server`]); returns its MAC.
+    pub fn dhcp_nic(&self, name: &str, index: u32) -> String {
+        let mac = self.nic(name, index, true, true);
+        self.dhcp_server(name, &mac);
+        mac
+    }
+
+    /// Every mount matching `which` fails with `errno`.
+    pub fn fail_mount(&self, which: alpinit_sys::Match, errno: i32) {
+        self.fake
+            .recorder
+            .fail(alpinit_sys::Kind::Mount, which, errno);
     }
 
     /// Runs the boot to its end on this machine.
@@ -416,6 +450,15 @@ pub fn overlay(files: &[(&str, &[u8])]) -> Vec<u8> {
     tar.into_inner().expect("tar").finish().expect("gzip")
 }
 
+/// A file of the apkovl crate's test fixtures
+/// (`crates/apkovl/tests/fixtures/NAME`), e.g. an encrypted overlay.
+pub fn apkovl_fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../apkovl/tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 pub fn lease(iface: &str, mac: &str) -> alpinit_net::Lease {
     alpinit_net::Lease {
         iface: iface.to_owned(),
@@ -427,118 +470,5 @@ pub fn lease(iface: &str, mac: &str) -> alpinit_net::Lease {
         domain: None,
         hostname: None,
         server: Some(std::net::Ipv4Addr::new(10, 0, 2, 2)),
-    }
-}
-
-/// What a boot did.
-pub struct Boot {
-    pub end: End,
-    pub events: Vec<Ev>,
-    pub console: String,
-    pub kmsg: String,
-    root: PathBuf,
-}
-
-/// A mount as the tests compare it: paths relative to the machine's root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub source: String,
-    pub target: String,
-    pub fstype: Option<String>,
-    pub flags: MountFlags,
-    pub data: Option<String>,
-}
-
-impl Boot {
-    fn rel(&self, p: &Path) -> String {
-        match p.strip_prefix(&self.root) {
-            Ok(r) => format!("/{}", r.display()),
-            Err(_) => p.display().to_string(),
-        }
-    }
-    pub fn mounts(&self) -> Vec<Mount> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Ev::Sys(Call::Mount {
-                    source,
-                    target,
-                    fstype,
-                    flags,
-                    data,
-                }) => Some(Mount {
-                    source: self.rel(Path::new(source)),
-                    target: self.rel(target),
-                    fstype: fstype.clone(),
-                    flags: *flags,
-                    data: data.clone(),
-                }),
-                _ => None,
-            })
-            .collect()
-    }
-    /// The mount on `target`, if any (the first one).
-    pub fn mount_on(&self, target: &str) -> Option<Mount> {
-        self.mounts().into_iter().find(|m| m.target == target)
-    }
-    pub fn umounts(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Ev::Sys(Call::Umount { target, .. }) => Some(self.rel(target)),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn insmods(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Ev::Insmod(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    /// Spawned argv, the program relative to the machine's root.
-    pub fn spawned(&self) -> Vec<Vec<String>> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Ev::Spawn(argv) => {
-                    let mut v = argv.clone();
-                    v[0] = self.rel(Path::new(&v[0]));
-                    Some(v)
-                }
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn shells(&self) -> usize {
-        self.spawned()
-            .iter()
-            .filter(|a| a[0] == "/bin/busybox" && a.get(1).map(String::as_str) == Some("sh"))
-            .count()
-    }
-    pub fn switched_to(&self) -> Option<(String, Vec<String>)> {
-        self.events.iter().rev().find_map(|e| match e {
-            Ev::SwitchRoot { init, args } => Some((init.clone(), args.clone())),
-            _ => None,
-        })
-    }
-    pub fn has(&self, ev: &Ev) -> bool {
-        self.events.contains(ev)
-    }
-    /// Index of the first event matching `f` (for order assertions).
-    pub fn index(&self, f: impl Fn(&Ev) -> bool) -> Option<usize> {
-        self.events.iter().position(f)
-    }
-    /// Asserts a normal hand-over to `/sbin/init` without a shell.
-    pub fn assert_clean_switch(&self) {
-        assert_eq!(self.end, End::SwitchedRoot, "console:\n{}", self.console);
-        assert_eq!(
-            self.switched_to().map(|s| s.0).as_deref(),
-            Some("/sbin/init")
-        );
-        assert_eq!(self.shells(), 0, "console:\n{}", self.console);
     }
 }

@@ -4,6 +4,7 @@
 //! module loads, spawned programs, files in the new root, the exec.
 
 mod machine;
+mod record;
 
 mod consoles;
 mod diskless;

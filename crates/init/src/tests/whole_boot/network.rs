@@ -7,15 +7,12 @@ use crate::platform::fake::Ev;
 fn network_boot_dhcp_sets_the_address_and_writes_resolv_conf_into_the_new_root() {
     let m = Machine::new();
     m.cmdline("ip=dhcp");
-    let mac = m.nic("eth0", 2, true, true);
-    m.dhcp_server("eth0", &mac);
+    m.dhcp_nic("eth0", 2);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(boot.has(&Ev::Dhcp("eth0".into())));
     assert!(boot.has(&Ev::Apply("eth0 10.0.2.15/24".into())));
-    assert!(boot
-        .console
-        .contains(" * Obtaining IP via DHCP (eth0): ok."));
+    boot.assert_console(" * Obtaining IP via DHCP (eth0): ok.");
     assert!(m.read("/etc/resolv.conf").contains("nameserver 10.0.2.3"));
     assert!(m
         .read("/sysroot/etc/resolv.conf")
@@ -26,8 +23,7 @@ fn network_boot_dhcp_sets_the_address_and_writes_resolv_conf_into_the_new_root()
 fn network_boot_fetches_the_apkovl_url_with_the_mac_and_applies_it() {
     let m = Machine::new();
     m.cmdline("ip=dhcp apkovl=http://10.0.2.2/{MAC}.apkovl.tar.gz");
-    let mac = m.nic("eth0", 2, true, true);
-    m.dhcp_server("eth0", &mac);
+    m.dhcp_nic("eth0", 2);
     let ovl = overlay(&[("etc/hostname", b"net\n")]);
     m.fake.on_fetch(move |_| Ok(ovl.clone()));
     let boot = m.boot();
@@ -54,7 +50,7 @@ fn network_boot_with_static_ip_sets_the_address_without_dhcp() {
         "{:?}",
         boot.events
     );
-    assert!(boot.console.contains(" * Setting IP (eth0): ok."));
+    boot.assert_console(" * Setting IP (eth0): ok.");
 }
 
 #[test]
@@ -75,8 +71,7 @@ fn bootif_picks_the_second_nic() {
     let m = Machine::new();
     m.cmdline("ip=dhcp BOOTIF=01-02-00-00-00-00-03");
     m.nic("eth0", 2, true, true);
-    let mac = m.nic("eth1", 3, true, true);
-    m.dhcp_server("eth1", &mac);
+    m.dhcp_nic("eth1", 3);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(boot.has(&Ev::Dhcp("eth1".into())), "{:?}", boot.events);
@@ -88,10 +83,6 @@ fn a_bad_ip_option_is_reported_and_the_boot_goes_on() {
     let m = Machine::new();
     m.cmdline("ip=1.2.3");
     let boot = m.boot();
-    assert!(
-        boot.console.contains("ERROR: ip=1.2.3: "),
-        "{}",
-        boot.console
-    );
+    boot.assert_console("ERROR: ip=1.2.3: ");
     assert!(!boot.events.iter().any(|e| matches!(e, Ev::Dhcp(_))));
 }

@@ -1,7 +1,7 @@
 //! `root=` boots: the installed root is waited for, mounted and handed over
 //! to; boot media are not scanned.
 
-use super::machine::{Bus, Fs, Machine};
+use super::machine::{Machine, BOOT_REPOSITORY};
 use crate::failure::End;
 use alpinit_sys::MountFlags;
 use std::os::unix::fs::PermissionsExt;
@@ -12,12 +12,7 @@ use std::sync::Mutex;
 fn root_disk(m: &Machine, name: &str, label: &'static str) -> alpinit_uevent::Uevent {
     std::fs::remove_dir_all(m.path("/sysroot")).unwrap();
     m.mkdir("/sysroot");
-    let ev = m.block(
-        name,
-        Bus::Virtio,
-        Fs::Ext4 { label },
-        &[("sbin/init", b"#!")],
-    );
+    let ev = m.disk(name, label, &[("sbin/init", b"#!")]);
     let init = m.path(&format!("/.contents/{name}/sbin/init"));
     std::fs::set_permissions(init, std::fs::Permissions::from_mode(0o755)).unwrap();
     ev
@@ -28,12 +23,7 @@ fn root_mode_mounts_the_root_read_only_and_switches_without_scanning_media() {
     let m = Machine::new();
     m.cmdline("root=/dev/vda1");
     root_disk(&m, "vda1", "ROOT");
-    m.block(
-        "vdb1",
-        Bus::Virtio,
-        Fs::Ext4 { label: "DATA" },
-        &[("apks/.boot_repository", b"")],
-    );
+    m.disk("vdb1", "DATA", &[BOOT_REPOSITORY]);
     let boot = m.boot();
     boot.assert_clean_switch();
     let root = boot.mount_on("/sysroot").expect("root mounted");
@@ -48,7 +38,7 @@ fn root_mode_mounts_the_root_read_only_and_switches_without_scanning_media() {
         "no media scan"
     );
     assert!(boot.insmods().contains(&"ext4".to_owned()));
-    assert!(boot.console.contains(" * Mounting root: ok."));
+    boot.assert_console(" * Mounting root: ok.");
 }
 
 #[test]
@@ -82,12 +72,8 @@ fn root_device_missing_says_so_and_waits_again_after_the_shell() {
         Ok(0)
     });
     let boot = m.boot();
-    assert!(
-        boot.console.contains(" * Mounting root: failed. root device UUID=11111111-1111-1111-1111-111111111111 not found (0 block devices seen)"),
-        "{}",
-        boot.console
-    );
-    assert!(boot.console.contains("Type exit to try again."));
+    boot.assert_console(" * Mounting root: failed. root device UUID=11111111-1111-1111-1111-111111111111 not found (0 block devices seen)");
+    boot.assert_console("Type exit to try again.");
     assert_eq!(boot.shells(), 1);
     assert_eq!(
         boot.mount_on("/sysroot").map(|x| x.source).as_deref(),
@@ -103,7 +89,7 @@ fn root_device_missing_with_panic_gives_up() {
     let boot = m.boot();
     assert_eq!(boot.end, End::GaveUp);
     assert_eq!(boot.shells(), 0);
-    assert!(boot.kmsg.contains("root device /dev/vdz9 not found"));
+    boot.assert_kmsg("root device /dev/vdz9 not found");
 }
 
 #[test]
@@ -111,11 +97,7 @@ fn root_mount_failure_keeps_the_errno() {
     let m = Machine::new();
     m.cmdline("root=/dev/vda1 panic=1");
     root_disk(&m, "vda1", "ROOT");
-    m.fake.recorder.fail(
-        alpinit_sys::Kind::Mount,
-        alpinit_sys::Match::Path(m.path("/sysroot")),
-        libc::EIO,
-    );
+    m.fail_mount(alpinit_sys::Match::Path(m.path("/sysroot")), libc::EIO);
     let boot = m.boot();
     let eio = std::io::Error::from_raw_os_error(libc::EIO).to_string();
     assert!(
@@ -133,7 +115,7 @@ fn zfs_root_is_refused_with_a_message() {
     let m = Machine::new();
     m.cmdline("root=ZFS=pool/root panic=1");
     let boot = m.boot();
-    assert!(boot.console.contains("ZFS roots are not supported"));
+    boot.assert_console("ZFS roots are not supported");
     assert_eq!(boot.end, End::GaveUp);
 }
 
@@ -144,6 +126,6 @@ fn root_mode_single_runs_the_shell_before_the_hand_over() {
     root_disk(&m, "vda1", "ROOT");
     let boot = m.boot();
     assert_eq!(boot.shells(), 1);
-    assert!(boot.console.contains("Entering single mode"));
+    boot.assert_console("Entering single mode");
     assert_eq!(boot.end, End::SwitchedRoot);
 }
