@@ -58,11 +58,17 @@ enum Case {
     Untrusted,
     /// One package's data stream is damaged.
     Damaged,
+    /// A headless machine (`console=ttyS0`): no report, busybox init runs
+    /// the getty line the init added for the serial console.
+    Login,
 }
+
+/// What busybox getty prints once it owns the serial line.
+const LOGIN_PROMPT: &str = " login: ";
 
 const DAMAGED: &str = "alpine-baselayout-data";
 
-pub(super) fn scenarios() -> [Scenario; 5] {
+pub(super) fn scenarios() -> [Scenario; 6] {
     [
         Scenario {
             name: "real-apk",
@@ -98,6 +104,13 @@ pub(super) fn scenarios() -> [Scenario; 5] {
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Damaged),
             check: |o, _| check(o, Case::Damaged),
+        },
+        Scenario {
+            name: "real-apk-serial-login",
+            about: "console=ttyS0, an lbu overlay whose inittab has no serial line: busybox init from the apk-filled root gives a login prompt on ttyS0",
+            image: ImageKind::RealApk,
+            setup: |a, d| setup(a, d, Case::Login),
+            check: |o, _| check_login(o),
         },
     ]
 }
@@ -222,9 +235,13 @@ fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
     if case == Case::Missing {
         world.push_str("nosuchpkg\n");
     }
-    let inittab = format!(
-        "{INITTAB_FIRST}\n::sysinit:/bin/busybox sh /etc/alpinit-report.sh\n::ctrlaltdel:/sbin/reboot\n"
-    );
+    let inittab = if case == Case::Login {
+        format!("{INITTAB_FIRST}\n::ctrlaltdel:/sbin/reboot\n")
+    } else {
+        format!(
+            "{INITTAB_FIRST}\n::sysinit:/bin/busybox sh /etc/alpinit-report.sh\n::ctrlaltdel:/sbin/reboot\n"
+        )
+    };
     let files = vec![
         FileSpec::new("etc/hostname", 0o644, format!("{HOSTNAME}\n")),
         FileSpec::new("etc/apk/world", 0o644, world),
@@ -264,10 +281,32 @@ fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
     Ok(Setup {
         vm,
         stop: Some(Box::new(|log: &str| {
-            log.contains("Kernel panic") || log.contains(NO_INIT)
+            log.contains("Kernel panic") || log.contains(NO_INIT) || log.contains(LOGIN_PROMPT)
         })),
         timeout: assets.accel.boot_timeout(),
     })
+}
+
+/// The serial console ends at busybox getty's prompt, started by busybox
+/// init from the getty line the init appended to the overlay's inittab.
+fn check_login(outcome: &Outcome) -> Vec<String> {
+    let log = &outcome.log;
+    let mut failures = Vec::new();
+    if log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".into());
+    }
+    if log.contains(WARNING) {
+        failures.push(format!("`{WARNING}` on the console"));
+    }
+    if !log.contains(LOGIN_PROMPT) {
+        failures.push(format!(
+            "no getty prompt (`{}`) on ttyS0 (timed out: {}, {:.1}s)",
+            LOGIN_PROMPT.trim(),
+            outcome.timed_out,
+            outcome.elapsed.as_secs_f64()
+        ));
+    }
+    failures
 }
 
 /// The report's `key=value` markers.
@@ -316,7 +355,7 @@ fn check(outcome: &Outcome, case: Case) -> Vec<String> {
                 failures.push(format!("the damaged {DAMAGED} was installed"));
             }
         }
-        Case::Boot | Case::Cache | Case::Missing => {
+        Case::Boot | Case::Cache | Case::Missing | Case::Login => {
             if warned {
                 failures.push(format!("`{WARNING}` on the console"));
             }
