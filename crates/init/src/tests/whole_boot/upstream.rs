@@ -460,38 +460,48 @@ fn tmpfs_root_modloop_sign() {
         .is_file());
 }
 
-#[test]
-fn tmpfs_root_tiny_cloud_cidata() {
+/// Upstream's tiny-cloud cases: a clean boot of `fake_sysroot_init` with a
+/// boot medium, `cmdline`, and what `prepare` adds; returns the machine.
+fn tiny_cloud_boot(cmdline: &str, prepare: impl Fn(&Machine)) -> Machine {
     let m = Machine::new();
+    if !cmdline.is_empty() {
+        m.cmdline(cmdline);
+    }
     fake_sysroot_init(&m);
     boot_medium(&m);
-    // Upstream's `findfs LABEL=cidata` succeeds: here a volume so labelled.
+    prepare(&m);
+    m.boot().assert_clean_switch();
+    m
+}
+
+fn has_tiny_cloud(m: &Machine) -> bool {
+    !find_in(&m.path("/sysroot"), "tiny-cloud").is_empty()
+}
+
+/// Upstream's `findfs LABEL=cidata` succeeds: here a volume so labelled.
+fn cidata_volume(m: &Machine) {
     m.block("vdb", Bus::Virtio, Fs::Iso { label: "cidata" }, &[]);
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+}
+
+#[test]
+fn tmpfs_root_tiny_cloud_cidata() {
+    assert!(has_tiny_cloud(&tiny_cloud_boot("", cidata_volume)));
 }
 
 #[test]
 fn tmpfs_root_tiny_cloud_bootopt() {
-    let m = Machine::new();
-    m.cmdline("tinycloud=cloud=nocloud");
-    fake_sysroot_init(&m);
-    boot_medium(&m);
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+    assert!(has_tiny_cloud(&tiny_cloud_boot(
+        "tinycloud=cloud=nocloud",
+        |_| ()
+    )));
 }
 
 #[test]
 fn tmpfs_root_tiny_cloud_disabled() {
-    let m = Machine::new();
-    fake_sysroot_init(&m);
-    boot_medium(&m);
-    m.block("vdb", Bus::Virtio, Fs::Iso { label: "cidata" }, &[]);
-    m.write("/sysroot/etc/tiny-cloud.disabled", "");
-    let boot = m.boot();
-    boot.assert_clean_switch();
+    let m = tiny_cloud_boot("", |m| {
+        cidata_volume(m);
+        m.write("/sysroot/etc/tiny-cloud.disabled", "");
+    });
     assert_eq!(
         find_in(&m.path("/sysroot/etc/runlevels"), "tiny-cloud"),
         Vec::<String>::new()
@@ -500,27 +510,20 @@ fn tmpfs_root_tiny_cloud_disabled() {
 
 #[test]
 fn tmpfs_root_tiny_cloud_net() {
-    let m = Machine::new();
-    m.cmdline("ds=nocloud;s=http://10.0.0.1/configs");
-    fake_sysroot_init(&m);
-    boot_medium(&m);
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+    assert!(has_tiny_cloud(&tiny_cloud_boot(
+        "ds=nocloud;s=http://10.0.0.1/configs",
+        |_| ()
+    )));
 }
 
 #[test]
 fn tmpfs_root_tiny_cloud_smbios() {
-    let m = Machine::new();
-    fake_sysroot_init(&m);
-    boot_medium(&m);
-    m.write(
-        "/sys/class/dmi/id/product_serial",
-        "ds=nocloud;s=http://10.0.2.2:8000/\n",
-    );
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(!find_in(&m.path("/sysroot"), "tiny-cloud").is_empty());
+    assert!(has_tiny_cloud(&tiny_cloud_boot("", |m| {
+        m.write(
+            "/sys/class/dmi/id/product_serial",
+            "ds=nocloud;s=http://10.0.2.2:8000/\n",
+        );
+    })));
 }
 
 #[test]
