@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::checks::*;
 use super::*;
@@ -67,22 +67,7 @@ pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn setup_root(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let init = fs::read(&assets.report_init)
-        .with_context(|| format!("reading {}", assets.report_init.display()))?;
-    let img = disk(
-        dir,
-        "root",
-        Filesystem::Ext4,
-        &[
-            FileSpec::new("etc/hostname", 0o644, format!("{HOST_ROOT}\n")),
-            FileSpec::new("sbin/init", 0o755, init),
-            FileSpec::new("etc/alpinit-test/inspect", 0o644, "/sbin/init\n"),
-            FileSpec::new("proc/.keep", 0o644, ""),
-            FileSpec::new("sys/.keep", 0o644, ""),
-            FileSpec::new("dev/.keep", 0o644, ""),
-            FileSpec::new("decoy.apkovl.tar.gz", 0o644, "not used"),
-        ],
-    )?;
+    let img = super::root_mode::root_disk(assets, dir)?;
     let mut vm = kernel_vm(assets, KIND, "root=LABEL=ROOT")?;
     vm.virtio_disk(&img);
     Ok(slower(assets, vm))

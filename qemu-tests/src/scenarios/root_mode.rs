@@ -11,10 +11,11 @@ use super::*;
 
 pub(super) const HOST_ROOT: &str = "alpinit-root";
 
-pub(super) fn setup_root_label(assets: &Assets, dir: &Path) -> Result<Setup> {
+/// An installed root labelled ROOT whose /sbin/init is the report init.
+pub(super) fn root_disk(assets: &Assets, dir: &Path) -> Result<std::path::PathBuf> {
     let init = fs::read(&assets.report_init)
         .with_context(|| format!("reading {}", assets.report_init.display()))?;
-    let img = disk(
+    disk(
         dir,
         "root",
         Filesystem::Ext4,
@@ -29,7 +30,11 @@ pub(super) fn setup_root_label(assets: &Assets, dir: &Path) -> Result<Setup> {
             // An apkovl on the root must be ignored: root mode does not scan media.
             FileSpec::new("decoy.apkovl.tar.gz", 0o644, "not used"),
         ],
-    )?;
+    )
+}
+
+pub(super) fn setup_root_label(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let img = root_disk(assets, dir)?;
     let mut vm = kernel_vm(assets, ImageKind::Standard, "root=LABEL=ROOT")?;
     vm.virtio_disk(&img);
     Ok(reported(assets, vm))
