@@ -248,11 +248,20 @@ pub fn parse(log: &str) -> Timeline {
                       why: &str| {
         if let Some((from, reason)) = wait.take() {
             let why = since.take().unwrap_or_else(|| why.to_string());
+            // The bar and, on its own row, what ended it: one label with
+            // both would not fit beside the bar.
+            let end = end.max(from);
             events.push(Event {
                 at: from,
-                to: Some(end.max(from)),
+                to: Some(end),
                 kind: Kind::Wait,
-                label: format!("waiting: {reason} (ended: {why})"),
+                label: format!("waiting: {reason} ({:.3} s)", end - from),
+            });
+            events.push(Event {
+                at: end,
+                to: None,
+                kind: Kind::Wait,
+                label: format!("wait over: {why}"),
             });
         }
     };

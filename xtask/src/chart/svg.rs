@@ -112,6 +112,17 @@ fn text_width(text: &str) -> f64 {
     6.3 * text.chars().count() as f64
 }
 
+/// `text`, cut with an ellipsis to what fits in `room` pixels.
+fn fit(text: &str, room: f64) -> String {
+    if text_width(text) <= room {
+        return text.to_string();
+    }
+    let keep = ((room / 6.3).floor() as usize).saturating_sub(1);
+    let mut out: String = text.chars().take(keep).collect();
+    out.push('…');
+    out
+}
+
 struct Canvas {
     out: String,
     scale: Scale,
@@ -135,19 +146,22 @@ impl Canvas {
             x1 - x0,
             escape(label)
         );
+        let right = WIDTH - MARGIN / 2.0 - (x1 + 4.0);
+        let left = x0 - 4.0 - MARGIN / 2.0;
         let w = text_width(label);
-        let (tx, anchor, colour) = if x1 + 4.0 + w <= WIDTH - MARGIN / 2.0 {
-            (x1 + 4.0, "start", "#000000")
-        } else if x0 - 4.0 - w >= MARGIN / 2.0 {
-            (x0 - 4.0, "end", "#000000")
+        let (tx, anchor, room) = if w <= right || right >= left {
+            (x1 + 4.0, "start", right)
         } else {
-            (x0 + 4.0, "start", "#ffffff")
+            (x0 - 4.0, "end", left)
         };
+        // Too long for either side: cut to the larger one (the whole text
+        // stays in the bar's tooltip).
+        let shown = fit(label, room);
         let _ = writeln!(
             self.out,
-            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="{colour}">{}</text>"#,
+            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
             y + ROW - 4.5,
-            escape(label)
+            escape(&shown)
         );
     }
 }

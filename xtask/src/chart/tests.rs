@@ -86,12 +86,13 @@ fn events_are_the_records_the_init_and_kernel_write_in_time_order() {
             "coldplug: 40 devices swept in 9 ms, 12 modaliases requested",
             "module xhci_pci",
             "module bogus failed",
-            "waiting: usb-storage interface /sys/x has no disk yet (ended: found apkovl /media/sda1/h.apkovl.tar.gz)",
+            "waiting: usb-storage interface /sys/x has no disk yet (0.280 s)",
             "disk sda (sd 0:0:0:0)",
             "partitions sda: sda1",
             "uevent add sda1",
             "probe /dev/sda1: vfat",
             "found apkovl /media/sda1/h.apkovl.tar.gz",
+            "wait over: found apkovl /media/sda1/h.apkovl.tar.gz",
             "unpacked 6 entries, 1000 bytes from /media/sda1/h.apkovl.tar.gz (0.110 s)",
             "apk add (0.290 s)",
             "peak memory 3000 kB",
@@ -119,18 +120,29 @@ fn a_wait_for_another_reason_ends_the_one_before() {
 [    1.5] alpinit: phase media-found 1.5
 ";
     let t = parse(log);
-    let waits: Vec<&Event> = t.events.iter().filter(|e| e.kind == Kind::Wait).collect();
-    assert_eq!(waits.len(), 2);
+    let waits: Vec<(&str, f64, Option<f64>)> = t
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::Wait)
+        .map(|e| (e.label.as_str(), e.at, e.to))
+        .collect();
     assert_eq!(
-        waits[0].label,
-        "waiting: SCSI device /sys/a has no driver yet (ended: module sd_mod)"
+        waits,
+        [
+            (
+                "waiting: SCSI device /sys/a has no driver yet (0.200 s)",
+                1.1,
+                Some(1.3)
+            ),
+            ("wait over: module sd_mod", 1.3, None),
+            (
+                "waiting: SCSI device /sys/a has no block device yet (0.200 s)",
+                1.3,
+                Some(1.5)
+            ),
+            ("wait over: probe /dev/sda: no file system", 1.5, None),
+        ]
     );
-    assert!((waits[0].to.unwrap_or(0.0) - 1.3).abs() < 1e-9);
-    assert_eq!(
-        waits[1].label,
-        "waiting: SCSI device /sys/a has no block device yet (ended: probe /dev/sda: no file system)"
-    );
-    assert!((waits[1].to.unwrap_or(0.0) - 1.5).abs() < 1e-9);
 }
 
 /// Positions of `needles` in `hay`, failing on a missing one.
@@ -304,4 +316,20 @@ fn short_kernel_part_keeps_one_linear_scale() {
     assert!(svg.contains(">0.5 s<"));
     assert!(svg.contains(">0.9 s<"));
     assert!(!svg.contains(">1.0 s<"));
+}
+
+#[test]
+fn a_label_too_long_for_either_side_is_cut_and_kept_whole_in_the_tooltip() {
+    let reason = "x".repeat(300);
+    let log = format!(
+        "[    1.0] alpinit: phase start 1.0\n[    1.1] alpinit: waiting: {reason}\n[    2.0] alpinit: phase media-found 2.0\n"
+    );
+    let svg = render(&parse(&log), "long");
+    assert!(svg.contains(&format!("<title>1.100 waiting: {reason} (0.900 s)</title>")));
+    let cut = svg
+        .lines()
+        .find(|l| l.starts_with("<text") && l.contains("1.100 waiting: xxx"))
+        .expect("the wait's label");
+    assert!(cut.contains("x…</text>"), "{cut}");
+    assert!(!cut.contains(&reason), "{cut}");
 }
