@@ -59,6 +59,7 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     let mut peak_kib = Vec::new();
     let mut after_partition = Vec::new();
     let mut ok = 0;
+    let mut chart = None;
     for i in 1..=runs {
         let result = scenarios::run(scenario, &assets);
         let passed = matches!(result.verdict, Verdict::Pass);
@@ -72,6 +73,10 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
             continue;
         }
         ok += 1;
+        // The boot chart beside the log; each run's overwrites the last.
+        let svg = crate::chart::default_output(&result.log_path);
+        crate::chart::write_chart(&result.log_path, &svg)?;
+        chart = Some(svg);
         let seen = report::phases(&result.log);
         for (name, secs) in &seen {
             phases.entry(name.clone()).or_default().push(*secs);
@@ -118,6 +123,9 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     }
     if let Some(m) = median(&mut peak_kib) {
         println!("init peak memory (VmHWM at switch_root): {m:.0} kB");
+    }
+    if let Some(svg) = &chart {
+        println!("boot chart of the last run: {}", svg.display());
     }
     let init = crate::build::init()?;
     let init_size = fs::metadata(&init)

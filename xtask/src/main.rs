@@ -3,6 +3,7 @@
 mod bench;
 mod bench_hostile;
 mod build;
+mod chart;
 mod cpio;
 mod demo;
 mod deps;
@@ -78,6 +79,9 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "mkinitfs" => mkinitfs::command(rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench_command(rest).map(|()| ExitCode::SUCCESS),
         "deps" => deps::install().map(|()| ExitCode::SUCCESS),
+        "chart" => chart::command(rest)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
