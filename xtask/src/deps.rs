@@ -49,6 +49,9 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3-pyelftools",
         "/usr/lib/python3/dist-packages/elftools",
     ),
+    // The man pages' rendering test (xtask/tests/man.rs).
+    ("man-db", "man"),
+    ("groff-base", "groff"),
 ];
 
 fn have_command(name: &str) -> bool {
@@ -91,11 +94,8 @@ pub fn missing_packages() -> Vec<&'static str> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn install_commands(missing: &[&str]) -> Vec<Vec<String>> {
@@ -122,43 +122,136 @@ fn install_commands(missing: &[&str]) -> Vec<Vec<String>> {
     cmds
 }
 
-/// Installs what is missing (as root) or prints the commands.
-pub fn install() -> Result<()> {
-    let missing = missing_packages();
-    let mut cmds = if missing.is_empty() {
-        Vec::new()
-    } else {
-        install_commands(&missing)
-    };
-    if !have_musl_target() {
-        cmds.push(vec![
-            "rustup".into(),
-            "target".into(),
-            "add".into(),
-            MUSL_TARGET.into(),
-        ]);
+/// What the host looks like and how commands are run on it: the seam the
+/// install decision is tested through (the tests never run apt-get).
+pub trait Host {
+    fn missing_packages(&self) -> Vec<&'static str>;
+    fn has_musl_target(&self) -> bool;
+    fn is_root(&self) -> bool;
+    fn has_apt_get(&self) -> bool;
+    fn run(&mut self, cmd: &[String]) -> Result<()>;
+    fn say(&mut self, line: &str);
+}
+
+/// This machine.
+struct RealHost;
+
+impl Host for RealHost {
+    fn missing_packages(&self) -> Vec<&'static str> {
+        missing_packages()
     }
-    if cmds.is_empty() {
-        println!("all dependencies are present");
-        nightly_size_build();
-        return Ok(());
+    fn has_musl_target(&self) -> bool {
+        have_musl_target()
     }
-    let root = is_root();
-    for cmd in &cmds {
-        let needs_root = cmd[0] == "apt-get";
-        if needs_root && !root {
-            println!("sudo {}", cmd.join(" "));
-            continue;
-        }
-        println!("+ {}", cmd.join(" "));
+    fn is_root(&self) -> bool {
+        is_root()
+    }
+    fn has_apt_get(&self) -> bool {
+        have_command("apt-get")
+    }
+    fn run(&mut self, cmd: &[String]) -> Result<()> {
         let mut command = Command::new(&cmd[0]);
         command
             .args(&cmd[1..])
             .env("DEBIAN_FRONTEND", "noninteractive");
-        run(&mut command)?;
+        run(&mut command)
     }
-    if !root && cmds.iter().any(|c| c[0] == "apt-get") {
-        bail!("not root: run the commands above, then try again");
+    fn say(&mut self, line: &str) {
+        println!("{line}");
+    }
+}
+
+/// What [`ensure`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ensured {
+    /// Nothing was missing.
+    Present,
+    /// Something was missing and is installed now.
+    Installed,
+}
+
+/// The commands that install what is missing: apt-get (needs root) and
+/// rustup (does not).
+fn plan(missing: &[&str], has_musl: bool) -> Vec<Vec<String>> {
+    let mut cmds = if missing.is_empty() {
+        Vec::new()
+    } else {
+        install_commands(missing)
+    };
+    if !has_musl {
+        cmds.push(
+            ["rustup", "target", "add", MUSL_TARGET]
+                .map(String::from)
+                .to_vec(),
+        );
+    }
+    cmds
+}
+
+/// Installs whatever is missing. As root every command runs; otherwise the
+/// rustup step runs (it needs no root), the apt-get commands are printed
+/// with `sudo` and this fails saying so. What is still missing afterwards
+/// fails by name, so a package that installed but did not provide its
+/// marker is not mistaken for success.
+pub fn ensure(host: &mut dyn Host) -> Result<Ensured> {
+    let missing = host.missing_packages();
+    let cmds = plan(&missing, host.has_musl_target());
+    if cmds.is_empty() {
+        return Ok(Ensured::Present);
+    }
+    let needs_apt = !missing.is_empty();
+    if needs_apt && !host.has_apt_get() {
+        bail!(
+            "missing host packages: {} (Debian package names), and this host has no apt-get: \
+             install their equivalents, then try again",
+            missing.join(" ")
+        );
+    }
+    let root = host.is_root();
+    if needs_apt && !root {
+        host.say(&format!(
+            "missing host packages: {}; not root, so run:",
+            missing.join(" ")
+        ));
+    }
+    for cmd in &cmds {
+        if cmd[0] == "apt-get" && !root {
+            host.say(&format!("sudo {}", cmd.join(" ")));
+            continue;
+        }
+        host.say(&format!("+ {}", cmd.join(" ")));
+        host.run(cmd)?;
+    }
+    if needs_apt && !root {
+        bail!("not root: run the apt-get commands above as root, then try again");
+    }
+    let still = host.missing_packages();
+    if !still.is_empty() {
+        bail!(
+            "still missing after installing: {} (their marker files are absent)",
+            still.join(" ")
+        );
+    }
+    if !host.has_musl_target() {
+        bail!("the {MUSL_TARGET} target is still missing after `rustup target add`");
+    }
+    Ok(Ensured::Installed)
+}
+
+/// What `cargo xtask run` and `cargo xtask test` do first: install what is
+/// missing (the same steps as `cargo xtask deps`).
+pub fn ensure_host() -> Result<()> {
+    if ensure(&mut RealHost)? == Ensured::Installed {
+        nightly_size_build();
+    }
+    Ok(())
+}
+
+/// `cargo xtask deps`: install what is missing, then the optional nightly
+/// pieces of the size build.
+pub fn install() -> Result<()> {
+    if ensure(&mut RealHost)? == Ensured::Present {
+        println!("all dependencies are present");
     }
     nightly_size_build();
     Ok(())
@@ -206,17 +299,5 @@ pub fn check() -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn qemu_is_installed_in_its_own_call() {
-        let cmds = install_commands(&["qemu-system-x86", "cpio", "mtools"]);
-        assert_eq!(cmds[0], ["apt-get", "update"]);
-        assert_eq!(cmds[1].last().map(String::as_str), Some("qemu-system-x86"));
-        assert!(cmds[2].ends_with(&["cpio".to_string(), "mtools".to_string()]));
-        assert!(!cmds.iter().flatten().any(|a| a == "qemu-utils"));
-        let only_rest = install_commands(&["cpio"]);
-        assert_eq!(only_rest.len(), 2);
-    }
-}
+#[path = "deps_tests.rs"]
+mod tests;

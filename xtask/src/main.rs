@@ -58,7 +58,9 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     match command.as_str() {
         "initramfs" => initramfs_command(rest).map(|()| ExitCode::SUCCESS),
         "test" => {
-            let ok = suite::run(&parse_test_args(rest)?)?;
+            let args = parse_test_args(rest)?;
+            deps::ensure_host()?;
+            let ok = suite::run(&args)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -74,6 +76,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
                     other => bail!("unknown run option {other:?}\n{USAGE}"),
                 }
             }
+            deps::ensure_host()?;
             demo::run(kernel).map(|()| ExitCode::SUCCESS)
         }
         "mkinitfs" => mkinitfs::command(rest).map(|()| ExitCode::SUCCESS),
