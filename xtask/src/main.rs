@@ -13,6 +13,7 @@ mod initramfs;
 mod kernel;
 mod mkinitfs;
 mod modules;
+mod package;
 mod paths;
 mod process;
 mod suite;
@@ -31,6 +32,7 @@ commands:
   initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox] [--https]
             [--extra SRC:DEST ...] [--init FILE] [-o FILE]
   mkinitfs  [--init FILE] [-o FILE]   (an image built by Alpine's own mkinitfs)
+  package   [--init FILE] [-o DIR]    (.apk packages from initramfs/alpine/APKBUILD)
   run       [--kernel generic|cloud|DIR]
   test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
   deps
@@ -80,6 +82,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             demo::run(kernel).map(|()| ExitCode::SUCCESS)
         }
         "mkinitfs" => mkinitfs::command(rest).map(|()| ExitCode::SUCCESS),
+        "package" => package::command(rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench_command(rest).map(|()| ExitCode::SUCCESS),
         "deps" => deps::install().map(|()| ExitCode::SUCCESS),
         "chart" => chart::command(rest)

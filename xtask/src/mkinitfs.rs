@@ -1,15 +1,20 @@
 //! An initramfs built by Alpine's own `mkinitfs` (3.13.0, unchanged) with
-//! alpinit as `-i`, on this Debian machine: what a user gets on Alpine with
-//! the README's "Installing on Alpine" commands.
+//! alpinit as `/init`, on this Debian machine, the way an Alpine user gets
+//! it: the packages from `initramfs/alpine/APKBUILD` (`alpinit` and
+//! `alpinit-mkinitfs`, see `package.rs`) installed by the real `apk` of
+//! Alpine's x86_64 mini root, chrooted into it, then the installed
+//! `mkinitfs` run with no `-i`, as the kernel trigger runs it. The mini root
+//! has no mkinitfs package: a stand-in built from the source fixture
+//! installs its scripts and `features.d` (`package/stand_in.rs`). After the
+//! image is built, `apk del alpinit-mkinitfs` must give back the stock
+//! `mkinitfs.conf` and an image whose `/init` is Alpine's `initramfs-init`.
 //!
-//! The base system (`-b`) is Alpine's x86_64 mini root with the test
-//! kernel's modules in `lib/modules/KVER`; alpinit is installed in it as
-//! [`INSTALLED_INIT`]. Off Alpine, mkinitfs needs its `@...@` placeholders
-//! filled in, a config naming the features, its `features.d` (`-P`), the
-//! base (`-b BASE/`, trailing slash: feature globs are prefixed with it
-//! verbatim) and an `lddtree` that lists files as Alpine's does
-//! (`mkinitfs/lddtree.sh`). The image is cached until the init, kernel or
-//! features change.
+//! Off Alpine, mkinitfs runs with `DATADIR` and `SYSCONFDIR` pointing into
+//! the base, the base as `-b BASE/` (trailing slash: feature globs are
+//! prefixed with it verbatim), the test kernel's modules in
+//! `lib/modules/KVER`, and an `lddtree` that lists files as Alpine's does
+//! (`mkinitfs/lddtree.sh`). The image is cached until the init, kernel,
+//! recipe or features change.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -18,10 +23,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use alpinit_qemu_tests::alpine_repo::chroot_apk;
 use alpinit_qemu_tests::fixtures;
 use anyhow::{bail, Context, Result};
 
 use crate::kernel::{self, Kernel, KernelSpec};
+use crate::package::{self, Package};
 use crate::paths;
 use crate::process::run;
 
@@ -67,13 +74,10 @@ pub fn build(init: &Path, output: &Path) -> Result<Built> {
             nlplug_findfs,
         });
     }
-    let src = unpack_source(&work)?;
-    prepare_base(&base, &kernel, &init_bytes)?;
-    let script = work.join("mkinitfs");
-    write_script(&src, &script)?;
-    let conf = work.join("mkinitfs.conf");
-    fs::write(&conf, format!("features=\"{FEATURES}\"\n"))
-        .with_context(|| format!("writing {}", conf.display()))?;
+    let packages = work.join("packages");
+    let built = package::build(init, &packages)?;
+    let stand_in = package::mkinitfs_package(&packages, &built.key, FEATURES)?;
+    prepare_base(&base, &kernel)?;
     let bin = work.join("bin");
     fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     write_executable(&bin.join("lddtree"), LDDTREE)?;
@@ -81,31 +85,11 @@ pub fn build(init: &Path, output: &Path) -> Result<Built> {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let _ = fs::remove_file(&stamp);
-    // The README's command plus what running it off Alpine takes.
-    run(Command::new(&script)
-        .arg("-b")
-        .arg(format!("{}/", base.display()))
-        .arg("-c")
-        .arg(&conf)
-        .arg("-P")
-        .arg(src.join("features.d"))
-        .arg("-i")
-        .arg(base.join(INSTALLED_INIT))
-        .arg("-o")
-        .arg(output)
-        .arg(&kernel.release)
-        .current_dir(&work)
-        // Debian's depmod, cpio and gzip; the lddtree above.
-        .env(
-            "PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
-        )
-        .env("SOURCE_DATE_EPOCH", "0")
-        // cargo's, for the host tools; lddtree warns about it under -R.
-        .env_remove("LD_LIBRARY_PATH"))
-    .context("running Alpine's mkinitfs")?;
+    install_packages(&base, &built, &stand_in)?;
+    run_mkinitfs(&work, &base, &kernel, output)?;
     let names = list(output)?;
     check_image(output, &names, &init_bytes)?;
+    removal_restores_the_stock_init(&work, &base, &kernel)?;
     fs::write(&stamp, &key).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Built {
         path: output.to_path_buf(),
@@ -146,13 +130,18 @@ fn cache_key(init: &[u8], release: &str) -> String {
     release.hash(&mut h);
     FEATURES.hash(&mut h);
     LDDTREE.hash(&mut h);
+    for name in package::RECIPE_FILES {
+        fs::read(package::recipe_dir().join(name))
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
     fixtures::MKINITFS.sha512.hash(&mut h);
     fixtures::MINIROOT_X86_64.sha512.hash(&mut h);
     format!("{:016x}\n", h.finish())
 }
 
 /// The mkinitfs source tree, unpacked afresh.
-fn unpack_source(work: &Path) -> Result<PathBuf> {
+pub(crate) fn unpack_source(work: &Path) -> Result<PathBuf> {
     let src = work.join(format!("mkinitfs-{VERSION}"));
     if src.exists() {
         fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))?;
@@ -168,9 +157,9 @@ fn unpack_source(work: &Path) -> Result<PathBuf> {
     Ok(src)
 }
 
-/// The mini root, the kernel's modules (hard links into the kernel cache,
-/// copies across file systems) and the init at [`INSTALLED_INIT`].
-fn prepare_base(base: &Path, kernel: &Kernel, init: &[u8]) -> Result<()> {
+/// The mini root and the kernel's modules (hard links into the kernel
+/// cache, copies across file systems).
+fn prepare_base(base: &Path, kernel: &Kernel) -> Result<()> {
     if base.exists() {
         fs::remove_dir_all(base).with_context(|| format!("removing {}", base.display()))?;
     }
@@ -190,26 +179,128 @@ fn prepare_base(base: &Path, kernel: &Kernel, init: &[u8]) -> Result<()> {
             .arg(kernel.modules_dir())
             .arg(&modules))?;
     }
-    let dest = base.join(INSTALLED_INIT);
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    Ok(())
+}
+
+/// What `alpinit-mkinitfs`'s install script prints, and the mark of the
+/// line it adds to `mkinitfs.conf` (`initramfs/alpine/`).
+const INSTALLED_NOTICE: &str = "mkinitfs now builds images with alpinit as /init";
+const REMOVED_NOTICE: &str = "mkinitfs builds images with its own init again";
+const CONF_MARK: &str = "# alpinit-mkinitfs";
+const CONF: &str = "etc/mkinitfs/mkinitfs.conf";
+
+/// `apk add` of the stand-in mkinitfs, alpinit and alpinit-mkinitfs by the
+/// base's real apk, chrooted, trusting the packager key as a user would.
+fn install_packages(base: &Path, built: &package::Built, stand_in: &Package) -> Result<()> {
+    let stage = base.join("tmp/alpinit-packages");
+    fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
+    let keys = base.join("etc/apk/keys");
+    fs::copy(&built.key.public, keys.join(&built.key.name)).with_context(|| {
+        format!(
+            "copying {} into {}",
+            built.key.public.display(),
+            keys.display()
+        )
+    })?;
+    // No repositories: everything comes from the files named.
+    fs::write(stage.join("repositories"), "").context("writing an empty repositories file")?;
+    let mut args: Vec<String> = [
+        "add",
+        "--no-network",
+        "--repositories-file",
+        "/tmp/alpinit-packages/repositories",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for pkg in [
+        stand_in,
+        built.get("alpinit")?,
+        built.get("alpinit-mkinitfs")?,
+    ] {
+        let name = pkg.path.file_name().context("a package file has no name")?;
+        fs::copy(&pkg.path, stage.join(name))
+            .with_context(|| format!("copying {}", pkg.path.display()))?;
+        args.push(format!("/tmp/alpinit-packages/{}", name.to_string_lossy()));
     }
-    fs::write(&dest, init).with_context(|| format!("writing {}", dest.display()))?;
-    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("chmod {}", dest.display()))
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = chroot_apk(base, &args)?;
+    if !output.contains(INSTALLED_NOTICE) {
+        bail!("apk add ran no alpinit-mkinitfs post-install script:\n{output}");
+    }
+    let conf =
+        fs::read_to_string(base.join(CONF)).context("reading the installed mkinitfs.conf")?;
+    if !conf.lines().any(|l| l.ends_with(CONF_MARK)) {
+        bail!("alpinit-mkinitfs left mkinitfs.conf without its line:\n{conf}");
+    }
+    let init = base.join(INSTALLED_INIT);
+    if !init.is_file() {
+        bail!("apk add alpinit installed no {}", init.display());
+    }
+    Ok(())
 }
 
-/// `mkinitfs.in` with the values its Makefile substitutes; `datadir` is the
-/// source tree, which holds the `fstab`, `passwd` and `group` it installs.
-fn write_script(src: &Path, dest: &Path) -> Result<()> {
-    let input = src.join("mkinitfs.in");
-    let text =
-        fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
-    let text = substitute(&text, &src.display().to_string());
-    write_executable(dest, &text)
+/// The base's installed mkinitfs, run as the kernel trigger runs it (no
+/// `-i`), with its data and config directories inside the base and `-b`.
+fn run_mkinitfs(work: &Path, base: &Path, kernel: &Kernel, output: &Path) -> Result<()> {
+    let bin = work.join("bin");
+    run(Command::new(base.join("sbin/mkinitfs"))
+        .arg("-b")
+        .arg(format!("{}/", base.display()))
+        .arg("-o")
+        .arg(output)
+        .arg(&kernel.release)
+        .current_dir(work)
+        .env("DATADIR", base.join("usr/share/mkinitfs"))
+        .env("SYSCONFDIR", base.join("etc/mkinitfs"))
+        // Debian's depmod, cpio and gzip; the lddtree above.
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .env("SOURCE_DATE_EPOCH", "0")
+        // cargo's, for the host tools; lddtree warns about it under -R.
+        .env_remove("LD_LIBRARY_PATH"))
+    .context("running Alpine's mkinitfs")
 }
 
-fn substitute(text: &str, datadir: &str) -> String {
+/// `apk del alpinit-mkinitfs` gives back mkinitfs.conf byte for byte, and
+/// mkinitfs then puts its own `initramfs-init` at `/init`.
+fn removal_restores_the_stock_init(work: &Path, base: &Path, kernel: &Kernel) -> Result<()> {
+    let output = chroot_apk(base, &["del", "--no-network", "alpinit-mkinitfs"])?;
+    if !output.contains(REMOVED_NOTICE) {
+        bail!("apk del ran no alpinit-mkinitfs pre-deinstall script:\n{output}");
+    }
+    let conf = fs::read_to_string(base.join(CONF)).context("reading mkinitfs.conf")?;
+    let want = package::stand_in_conf(FEATURES);
+    if conf != want {
+        bail!("after apk del alpinit-mkinitfs, mkinitfs.conf is\n{conf}\ninstead of\n{want}");
+    }
+    let stock = work.join("initramfs-stock.gz");
+    run_mkinitfs(work, base, kernel, &stock)?;
+    let init = image_init(&stock)?;
+    let want = fs::read(base.join("usr/share/mkinitfs/initramfs-init"))
+        .context("reading the stock initramfs-init")?;
+    if init != want {
+        bail!("after apk del alpinit-mkinitfs, mkinitfs still puts another /init in the image");
+    }
+    let _ = fs::remove_file(&stock);
+    Ok(())
+}
+
+/// The image's `/init`.
+fn image_init(image: &Path) -> Result<Vec<u8>> {
+    let tree = tempfile::tempdir().context("creating a temp dir")?;
+    run(Command::new("sh")
+        .arg("-c")
+        .arg("gzip -dc \"$1\" | cpio -idm --quiet --no-absolute-filenames init")
+        .arg("sh")
+        .arg(image)
+        .current_dir(tree.path()))?;
+    fs::read(tree.path().join("init")).with_context(|| format!("{} has no /init", image.display()))
+}
+
+pub(crate) fn substitute(text: &str, datadir: &str) -> String {
     text.replace("@VERSION@", VERSION)
         .replace("@sysconfdir@", "/etc/mkinitfs")
         .replace("@datadir@", datadir)
