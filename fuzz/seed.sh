@@ -18,7 +18,7 @@ have() {
     return 1
 }
 
-for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response; do
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args; do
     mkdir -p "$corpus/$t"
 done
 
@@ -28,6 +28,12 @@ printf '%s' 'BOOT_IMAGE=/boot/vmlinuz-lts modules=loop,squashfs,sd-mod,usb-stora
 printf '%s\n' 'initrd=initramfs-virt ip=dhcp alpine_repo=http://dl-cdn.alpinelinux.org/alpine/v3.21/main modloop=http://10.0.2.2/modloop-virt apkovl=http://10.0.2.2/{MAC}.apkovl.tar.gz?uuid={UUID} ssh_key=https://10.0.2.2/key.pub BOOTIF=01-52-54-00-12-34-56' >"$c/netboot"
 printf '%s' 'root=UUID=0b5d6c3a-2f7e-4e0a-9a43-58b8c4f0c1de rootfstype=ext4 rootflags=ro,noatime modules=sd-mod,usb-storage,ext4 nomodeset usbdelay=5 debug_init s390x_net=qeth_l2,0.0.0800,0.0.0801,0.0.0802 dasd=0.0.0100 ip=10.0.2.15::10.0.2.2:255.255.255.0:host:eth0:none:10.0.2.3' >"$c/rootdisk"
 printf '%s' 'cryptroot=/dev/sda2 cryptdm=root cryptkey nbd=10.0.0.1:10809 init=/sbin/init init_args="single quiet" overlaytmpfs overlaytmpfsflags=size=50% noautodetect_serial uevent_buf_size=2097152 blacklist=floppy,pcspkr' >"$c/misc"
+
+# --- findfs_args: nlplug-findfs command lines, NUL-separated ----------------------
+f="$corpus/findfs_args"
+printf -- '-p\0/sbin/mdev\0-t\0003000\0-b\0/tmp/repositories\0-a\0/tmp/apkovls' >"$f/diskless"
+printf -- '-dn\0-c\0UUID=abcd\0-H\0/boot/hdr\0-k\0/crypto_keyfile.bin:512:64\0-m\0root\0-o\0004096\0-D\0UUID=root' >"$f/crypt"
+printf -- '--apkovls-file=/tmp/a\0--filter\0block\0--\0sda1\0-x' >"$f/long"
 
 # --- uevent: kernel netlink datagrams (header, then NUL-terminated KEY=VALUE) ------------
 u="$corpus/uevent"

@@ -91,9 +91,24 @@ struct Discovery<'a> {
     preloaded: HashSet<&'static str>,
     /// The evidence last logged, and whether it held the wait then.
     last_pending: (Option<crate::pending::Pending>, bool),
+    /// nlplug-findfs' `-f`: events of any other subsystem are dropped.
+    only_subsystem: Option<&'a str>,
 }
 
 pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
+    discover_only(p, layout, loader, opts, None)
+}
+
+/// [`discover`], dropping every uevent whose subsystem is set and is not
+/// ONLY_SUBSYSTEM, before anything else looks at it (nlplug-findfs' `-f`,
+/// reference §2.1: modaliases of such events are not loaded either).
+pub fn discover_only(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &Loader,
+    opts: &Options,
+    only_subsystem: Option<&str>,
+) -> Findings {
     let started = p.clock.now();
     // Bind before the sweep: whatever appears meanwhile is seen twice
     // (and de-duplicated), never missed.
@@ -123,6 +138,7 @@ pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Optio
         last_usb_event: None,
         preloaded: HashSet::new(),
         last_pending: (None, false),
+        only_subsystem,
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = p.clock.now().duration_since(started).as_millis();
@@ -200,6 +216,11 @@ impl Discovery<'_> {
     }
 
     fn handle(&mut self, ev: &Uevent, live: bool) {
+        if let (Some(keep), Some(subsystem)) = (self.only_subsystem, ev.subsystem.as_deref()) {
+            if subsystem != keep {
+                return;
+            }
+        }
         if live {
             self.last_event = self.p.clock.now();
         }

@@ -9,6 +9,7 @@ mod record;
 mod consoles;
 mod diskless;
 mod failures;
+mod findfs;
 mod hostile;
 mod network;
 mod root_mode;

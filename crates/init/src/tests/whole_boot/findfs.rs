@@ -1,0 +1,126 @@
+//! `nlplug-findfs` mode on the fake machine: what Alpine's shell init (and
+//! a user's script) gets from the `-a`/`-b` files and the exit status.
+
+use super::machine::{overlay, Machine, BOOT_REPOSITORY};
+use crate::findfs_cli::{parse, run, ParseOutcome};
+use std::sync::Arc;
+
+/// Runs `nlplug-findfs ARGS` on M; returns the exit status and the kernel
+/// log (debug, warnings and errors included).
+fn findfs(m: &Machine, args: &str) -> (i32, String) {
+    let argv: Vec<String> = args
+        .split_whitespace()
+        .map(|a| a.replace("@", &m.path("").display().to_string()))
+        .collect();
+    let ParseOutcome::Run(args) = parse(&argv) else {
+        panic!("{argv:?} does not parse");
+    };
+    crate::log::set_thread_sink(Some(Arc::clone(&m.fake.out) as Arc<dyn crate::log::Sink>));
+    let status = run(&m.fake.platform(), &m.layout, &args);
+    crate::log::set_thread_sink(None);
+    let kmsg = m.fake.out.kmsg.lock().expect("kmsg").join("");
+    (status, kmsg)
+}
+
+fn virtio(m: &Machine) {
+    m.modalias_device(
+        "virtio",
+        "/devices/pci0000:00/0000:00:05.0/virtio2",
+        "virtio:d00000002v00001AF4",
+    );
+}
+
+#[test]
+fn alpine_diskless_call_lists_the_apkovl_and_the_repository() {
+    let m = Machine::new();
+    virtio(&m);
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.disk(
+        "vda1",
+        "DATA",
+        &[("host.apkovl.tar.gz", &ovl), BOOT_REPOSITORY],
+    );
+    let (status, log) = findfs(&m, "-p /sbin/mdev -b @/tmp/repositories -a @/tmp/apkovls");
+    assert_eq!(status, 0, "{log}");
+    let apkovls = m.read("/tmp/apkovls");
+    assert!(
+        apkovls
+            .trim_end()
+            .ends_with("/media/vda1/host.apkovl.tar.gz"),
+        "{apkovls}"
+    );
+    assert_eq!(apkovls.lines().count(), 1, "{apkovls}");
+    let repos = m.read("/tmp/repositories");
+    assert!(repos.trim_end().ends_with("/media/vda1/apks"), "{repos}");
+}
+
+/// nlplug's exit status: 1 when nothing was found, 0 with `-n`; and no
+/// empty `-a`/`-b` files either way.
+#[test]
+fn nothing_found_exits_1_or_0_with_n_and_writes_no_files() {
+    for (flags, want) in [("", 1), ("-n", 0), ("--allow-not-found", 0)] {
+        let m = Machine::new();
+        virtio(&m);
+        m.disk("vda1", "DATA", &[("etc/motd", b"hi\n")]);
+        let (status, log) = findfs(
+            &m,
+            &format!("{flags} -t 100 -b @/tmp/repositories -a @/tmp/apkovls"),
+        );
+        assert_eq!(status, want, "{flags}: {log}");
+        assert!(!m.exists("/tmp/apkovls"), "{flags}");
+        assert!(!m.exists("/tmp/repositories"), "{flags}");
+    }
+}
+
+/// `-f SUBSYSTEM` keeps only that subsystem's events, as nlplug's code
+/// does: with `-f usb` the virtio disk's block events are dropped, so the
+/// apkovl on it is not seen; with `-f block` it is.
+#[test]
+fn filter_keeps_only_the_named_subsystem() {
+    for (filter, found) in [("usb", false), ("block", true)] {
+        let m = Machine::new();
+        virtio(&m);
+        let ovl = overlay(&[("etc/hostname", b"box\n")]);
+        m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &ovl)]);
+        let (status, log) = findfs(&m, &format!("-n -t 100 -f {filter} -a @/tmp/apkovls"));
+        assert_eq!(status, 0, "{log}");
+        assert_eq!(m.exists("/tmp/apkovls"), found, "-f {filter}: {log}");
+    }
+}
+
+/// `-d`: nlplug's debug lines (every uevent) are logged, at debug level,
+/// which nlplug-findfs mode prints on stderr.
+#[test]
+fn debug_logs_each_uevent() {
+    let m = Machine::new();
+    virtio(&m);
+    m.disk("vda1", "DATA", &[BOOT_REPOSITORY]);
+    let (_, quiet) = findfs(&m, "-n -t 100 -b @/tmp/r");
+    assert!(!quiet.contains("uevent: action="), "{quiet}");
+    let m = Machine::new();
+    virtio(&m);
+    m.disk("vda1", "DATA", &[BOOT_REPOSITORY]);
+    let (_, debug) = findfs(&m, "-d -n -t 100 -b @/tmp/r");
+    assert!(
+        debug.contains("<7>alpinit: uevent: action='Add' subsystem='block' devname='vda1'"),
+        "{debug}"
+    );
+}
+
+/// The device operand: found exits 0; a device that never appears exits 1
+/// and says so; `-n` makes that 0.
+#[test]
+fn device_operand_decides_the_status() {
+    let m = Machine::new();
+    virtio(&m);
+    m.disk("vda1", "DATA", &[]);
+    assert_eq!(findfs(&m, "LABEL=DATA").0, 0);
+    let m = Machine::new();
+    virtio(&m);
+    m.disk("vda1", "DATA", &[]);
+    assert_eq!(findfs(&m, "-t 100 LABEL=NOPE").0, 1);
+    let m = Machine::new();
+    virtio(&m);
+    m.disk("vda1", "DATA", &[]);
+    assert_eq!(findfs(&m, "-n -t 100 LABEL=NOPE").0, 0);
+}
