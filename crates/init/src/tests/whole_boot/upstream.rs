@@ -33,8 +33,8 @@
 //! | 25 | `tmpfs_root_alpine_repo` | [`tmpfs_root_alpine_repo`] |
 //! | 26 | `aoe` | pending: ATA over Ethernet (aoe=) |
 //! | 27 | `wireguard` | pending: wireguard= |
-//! | 28 | `resume_offset` | pending: hibernation resume (resume=, resume_offset=) |
-//! | 29 | `mount_usr` | pending: mounting a separate /usr from the root's fstab in root mode |
+//! | 28 | `resume_offset` | [`resume_offset`] |
+//! | 29 | `mount_usr` | [`mount_usr`] |
 //! | 30 | `autodetect_serial_setconsole` | [`autodetect_serial_setconsole`] |
 //! | 31 | `autodetect_serial_setconsole_dmi_notfound` | [`autodetect_serial_setconsole_dmi_notfound`] |
 //! | 32 | `autodetect_serial_setconsole_dmi_match` | [`autodetect_serial_setconsole_dmi_match`] |
@@ -52,14 +52,6 @@ use alpinit_sys::MountFlags;
 pub const PENDING: &[(&str, &str)] = &[
     ("aoe", "ATA over Ethernet (aoe=)"),
     ("wireguard", "wireguard="),
-    (
-        "resume_offset",
-        "hibernation resume (resume=, resume_offset=)",
-    ),
-    (
-        "mount_usr",
-        "mounting a separate /usr from the root's fstab in root mode",
-    ),
 ];
 
 /// Upstream's `fake_sysroot_init`: `/sbin -> usr/sbin` with an executable init.
@@ -634,4 +626,37 @@ fn autodetect_serial_setconsole_dmi_match() {
         Some(QEMU_MODALIAS),
     );
     assert_eq!(set, [Ev::SetConsole(m.path("/dev/ttyS0"))]);
+}
+
+/// Upstream touches `sys/power/resume` and gets `resume_offset` from the
+/// script's `echo >`; the kernel has both attributes, so the tree does too.
+#[test]
+fn resume_offset() {
+    let m = Machine::new();
+    m.cmdline("root=fake_dev resume=fake_dev resume_offset=3549184");
+    fake_sysroot_init(&m);
+    m.write("/sys/power/resume", "");
+    m.write("/sys/power/resume_offset", "");
+    m.block("fake_dev", Bus::Virtio, Fs::Ext4 { label: "ROOT" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(m.read("/sys/power/resume_offset").contains("3549184"));
+}
+
+#[test]
+fn mount_usr() {
+    let m = Machine::new();
+    m.cmdline("root=/dev/vda1");
+    fake_sysroot_init(&m);
+    m.write(
+        "/sysroot/etc/fstab",
+        "/dev/vda2\t/usr\text4\tdefaults 0 0\n",
+    );
+    m.block("vda1", Bus::Virtio, Fs::Ext4 { label: "ROOT" }, &[]);
+    m.block("vda2", Bus::Virtio, Fs::Ext4 { label: "USR" }, &[]);
+    let boot = m.boot();
+    boot.assert_console("Mounting /usr");
+    let usr = boot.mount_on("/sysroot/usr").expect("/usr mounted");
+    assert_eq!(usr.source, "/dev/vda2");
+    boot.assert_clean_switch();
 }
