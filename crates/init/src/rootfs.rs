@@ -1,5 +1,7 @@
-//! Root mode (`root=` set; Alpine §3.5): wait for the root device, mount it
-//! on the sysroot with `rootfstype=`/`rootflags=` (default `ro`), hand over.
+//! Root mode's root device (`root=` set; Alpine §3.5): wait for it and
+//! tell its file system ([`find_root`]), mount it ([`mount_device`]) with
+//! `rootfstype=`/`rootflags=` (default `ro`). What happens between and
+//! after (`single`, resume, `overlaytmpfs`, `/usr`) is in `root_mode.rs`.
 //! Boot media are not scanned in this mode, as in Alpine.
 
 use crate::discovery;
