@@ -29,6 +29,8 @@ pub enum UsrError {
         #[source]
         source: NewRootError,
     },
+    #[error("/usr in the new root resolves to the new root itself; not mounting over it")]
+    TargetIsRoot,
     #[error("mounting {src} ({fstype}) on /usr of the new root")]
     Mount {
         src: String,
@@ -113,6 +115,11 @@ fn mount_one(
     let target = NewRoot::open(&layout.sysroot())
         .and_then(|root| root.mount_target("usr"))
         .map_err(|source| UsrError::Target { source })?;
+    // A `usr -> /` symlink resolves (inside the new root) to its top:
+    // mounting there would hide the whole root.
+    if target == layout.sysroot() {
+        return Err(UsrError::TargetIsRoot);
+    }
     let (flags, data) = crate::fstab::split_options(opts);
     let data = (!data.is_empty()).then_some(data.as_str());
     let src = format!("/dev/{devname}");

@@ -343,6 +343,35 @@ fn usr_fstab_is_read_inside_the_new_root() {
     );
 }
 
+/// Regression: `usr -> /` in the new root resolved to the new root's top,
+/// and `/usr` was mounted over the whole root.
+#[test]
+fn usr_symlinked_to_the_root_is_not_mounted_over_it() {
+    let m = Machine::new();
+    m.cmdline("root=/dev/vda1");
+    root_disk(&m, "vda1", "ROOT");
+    m.write(
+        "/.contents/vda1/etc/fstab",
+        "/dev/vdb1 /usr ext4 defaults 0 2\n",
+    );
+    std::os::unix::fs::symlink("/", m.path("/.contents/vda1/usr")).unwrap();
+    m.block("vdb1", Bus::Virtio, Fs::Ext4 { label: "USR" }, &[]);
+    let boot = m.boot();
+    boot.assert_console(
+        "Mounting /usr: failed. /usr in the new root resolves to the new root itself",
+    );
+    assert_eq!(
+        boot.mounts()
+            .iter()
+            .filter(|x| x.target == "/sysroot")
+            .count(),
+        1,
+        "{:?}",
+        boot.mounts()
+    );
+    assert_eq!(boot.end, End::SwitchedRoot);
+}
+
 #[test]
 fn usr_device_missing_is_named_and_the_boot_goes_on_after_the_shell() {
     let m = Machine::new();
