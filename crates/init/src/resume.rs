@@ -9,7 +9,6 @@
 //! or a path), bounded by the discovery's wait rules; one that never
 //! appears, or matches twice, is said and the boot goes on without resume.
 
-use crate::discovery;
 use crate::early::Early;
 use crate::failure::chain;
 use crate::layout::Layout;
@@ -97,12 +96,12 @@ fn resume(
             })
         })
         .transpose()?;
-    let options = crate::root_mode::device_options(cmdline, early, spec);
-    let findings = discovery::discover(p, layout, loader, &options);
-    let Some(devname) = findings.wanted.unique("resume device", spec)? else {
+    let (matches, block_devices) =
+        crate::root_mode::wait_device(p, layout, loader, cmdline, early, spec);
+    let Some(devname) = matches.unique("resume device", spec)? else {
         return Err(ResumeError::NotFound {
             spec: spec.to_owned(),
-            block_devices: findings.block_devices,
+            block_devices,
         });
     };
     let (major, minor) = dev_number(layout, devname)?;

@@ -7,6 +7,7 @@
 pub mod overlay;
 pub mod usr;
 
+use crate::devices::{Identity, Matches};
 use crate::discovery::{self, DeviceSpec};
 use crate::early::Early;
 use crate::failure::{chain, End, Failure, Policy};
@@ -29,6 +30,65 @@ pub fn device_options(cmdline: &Cmdline, early: &Early, spec: &str) -> discovery
         wanted: Some(DeviceSpec::parse(spec)),
         scan_media: false,
     }
+}
+
+/// The devices `spec` names: those the kernel has now when any match
+/// (after the root's wait the storage is up, and a second discovery would
+/// sweep every bus again), else what a discovery waiting for it finds
+/// (bounded by its wait rules). Also the number of block devices seen,
+/// for the message when nothing matched.
+pub fn wait_device(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &Loader,
+    cmdline: &Cmdline,
+    early: &Early,
+    spec: &str,
+) -> (Matches, usize) {
+    let wanted = DeviceSpec::parse(spec);
+    let (now, seen) = present(layout, &wanted);
+    if !now.is_empty() {
+        return (now, seen);
+    }
+    let findings = discovery::discover(p, layout, loader, &device_options(cmdline, early, spec));
+    (findings.wanted, findings.block_devices)
+}
+
+/// The block devices in sysfs matching `wanted`, probed as discovery
+/// probes them (which made their nodes), and how many were probed.
+fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) {
+    let mut matches = Matches::default();
+    let mut seen = 0;
+    for ev in alpinit_uevent::sweep_block(&layout.sys()) {
+        let Some(devname) = ev.devname.as_deref() else {
+            continue;
+        };
+        if ["ram", "loop", "zram"]
+            .iter()
+            .any(|p| devname.starts_with(p))
+        {
+            continue;
+        }
+        let Ok(probe) = alpinit_probe::probe_path(&layout.dev().join(devname)) else {
+            continue;
+        };
+        seen += 1;
+        let partuuid = ev.partn.and_then(|n| {
+            let parent = discovery::parent_disk(&ev.devpath)?;
+            alpinit_probe::partition_uuid_path(&layout.dev().join(parent), n)
+                .ok()
+                .flatten()
+        });
+        let id = Identity {
+            uuid: probe.uuid,
+            label: probe.label,
+            partuuid,
+        };
+        if wanted.matches(devname, &id) {
+            matches.add(devname);
+        }
+    }
+    (matches, seen)
 }
 
 /// Everything of root mode before the hand-over.

@@ -5,7 +5,6 @@
 //! `ro`; `disable` skips this). The fstab is read, and the mount point
 //! resolved, inside the new root (`in_root.rs`).
 
-use crate::discovery;
 use crate::early::Early;
 use crate::failure::{chain, End, Failure, Policy};
 use crate::fstab::Entry;
@@ -93,12 +92,11 @@ fn mount_one(
     e: &Entry,
     opts: &str,
 ) -> Result<(), UsrError> {
-    let options = super::device_options(cmdline, early, &e.spec);
-    let findings = discovery::discover(p, layout, loader, &options);
-    let Some(devname) = findings.wanted.unique("/usr device", &e.spec)? else {
+    let (matches, block_devices) = super::wait_device(p, layout, loader, cmdline, early, &e.spec);
+    let Some(devname) = matches.unique("/usr device", &e.spec)? else {
         return Err(UsrError::NotFound {
             spec: e.spec.clone(),
-            block_devices: findings.block_devices,
+            block_devices,
         });
     };
     let fstype = match e.vfstype.as_str() {

@@ -282,6 +282,7 @@ fn usr_from_the_root_fstab_is_mounted_read_only_after_the_root() {
     let boot = m.boot();
     boot.assert_clean_switch();
     boot.assert_console(" * Mounting /usr: ok.");
+    assert_eq!(boot.kmsg.matches("coldplug: ").count(), 1, "{}", boot.kmsg);
     let usr = boot.mount_on("/sysroot/usr").expect("/usr mounted");
     assert_eq!(usr.source, "/dev/vdb1");
     assert_eq!(usr.fstype.as_deref(), Some("ext4"));
@@ -422,6 +423,8 @@ fn resume_writes_the_swap_device_number_before_the_root_is_mounted() {
         "before any mount of the root"
     );
     assert_eq!(m.read("/sys/power/resume"), "254:18");
+    // The swap partition was there after the root's wait: no second sweep.
+    assert_eq!(boot.kmsg.matches("coldplug: ").count(), 1, "{}", boot.kmsg);
 }
 
 /// Writing `resume` makes the kernel read the image header right away, at
