@@ -33,14 +33,16 @@
 //! | 25 | `tmpfs_root_alpine_repo` | [`tmpfs_root_alpine_repo`] |
 //! | 26 | `aoe` | pending: ATA over Ethernet (aoe=) |
 //! | 27 | `wireguard` | pending: wireguard= |
-//! | 28 | `resume_offset` | [`resume_offset`] |
-//! | 29 | `mount_usr` | [`mount_usr`] |
+//! | 28 | `resume_offset` | [`root_mode::resume_offset`] |
+//! | 29 | `mount_usr` | [`root_mode::mount_usr`] |
 //! | 30 | `autodetect_serial_setconsole` | [`autodetect_serial_setconsole`] |
 //! | 31 | `autodetect_serial_setconsole_dmi_notfound` | [`autodetect_serial_setconsole_dmi_notfound`] |
 //! | 32 | `autodetect_serial_setconsole_dmi_match` | [`autodetect_serial_setconsole_dmi_match`] |
 //!
 //! The pending cases are listed in [`PENDING`] (and checked against this
 //! table), never as passing tests.
+
+mod root_mode;
 
 use super::consoles::fake_serial_devices;
 use super::machine::{overlay, Bus, Fs, Machine};
@@ -626,37 +628,4 @@ fn autodetect_serial_setconsole_dmi_match() {
         Some(QEMU_MODALIAS),
     );
     assert_eq!(set, [Ev::SetConsole(m.path("/dev/ttyS0"))]);
-}
-
-/// Upstream touches `sys/power/resume` and gets `resume_offset` from the
-/// script's `echo >`; the kernel has both attributes, so the tree does too.
-#[test]
-fn resume_offset() {
-    let m = Machine::new();
-    m.cmdline("root=fake_dev resume=fake_dev resume_offset=3549184");
-    fake_sysroot_init(&m);
-    m.write("/sys/power/resume", "");
-    m.write("/sys/power/resume_offset", "");
-    m.block("fake_dev", Bus::Virtio, Fs::Ext4 { label: "ROOT" }, &[]);
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(m.read("/sys/power/resume_offset").contains("3549184"));
-}
-
-#[test]
-fn mount_usr() {
-    let m = Machine::new();
-    m.cmdline("root=/dev/vda1");
-    fake_sysroot_init(&m);
-    m.write(
-        "/sysroot/etc/fstab",
-        "/dev/vda2\t/usr\text4\tdefaults 0 0\n",
-    );
-    m.block("vda1", Bus::Virtio, Fs::Ext4 { label: "ROOT" }, &[]);
-    m.block("vda2", Bus::Virtio, Fs::Ext4 { label: "USR" }, &[]);
-    let boot = m.boot();
-    boot.assert_console("Mounting /usr");
-    let usr = boot.mount_on("/sysroot/usr").expect("/usr mounted");
-    assert_eq!(usr.source, "/dev/vda2");
-    boot.assert_clean_switch();
 }
