@@ -9,7 +9,7 @@ use crate::platform::Platform;
 use crate::switch::hand_over;
 use crate::{
     bootchart, consoles, discovery, early, install, keymap, modules, network, new_root, options,
-    overlay, root_mode, splash,
+    overlay, resume, root_mode, splash,
 };
 use std::time::Duration;
 
@@ -52,10 +52,11 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
 
     if let Some(root) = cmdline.root() {
         root_mode::mount(p, layout, &cmdline, &loader, root, &early, &policy)?;
-        single(p, &policy, cmdline.single())?;
         return hand_over(p, layout, &cmdline, &loader, &policy, &[]);
     }
 
+    // As Alpine: before the boot media are looked for (and mounted).
+    resume::from_disk(p, layout, &cmdline, &loader, &early);
     // No boot media: after the shell, boot without an overlay.
     let mut media = policy.recover(
         p,
@@ -84,7 +85,8 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
     hand_over(p, layout, &cmdline, &loader, &policy, &wrapper)
 }
 
-/// `single`: a shell between discovery and the new root.
+/// `single` (diskless mode): a shell between discovery and the new root;
+/// root mode opens it after the root device wait (`root_mode::mount`).
 fn single(p: &Platform<'_>, policy: &Policy, single: bool) -> Result<(), End> {
     if single {
         policy.handle(p, &Failure::Single)?;

@@ -43,6 +43,10 @@ pub enum Failure {
     #[error(transparent)]
     Root { source: crate::rootfs::RootError },
     #[error(transparent)]
+    Usr {
+        source: crate::root_mode::usr::UsrError,
+    },
+    #[error(transparent)]
     Init {
         source: crate::handover::HandoverError,
     },
@@ -62,7 +66,10 @@ impl Failure {
     /// and kernel log): the policy then says only the summary, so every
     /// cause is shown once.
     fn cause_said(&self) -> bool {
-        matches!(self, Failure::OverlayRejected { .. } | Failure::Root { .. })
+        matches!(
+            self,
+            Failure::OverlayRejected { .. } | Failure::Root { .. } | Failure::Usr { .. }
+        )
     }
 
     /// What typing `exit` in the recovery shell will do.
@@ -75,6 +82,7 @@ impl Failure {
             Failure::Init { .. }
             | Failure::Early(_)
             | Failure::NoMedia { .. }
+            | Failure::Usr { .. }
             | Failure::Sysroot(_) => "Type exit to continue boot.",
             Failure::Single => "Type 'exit' to continue booting.",
             Failure::Internal => "Type exit to retry the shell.",

@@ -32,6 +32,7 @@ pub mod password;
 pub mod pending;
 pub mod platform;
 pub mod reap;
+pub mod resume;
 pub mod root_mode;
 pub mod rootfs;
 pub mod splash;

@@ -20,12 +20,7 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "cryptroot",
     "dasd",
     "nbd",
-    "overlaytmpfs",
-    "overlaytmpfsflags",
-    "resume",
-    "resume_offset",
     "s390x_net",
-    "usrflags",
     "wireguard",
     "zfcp",
 ];
@@ -75,9 +70,13 @@ mod tests {
         "keep_apk_new",
         "memdisk",
         "modules",
+        "overlaytmpfs",
+        "overlaytmpfsflags",
         "panic",
         "pkgs",
         "quiet",
+        "resume",
+        "resume_offset",
         "root",
         "root_size",
         "rootflags",
@@ -87,6 +86,7 @@ mod tests {
         "tinycloud",
         "uevent_buf_size",
         "usbdelay",
+        "usrflags",
     ];
 
     /// Regression: ip= and BOOTIF= were reported as ignored on network boots.

@@ -1,16 +1,97 @@
-//! Root mode (`root=`): wait for the root device and mount it, retrying
-//! after the recovery shell until it works (or `panic=` gives up).
+//! Root mode (`root=`; Alpine §3.5), step by step: wait for the root
+//! device, `single`'s shell, hibernation resume, mount the root (plain or
+//! `overlaytmpfs`), then `/usr` from the new root's fstab. A root that
+//! cannot be found or mounted is retried after the recovery shell until it
+//! works (or `panic=` gives up).
 
+pub mod overlay;
+pub mod usr;
+
+use crate::devices::{Identity, Matches};
 use crate::discovery::{self, DeviceSpec};
 use crate::early::Early;
-use crate::failure::{End, Failure, Policy};
+use crate::failure::{chain, End, Failure, Policy};
 use crate::layout::Layout;
-use crate::log;
+use crate::log::{self, Progress};
 use crate::platform::Platform;
+use crate::rootfs::{self, RootError};
 use crate::wait::WaitPolicy;
 use alpinit_cmdline::Cmdline;
 use alpinit_kmod::Loader;
 
+/// Discovery that waits for the one device `spec` names (no media scan),
+/// with the command line's uevent buffer: for the root, `resume=` and the
+/// `/usr` of the new root's fstab.
+pub fn device_options(cmdline: &Cmdline, early: &Early, spec: &str) -> discovery::Options {
+    discovery::Options {
+        uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
+        dev_is_tmpfs: early.dev_is_tmpfs,
+        policy: WaitPolicy::default(),
+        wanted: Some(DeviceSpec::parse(spec)),
+        scan_media: false,
+    }
+}
+
+/// The devices `spec` names: those the kernel has now when any match
+/// (after the root's wait the storage is up, and a second discovery would
+/// sweep every bus again), else what a discovery waiting for it finds
+/// (bounded by its wait rules). Also the number of block devices seen,
+/// for the message when nothing matched.
+pub fn wait_device(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &Loader,
+    cmdline: &Cmdline,
+    early: &Early,
+    spec: &str,
+) -> (Matches, usize) {
+    let wanted = DeviceSpec::parse(spec);
+    let (now, seen) = present(layout, &wanted);
+    if !now.is_empty() {
+        return (now, seen);
+    }
+    let findings = discovery::discover(p, layout, loader, &device_options(cmdline, early, spec));
+    (findings.wanted, findings.block_devices)
+}
+
+/// The block devices in sysfs matching `wanted`, probed as discovery
+/// probes them (which made their nodes), and how many were probed.
+fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) {
+    let mut matches = Matches::default();
+    let mut seen = 0;
+    for ev in alpinit_uevent::sweep_block(&layout.sys()) {
+        let Some(devname) = ev.devname.as_deref() else {
+            continue;
+        };
+        if ["ram", "loop", "zram"]
+            .iter()
+            .any(|p| devname.starts_with(p))
+        {
+            continue;
+        }
+        let Ok(probe) = alpinit_probe::probe_path(&layout.dev().join(devname)) else {
+            continue;
+        };
+        seen += 1;
+        let partuuid = ev.partn.and_then(|n| {
+            let parent = discovery::parent_disk(&ev.devpath)?;
+            alpinit_probe::partition_uuid_path(&layout.dev().join(parent), n)
+                .ok()
+                .flatten()
+        });
+        let id = Identity {
+            uuid: probe.uuid,
+            label: probe.label,
+            partuuid,
+        };
+        if wanted.matches(devname, &id) {
+            matches.add(devname);
+        }
+    }
+    (matches, seen)
+}
+
+/// Everything of root mode before the hand-over.
 pub fn mount(
     p: &Platform<'_>,
     layout: &Layout,
@@ -20,30 +101,63 @@ pub fn mount(
     early: &Early,
     policy: &Policy,
 ) -> Result<(), End> {
-    for opt in ["overlaytmpfs", "usrflags", "cryptroot"] {
-        if cmdline.get(opt).is_some() {
-            log::warn(&format!(
-                "{opt}= is not supported in root mode by this version, ignored"
-            ));
+    if cmdline.get("cryptroot").is_some() {
+        log::warn("cryptroot= is not supported in root mode by this version, ignored");
+    }
+    let options = device_options(cmdline, early, root);
+    let mut single = cmdline.single();
+    let mut resume = true;
+    loop {
+        let progress = Progress::begin("Mounting root");
+        let dev = match rootfs::find_root(p, layout, loader, root, cmdline.rootfstype(), &options) {
+            Ok(dev) => dev,
+            Err(source) => {
+                failed(p, policy, progress, source)?;
+                continue;
+            }
+        };
+        // Where Alpine opens it: after the device wait (keyboard drivers
+        // are loaded by then), before anything is mounted.
+        if std::mem::take(&mut single) {
+            policy.handle(p, &Failure::Single)?;
+        }
+        // Before the root is mounted: a hibernated system's file systems
+        // must not be touched (ext4 replays its journal even read-only).
+        if std::mem::take(&mut resume) {
+            crate::resume::from_disk(p, layout, cmdline, loader, early);
+        }
+        let mounted = if cmdline.is_yes("overlaytmpfs") {
+            overlay::mount(
+                p,
+                layout,
+                loader,
+                &dev,
+                cmdline.get("rootflags"),
+                cmdline.get("overlaytmpfsflags"),
+            )
+        } else {
+            let (flags, data) = rootfs::root_mount_options(cmdline.get("rootflags"));
+            rootfs::mount_device(p, layout, &dev, &layout.sysroot(), flags, &data)
+        };
+        match mounted {
+            Ok(()) => {
+                progress.ok();
+                break;
+            }
+            Err(source) => failed(p, policy, progress, source)?,
         }
     }
-    let options = discovery::Options {
-        uevent_buf_size: cmdline.uevent_buf_size().unwrap_or(4 << 20),
-        dev_is_tmpfs: early.dev_is_tmpfs,
-        policy: WaitPolicy::default(),
-        wanted: Some(DeviceSpec::parse(root)),
-        scan_media: false,
-    };
-    while let Err(source) = crate::rootfs::mount_root(
-        p,
-        layout,
-        loader,
-        root,
-        cmdline.rootfstype(),
-        cmdline.get("rootflags"),
-        options.clone(),
-    ) {
-        policy.handle(p, &Failure::Root { source })?;
-    }
-    Ok(())
+    usr::mount(p, layout, cmdline, loader, early, policy)
+}
+
+/// The cause on the progress line, then the failure policy (after the
+/// shell the caller tries again).
+fn failed(
+    p: &Platform<'_>,
+    policy: &Policy,
+    progress: Progress,
+    source: RootError,
+) -> Result<(), End> {
+    progress.failed(&chain(&source));
+    policy.handle(p, &Failure::Root { source })
 }

@@ -1,12 +1,15 @@
-//! Root mode (`root=` set; Alpine §3.5): wait for the root device, mount it
-//! on the sysroot with `rootfstype=`/`rootflags=` (default `ro`), hand over.
+//! Root mode's root device (`root=` set; Alpine §3.5): wait for it and
+//! tell its file system ([`find_root`]), mount it ([`mount_device`]) with
+//! `rootfstype=`/`rootflags=` (default `ro`). What happens between and
+//! after (`single`, resume, `overlaytmpfs`, `/usr`) is in `root_mode.rs`.
 //! Boot media are not scanned in this mode, as in Alpine.
 
 use crate::discovery;
 use crate::layout::Layout;
-use crate::log::{self, Progress};
+use crate::log;
 use crate::platform::Platform;
 use alpinit_sys::MountFlags;
+use std::path::Path;
 
 /// Why the root could not be mounted.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +25,16 @@ pub enum RootError {
     },
     #[error("cannot tell the file system of /dev/{devname} (root={spec}); set rootfstype=")]
     FsType { spec: String, devname: String },
-    #[error("mounting {src} ({fstype}) on /sysroot")]
+    #[error("mounting {src} ({fstype}) on {target}")]
     Mount {
         src: String,
         fstype: String,
+        target: String,
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Overlay(#[from] crate::root_mode::overlay::OverlayError),
 }
 
 /// Mount flags and data for the root: `rootflags=` or Alpine's default `ro`.
@@ -36,78 +42,71 @@ pub fn root_mount_options(rootflags: Option<&str>) -> (MountFlags, String) {
     crate::fstab::split_options(rootflags.filter(|f| !f.is_empty()).unwrap_or("ro"))
 }
 
-fn failed(progress: Progress, e: RootError) -> Result<(), RootError> {
-    progress.failed(&crate::failure::chain(&e));
-    Err(e)
+/// The root device found, and the file system to mount it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootDevice {
+    pub devname: String,
+    pub fstype: String,
 }
 
-/// Finds and mounts the root device; the error names what is missing.
-pub fn mount_root(
+/// Waits for the root device and tells its file system (loading its
+/// modules); the error names what is missing.
+pub fn find_root(
     p: &Platform<'_>,
     layout: &Layout,
     loader: &alpinit_kmod::Loader,
     spec: &str,
     rootfstype: Option<&str>,
-    rootflags: Option<&str>,
-    options: discovery::Options,
-) -> Result<(), RootError> {
-    let progress = Progress::begin("Mounting root");
+    options: &discovery::Options,
+) -> Result<RootDevice, RootError> {
     if spec.starts_with("ZFS=") {
-        return failed(
-            progress,
-            RootError::Zfs {
-                spec: spec.to_owned(),
-            },
-        );
+        return Err(RootError::Zfs {
+            spec: spec.to_owned(),
+        });
     }
-    let findings = discovery::discover(p, layout, loader, &options);
-    let devname = match findings.wanted.unique("root device", spec) {
-        Ok(Some(d)) => d.to_owned(),
-        Ok(None) => {
-            return failed(
-                progress,
-                RootError::NotFound {
-                    spec: spec.to_owned(),
-                    block_devices: findings.block_devices,
-                },
-            )
+    let findings = discovery::discover(p, layout, loader, options);
+    let devname = match findings.wanted.unique("root device", spec)? {
+        Some(d) => d.to_owned(),
+        None => {
+            return Err(RootError::NotFound {
+                spec: spec.to_owned(),
+                block_devices: findings.block_devices,
+            })
         }
-        Err(source) => return failed(progress, RootError::Ambiguous { source }),
     };
     log::phase("media-found");
-    let fstype = match rootfstype
+    let Some(fstype) = rootfstype
         .map(str::to_owned)
         .or_else(|| crate::media::fstype_of(layout, &devname))
-    {
-        Some(t) => t,
-        None => {
-            return failed(
-                progress,
-                RootError::FsType {
-                    spec: spec.to_owned(),
-                    devname,
-                },
-            )
-        }
+    else {
+        return Err(RootError::FsType {
+            spec: spec.to_owned(),
+            devname,
+        });
     };
     crate::media::load_fs_modules(loader, &fstype);
-    let (flags, data) = root_mount_options(rootflags);
-    let sysroot = layout.sysroot();
-    let _ = std::fs::create_dir_all(&sysroot);
-    let data = (!data.is_empty()).then_some(data.as_str());
-    let src = format!("/dev/{devname}");
-    if let Err(source) = p.fs.mount(&src, &sysroot, Some(&fstype), flags, data) {
-        return failed(
-            progress,
-            RootError::Mount {
-                src,
-                fstype,
-                source,
-            },
-        );
-    }
-    progress.ok();
-    Ok(())
+    Ok(RootDevice { devname, fstype })
+}
+
+/// Mounts the root device on `target` with `flags` and `data`.
+pub fn mount_device(
+    p: &Platform<'_>,
+    layout: &Layout,
+    dev: &RootDevice,
+    target: &Path,
+    flags: MountFlags,
+    data: &str,
+) -> Result<(), RootError> {
+    let _ = std::fs::create_dir_all(target);
+    let data = (!data.is_empty()).then_some(data);
+    let src = format!("/dev/{}", dev.devname);
+    p.fs.mount(&src, target, Some(&dev.fstype), flags, data)
+        .map_err(|source| RootError::Mount {
+            src,
+            fstype: dev.fstype.clone(),
+            target: crate::packages::unroot(layout, target),
+            source,
+        })
 }
 
 #[cfg(test)]

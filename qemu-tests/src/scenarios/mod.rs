@@ -358,6 +358,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(net_faults::scenarios())
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
+    .chain(root_mode::scenarios())
     .collect()
 }
 

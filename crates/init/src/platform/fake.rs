@@ -2,7 +2,7 @@
 //! tests. Each call is appended to one ordered [`Ev`] log; failures are
 //! injected by call kind (see the `fail_*` and `set_*` methods).
 
-use super::{Clock, Console, Exec, Net, Platform, Spawn, Stdin, UeventStream, Uevents};
+use super::{Clock, Console, Exec, Net, Platform, Spawn, Stdin, Sysfs, UeventStream, Uevents};
 use crate::handover::HandoverError;
 use crate::layout::Layout;
 use alpinit_kmod::{Insmod, Loader};
@@ -45,6 +45,8 @@ pub enum Ev {
     SetConsole(PathBuf),
     /// Keymap entries loaded on the console.
     Keymap(Vec<crate::keymap::KbEntry>),
+    /// A kernel attribute written (path, value).
+    SysfsWrite(PathBuf, String),
 }
 
 /// One step of the scripted uevent socket.
@@ -156,6 +158,7 @@ impl Fake {
             console: self,
             exec: self,
             clock: self,
+            sysfs: self,
         }
     }
 
@@ -501,5 +504,18 @@ impl Exec for Fake {
 impl Clock for Fake {
     fn now(&self) -> Instant {
         self.base + *lock(&self.offset)
+    }
+}
+
+impl Sysfs for Fake {
+    /// Recorded, then written to the tree's file when it exists (as the
+    /// kernel's attribute would be), so tests can read it back.
+    fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
+        self.push(Ev::SysfsWrite(path.to_owned(), value.to_owned()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        io::Write::write_all(&mut f, value.as_bytes())
     }
 }

@@ -9,7 +9,9 @@
 
 mod real;
 
-pub use real::{KernelClock, KernelConsole, KernelExec, KernelNet, KernelSpawn, KernelUevents};
+pub use real::{
+    KernelClock, KernelConsole, KernelExec, KernelNet, KernelSpawn, KernelSysfs, KernelUevents,
+};
 
 use alpinit_kmod::{Insmod, Loader};
 use alpinit_net::{FetchError, FetchOptions, Lease, Links, NetError};
@@ -112,6 +114,13 @@ pub trait Exec: Sync {
     fn sync(&self);
 }
 
+/// Kernel attributes the boot writes (`/sys/power/resume`).
+pub trait Sysfs: Sync {
+    /// Writes `value` to the existing attribute file `path` in one write,
+    /// as `echo VALUE > PATH` does (the kernel acts on each write).
+    fn write_attr(&self, path: &Path, value: &str) -> io::Result<()>;
+}
+
 /// Time, for the waits that depend on it.
 pub trait Clock: Sync {
     fn now(&self) -> Instant;
@@ -128,6 +137,7 @@ pub struct Platform<'a> {
     pub console: &'a dyn Console,
     pub exec: &'a dyn Exec,
     pub clock: &'a dyn Clock,
+    pub sysfs: &'a dyn Sysfs,
 }
 
 /// The kernel-backed parts, owned, for PID 1's [`Platform`].
@@ -154,6 +164,7 @@ impl Kernel {
             console: &KernelConsole,
             exec: &KernelExec,
             clock: &KernelClock,
+            sysfs: &KernelSysfs,
         }
     }
 }

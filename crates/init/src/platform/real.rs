@@ -1,7 +1,7 @@
 //! The kernel behind each [`super::Platform`] trait: exactly the calls the
 //! boot made before the seam existed.
 
-use super::{Clock, Console, Exec, Net, Spawn, Stdin, UeventStream, Uevents};
+use super::{Clock, Console, Exec, Net, Spawn, Stdin, Sysfs, UeventStream, Uevents};
 use alpinit_kmod::Loader;
 use alpinit_net::{FetchError, FetchOptions, Lease, Links, NetError};
 use alpinit_sys::Sys;
@@ -246,5 +246,16 @@ pub struct KernelClock;
 impl Clock for KernelClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+}
+
+pub struct KernelSysfs;
+
+impl Sysfs for KernelSysfs {
+    fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
+        // No O_CREAT: an attribute the kernel does not have is an error,
+        // never a new file.
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.write_all(value.as_bytes())
     }
 }

@@ -33,14 +33,16 @@
 //! | 25 | `tmpfs_root_alpine_repo` | [`tmpfs_root_alpine_repo`] |
 //! | 26 | `aoe` | pending: ATA over Ethernet (aoe=) |
 //! | 27 | `wireguard` | pending: wireguard= |
-//! | 28 | `resume_offset` | pending: hibernation resume (resume=, resume_offset=) |
-//! | 29 | `mount_usr` | pending: mounting a separate /usr from the root's fstab in root mode |
+//! | 28 | `resume_offset` | [`root_mode::resume_offset`] |
+//! | 29 | `mount_usr` | [`root_mode::mount_usr`] |
 //! | 30 | `autodetect_serial_setconsole` | [`autodetect_serial_setconsole`] |
 //! | 31 | `autodetect_serial_setconsole_dmi_notfound` | [`autodetect_serial_setconsole_dmi_notfound`] |
 //! | 32 | `autodetect_serial_setconsole_dmi_match` | [`autodetect_serial_setconsole_dmi_match`] |
 //!
 //! The pending cases are listed in [`PENDING`] (and checked against this
 //! table), never as passing tests.
+
+mod root_mode;
 
 use super::consoles::fake_serial_devices;
 use super::machine::{overlay, Bus, Fs, Machine};
@@ -52,14 +54,6 @@ use alpinit_sys::MountFlags;
 pub const PENDING: &[(&str, &str)] = &[
     ("aoe", "ATA over Ethernet (aoe=)"),
     ("wireguard", "wireguard="),
-    (
-        "resume_offset",
-        "hibernation resume (resume=, resume_offset=)",
-    ),
-    (
-        "mount_usr",
-        "mounting a separate /usr from the root's fstab in root mode",
-    ),
 ];
 
 /// Upstream's `fake_sysroot_init`: `/sbin -> usr/sbin` with an executable init.
