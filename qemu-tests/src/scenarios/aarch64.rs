@@ -11,7 +11,9 @@ use anyhow::Result;
 
 use super::boot_media::booted;
 use super::checks::*;
+use super::network::{serve, url, want_dhcp_mac_download, with_server, NET_INSPECT};
 use super::*;
+use crate::netboot::qemu_mac;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
@@ -22,6 +24,13 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_rpi_sd_card,
             check: check_rpi_sd_card,
+        },
+        Scenario {
+            name: "net-dhcp-mac",
+            about: "ip=dhcp, apkovl=http://.../{MAC}.apkovl.tar.gz from the suite's file server",
+            image: ImageKind::Standard,
+            setup: setup_net_dhcp_mac,
+            check: check_net_dhcp_mac,
         },
         Scenario {
             name: "virtio-ext4",
@@ -101,6 +110,29 @@ fn check_rpi_sd_card(outcome: &Outcome, report: Option<&Report>) -> Vec<String> 
                  /media/mmcblk0p1/apks: {repos:?}"
             ));
         }
+    })
+}
+
+const HOST_NET: &str = "alpinit-arm-net";
+const NET_MAC: u8 = 0x61;
+
+fn setup_net_dhcp_mac(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let mac = qemu_mac(NET_MAC);
+    let ovl = overlay(assets, HOST_NET, NET_INSPECT, Vec::new())?;
+    let server = serve(dir, &[(&format!("{mac}.apkovl.tar.gz"), ovl)], None)?;
+    let append = format!(
+        "ip=dhcp apkovl={}",
+        url("http", server.port(), "{MAC}.apkovl.tar.gz")
+    );
+    let mut vm = kernel_vm(assets, ImageKind::Standard, &append)?;
+    vm.user_nic("n0", &mac);
+    Ok(with_server(vm, server, assets.accel.boot_timeout()))
+}
+
+fn check_net_dhcp_mac(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_NET);
+        want_dhcp_mac_download(failures, outcome, report, &qemu_mac(NET_MAC));
     })
 }
 
