@@ -39,6 +39,13 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             setup: setup_virtio_ext4,
             check: check_virtio_ext4,
         },
+        Scenario {
+            name: "usb-fat32",
+            about: "USB stick on xhci, FAT32 partition with the apkovl",
+            image: ImageKind::Standard,
+            setup: setup_usb_fat32,
+            check: check_usb_fat32,
+        },
     ]
 }
 
