@@ -3,8 +3,6 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -13,71 +11,11 @@ use anyhow::{Context, Result};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The guest architectures the scenarios boot. x86_64 is the host's own;
-/// aarch64 runs under TCG on the `virt` board (there is no KVM for it here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
-
-    pub fn parse(name: &str) -> Option<Arch> {
-        match name {
-            "x86_64" | "amd64" | "x86-64" => Some(Arch::X86_64),
-            "aarch64" | "arm64" => Some(Arch::Aarch64),
-            _ => None,
-        }
-    }
-
-    /// The name Alpine and Rust use (`/etc/apk/arch`, target triples).
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// Debian's architecture name (`linux-image-*-arm64`, `pkg:arm64`).
-    pub fn debian(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        }
-    }
-
-    /// The static musl target the init and the test programs are built for.
-    pub fn musl_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-musl",
-            Arch::Aarch64 => "aarch64-unknown-linux-musl",
-        }
-    }
-
-    pub fn qemu(self) -> &'static str {
-        match self {
-            Arch::X86_64 => QEMU,
-            Arch::Aarch64 => "qemu-system-aarch64",
-        }
-    }
-
-    /// The kernel's name of the machine's first serial port: the 8250 on
-    /// `pc`, the PL011 on `virt`.
-    pub fn serial_console(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "ttyS0",
-            Arch::Aarch64 => "ttyAMA0",
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+mod arch;
+mod monitor;
+pub use arch::Arch;
+pub(crate) use monitor::Monitor;
+use monitor::MONITOR_POLL;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -454,121 +392,6 @@ pub fn run(
     Ok(outcome)
 }
 
-/// How often the log is read while a monitor step waits for its trigger:
-/// a hot-unplug aimed at a short window must not lag by a whole poll.
-const MONITOR_POLL: Duration = Duration::from_millis(20);
-
-/// Sends [`MonitorStep`]s to QEMU's human monitor as their triggers appear
-/// on the console; what the monitor answers goes to `LOG.monitor`, each
-/// command sent is noted there with its time.
-pub(crate) struct Monitor {
-    steps: Vec<MonitorStep>,
-    socket: PathBuf,
-    stream: Option<UnixStream>,
-    transcript: Option<fs::File>,
-    next: usize,
-    from: usize,
-    seen_at: Option<Instant>,
-}
-
-impl Monitor {
-    fn socket_path(log: &Path) -> PathBuf {
-        log.with_extension("monitor.sock")
-    }
-
-    pub(crate) fn new(vm: &Vm, log: &Path) -> Result<Monitor> {
-        let socket = Self::socket_path(log);
-        let transcript = if vm.monitor.is_empty() {
-            None
-        } else {
-            // A stale socket is harmless: QEMU replaces it when it binds
-            // and connecting to it meanwhile is refused (retried).
-            let path = log.with_extension("monitor");
-            Some(fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?)
-        };
-        Ok(Monitor {
-            steps: vm.monitor.clone(),
-            socket,
-            stream: None,
-            transcript,
-            next: 0,
-            from: 0,
-            seen_at: None,
-        })
-    }
-
-    /// A step is still to be sent.
-    pub(crate) fn waiting(&self) -> bool {
-        self.next < self.steps.len()
-    }
-
-    /// Called with the console log so far, every poll of the runner.
-    pub(crate) fn poll(&mut self, log: &str, started: Instant) -> Result<()> {
-        if self.steps.is_empty() {
-            return Ok(());
-        }
-        if self.stream.is_none() {
-            // QEMU creates the socket a moment after it starts.
-            if let Ok(stream) = UnixStream::connect(&self.socket) {
-                stream
-                    .set_nonblocking(true)
-                    .context("making the monitor stream non-blocking")?;
-                self.stream = Some(stream);
-            }
-        }
-        self.drain();
-        let Some(step) = self.steps.get(self.next) else {
-            return Ok(());
-        };
-        match self.seen_at {
-            None => {
-                if let Some(end) = crate::console::find_after(log, self.from, &step.after) {
-                    self.from = end;
-                    self.seen_at = Some(Instant::now());
-                }
-            }
-            Some(at) if at.elapsed() >= step.delay => {
-                let Some(stream) = self.stream.as_mut() else {
-                    return Ok(());
-                };
-                stream
-                    .write_all(format!("{}\n", step.command).as_bytes())
-                    .context("writing to the QEMU monitor")?;
-                if let Some(t) = self.transcript.as_mut() {
-                    let _ = writeln!(
-                        t,
-                        "\n[{:.2}s after start, {:.2}s after {:?}] sent: {}",
-                        started.elapsed().as_secs_f64(),
-                        at.elapsed().as_secs_f64(),
-                        step.after,
-                        step.command
-                    );
-                }
-                self.next += 1;
-                self.seen_at = None;
-            }
-            Some(_) => {}
-        }
-        Ok(())
-    }
-
-    /// Copies what the monitor printed into the transcript.
-    fn drain(&mut self) {
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Some(t) = self.transcript.as_mut() {
-                let _ = t.write_all(&buf[..n]);
-            }
-        }
-    }
-}
-
 /// The serial log, followed by whatever QEMU itself wrote to stderr.
 pub(crate) fn collect_log(log: &Path, stderr_path: &Path) -> String {
     let mut text = read_log(log);
@@ -699,18 +522,6 @@ mod tests {
             assert_eq!(vm.command().get_program(), "qemu-system-aarch64");
         }
         assert_eq!(Vm::new(Accel::Tcg).arch(), Arch::X86_64);
-    }
-
-    #[test]
-    fn arch_names() {
-        for arch in Arch::ALL {
-            assert_eq!(Arch::parse(arch.name()), Some(arch));
-            assert_eq!(Arch::parse(arch.debian()), Some(arch));
-            assert!(arch.musl_target().starts_with(arch.name()));
-        }
-        assert_eq!(Arch::parse("riscv64"), None);
-        assert_eq!(Arch::Aarch64.serial_console(), "ttyAMA0");
-        assert_eq!(Arch::X86_64.serial_console(), "ttyS0");
     }
 
     #[test]
