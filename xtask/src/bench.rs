@@ -47,13 +47,13 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-pub fn boot(scenario: &str, runs: usize) -> Result<()> {
+pub fn boot(arch: crate::kernel::Arch, scenario: &str, runs: usize) -> Result<()> {
     deps::check()?;
-    let chosen = scenarios::select(&[scenario.to_string()])?;
+    let chosen = scenarios::select_for(arch, &[scenario.to_string()])?;
     let Some(scenario) = chosen.first() else {
         bail!("no scenario selected");
     };
-    let assets = suite::prepare(&chosen, None)?;
+    let assets = suite::prepare(arch, &chosen, None)?;
     let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut to_new_init = Vec::new();
     let mut peak_kib = Vec::new();
@@ -127,7 +127,7 @@ pub fn boot(scenario: &str, runs: usize) -> Result<()> {
     if let Some(svg) = &chart {
         println!("boot chart of the last run: {}", svg.display());
     }
-    let init = crate::build::init()?;
+    let init = crate::build::init_for(arch)?;
     let init_size = fs::metadata(&init)
         .with_context(|| format!("reading {}", init.display()))?
         .len();

@@ -6,8 +6,9 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 
-use crate::paths;
+use crate::kernel::Arch;
 use crate::process::run;
+use crate::{cross, paths};
 
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -18,19 +19,20 @@ fn cargo() -> Command {
     cmd
 }
 
-/// `cargo build --release -p PACKAGE --bin B... --target musl`; returns the
-/// paths of the binaries.
-pub fn musl_bins(package: &str, bins: &[&str]) -> Result<Vec<PathBuf>> {
+/// `cargo build --release -p PACKAGE --bin B... --target ARCH-musl`
+/// (cross-built for aarch64, see `cross`); returns the paths of the binaries.
+pub fn musl_bins_for(package: &str, bins: &[&str], arch: Arch) -> Result<Vec<PathBuf>> {
     let mut cmd = cargo();
+    cross::apply(&mut cmd, arch);
     cmd.args(["build", "--release", "--quiet", "-p", package, "--target"])
-        .arg(paths::MUSL_TARGET);
+        .arg(arch.musl_target());
     for bin in bins {
         cmd.args(["--bin", bin]);
     }
     run(&mut cmd)?;
     let mut out = Vec::new();
     for bin in bins {
-        let path = paths::musl_binary(bin);
+        let path = paths::musl_binary_for(bin, arch);
         if !path.is_file() {
             bail!("cargo built {package} but {} is missing", path.display());
         }
@@ -46,15 +48,20 @@ pub fn musl_bins(package: &str, bins: &[&str]) -> Result<Vec<PathBuf>> {
 /// carries the backtrace machinery. Otherwise, or when that build fails, or
 /// with `ALPINIT_STABLE_INIT=1`, the stable build.
 pub fn init() -> Result<PathBuf> {
-    if std::env::var_os("ALPINIT_STABLE_INIT").is_none() && nightly_has_build_std() {
-        match small_init() {
+    init_for(Arch::X86_64)
+}
+
+/// [`init`] for ARCH.
+pub fn init_for(arch: Arch) -> Result<PathBuf> {
+    if std::env::var_os("ALPINIT_STABLE_INIT").is_none() && nightly_has_build_std(arch) {
+        match small_init(arch) {
             Ok(path) => return Ok(path),
             Err(err) => {
                 eprintln!("note: the size-optimised init did not build ({err:#}); using stable")
             }
         }
     }
-    let mut bins = musl_bins("alpinit", &["alpinit"])?;
+    let mut bins = musl_bins_for("alpinit", &["alpinit"], arch)?;
     bins.pop().ok_or_else(|| anyhow::anyhow!("no init binary"))
 }
 
@@ -62,7 +69,7 @@ fn small_target_dir() -> PathBuf {
     paths::target_dir().join("alpinit-small")
 }
 
-fn nightly_has_build_std() -> bool {
+fn nightly_has_build_std(arch: Arch) -> bool {
     let Ok(out) = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--print", "sysroot"])
         .output()
@@ -74,25 +81,26 @@ fn nightly_has_build_std() -> bool {
     }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let rustlib = sysroot.join("lib/rustlib");
-    rustlib.join("src/rust/library/std").is_dir() && rustlib.join(paths::MUSL_TARGET).is_dir()
+    rustlib.join("src/rust/library/std").is_dir() && rustlib.join(arch.musl_target()).is_dir()
 }
 
-fn small_init() -> Result<PathBuf> {
+fn small_init(arch: Arch) -> Result<PathBuf> {
     let mut cmd = Command::new("rustup");
+    cross::apply(&mut cmd, arch);
     cmd.env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO")
         .env_remove("RUSTUP_TOOLCHAIN")
         .current_dir(paths::workspace_root())
         .args(["run", "nightly", "cargo", "build", "--release", "--quiet"])
         .args(["-p", "alpinit", "--bin", "alpinit", "--target"])
-        .arg(paths::MUSL_TARGET)
+        .arg(arch.musl_target())
         .args(["-Z", "build-std=std,panic_abort"])
         .args(["-Z", "build-std-features=optimize_for_size"])
         .arg("--target-dir")
         .arg(small_target_dir());
     run(&mut cmd)?;
     let path = small_target_dir()
-        .join(paths::MUSL_TARGET)
+        .join(arch.musl_target())
         .join("release/alpinit");
     if !path.is_file() {
         bail!(
@@ -108,8 +116,8 @@ pub struct TestPrograms {
     pub fake_apk: PathBuf,
 }
 
-pub fn test_programs() -> Result<TestPrograms> {
-    let bins = musl_bins("alpinit-qemu-tests", &["report-init", "fake-apk"])?;
+pub fn test_programs_for(arch: Arch) -> Result<TestPrograms> {
+    let bins = musl_bins_for("alpinit-qemu-tests", &["report-init", "fake-apk"], arch)?;
     match bins.as_slice() {
         [report_init, fake_apk] => Ok(TestPrograms {
             report_init: report_init.clone(),

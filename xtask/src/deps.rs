@@ -9,9 +9,18 @@ use anyhow::{bail, Result};
 use crate::paths::MUSL_TARGET;
 use crate::process::run;
 
-/// Installed on its own first: with everything in one apt-get call, the
+/// Installed on their own first: with everything in one apt-get call, the
 /// resolver can pick qemu-utils from backports and report held packages.
 const QEMU_PACKAGE: &str = "qemu-system-x86";
+/// `qemu-system-aarch64` for the aarch64 scenarios, in the same call.
+const QEMU_ARM_PACKAGE: &str = "qemu-system-arm";
+const QEMU_PACKAGES: &[&str] = &[QEMU_PACKAGE, QEMU_ARM_PACKAGE];
+
+/// The foreign dpkg architecture whose packages (the arm64 kernel,
+/// busybox-static:arm64) are fetched with `apt-get download`, never installed.
+const FOREIGN_ARCH: &str = "arm64";
+/// The aarch64 init and test programs are cross-built for this target.
+const AARCH64_MUSL_TARGET: &str = "aarch64-unknown-linux-musl";
 
 /// (Debian package, a command or file it provides)
 const PACKAGES: &[(&str, &str)] = &[
@@ -31,6 +40,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("fdisk", "sfdisk"),
     ("xz-utils", "xz"),
     ("musl-tools", "musl-gcc"),
+    // The C and assembly of ring in the aarch64 cross build (`cross.rs`).
+    (crate::cross::CROSS_GCC_PACKAGE, crate::cross::CROSS_CC),
     ("pxelinux", "/usr/lib/PXELINUX/pxelinux.0"),
     ("openssl", "openssl"),
     // Boot media of other file systems (QEMU btrfs-xfs) and the prober's
@@ -65,6 +76,10 @@ fn have_command(name: &str) -> bool {
 }
 
 fn have_musl_target() -> bool {
+    have_target(MUSL_TARGET)
+}
+
+fn have_target(triple: &str) -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .stderr(Stdio::null())
@@ -72,9 +87,23 @@ fn have_musl_target() -> bool {
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .any(|l| l.trim() == MUSL_TARGET)
+                .any(|l| l.trim() == triple)
         })
         // Without rustup, let cargo report a missing target itself.
+        .unwrap_or(true)
+}
+
+fn have_foreign_arch() -> bool {
+    Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == FOREIGN_ARCH)
+        })
+        // Without dpkg there is no apt-get download either; apt says so.
         .unwrap_or(true)
 }
 
@@ -83,6 +112,9 @@ pub fn missing_packages() -> Vec<&'static str> {
     let mut missing = Vec::new();
     if !have_command(alpinit_qemu_tests::qemu::QEMU) {
         missing.push(QEMU_PACKAGE);
+    }
+    if !have_command(alpinit_qemu_tests::qemu::Arch::Aarch64.qemu()) {
+        missing.push(QEMU_ARM_PACKAGE);
     }
     missing.extend(
         PACKAGES
@@ -108,13 +140,18 @@ fn install_commands(missing: &[&str]) -> Vec<Vec<String>> {
         cmd.extend(pkgs.iter().map(|s| s.to_string()));
         cmd
     };
-    if missing.contains(&QEMU_PACKAGE) {
-        cmds.push(install(&[QEMU_PACKAGE]));
+    let qemu: Vec<&str> = QEMU_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| missing.contains(p))
+        .collect();
+    if !qemu.is_empty() {
+        cmds.push(install(&qemu));
     }
     let rest: Vec<&str> = missing
         .iter()
         .copied()
-        .filter(|p| *p != QEMU_PACKAGE)
+        .filter(|p| !QEMU_PACKAGES.contains(p))
         .collect();
     if !rest.is_empty() {
         cmds.push(install(&rest));
@@ -127,6 +164,10 @@ fn install_commands(missing: &[&str]) -> Vec<Vec<String>> {
 pub trait Host {
     fn missing_packages(&self) -> Vec<&'static str>;
     fn has_musl_target(&self) -> bool;
+    /// `aarch64-unknown-linux-musl` is installed (rustup).
+    fn has_aarch64_target(&self) -> bool;
+    /// dpkg knows the arm64 architecture (apt can download its packages).
+    fn has_foreign_arch(&self) -> bool;
     fn is_root(&self) -> bool;
     fn has_apt_get(&self) -> bool;
     fn run(&mut self, cmd: &[String]) -> Result<()>;
@@ -142,6 +183,12 @@ impl Host for RealHost {
     }
     fn has_musl_target(&self) -> bool {
         have_musl_target()
+    }
+    fn has_aarch64_target(&self) -> bool {
+        have_target(AARCH64_MUSL_TARGET)
+    }
+    fn has_foreign_arch(&self) -> bool {
+        have_foreign_arch()
     }
     fn is_root(&self) -> bool {
         is_root()
@@ -195,11 +242,31 @@ fn plan(missing: &[&str], has_musl: bool) -> Vec<Vec<String>> {
 /// marker is not mistaken for success.
 pub fn ensure(host: &mut dyn Host) -> Result<Ensured> {
     let missing = host.missing_packages();
-    let cmds = plan(&missing, host.has_musl_target());
+    let foreign = !host.has_foreign_arch();
+    let mut cmds = Vec::new();
+    if foreign {
+        // Before `apt-get update`, so the arm64 lists are fetched with it.
+        cmds.push(
+            ["dpkg", "--add-architecture", FOREIGN_ARCH]
+                .map(String::from)
+                .to_vec(),
+        );
+        if missing.is_empty() {
+            cmds.push(["apt-get", "update"].map(String::from).to_vec());
+        }
+    }
+    cmds.extend(plan(&missing, host.has_musl_target()));
+    if !host.has_aarch64_target() {
+        cmds.push(
+            ["rustup", "target", "add", AARCH64_MUSL_TARGET]
+                .map(String::from)
+                .to_vec(),
+        );
+    }
     if cmds.is_empty() {
         return Ok(Ensured::Present);
     }
-    let needs_apt = !missing.is_empty();
+    let needs_apt = !missing.is_empty() || foreign;
     if needs_apt && !host.has_apt_get() {
         bail!(
             "missing host packages: {} (Debian package names), and this host has no apt-get: \
@@ -215,7 +282,7 @@ pub fn ensure(host: &mut dyn Host) -> Result<Ensured> {
         ));
     }
     for cmd in &cmds {
-        if cmd[0] == "apt-get" && !root {
+        if (cmd[0] == "apt-get" || cmd[0] == "dpkg") && !root {
             host.say(&format!("sudo {}", cmd.join(" ")));
             continue;
         }
@@ -234,6 +301,12 @@ pub fn ensure(host: &mut dyn Host) -> Result<Ensured> {
     }
     if !host.has_musl_target() {
         bail!("the {MUSL_TARGET} target is still missing after `rustup target add`");
+    }
+    if !host.has_aarch64_target() {
+        bail!("the {AARCH64_MUSL_TARGET} target is still missing after `rustup target add`");
+    }
+    if !host.has_foreign_arch() {
+        bail!("dpkg still lacks the {FOREIGN_ARCH} architecture after `dpkg --add-architecture`");
     }
     Ok(Ensured::Installed)
 }

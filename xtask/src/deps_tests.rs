@@ -6,6 +6,8 @@ use super::*;
 struct FakeHost {
     missing: Vec<&'static str>,
     musl: bool,
+    no_aarch64: bool,
+    no_arm64_dpkg: bool,
     root: bool,
     no_apt_get: bool,
     apt_is_broken: bool,
@@ -20,6 +22,12 @@ impl Host for FakeHost {
     fn has_musl_target(&self) -> bool {
         self.musl
     }
+    fn has_aarch64_target(&self) -> bool {
+        !self.no_aarch64
+    }
+    fn has_foreign_arch(&self) -> bool {
+        !self.no_arm64_dpkg
+    }
     fn is_root(&self) -> bool {
         self.root
     }
@@ -33,6 +41,8 @@ impl Host for FakeHost {
                 self.missing.retain(|p| !cmd.iter().any(|a| a == p));
             }
             ["rustup", "target", "add", target] if target == MUSL_TARGET => self.musl = true,
+            ["rustup", "target", "add", AARCH64_MUSL_TARGET] => self.no_aarch64 = false,
+            ["dpkg", "--add-architecture", FOREIGN_ARCH] => self.no_arm64_dpkg = false,
             _ => {}
         }
         Ok(())
@@ -168,4 +178,53 @@ fn a_package_still_missing_after_apt_get_fails_by_name() {
 fn the_man_page_tools_are_host_packages() {
     let names: Vec<&str> = PACKAGES.iter().map(|(p, _)| *p).collect();
     assert!(names.contains(&"man-db") && names.contains(&"groff-base"));
+}
+
+/// A fresh machine for the aarch64 scenarios: dpkg learns arm64 before the
+/// `apt-get update` that fetches its package lists, and rustup adds the
+/// aarch64 musl target.
+#[test]
+fn aarch64_needs_the_arm64_dpkg_arch_before_apt_update_and_its_rust_target() {
+    let mut host = FakeHost {
+        missing: vec!["qemu-system-arm", "gcc-aarch64-linux-gnu"],
+        musl: true,
+        no_aarch64: true,
+        no_arm64_dpkg: true,
+        root: true,
+        ..FakeHost::default()
+    };
+    assert_eq!(ensure(&mut host).expect("ensure"), Ensured::Installed);
+    assert_eq!(
+        host.ran,
+        [
+            "dpkg --add-architecture arm64".to_string(),
+            "apt-get update".to_string(),
+            format!("{APT_INSTALL} qemu-system-arm"),
+            format!("{APT_INSTALL} gcc-aarch64-linux-gnu"),
+            "rustup target add aarch64-unknown-linux-musl".to_string(),
+        ]
+    );
+    // Only the architecture missing: it still gets its apt-get update.
+    let mut host = FakeHost {
+        musl: true,
+        no_arm64_dpkg: true,
+        root: true,
+        ..FakeHost::default()
+    };
+    ensure(&mut host).expect("ensure");
+    assert_eq!(
+        host.ran,
+        ["dpkg --add-architecture arm64", "apt-get update"].map(String::from)
+    );
+    // Not root: both root commands are printed, nothing runs.
+    let mut host = FakeHost {
+        musl: true,
+        no_arm64_dpkg: true,
+        ..FakeHost::default()
+    };
+    assert!(ensure(&mut host).is_err());
+    assert!(host.ran.is_empty());
+    assert!(host
+        .said
+        .contains(&"sudo dpkg --add-architecture arm64".to_string()));
 }

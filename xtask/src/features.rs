@@ -48,7 +48,7 @@ pub const FEATURES: &[(&str, &[&str])] = &[
             "ehci-hcd",
             "ohci-pci",
             "ohci-hcd",
-            "uhci-hcd",
+            "uhci-hcd?",
             "usbhid?",
             "hid-generic?",
             "sd_mod",

@@ -11,10 +11,10 @@ use flate2::{Compression, GzBuilder};
 
 use crate::cpio::Archive;
 use crate::features;
-use crate::kernel::{self, Kernel, KernelSpec};
+use crate::kernel::{self, Arch, Kernel, KernelSpec};
 use crate::modules::ModuleIndex;
 use crate::process::run;
-use crate::{build, paths};
+use crate::{build, elf, paths};
 
 /// Alpine's initramfs fstab (mkinitfs): what relocates sr0 and the stick.
 /// The files the image carries verbatim live under `initramfs/`.
@@ -35,6 +35,27 @@ const DIRS: &[&str] = &[
 
 const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 
+/// Where the busybox of an image for ARCH comes from: the host's
+/// busybox-static on x86_64, Debian's `busybox-static:arm64` unpacked into
+/// the cache for aarch64.
+fn busybox(arch: Arch) -> Result<PathBuf> {
+    match arch {
+        Arch::X86_64 => BUSYBOX_CANDIDATES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .context("--busybox needs Debian's busybox-static (/bin/busybox)"),
+        Arch::Aarch64 => {
+            let root = kernel::package("busybox-static", arch)?;
+            let path = root.join("bin/busybox");
+            if !path.is_file() {
+                bail!("busybox-static:{} has no {}", arch.debian(), path.display());
+            }
+            Ok(path)
+        }
+    }
+}
+
 /// Index files depmod writes that the image carries; the binary `.bin`
 /// twins are left out since the init reads the text ones.
 const INDEX_FILES: &[&str] = &[
@@ -49,6 +70,8 @@ const INDEX_FILES: &[&str] = &[
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The machine the image is for: its kernel, init and busybox.
+    pub arch: Arch,
     pub kernel: KernelSpec,
     pub features: Vec<String>,
     pub busybox: bool,
@@ -62,6 +85,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            arch: Arch::X86_64,
             kernel: KernelSpec::Generic,
             features: features::all_names()
                 .iter()
@@ -78,27 +102,55 @@ impl Default for Options {
 pub struct Image {
     pub path: PathBuf,
     pub size: u64,
+    /// Bytes of the init in it.
+    pub init_size: u64,
     pub kernel: Kernel,
     pub modules: usize,
 }
 
 pub fn build(opts: &Options) -> Result<Image> {
-    let kernel = kernel::resolve(&opts.kernel)?;
+    let kernel = kernel::resolve_for(&opts.kernel, opts.arch)?;
     let init = match &opts.init {
         Some(path) => path.clone(),
-        None => build::init()?,
+        None => build::init_for(opts.arch)?,
     };
+    check_init(&init, opts.arch, opts.init.is_none())?;
     let output = opts.output.clone().unwrap_or_else(|| {
-        paths::image_dir().join(format!("initramfs-{}.gz", opts.kernel.label()))
+        let arch = match opts.arch {
+            Arch::X86_64 => String::new(),
+            other => format!("-{other}"),
+        };
+        paths::image_dir().join(format!("initramfs-{}{arch}.gz", opts.kernel.label()))
     });
     let (archive, modules) = assemble(&kernel, &init, opts)?;
     let size = write_image(&archive, &output, source_date_epoch())?;
     Ok(Image {
         path: output,
         size,
+        init_size: fs::metadata(&init)
+            .with_context(|| format!("reading {}", init.display()))?
+            .len(),
         kernel,
         modules,
     })
+}
+
+/// The init must be a static executable for the image's machine. A file
+/// given with `--init` that is not ELF at all (a test script) is let
+/// through; the built one always is checked.
+fn check_init(init: &Path, arch: Arch, built: bool) -> Result<()> {
+    if !built {
+        let mut magic = [0u8; 4];
+        let is_elf = fs::File::open(init)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && &magic == b"\x7fELF";
+        if !is_elf {
+            return Ok(());
+        }
+    }
+    elf::check_file(init, arch)?;
+    Ok(())
 }
 
 fn source_date_epoch() -> u32 {
@@ -119,12 +171,8 @@ pub fn assemble(kernel: &Kernel, init: &Path, opts: &Options) -> Result<(Archive
     // The init answers to this name too: a stand-in for Alpine's C helper.
     archive.add_symlink("sbin/nlplug-findfs", "../init");
     if opts.busybox {
-        let busybox = BUSYBOX_CANDIDATES
-            .iter()
-            .map(Path::new)
-            .find(|p| p.is_file())
-            .context("--busybox needs Debian's busybox-static (/bin/busybox)")?;
-        archive.add_file("bin/busybox", 0o755, read(busybox)?);
+        let busybox = busybox(opts.arch)?;
+        archive.add_file("bin/busybox", 0o755, read(&busybox)?);
         archive.add_symlink("bin/sh", "busybox");
     }
     let modules = add_modules(&mut archive, kernel, &opts.features)?;

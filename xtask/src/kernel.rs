@@ -1,6 +1,10 @@
 //! Debian kernels: fetching the current package into the cache, finding the
 //! release and module tree of an unpacked package, and extracting the ELF
 //! `vmlinux` that QEMU boots ~5 s faster than the XZ bzImage under TCG.
+//! Packages of the other architecture (arm64 on an amd64 host) are fetched
+//! the same way with `apt-get download PKG:arm64` once
+//! `dpkg --add-architecture arm64` is in place (`cargo xtask deps`); they
+//! are unpacked into the cache, never installed.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -8,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+
+pub use alpinit_qemu_tests::qemu::Arch;
 
 use crate::paths;
 use crate::process::run;
@@ -29,10 +35,10 @@ impl KernelSpec {
         }
     }
 
-    fn metapackage(&self) -> Option<&'static str> {
+    fn metapackage(&self, arch: Arch) -> Option<String> {
         match self {
-            KernelSpec::Generic => Some("linux-image-amd64"),
-            KernelSpec::Cloud => Some("linux-image-cloud-amd64"),
+            KernelSpec::Generic => Some(format!("linux-image-{}", arch.debian())),
+            KernelSpec::Cloud => Some(format!("linux-image-cloud-{}", arch.debian())),
             KernelSpec::Dir(_) => None,
         }
     }
@@ -72,11 +78,18 @@ impl Kernel {
     }
 }
 
-/// Resolves a spec to a usable kernel, fetching and indexing it if needed.
+/// Resolves a spec to a usable x86_64 kernel (see [`resolve_for`]).
 pub fn resolve(spec: &KernelSpec) -> Result<Kernel> {
+    resolve_for(spec, Arch::X86_64)
+}
+
+/// Resolves a spec to a usable kernel of ARCH, fetching and indexing it if
+/// needed. Only x86_64's XZ bzImage gets an ELF extracted: arm64's
+/// `vmlinuz` is a gzip'd `Image`, which QEMU's `-kernel` unpacks itself.
+pub fn resolve_for(spec: &KernelSpec, arch: Arch) -> Result<Kernel> {
     let root = match spec {
         KernelSpec::Dir(dir) => dir.clone(),
-        _ => fetch(spec)?,
+        _ => fetch(spec, arch)?,
     };
     let release = release_of(&root)?;
     let vmlinuz = root.join("boot").join(format!("vmlinuz-{release}"));
@@ -87,10 +100,13 @@ pub fn resolve(spec: &KernelSpec) -> Result<Kernel> {
         KernelSpec::Dir(_) => paths::kernel_cache().join(format!("local-{release}")),
         _ => root.join("boot"),
     };
-    let vmlinux = extract_vmlinux_cached(
-        &vmlinuz,
-        &kernel_cache_dir.join(format!("vmlinux-{release}")),
-    )?;
+    let vmlinux = match arch {
+        Arch::X86_64 => extract_vmlinux_cached(
+            &vmlinuz,
+            &kernel_cache_dir.join(format!("vmlinux-{release}")),
+        )?,
+        Arch::Aarch64 => None,
+    };
     let kernel = Kernel {
         release,
         root,
@@ -125,19 +141,19 @@ fn release_of(root: &Path) -> Result<String> {
 
 /// Downloads the metapackage to learn the current ABI package, then that
 /// package, and unpacks it into `target/alpinit-cache/kernels/<pkg>/`.
-fn fetch(spec: &KernelSpec) -> Result<PathBuf> {
-    let Some(meta) = spec.metapackage() else {
+fn fetch(spec: &KernelSpec, arch: Arch) -> Result<PathBuf> {
+    let Some(meta) = spec.metapackage(arch) else {
         bail!("not a downloadable kernel: {spec:?}");
     };
     let cache = paths::kernel_cache();
     let downloads = cache.join("downloads");
     fs::create_dir_all(&downloads).with_context(|| format!("creating {}", downloads.display()))?;
 
-    let abi = match download(meta, &downloads).and_then(|deb| abi_package(&deb)) {
+    let abi = match download(&meta, arch, &downloads).and_then(|deb| abi_package(&deb)) {
         Ok(abi) => abi,
         Err(err) => {
             // Offline: fall back to whatever matching package was fetched before.
-            let cached = newest_cached(&cache, spec)?;
+            let cached = newest_cached(&cache, spec, arch)?;
             eprintln!("warning: {err:#}; using cached {}", cached.display());
             return Ok(cached);
         }
@@ -147,44 +163,85 @@ fn fetch(spec: &KernelSpec) -> Result<PathBuf> {
         return Ok(dest);
     }
     eprintln!("fetching kernel package {abi}");
-    let deb = download(&abi, &downloads)?;
-    let partial = cache.join(format!("{abi}.partial"));
-    if partial.exists() {
-        fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
-    }
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))?;
-    if dest.exists() {
-        fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
-    }
-    fs::rename(&partial, &dest).with_context(|| format!("renaming to {}", dest.display()))?;
-    fs::write(dest.join(".complete"), b"").context("marking the kernel cache complete")?;
-    // The unpacked tree is the cache; the 70 MB .deb is not needed again.
-    fs::remove_file(&deb).with_context(|| format!("removing {}", deb.display()))?;
+    let deb = download(&abi, arch, &downloads)?;
+    unpack_deb(&deb, &dest)?;
     Ok(dest)
 }
 
+/// The unpacked tree of Debian's package PKG for ARCH, fetched once into
+/// `target/alpinit-cache/packages/PKG-ARCH/` (busybox-static for a guest
+/// of another architecture); once there, apt is not asked again.
+pub fn package(pkg: &str, arch: Arch) -> Result<PathBuf> {
+    let cache = paths::target_dir().join("alpinit-cache").join("packages");
+    let dest = cache.join(format!("{pkg}-{}", arch.debian()));
+    if dest.join(".complete").is_file() {
+        return Ok(dest);
+    }
+    let downloads = cache.join("downloads");
+    fs::create_dir_all(&downloads).with_context(|| format!("creating {}", downloads.display()))?;
+    eprintln!("fetching package {}", apt_name(pkg, arch));
+    let deb = download(pkg, arch, &downloads)?;
+    unpack_deb(&deb, &dest)?;
+    Ok(dest)
+}
+
+/// `dpkg-deb -x DEB` into DEST through a `.partial` twin, marked complete,
+/// then the .deb removed: the unpacked tree is the cache.
+fn unpack_deb(deb: &Path, dest: &Path) -> Result<()> {
+    // Appended, not `with_extension`: `6.1.0-57` would lose its `.0-57`.
+    let mut partial = dest.as_os_str().to_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if partial.exists() {
+        fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    }
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))?;
+    if dest.exists() {
+        fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    fs::rename(&partial, dest).with_context(|| format!("renaming to {}", dest.display()))?;
+    fs::write(dest.join(".complete"), b"").context("marking the package cache complete")?;
+    // The unpacked tree is the cache; the 70 MB .deb is not needed again.
+    fs::remove_file(deb).with_context(|| format!("removing {}", deb.display()))?;
+    Ok(())
+}
+
+/// What apt calls PKG of ARCH on this (amd64) host: `PKG:arm64` for the
+/// foreign architecture, which `dpkg --add-architecture arm64` enables.
+pub fn apt_name(pkg: &str, arch: Arch) -> String {
+    match arch {
+        Arch::X86_64 => pkg.to_string(),
+        Arch::Aarch64 => format!("{pkg}:{}", arch.debian()),
+    }
+}
+
 /// `apt-get download PKG` into DIR; returns the .deb it produced.
-fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
+fn download(pkg: &str, arch: Arch, dir: &Path) -> Result<PathBuf> {
     let before: Vec<PathBuf> = debs_in(dir, pkg)?;
     for old in before {
         fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
     }
+    let name = apt_name(pkg, arch);
     let output = Command::new("apt-get")
         .arg("download")
-        .arg(pkg)
+        .arg(&name)
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()
         .context("running apt-get download")?;
     if !output.status.success() {
+        let hint = match arch {
+            Arch::X86_64 => "",
+            Arch::Aarch64 => " (is `dpkg --add-architecture arm64 && apt-get update` done? `cargo xtask deps` does it)",
+        };
         bail!(
-            "apt-get download {pkg} failed: {}",
+            "apt-get download {name} failed{hint}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
     let mut debs = debs_in(dir, pkg)?;
     debs.pop()
-        .with_context(|| format!("apt-get download {pkg} produced no .deb"))
+        .with_context(|| format!("apt-get download {name} produced no .deb"))
 }
 
 fn debs_in(dir: &Path, pkg: &str) -> Result<Vec<PathBuf>> {
@@ -229,14 +286,16 @@ pub fn image_dependency(depends: &str) -> Option<String> {
         .find(|name| name.starts_with("linux-image-") && name.chars().any(|c| c.is_ascii_digit()))
 }
 
-fn newest_cached(cache: &Path, spec: &KernelSpec) -> Result<PathBuf> {
+fn newest_cached(cache: &Path, spec: &KernelSpec, arch: Arch) -> Result<PathBuf> {
     let cloud = *spec == KernelSpec::Cloud;
+    let suffix = format!("-{}", arch.debian());
     let mut found = Vec::new();
     if let Ok(entries) = fs::read_dir(cache) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_cloud = name.contains("-cloud-");
             if name.starts_with("linux-image-")
+                && name.ends_with(&suffix)
                 && is_cloud == cloud
                 && entry.path().join(".complete").is_file()
             {
@@ -363,6 +422,59 @@ mod tests {
         for (depends, want) in cases {
             assert_eq!(image_dependency(depends).as_deref(), want, "{depends}");
         }
+    }
+
+    #[test]
+    fn arm64_packages_are_named_for_the_foreign_architecture() {
+        assert_eq!(
+            KernelSpec::Generic.metapackage(Arch::Aarch64).as_deref(),
+            Some("linux-image-arm64")
+        );
+        assert_eq!(
+            KernelSpec::Cloud.metapackage(Arch::X86_64).as_deref(),
+            Some("linux-image-cloud-amd64")
+        );
+        assert_eq!(
+            apt_name("linux-image-6.1.0-57-arm64", Arch::Aarch64),
+            "linux-image-6.1.0-57-arm64:arm64"
+        );
+        assert_eq!(apt_name("busybox-static", Arch::X86_64), "busybox-static");
+        assert_eq!(
+            image_dependency("linux-image-6.1.0-57-arm64 (= 6.1.192-3)").as_deref(),
+            Some("linux-image-6.1.0-57-arm64")
+        );
+    }
+
+    #[test]
+    fn offline_fallback_keeps_to_the_architecture() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "linux-image-6.1.0-57-amd64",
+            "linux-image-6.1.0-57-arm64",
+            "linux-image-6.1.0-57-cloud-arm64",
+        ] {
+            fs::create_dir_all(dir.path().join(name)).expect("mkdir");
+            fs::write(dir.path().join(name).join(".complete"), b"").expect("mark");
+        }
+        let pick = |spec: &KernelSpec, arch| {
+            newest_cached(dir.path(), spec, arch)
+                .expect("cached")
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            pick(&KernelSpec::Generic, Arch::Aarch64).as_deref(),
+            Some("linux-image-6.1.0-57-arm64")
+        );
+        assert_eq!(
+            pick(&KernelSpec::Generic, Arch::X86_64).as_deref(),
+            Some("linux-image-6.1.0-57-amd64")
+        );
+        assert_eq!(
+            pick(&KernelSpec::Cloud, Arch::Aarch64).as_deref(),
+            Some("linux-image-6.1.0-57-cloud-arm64")
+        );
+        assert!(newest_cached(dir.path(), &KernelSpec::Cloud, Arch::X86_64).is_err());
     }
 
     #[test]

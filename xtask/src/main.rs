@@ -5,8 +5,10 @@ mod bench_hostile;
 mod build;
 mod chart;
 mod cpio;
+mod cross;
 mod demo;
 mod deps;
+mod elf;
 mod features;
 mod https_image;
 mod initramfs;
@@ -23,20 +25,20 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::KernelSpec;
+use crate::kernel::{Arch, KernelSpec};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  initramfs [--kernel generic|cloud|DIR] [--features a,b,..] [--busybox|--no-busybox] [--https]
-            [--extra SRC:DEST ...] [--init FILE] [-o FILE]
+  initramfs [--arch x86_64|aarch64] [--kernel generic|cloud|DIR] [--features a,b,..]
+            [--busybox|--no-busybox] [--https] [--extra SRC:DEST ...] [--init FILE] [-o FILE]
   mkinitfs  [--init FILE] [-o FILE]   (an image built by Alpine's own mkinitfs)
   package   [--init FILE] [-o DIR]    (.apk packages from initramfs/alpine/APKBUILD)
   run       [--kernel generic|cloud|DIR]
-  test      [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
+  test      [--arch x86_64|aarch64] [--unit-only | --qemu-only [SCENARIO...]] [--init FILE]
   deps
-  bench boot [SCENARIO] [-n N]
+  bench boot [--arch x86_64|aarch64] [SCENARIO] [-n N]
   bench unpack [-n N] [--mb M]
   bench hostile [SHAPE..] [--timeout S] [--mem-cap-mb M]
 ";
@@ -101,6 +103,13 @@ fn value<'a>(iter: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<
     iter.next().with_context(|| format!("{flag} needs a value"))
 }
 
+/// `--arch NAME`.
+fn arch_value<'a>(iter: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<Arch> {
+    let name = value(iter, flag)?;
+    Arch::parse(name)
+        .with_context(|| format!("unknown architecture {name:?}; known: x86_64, aarch64"))
+}
+
 /// The host's CA bundle (Debian's ca-certificates), put into `--https` images.
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -110,6 +119,7 @@ fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--arch" => opts.arch = arch_value(&mut iter, arg)?,
             "--kernel" => opts.kernel = KernelSpec::parse(value(&mut iter, arg)?),
             "--features" => {
                 opts.features = value(&mut iter, arg)?
@@ -134,6 +144,9 @@ fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)
 
 fn initramfs_command(args: &[String]) -> Result<()> {
     let (mut opts, https) = parse_initramfs_options(args)?;
+    if https && opts.arch != Arch::X86_64 {
+        bail!("--https images are built for x86_64 only so far");
+    }
     if https {
         // HTTPS apkovl URLs: the init with its https feature, and the CA
         // bundle it verifies servers against.
@@ -147,8 +160,9 @@ fn initramfs_command(args: &[String]) -> Result<()> {
         ));
     }
     let image = initramfs::build(&opts)?;
-    println!("image: {}", image.path.display());
+    println!("image: {} ({})", image.path.display(), opts.arch);
     println!("size: {} bytes", image.size);
+    println!("init: {} bytes", image.init_size);
     println!("kernel release: {}", image.kernel.release);
     println!("kernel: {}", image.kernel.boot_image().display());
     println!("modules: {}", image.modules);
@@ -162,6 +176,7 @@ fn parse_test_args(args: &[String]) -> Result<suite::TestArgs> {
         match arg.as_str() {
             "--unit-only" => out.unit_only = true,
             "--qemu-only" => out.qemu_only = true,
+            "--arch" => out.arch = Some(arch_value(&mut iter, arg)?),
             "--init" => out.init = Some(PathBuf::from(value(&mut iter, arg)?)),
             name if !name.starts_with('-') => out.scenarios.push(name.to_string()),
             other => bail!("unknown test option {other:?}\n{USAGE}"),
@@ -182,9 +197,11 @@ fn bench_command(args: &[String]) -> Result<()> {
         Some((what, rest)) if what == "boot" => {
             let mut scenario = "virtio-ext4".to_string();
             let mut runs = 5;
+            let mut arch = Arch::X86_64;
             let mut iter = rest.iter();
             while let Some(arg) = iter.next() {
                 match arg.as_str() {
+                    "--arch" => arch = arch_value(&mut iter, arg)?,
                     "-n" => {
                         runs = value(&mut iter, arg)?
                             .parse()
@@ -194,7 +211,7 @@ fn bench_command(args: &[String]) -> Result<()> {
                     other => bail!("unknown bench option {other:?}\n{USAGE}"),
                 }
             }
-            bench::boot(&scenario, runs)
+            bench::boot(arch, &scenario, runs)
         }
         Some((what, rest)) if what == "unpack" => bench::unpack(rest),
         Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),

@@ -32,7 +32,10 @@ pub fn qemu_tests_dir() -> PathBuf {
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
-/// A release binary of this workspace built for musl.
-pub fn musl_binary(name: &str) -> PathBuf {
-    target_dir().join(MUSL_TARGET).join("release").join(name)
+/// A release binary of this workspace built for ARCH's musl target.
+pub fn musl_binary_for(name: &str, arch: crate::kernel::Arch) -> PathBuf {
+    target_dir()
+        .join(arch.musl_target())
+        .join("release")
+        .join(name)
 }

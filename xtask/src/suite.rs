@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use alpinit_qemu_tests::qemu::{self, Accel};
+use alpinit_qemu_tests::qemu::{self, Accel, Arch};
 use alpinit_qemu_tests::report;
 use alpinit_qemu_tests::scenarios::{self, Assets, ImageKind, Scenario, ScenarioResult, Verdict};
 use anyhow::{Context, Result};
@@ -21,6 +21,30 @@ pub struct TestArgs {
     pub scenarios: Vec<String>,
     /// Use this file as /init instead of building alpinit.
     pub init: Option<PathBuf>,
+    /// `--arch`: only this machine's scenarios.
+    pub arch: Option<Arch>,
+}
+
+impl TestArgs {
+    /// The machines whose scenarios run: the one given with `--arch`;
+    /// x86_64 alone when scenarios or an init are named without it (they
+    /// name x86_64 scenarios and an x86_64 binary); otherwise both.
+    pub fn arches(&self) -> Vec<Arch> {
+        match self.arch {
+            Some(arch) => vec![arch],
+            None if !self.scenarios.is_empty() || self.init.is_some() => vec![Arch::X86_64],
+            None => Arch::ALL.to_vec(),
+        }
+    }
+}
+
+/// Why ARCH's scenarios cannot run on this host, if they cannot.
+fn missing_for(arch: Arch) -> Option<String> {
+    let qemu = arch.qemu();
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(qemu).is_file()))
+        .unwrap_or(false);
+    (!found).then(|| format!("{qemu} is not installed (`cargo xtask deps` installs it)"))
 }
 
 pub fn run(args: &TestArgs) -> Result<bool> {
@@ -32,24 +56,43 @@ pub fn run(args: &TestArgs) -> Result<bool> {
     if args.unit_only {
         return Ok(true);
     }
-    let chosen = scenarios::select(&args.scenarios)?;
-    let assets = prepare(&chosen, args.init.clone())?;
-    println!(
-        "running {} QEMU scenario(s) with {} (logs under {})",
-        chosen.len(),
-        assets.accel.name(),
-        assets.out_dir.display()
-    );
     let (mut passed, mut failed) = (0, 0);
-    for scenario in &chosen {
-        let result = scenarios::run(scenario, &assets);
-        print_result(&result);
-        match result.verdict {
-            Verdict::Pass => passed += 1,
-            Verdict::Fail(_) => failed += 1,
+    let mut skipped = Vec::new();
+    for arch in args.arches() {
+        if let Some(why) = missing_for(arch) {
+            if args.arch == Some(arch) {
+                anyhow::bail!("cannot run the {arch} scenarios: {why}");
+            }
+            println!("SKIPPED: the {arch} QEMU scenarios: {why}");
+            skipped.push(arch);
+            continue;
+        }
+        let chosen = scenarios::select_for(arch, &args.scenarios)?;
+        let assets = prepare(arch, &chosen, args.init.clone())?;
+        println!(
+            "running {} {arch} QEMU scenario(s) with {} (logs under {})",
+            chosen.len(),
+            assets.accel.name(),
+            assets.out_dir.display()
+        );
+        for scenario in &chosen {
+            let result = scenarios::run(scenario, &assets);
+            print_result(arch, &result);
+            match result.verdict {
+                Verdict::Pass => passed += 1,
+                Verdict::Fail(_) => failed += 1,
+            }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    let skipped: Vec<&str> = skipped.iter().map(|a| a.name()).collect();
+    if skipped.is_empty() {
+        println!("{passed} passed, {failed} failed");
+    } else {
+        println!(
+            "{passed} passed, {failed} failed; {} scenarios SKIPPED (see above)",
+            skipped.join(", ")
+        );
+    }
     Ok(failed == 0)
 }
 
@@ -62,21 +105,37 @@ fn unit_tests() -> Result<bool> {
     Ok(status.success())
 }
 
-/// The kernel, images, test programs and accelerator the scenarios need.
-pub fn prepare(chosen: &[Scenario], init: Option<PathBuf>) -> Result<Assets> {
-    let programs = build::test_programs()?;
-    let kernel = kernel::resolve(&KernelSpec::Generic)?;
-    let out_dir = paths::qemu_tests_dir();
+/// The kernel, images, test programs and accelerator ARCH's scenarios
+/// need; aarch64's go under `target/qemu-tests/aarch64/`.
+pub fn prepare(arch: Arch, chosen: &[Scenario], init: Option<PathBuf>) -> Result<Assets> {
+    let programs = build::test_programs_for(arch)?;
+    // The new root runs them on ARCH: a host binary would fail there with
+    // only `exec format error` to show for it.
+    for program in [&programs.report_init, &programs.fake_apk] {
+        crate::elf::check_file(program, arch)?;
+    }
+    let kernel = kernel::resolve_for(&KernelSpec::Generic, arch)?;
+    let out_dir = match arch {
+        Arch::X86_64 => paths::qemu_tests_dir(),
+        other => paths::qemu_tests_dir().join(other.name()),
+    };
     let mut images = BTreeMap::new();
     for kind in chosen.iter().map(|s| s.image) {
         if images.contains_key(&kind) {
             continue;
         }
-        let path = build_image(kind, &programs, init.clone(), &out_dir)?;
+        let path = build_image(arch, kind, &programs, init.clone(), &out_dir)?;
         images.insert(kind, path);
     }
-    let accel = accel(&kernel, &out_dir);
+    let accel = match arch {
+        Arch::X86_64 => accel(&kernel, &out_dir),
+        Arch::Aarch64 => {
+            println!("accelerator: tcg (an aarch64 guest on this host)");
+            Accel::Tcg
+        }
+    };
     Ok(Assets {
+        arch,
         kernel: kernel.boot_image().to_path_buf(),
         vmlinuz: kernel.vmlinuz.clone(),
         images,
@@ -87,11 +146,15 @@ pub fn prepare(chosen: &[Scenario], init: Option<PathBuf>) -> Result<Assets> {
 }
 
 fn build_image(
+    arch: Arch,
     kind: ImageKind,
     programs: &build::TestPrograms,
     init: Option<PathBuf>,
     out_dir: &std::path::Path,
 ) -> Result<PathBuf> {
+    if arch != Arch::X86_64 && kind != ImageKind::Standard {
+        anyhow::bail!("{kind:?} images are built for x86_64 only");
+    }
     if kind == ImageKind::Mkinitfs {
         let init = match init {
             Some(path) => path,
@@ -108,6 +171,7 @@ fn build_image(
         return Ok(built.path);
     }
     let mut opts = Options {
+        arch,
         init,
         ..Options::default()
     };
@@ -163,9 +227,10 @@ fn build_image(
     opts.output = Some(out_dir.join("images").join(name));
     let image = initramfs::build(&opts)?;
     println!(
-        "image {kind:?}: {} ({} bytes, kernel {})",
+        "image {kind:?}: {} ({} bytes, init {} bytes, kernel {})",
         image.path.display(),
         image.size,
+        image.init_size,
         image.kernel.release
     );
     Ok(image.path)
@@ -181,12 +246,17 @@ pub fn accel(kernel: &Kernel, out_dir: &std::path::Path) -> Accel {
     accel
 }
 
-fn print_result(result: &ScenarioResult) {
+fn print_result(arch: Arch, result: &ScenarioResult) {
     let secs = result.elapsed.as_secs_f64();
+    // x86_64 lines read as before; other machines' names carry the arch.
+    let name = match arch {
+        Arch::X86_64 => result.name.to_string(),
+        other => format!("{other}/{}", result.name),
+    };
     match &result.verdict {
-        Verdict::Pass => println!("PASS {} ({secs:.1}s)", result.name),
+        Verdict::Pass => println!("PASS {name} ({secs:.1}s)"),
         Verdict::Fail(failures) => {
-            println!("FAIL {} ({secs:.1}s)", result.name);
+            println!("FAIL {name} ({secs:.1}s)");
             for failure in failures {
                 println!("  - {failure}");
             }
@@ -194,5 +264,26 @@ fn print_result(result: &ScenarioResult) {
             print!("{}", report::tail(&result.log, 40));
             println!("  full log: {}", result.log_path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_test_runs_both_machines_and_names_mean_x86_64() {
+        assert_eq!(TestArgs::default().arches(), Arch::ALL.to_vec());
+        let named = TestArgs {
+            scenarios: vec!["virtio-ext4".into()],
+            ..TestArgs::default()
+        };
+        assert_eq!(named.arches(), [Arch::X86_64]);
+        let arm = TestArgs {
+            arch: Some(Arch::Aarch64),
+            scenarios: vec!["virtio-ext4".into()],
+            ..TestArgs::default()
+        };
+        assert_eq!(arm.arches(), [Arch::Aarch64]);
     }
 }

@@ -2,6 +2,7 @@
 //! asserts on the report `report-init` prints after switch_root and on the
 //! console lines.
 
+mod aarch64;
 mod alpine_mkinitfs;
 mod boot_media;
 mod checks;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::media::{self, FileSpec, Filesystem};
-use crate::qemu::{self, Accel, Outcome, Vm};
+use crate::qemu::{self, Accel, Arch, Outcome, Vm};
 use crate::report::Report;
 
 /// Which initramfs a scenario boots; the caller builds each kind once.
@@ -65,6 +66,8 @@ pub enum ImageKind {
 /// Everything the scenarios need from the build.
 #[derive(Debug, Clone)]
 pub struct Assets {
+    /// The machine every boot of these assets emulates.
+    pub arch: Arch,
     /// What `-kernel` gets (the ELF vmlinux when available).
     pub kernel: PathBuf,
     /// The bzImage, for media that boot through a boot loader.
@@ -362,19 +365,37 @@ pub fn all() -> Vec<Scenario> {
     .collect()
 }
 
-/// Scenarios by name, in the order given; unknown names are an error.
+/// The scenarios that boot an ARCH guest: every one of [`all`] on x86_64;
+/// on aarch64 the `virt` board's set (`aarch64.rs`), which shares their
+/// setup and checks where the media are the same.
+pub fn for_arch(arch: Arch) -> Vec<Scenario> {
+    match arch {
+        Arch::X86_64 => all(),
+        Arch::Aarch64 => aarch64::scenarios(),
+    }
+}
+
+/// x86_64 scenarios by name (see [`select_for`]).
 pub fn select(names: &[String]) -> Result<Vec<Scenario>> {
+    select_for(Arch::X86_64, names)
+}
+
+/// ARCH's scenarios by name, in the order given; unknown names are an error.
+pub fn select_for(arch: Arch, names: &[String]) -> Result<Vec<Scenario>> {
     if names.is_empty() {
-        return Ok(all());
+        return Ok(for_arch(arch));
     }
     let mut chosen = Vec::new();
     for name in names {
-        let found = all()
+        let found = for_arch(arch)
             .into_iter()
             .find(|s| s.name == name)
             .with_context(|| {
-                let known: Vec<&str> = all().iter().map(|s| s.name).collect();
-                format!("unknown scenario {name:?}; known: {}", known.join(", "))
+                let known: Vec<&str> = for_arch(arch).iter().map(|s| s.name).collect();
+                format!(
+                    "unknown {arch} scenario {name:?}; known: {}",
+                    known.join(", ")
+                )
             })?;
         chosen.push(found);
     }
@@ -470,11 +491,32 @@ fn kernel_vm(assets: &Assets, image: ImageKind, extra_cmdline: &str) -> Result<V
 }
 
 /// Without the usual `panic=-1`, for the scenarios about what the init
-/// does when there is nothing to boot.
+/// does when there is nothing to boot. The serial console is the
+/// machine's own: `console=ttyS0` becomes `ttyAMA0` on aarch64.
 fn kernel_vm_with(assets: &Assets, image: ImageKind, append: &str) -> Result<Vm> {
-    let mut vm = Vm::new(assets.accel);
-    vm.kernel_boot(&assets.kernel, assets.image(image)?, append.trim());
+    let mut vm = Vm::for_arch(assets.arch, assets.accel);
+    vm.kernel_boot(
+        &assets.kernel,
+        assets.image(image)?,
+        &for_console(assets.arch, append.trim()),
+    );
     Ok(vm)
+}
+
+/// APPEND with its `console=ttyS0` words naming ARCH's serial console.
+fn for_console(arch: Arch, append: &str) -> String {
+    let want = format!("console={}", arch.serial_console());
+    append
+        .split(' ')
+        .map(|word| {
+            if word == "console=ttyS0" {
+                want.as_str()
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn stops_on_panic() -> Option<StopFn> {
@@ -505,5 +547,40 @@ mod tests {
         assert_eq!(picked, ["usb-fat32", "virtio-ext4"]);
         assert!(select(&["nope".to_string()]).is_err());
         assert_eq!(select(&[]).expect("all").len(), names.len());
+    }
+
+    #[test]
+    fn each_architecture_has_its_own_names() {
+        for arch in Arch::ALL {
+            let names: Vec<&str> = for_arch(arch).iter().map(|s| s.name).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), names.len(), "{arch}");
+            assert!(!names.is_empty(), "{arch}");
+        }
+        // The same name picks the same media on the other machine...
+        let arm = select_for(Arch::Aarch64, &["virtio-ext4".to_string()]).expect("aarch64");
+        assert_eq!(arm.len(), 1);
+        // ...and x86-only scenarios are not offered for aarch64.
+        match select_for(Arch::Aarch64, &["pxe-mac".to_string()]) {
+            Ok(_) => panic!("pxe-mac was offered for aarch64"),
+            Err(err) => assert!(
+                err.to_string().contains("unknown aarch64 scenario"),
+                "{err}"
+            ),
+        }
+    }
+
+    #[test]
+    fn the_serial_console_follows_the_machine() {
+        assert_eq!(
+            for_console(Arch::Aarch64, "console=ttyS0 panic=-1 console=tty0"),
+            "console=ttyAMA0 panic=-1 console=tty0"
+        );
+        assert_eq!(
+            for_console(Arch::X86_64, "console=ttyS0 panic=-1"),
+            "console=ttyS0 panic=-1"
+        );
     }
 }

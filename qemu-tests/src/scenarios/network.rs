@@ -26,7 +26,8 @@ pub(super) const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 const REQUEST_LOG: &str = "http-requests.log";
 /// Paths report-init prints: the addresses and routes the init set up and
 /// the resolver configuration it handed to the new root.
-const NET_INSPECT: &[&str] = &["/proc/net/route", "/proc/net/fib_trie", "/etc/resolv.conf"];
+pub(super) const NET_INSPECT: &[&str] =
+    &["/proc/net/route", "/proc/net/fib_trie", "/etc/resolv.conf"];
 /// QEMU's user-network DNS server, which its DHCP server hands out.
 const SLIRP_DNS: &str = "10.0.2.3";
 const UUID: &str = "11111111-2222-3333-4444-555555555555";
@@ -46,7 +47,7 @@ fn requests(outcome: &Outcome) -> Vec<String> {
 }
 
 /// Writes the named overlays into `DIR/www` and starts serving it.
-fn serve(
+pub(super) fn serve(
     dir: &Path,
     files: &[(&str, Vec<u8>)],
     tls: Option<Arc<ServerConfig>>,
@@ -74,7 +75,7 @@ pub(super) fn with_server<S: 'static>(vm: Vm, server: S, timeout: Duration) -> S
     }
 }
 
-fn url(scheme: &str, port: u16, path: &str) -> String {
+pub(super) fn url(scheme: &str, port: u16, path: &str) -> String {
     format!("{scheme}://{HOST_IP}:{port}/{path}")
 }
 
@@ -174,24 +175,36 @@ pub(super) fn check_pxe_mac(outcome: &Outcome, report: Option<&Report>) -> Vec<S
     booted(outcome, report, |failures, report| {
         let mac = qemu_mac(PXE_MAC);
         want_hostname(failures, report, HOST_PXE);
-        want_request(failures, outcome, &format!("/{mac}.apkovl.tar.gz"));
         let bootif = format!("BOOTIF=01-{}", mac.replace(':', "-"));
         let cmdline = report.get("cmdline").unwrap_or_default();
         if !cmdline.split_whitespace().any(|w| w == bootif) {
             failures.push(format!("{bootif} is not on /proc/cmdline: {cmdline:?}"));
         }
-        want_phases(failures, outcome, &["link-up", "dhcp-lease", "download"]);
-        want_console(failures, outcome, "Obtaining IP via DHCP (eth0): ok.");
-        let resolv = report.content("/etc/resolv.conf").unwrap_or_default();
-        if !resolv
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["nameserver", SLIRP_DNS])
-        {
-            failures.push(format!(
-                "the new root's /etc/resolv.conf lacks `nameserver {SLIRP_DNS}`: {resolv:?}"
-            ));
-        }
+        want_dhcp_mac_download(failures, outcome, report, &mac);
     })
+}
+
+/// An overlay fetched as `/{MAC}.apkovl.tar.gz` after a DHCP lease on
+/// eth0: the request, the network phases and console line, and QEMU's DNS
+/// server in the new root's resolv.conf.
+pub(super) fn want_dhcp_mac_download(
+    failures: &mut Vec<String>,
+    outcome: &Outcome,
+    report: &Report,
+    mac: &str,
+) {
+    want_request(failures, outcome, &format!("/{mac}.apkovl.tar.gz"));
+    want_phases(failures, outcome, &["link-up", "dhcp-lease", "download"]);
+    want_console(failures, outcome, "Obtaining IP via DHCP (eth0): ok.");
+    let resolv = report.content("/etc/resolv.conf").unwrap_or_default();
+    if !resolv
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["nameserver", SLIRP_DNS])
+    {
+        failures.push(format!(
+            "the new root's /etc/resolv.conf lacks `nameserver {SLIRP_DNS}`: {resolv:?}"
+        ));
+    }
 }
 
 // (b) uuid-token
