@@ -109,12 +109,16 @@ pub struct TestPrograms {
 }
 
 pub fn test_programs() -> Result<TestPrograms> {
-    let bins = musl_bins("alpinit-qemu-tests", &["report-init", "fake-apk"])?;
+    // luks-oracle is found beside report-init by the luks-oracle scenario.
+    let bins = musl_bins(
+        "alpinit-qemu-tests",
+        &["report-init", "fake-apk", "luks-oracle"],
+    )?;
     match bins.as_slice() {
-        [report_init, fake_apk] => Ok(TestPrograms {
+        [report_init, fake_apk, _luks_oracle] => Ok(TestPrograms {
             report_init: report_init.clone(),
             fake_apk: fake_apk.clone(),
         }),
-        _ => bail!("expected two test programs"),
+        _ => bail!("expected three test programs"),
     }
 }

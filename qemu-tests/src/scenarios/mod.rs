@@ -7,6 +7,7 @@ mod boot_media;
 mod checks;
 mod consoles;
 mod hostile;
+mod luks;
 mod net_faults;
 mod network;
 mod no_media;
@@ -358,6 +359,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(net_faults::scenarios())
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
+    .chain(luks::scenarios())
     .collect()
 }
 
