@@ -12,6 +12,9 @@ pub const MAX_DEPTH: usize = 32;
 /// Values in one document. A full LUKS2 header (32 key slots, tokens, segments,
 /// digests) has a few thousand.
 pub const MAX_VALUES: usize = 100_000;
+/// Members of one object. LUKS2 objects hold at most 32 entries (key slots, tokens,
+/// segments); the cap also keeps the duplicate-name check (linear per member) cheap.
+pub const MAX_MEMBERS: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -33,6 +36,8 @@ pub enum JsonError {
     TooDeep { offset: usize },
     #[error("JSON has more than {MAX_VALUES} values (at byte {offset})")]
     TooManyValues { offset: usize },
+    #[error("JSON object has more than {MAX_MEMBERS} members (at byte {offset})")]
+    TooManyMembers { offset: usize },
     #[error("JSON object has the member {name:?} twice (at byte {offset})")]
     DuplicateKey { name: String, offset: usize },
 }
@@ -170,6 +175,9 @@ impl Parser<'_> {
                 return Err(self.err("expected a member name"));
             }
             let name = self.string()?;
+            if members.len() == MAX_MEMBERS {
+                return Err(JsonError::TooManyMembers { offset: at });
+            }
             if members.iter().any(|(k, _)| *k == name) {
                 return Err(JsonError::DuplicateKey { name, offset: at });
             }
@@ -374,6 +382,19 @@ mod tests {
             parse(s.as_bytes()),
             Err(JsonError::TooManyValues { .. })
         ));
+    }
+
+    /// A wide object would make the duplicate check quadratic.
+    #[test]
+    fn wide_object_is_rejected() {
+        let members: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("\"k{i}\":0")).collect();
+        let wide = format!("{{{}}}", members.join(","));
+        assert!(matches!(
+            parse(wide.as_bytes()),
+            Err(JsonError::TooManyMembers { .. })
+        ));
+        let ok = format!("{{{}}}", members[..MAX_MEMBERS].join(","));
+        assert!(parse(ok.as_bytes()).is_ok());
     }
 
     #[test]
