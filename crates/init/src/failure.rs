@@ -43,6 +43,8 @@ pub enum Failure {
     #[error(transparent)]
     Root { source: crate::rootfs::RootError },
     #[error(transparent)]
+    Crypt { source: crate::crypt::CryptError },
+    #[error(transparent)]
     Init {
         source: crate::handover::HandoverError,
     },
@@ -71,7 +73,7 @@ impl Failure {
             Failure::OverlayRejected { .. } | Failure::AmbiguousDevice(_) => {
                 "Type exit to boot without it."
             }
-            Failure::Root { .. } => "Type exit to try again.",
+            Failure::Root { .. } | Failure::Crypt { .. } => "Type exit to try again.",
             Failure::Init { .. }
             | Failure::Early(_)
             | Failure::NoMedia { .. }

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::checks::want_hostname;
 use super::*;
 
 /// Each container's data area, KiB: the ext4 image written through the mapping.
@@ -31,13 +32,130 @@ const MODULES: &[&str] = &[
 const MIN_FIXTURES: usize = 11;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "luks-oracle",
-        about: "every LUKS1/LUKS2 fixture shape: our dm-crypt table equals cryptsetup's, its ext4 reads back",
-        image: ImageKind::Standard,
-        setup: setup_luks_oracle,
-        check: check_luks_oracle,
-    }]
+    vec![
+        Scenario {
+            name: "luks-oracle",
+            about: "every LUKS1/LUKS2 fixture shape: our dm-crypt table equals cryptsetup's, its ext4 reads back",
+            image: ImageKind::Standard,
+            setup: setup_luks_oracle,
+            check: check_luks_oracle,
+        },
+        Scenario {
+            name: "luks-root",
+            about: "LUKS2 root (cryptroot=, root=/dev/mapper/root): a wrong, then the right passphrase typed",
+            image: ImageKind::Standard,
+            setup: setup_luks_root,
+            check: check_luks_root,
+        },
+    ]
+}
+
+const LUKS_HOST: &str = "alpinit-luks-root";
+const RIGHT: &str = "correct horse";
+const WRONG: &str = "wrong horse";
+const PROMPT: &str = "Enter passphrase for /dev/vda: ";
+
+/// An ext4 root encrypted in place by cryptsetup (`reencrypt --encrypt`, which needs
+/// no device-mapper on the host): LUKS2, aes-xts-plain64, PBKDF2.
+fn setup_luks_root(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let tree = dir.join("root.tree");
+    let init = fs::read(&assets.report_init)
+        .with_context(|| format!("reading {}", assets.report_init.display()))?;
+    media::write_tree(
+        &tree,
+        &[
+            FileSpec::new("etc/hostname", 0o644, format!("{LUKS_HOST}\n")),
+            FileSpec::new("sbin/init", 0o755, init),
+            FileSpec::new("proc/.keep", 0o644, ""),
+            FileSpec::new("sys/.keep", 0o644, ""),
+            FileSpec::new("dev/.keep", 0o644, ""),
+        ],
+    )?;
+    let img = dir.join("luks.img");
+    let _ = fs::remove_file(&img);
+    sh(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "LUKSROOT", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("24M"))?;
+    let f = fs::OpenOptions::new().write(true).open(&img)?;
+    f.set_len(32 << 20)?;
+    drop(f);
+    let pass = dir.join("pass");
+    fs::write(&pass, RIGHT)?;
+    sh(Command::new("cryptsetup")
+        .args([
+            "reencrypt",
+            "--encrypt",
+            "--type",
+            "luks2",
+            "--batch-mode",
+            "--reduce-device-size",
+            "8M",
+        ])
+        .args([
+            "--cipher",
+            "aes-xts-plain64",
+            "--key-size",
+            "512",
+            "--pbkdf",
+            "pbkdf2",
+        ])
+        .args([
+            "--pbkdf-force-iterations",
+            "1000",
+            "--luks2-metadata-size",
+            "16k",
+            "--luks2-keyslots-size",
+            "1m",
+        ])
+        .arg("--key-file")
+        .arg(&pass)
+        .arg(&img))?;
+    let mut vm = kernel_vm(
+        assets,
+        ImageKind::Standard,
+        "root=/dev/mapper/root cryptroot=/dev/vda cryptdm=root",
+    )?;
+    vm.virtio_disk(&img)
+        .type_after(PROMPT, &format!("{WRONG}\n"))
+        .type_after(PROMPT, &format!("{RIGHT}\n"));
+    Ok(interactive(assets, vm))
+}
+
+fn check_luks_root(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let log = &outcome.log;
+    let mut failures = Vec::new();
+    let prompts = log.matches(PROMPT).count();
+    if prompts != 2 {
+        failures.push(format!("{prompts} passphrase prompts, want 2"));
+    }
+    let wrong = log
+        .matches("No key available with this passphrase.")
+        .count();
+    if wrong != 1 {
+        failures.push(format!(
+            "`No key available with this passphrase.` {wrong} times, want once"
+        ));
+    }
+    for pw in [RIGHT, WRONG] {
+        if log.contains(pw) {
+            failures.push(format!("the passphrase {pw:?} was echoed on the console"));
+        }
+    }
+    if log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".to_string());
+    }
+    let Some(report) = report else {
+        failures.push("no report from the new root's init".to_string());
+        return failures;
+    };
+    want_hostname(&mut failures, report, LUKS_HOST);
+    match report.mount_at("/") {
+        Some(m) if m.source.starts_with("/dev/dm-") && m.fstype == "ext4" => {}
+        other => failures.push(format!("/ is {other:?}, want a /dev/dm-N ext4")),
+    }
+    failures
 }
 
 fn sh(cmd: &mut Command) -> Result<String> {
