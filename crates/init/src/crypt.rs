@@ -357,7 +357,18 @@ pub fn open(
         opts.discards,
     )
     .map_err(dm_err)?;
-    let control = dm::Control::open(&layout.dev().join("mapper/control")).map_err(dm_err)?;
+    let control_path = layout.dev().join("mapper/control");
+    if !control_path.exists() {
+        // A tmpfs /dev (no devtmpfs) has no node for it: device-mapper's control
+        // device is misc 10:236 (the kernel's include/linux/miscdevice.h).
+        let _ = std::fs::create_dir_all(layout.dev().join("mapper"));
+        if let Err(e) =
+            p.fs.mknod(&control_path, alpinit_sys::NodeKind::Char, 0o600, 10, 236)
+        {
+            log::debug(&format!("{}: {e}", control_path.display()));
+        }
+    }
+    let control = dm::Control::open(&control_path).map_err(dm_err)?;
     let uuid = dm::luks_uuid(header.version(), header.uuid(), &opts.name);
     let (dmaj, dmin) = control
         .create_crypt(&opts.name, &uuid, &table, false)
