@@ -32,6 +32,40 @@ fn cryptroot_asks_again_after_a_wrong_passphrase_then_maps() {
     assert_eq!(boot.end, End::GaveUp);
 }
 
+/// The bare `cryptkey`: /crypto_keyfile.bin in the image opens the volume without a
+/// prompt; `cryptheader=` reads the header from a file in the image.
+#[test]
+fn cryptkey_and_cryptheader_open_without_a_prompt() {
+    for (cmdline, header) in [
+        ("root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey panic=1", false),
+        ("root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey=/etc/k:3:5 cryptheader=/h.img panic=1", true),
+    ] {
+        let m = Machine::new();
+        let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+            return;
+        };
+        m.cmdline(cmdline);
+        m.disk("vda2", "UNUSED", &[]);
+        m.write("/crypto_keyfile.bin", &right);
+        m.write("/etc/k", [&b"xyz"[..], &right[..], b"tail"].concat());
+        if header {
+            // The device itself holds no header then: only the file can open it.
+            m.write("/h.img", &img);
+            let mut data = img.clone();
+            data[..0x8000].fill(0); // both LUKS2 header copies
+            std::fs::write(m.path("/dev/vda2"), &data).unwrap();
+        } else {
+            std::fs::write(m.path("/dev/vda2"), &img).unwrap();
+        }
+        m.write("/sys/class/block/vda2/size", format!("{}\n", img.len() / 512));
+        m.write("/sys/class/block/vda2/dev", "254:2\n");
+        let boot = m.boot();
+        assert!(!boot.console.contains("Enter passphrase"), "{cmdline}: {}", boot.console);
+        boot.assert_kmsg("/dev/mapper/control: No such file or directory");
+        assert_eq!(boot.end, End::GaveUp);
+    }
+}
+
 #[test]
 fn cryptroot_device_missing_is_named() {
     let m = Machine::new();
