@@ -1,7 +1,7 @@
 #!/bin/sh
 # Writes small valid seed inputs to fuzz/corpus/<target>/ (gitignored), then copies the
 # committed regression inputs from fuzz/regressions/<target>/ next to them.
-# Needs python3; mkfs.*, sfdisk, xorriso, mksquashfs, mkswap, openssl and tar are used
+# Needs python3; mkfs.*, sfdisk, xorriso, mksquashfs, mkswap, openssl, tar and cryptsetup are used
 # when present and skipped with a note otherwise. Safe to re-run: files are overwritten.
 set -eu
 
@@ -18,7 +18,7 @@ have() {
     return 1
 }
 
-for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args; do
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header; do
     mkdir -p "$corpus/$t"
 done
 
@@ -260,6 +260,19 @@ printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext
 printf 'HTTP/1.1 301 Moved Permanently\r\nLocation: http://10.0.2.2/new.apkovl.tar.gz\r\nContent-Length: 0\r\n\r\n' >"$h/redirect"
 printf 'HTTP/1.0 200 OK\r\nServer: busybox\r\n\r\nbody until close' >"$h/close"
 printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found' >"$h/404"
+
+# --- luks_header: headers cryptsetup wrote (key slot areas included), and JSON --------
+l="$corpus/luks_header"
+printf '%s' '{"keyslots":{},"tokens":{},"segments":{"0":{"type":"crypt","offset":"4096","size":"dynamic","iv_tweak":"0","encryption":"aes-xts-plain64","sector_size":512}},"digests":{},"config":{"json_size":"12288","keyslots_size":"16384"}}' >"$l/json"
+if have cryptsetup; then
+    sh "$here/../crates/luks/tests/make-fixtures.sh" "$work/luks" 4 >/dev/null 2>&1
+    for f in "$work"/luks/*.img "$work"/luks/*.hdr; do
+        n=$(basename "$f")
+        # The headers and the first key slot area; the data is not read.
+        head -c 600000 "$f" >"$l/$n"
+    done
+    rm -f "$l/luks2-detached.img"
+fi
 
 # --- committed regression inputs --------------------------------------------------------
 if [ -d "$here/regressions" ]; then

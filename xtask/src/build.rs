@@ -117,12 +117,17 @@ pub struct TestPrograms {
 }
 
 pub fn test_programs_for(arch: Arch) -> Result<TestPrograms> {
-    let bins = musl_bins_for("alpinit-qemu-tests", &["report-init", "fake-apk"], arch)?;
+    // luks-oracle is found beside report-init by the luks-oracle scenario.
+    let bins = musl_bins_for(
+        "alpinit-qemu-tests",
+        &["report-init", "fake-apk", "luks-oracle"],
+        arch,
+    )?;
     match bins.as_slice() {
-        [report_init, fake_apk] => Ok(TestPrograms {
+        [report_init, fake_apk, _luks_oracle] => Ok(TestPrograms {
             report_init: report_init.clone(),
             fake_apk: fake_apk.clone(),
         }),
-        _ => bail!("expected two test programs"),
+        _ => bail!("expected three test programs"),
     }
 }

@@ -53,6 +53,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("f2fs-tools", "mkfs.f2fs"),
     ("ntfs-3g", "mkntfs"),
     ("cryptsetup-bin", "cryptsetup"),
+    // QEMU luks-oracle compares our dm-crypt tables with dmsetup's view of cryptsetup's.
+    ("dmsetup", "dmsetup"),
     // Alpine's real mkinitfs (QEMU alpine-mkinitfs-*): lddtree and scanelf,
     // and the ELF parser lddtree runs on with Debian's python3.
     ("pax-utils", "scanelf"),

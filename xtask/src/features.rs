@@ -73,6 +73,12 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("xfs", &["xfs", "crc32c-intel?", "crc32c_generic"]),
     ("exfat", &["exfat", "nls_utf8"]),
     ("squashfs", &["squashfs", "loop"]),
+    // LUKS roots (crates/init/src/crypt.rs): dm-crypt and the cipher templates
+    // the supported specifications need (aes itself is built in).
+    (
+        "cryptsetup",
+        &["dm-crypt", "xts?", "ecb?", "essiv?", "sha512_generic?"],
+    ),
     ("network", &["af_packet?", "virtio_net", "e1000", "e1000e?"]),
 ];
 

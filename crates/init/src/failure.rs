@@ -47,6 +47,8 @@ pub enum Failure {
         source: crate::root_mode::usr::UsrError,
     },
     #[error(transparent)]
+    Crypt { source: crate::crypt::CryptError },
+    #[error(transparent)]
     Init {
         source: crate::handover::HandoverError,
     },
@@ -78,7 +80,7 @@ impl Failure {
             Failure::OverlayRejected { .. } | Failure::AmbiguousDevice(_) => {
                 "Type exit to boot without it."
             }
-            Failure::Root { .. } => "Type exit to try again.",
+            Failure::Root { .. } | Failure::Crypt { .. } => "Type exit to try again.",
             Failure::Init { .. }
             | Failure::Early(_)
             | Failure::NoMedia { .. }

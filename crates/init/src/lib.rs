@@ -6,6 +6,7 @@ pub mod boot;
 pub mod bootchart;
 pub mod cloud;
 pub mod consoles;
+pub mod crypt;
 pub mod devices;
 pub mod discovery;
 pub mod early;

@@ -41,7 +41,9 @@ pub fn announce(cmdline: &Cmdline) {
         log::console(&format!("Alpine Init alpinit {VERSION}\n"));
     }
     for (name, value) in cmdline.options() {
-        if NOT_ACTED_ON.contains(&name) {
+        // The crypt* options are acted on in root mode (crate::crypt).
+        if NOT_ACTED_ON.contains(&name) && !(cmdline.root().is_some() && name.starts_with("crypt"))
+        {
             log::warn(&format!(
                 "{name}={value}: parsed but not supported by this version, ignored"
             ));

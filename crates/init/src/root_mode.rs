@@ -1,4 +1,5 @@
-//! Root mode (`root=`; Alpine §3.5), step by step: wait for the root
+//! Root mode (`root=`; Alpine §3.5), step by step: with `cryptroot=`,
+//! unlock and map the LUKS volume (`crate::crypt`), wait for the root
 //! device, `single`'s shell, hibernation resume, mount the root (plain or
 //! `overlaytmpfs`), then `/usr` from the new root's fstab. A root that
 //! cannot be found or mounted is retried after the recovery shell until it
@@ -12,7 +13,7 @@ use crate::discovery::{self, DeviceSpec};
 use crate::early::Early;
 use crate::failure::{chain, End, Failure, Policy};
 use crate::layout::Layout;
-use crate::log::{self, Progress};
+use crate::log::Progress;
 use crate::platform::Platform;
 use crate::rootfs::{self, RootError};
 use crate::wait::WaitPolicy;
@@ -101,15 +102,32 @@ pub fn mount(
     early: &Early,
     policy: &Policy,
 ) -> Result<(), End> {
-    if cmdline.get("cryptroot").is_some() {
-        log::warn("cryptroot= is not supported in root mode by this version, ignored");
+    let mut options = device_options(cmdline, early, root);
+    // cryptroot=: unlock and map first, as nlplug-findfs does during the
+    // device wait; root=/dev/mapper/NAME is then the mapping.
+    let mut root = root.to_owned();
+    let crypt = crate::crypt::CryptOptions::from_cmdline(cmdline)
+        .or_else(|source| policy.handle(p, &Failure::Crypt { source }).map(|()| None))?;
+    if let Some(crypt) = crypt {
+        loop {
+            match crate::crypt::find_and_open(p, layout, loader, &crypt, &options) {
+                Ok(dm) => {
+                    if root == format!("/dev/mapper/{}", crypt.name) {
+                        root = format!("/dev/{dm}");
+                        options.wanted = Some(DeviceSpec::parse(&root));
+                    }
+                    break;
+                }
+                Err(source) => policy.handle(p, &Failure::Crypt { source })?,
+            }
+        }
     }
-    let options = device_options(cmdline, early, root);
     let mut single = cmdline.single();
     let mut resume = true;
     loop {
         let progress = Progress::begin("Mounting root");
-        let dev = match rootfs::find_root(p, layout, loader, root, cmdline.rootfstype(), &options) {
+        let dev = match rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options)
+        {
             Ok(dev) => dev,
             Err(source) => {
                 failed(p, policy, progress, source)?;

@@ -8,6 +8,7 @@ mod boot_media;
 mod checks;
 mod consoles;
 mod hostile;
+mod luks;
 mod net_faults;
 mod network;
 mod no_media;
@@ -362,6 +363,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
+    .chain(luks::scenarios())
     .collect()
 }
 

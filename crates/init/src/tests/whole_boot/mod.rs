@@ -7,6 +7,7 @@ mod machine;
 mod record;
 
 mod consoles;
+mod crypt;
 mod diskless;
 mod failures;
 mod findfs;
