@@ -42,6 +42,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("f2fs-tools", "mkfs.f2fs"),
     ("ntfs-3g", "mkntfs"),
     ("cryptsetup-bin", "cryptsetup"),
+    // The image features lvm and raid (Debian's tools and their libraries)
+    // and the QEMU LVM and RAID roots' disk layouts.
+    ("lvm2", "lvm"),
+    ("mdadm", "mdadm"),
     // Alpine's real mkinitfs (QEMU alpine-mkinitfs-*): lddtree and scanelf,
     // and the ELF parser lddtree runs on with Debian's python3.
     ("pax-utils", "scanelf"),

@@ -74,6 +74,46 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("exfat", &["exfat", "nls_utf8"]),
     ("squashfs", &["squashfs", "loop"]),
     ("network", &["af_packet?", "virtio_net", "e1000", "e1000e?"]),
+    // mkinitfs features.d/{lvm,raid,cryptsetup,zfs}.modules; their programs
+    // are in feature_files.rs.
+    (
+        "lvm",
+        &[
+            "dm-mod",
+            "dm-snapshot?",
+            "dm-mirror?",
+            "dm-thin-pool?",
+            "dm-cache?",
+            "dm-raid?",
+            "dm-writecache?",
+        ],
+    ),
+    (
+        "raid",
+        &[
+            "md-mod",
+            "raid0?",
+            "raid1?",
+            "raid10?",
+            "raid456?",
+            "crc32c-intel?",
+            "crc32c_generic",
+        ],
+    ),
+    (
+        "cryptsetup",
+        &[
+            "dm-crypt",
+            "dm-integrity?",
+            "aesni-intel?",
+            "xts?",
+            "essiv?",
+            "cbc?",
+            "sha256-ssse3?",
+            "sha256_generic?",
+        ],
+    ),
+    ("zfs", &["zfs?", "spl?"]),
 ];
 
 pub fn all_names() -> Vec<&'static str> {

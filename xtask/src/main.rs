@@ -7,6 +7,7 @@ mod chart;
 mod cpio;
 mod demo;
 mod deps;
+mod feature_files;
 mod features;
 mod https_image;
 mod initramfs;

@@ -34,6 +34,22 @@ pub fn mount(
         wanted: Some(DeviceSpec::parse(root)),
         scan_media: false,
     };
+    if let Some(dataset) = root.strip_prefix("ZFS=") {
+        let force = crate::assemble::zfs::force_requested(layout);
+        while let Err(source) = crate::assemble::zfs::mount_root(
+            p,
+            layout,
+            loader,
+            dataset,
+            force,
+            cmdline.rootfstype(),
+            cmdline.get("rootflags"),
+            options.clone(),
+        ) {
+            policy.handle(p, &Failure::Root { source })?;
+        }
+        return Ok(());
+    }
     while let Err(source) = crate::rootfs::mount_root(
         p,
         layout,

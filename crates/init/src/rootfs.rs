@@ -11,8 +11,12 @@ use alpinit_sys::MountFlags;
 /// Why the root could not be mounted.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
-    #[error("root={spec}: ZFS roots are not supported by this version")]
-    Zfs { spec: String },
+    #[error("root=ZFS={dataset}")]
+    Zfs {
+        dataset: String,
+        #[source]
+        source: crate::assemble::AssembleError,
+    },
     #[error("root device {spec} not found ({block_devices} block devices seen)")]
     NotFound { spec: String, block_devices: usize },
     #[error(transparent)]
@@ -52,14 +56,6 @@ pub fn mount_root(
     options: discovery::Options,
 ) -> Result<(), RootError> {
     let progress = Progress::begin("Mounting root");
-    if spec.starts_with("ZFS=") {
-        return failed(
-            progress,
-            RootError::Zfs {
-                spec: spec.to_owned(),
-            },
-        );
-    }
     let findings = discovery::discover(p, layout, loader, &options);
     let devname = match findings.wanted.unique("root device", spec) {
         Ok(Some(d)) => d.to_owned(),

@@ -114,6 +114,77 @@ impl Spawn for KernelSpawn {
     fn reap(&self) {
         crate::reap::reap_zombies();
     }
+
+    fn run_bounded(
+        &self,
+        prog: &Path,
+        args: &[String],
+        limit: Duration,
+    ) -> io::Result<super::Bounded> {
+        bounded(prog, args, limit)
+    }
+}
+
+/// [`Spawn::run_bounded`]: the pipe is read without blocking between exit
+/// checks, so neither a silent child nor a grandchild that keeps the pipe
+/// open (mdadm may fork mdmon) can hold PID 1 past `limit`.
+fn bounded(prog: &Path, args: &[String], limit: Duration) -> io::Result<super::Bounded> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::io::Read;
+    let deadline = Instant::now() + limit;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take();
+    if let Some(pipe) = &out {
+        use std::os::fd::AsRawFd;
+        fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
+    }
+    let mut stdout = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(pipe) = out.as_mut() {
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => {
+                        out = None;
+                        break;
+                    }
+                    Ok(n) => {
+                        let room = super::BOUNDED_OUTPUT.saturating_sub(stdout.len());
+                        stdout.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok(super::Bounded {
+                status: Some(status),
+                stdout,
+            });
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(super::Bounded {
+                status: None,
+                stdout,
+            });
+        }
+        // Wake on output or after 20 ms to check whether the child exited.
+        match &out {
+            Some(pipe) => {
+                let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(20u8));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 pub struct KernelConsole;

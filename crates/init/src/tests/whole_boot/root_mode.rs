@@ -111,15 +111,6 @@ fn root_mount_failure_keeps_the_errno() {
 }
 
 #[test]
-fn zfs_root_is_refused_with_a_message() {
-    let m = Machine::new();
-    m.cmdline("root=ZFS=pool/root panic=1");
-    let boot = m.boot();
-    boot.assert_console("ZFS roots are not supported");
-    assert_eq!(boot.end, End::GaveUp);
-}
-
-#[test]
 fn root_mode_single_runs_the_shell_before_the_hand_over() {
     let m = Machine::new();
     m.cmdline("root=vda1 single");
