@@ -3,6 +3,7 @@
 //! console lines.
 
 mod alpine_mkinitfs;
+mod assemble;
 mod boot_media;
 mod checks;
 mod consoles;
@@ -16,6 +17,7 @@ mod real_apk;
 mod root_mode;
 mod waits;
 
+use assemble::*;
 use boot_media::*;
 use consoles::*;
 pub use hostile::REJECTED_INSPECT;
@@ -57,6 +59,9 @@ pub enum ImageKind {
     /// The default image plus Alpine's real `apk` with its libraries and
     /// the test key (`crate::alpine_repo::image_files`).
     RealApk,
+    /// The default image plus the features `lvm` and `raid` (Debian's lvm
+    /// and mdadm with their libraries).
+    Assemble,
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
     Mkinitfs,
@@ -198,6 +203,20 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_root_label,
             check: check_root_label,
+        },
+        Scenario {
+            name: "btrfs-two-disks",
+            about: "root=UUID= of a btrfs over two virtio disks (RAID0 data): both members registered, mounted read-only",
+            image: ImageKind::Standard,
+            setup: setup_btrfs_two_disks,
+            check: check_btrfs_two_disks,
+        },
+        Scenario {
+            name: "lvm-root",
+            about: "root=/dev/vg0/lv_root: lvm vgchange from the image, /dev/VG/LV linked, the LV mounted read-only",
+            image: ImageKind::Assemble,
+            setup: setup_lvm_root,
+            check: check_lvm_root,
         },
         Scenario {
             name: "fake-apk",
