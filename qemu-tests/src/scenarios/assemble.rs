@@ -36,7 +36,7 @@ const HELPER: &str = "#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
-/bin/busybox modprobe -a virtio_pci virtio_blk btrfs ext4
+/bin/busybox modprobe -a virtio_pci virtio_blk crc32c_generic btrfs ext4
 for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vdc1 ] && break; /bin/busybox sleep 1; done
 /bin/busybox mount -t ext4 -o ro /dev/vdc1 /s &&
 /bin/busybox mount -t btrfs -o device=/dev/vdb /dev/vda /m &&
@@ -46,7 +46,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vdc1 ] && break; /bin/busybox sleep 
 ";
 
 /// `image` with `/helper` appended as a second cpio archive (the kernel
-/// unpacks concatenated archives in order).
+/// unpacks concatenated archives in order, later files replacing earlier).
 fn helper_initrd(assets: &Assets, dir: &Path, image: ImageKind, script: &str) -> Result<PathBuf> {
     let tree = dir.join("helper.tree");
     fs::create_dir_all(&tree)?;
@@ -69,8 +69,13 @@ fn helper_initrd(assets: &Assets, dir: &Path, image: ImageKind, script: &str) ->
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    // Zero padding to a 4-byte boundary, then the archive gzipped: what
+    // the kernel's unpacker accepts after a compressed archive.
     let mut initrd = fs::read(assets.image(image)?)?;
-    initrd.extend(fs::read(&extra)?);
+    initrd.resize(initrd.len().next_multiple_of(4), 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &fs::read(&extra)?)?;
+    initrd.extend(gz.finish()?);
     let path = dir.join("helper-initrd");
     fs::write(&path, initrd)?;
     Ok(path)
@@ -132,8 +137,11 @@ fn helper_boot(
         &initrd,
         "console=ttyS0 panic=-1 rdinit=/helper",
     );
-    for d in disks {
-        vm.virtio_disk(d);
+    // Writable drives: `Vm::virtio_disk` attaches images with snapshot=on.
+    for (i, d) in disks.iter().enumerate() {
+        vm.arg("-drive")
+            .arg(format!("file={},if=none,id=h{i},format=raw", d.display()))
+            .args(["-device", &format!("virtio-blk-pci,drive=h{i}")]);
     }
     let log = dir.join("helper.log");
     let stop = |log: &str| log.contains("ALPINIT-HELPER-DONE") || log.contains("Kernel panic");
