@@ -276,3 +276,98 @@ pub(super) fn check_lvm_root(outcome: &Outcome, report: Option<&Report>) -> Vec<
     }
     failures
 }
+
+pub(super) const HOST_RAID: &str = "alpinit-raid1";
+
+/// The RAID helper: a two-member RAID1 (metadata 1.2) on vda and vdb, the
+/// raw ext4 of vdc copied into it, the array stopped. mdadm runs from
+/// the image (feature `raid`).
+const RAID_HELPER: &str = "#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /run
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox modprobe -a virtio_pci virtio_blk md_mod raid1
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vdc ] && break; /bin/busybox sleep 1; done
+/sbin/mdadm --create /dev/md0 --run --quiet --level=1 --raid-devices=2 --metadata=1.2 --assume-clean /dev/vda /dev/vdb &&
+/bin/busybox dd if=/dev/vdc of=/dev/md0 bs=1M 2>/dev/null &&
+/bin/busybox sync && /sbin/mdadm --stop /dev/md0 && echo ALPINIT-HELPER-DONE
+/bin/busybox poweroff -f
+";
+
+/// Two 48 MiB RAID1 members holding an ext4 labelled MDROOT with the
+/// report init as /sbin/init.
+fn raid_disks(assets: &Assets, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let init = fs::read(&assets.report_init)
+        .with_context(|| format!("reading {}", assets.report_init.display()))?;
+    let tree = dir.join("mdroot.tree");
+    fs::create_dir_all(&tree)?;
+    media::write_tree(
+        &tree,
+        &[
+            FileSpec::new("etc/hostname", 0o644, format!("{HOST_RAID}\n")),
+            FileSpec::new("sbin/init", 0o755, init),
+            FileSpec::new("etc/alpinit-test/inspect", 0o644, "/sbin/init\n"),
+            FileSpec::new("proc/.keep", 0o644, ""),
+            FileSpec::new("sys/.keep", 0o644, ""),
+            FileSpec::new("dev/.keep", 0o644, ""),
+        ],
+    )?;
+    let raw = dir.join("mdroot.ext4");
+    let _ = fs::remove_file(&raw);
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "MDROOT", "-d"])
+        .arg(&tree)
+        .arg(&raw)
+        .arg("40M"))?;
+    let (a, b) = (dir.join("md-a.img"), dir.join("md-b.img"));
+    for img in [&a, &b] {
+        let _ = fs::remove_file(img);
+        fs::File::create(img)?.set_len(48 << 20)?;
+    }
+    helper_boot(
+        assets,
+        dir,
+        ImageKind::Assemble,
+        RAID_HELPER,
+        &[&a, &b, &raw],
+    )?;
+    Ok((a, b))
+}
+
+pub(super) fn setup_raid1_root(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let (a, b) = raid_disks(assets, dir)?;
+    let mut vm = kernel_vm(assets, ImageKind::Assemble, "root=LABEL=MDROOT")?;
+    vm.virtio_disk(&a).virtio_disk(&b);
+    Ok(reported(assets, vm))
+}
+
+pub(super) fn check_raid1_root(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let mut failures = Vec::new();
+    if outcome.log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".to_string());
+    }
+    for d in ["/dev/vda", "/dev/vdb"] {
+        if !outcome
+            .log
+            .contains(&format!("running /sbin/mdadm --incremental --quiet {d}"))
+        {
+            failures.push(format!("no mdadm --incremental for {d}"));
+        }
+    }
+    if outcome.log.contains("starting them degraded") {
+        failures.push("a complete array was started degraded".to_string());
+    }
+    let Some(report) = report else {
+        failures.push("no report from the new root's init".to_string());
+        return failures;
+    };
+    want_hostname(&mut failures, report, HOST_RAID);
+    match report.mount_at("/") {
+        Some(m) if m.source.starts_with("/dev/md") && m.fstype == "ext4" && m.is_read_only() => {}
+        other => failures.push(format!(
+            "/ is {other:?}, want ext4 from /dev/mdN, read-only"
+        )),
+    }
+    failures
+}

@@ -219,6 +219,13 @@ pub fn all() -> Vec<Scenario> {
             check: check_lvm_root,
         },
         Scenario {
+            name: "raid1-root",
+            about: "root=LABEL= on a RAID1 over two virtio disks: mdadm --incremental per member, the array complete, mounted read-only",
+            image: ImageKind::Assemble,
+            setup: setup_raid1_root,
+            check: check_raid1_root,
+        },
+        Scenario {
             name: "fake-apk",
             about: "the recording /sbin/apk sees Alpine's flags and the overlay list",
             image: ImageKind::FakeApk,
