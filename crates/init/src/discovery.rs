@@ -364,6 +364,9 @@ impl Discovery<'_> {
         if !matched {
             (self.assembler).member(self.p, self.layout, self.loader, devname, fstype);
         }
+        if sibling {
+            return; // mounted and scanned through its first member
+        }
         let Some(kernel_fs) = alpinit_probe::mount_fstype(fstype) else {
             return;
         };

@@ -400,3 +400,31 @@ fn zfs_root_without_zpool_names_the_feature() {
     assert_eq!(boot.end, End::GaveUp);
     boot.assert_console("root=ZFS=tank/root: pool tank is a ZFS pool but the image has no /usr/sbin/zpool (mkinitfs feature zfs)");
 }
+
+/// A multi-device btrfs boot medium is mounted and scanned once, through
+/// its first member, not once per member.
+#[test]
+fn btrfs_medium_over_two_disks_is_mounted_once() {
+    let m = Machine::new();
+    btrfs_member(&m, "vda", 6);
+    btrfs_member(&m, "vdb", 6);
+    for d in ["vda", "vdb"] {
+        m.write(&format!("/.contents/{d}/apks/.boot_repository"), "");
+        m.fake
+            .set_contents(&format!("/dev/{d}"), &m.path(&format!("/.contents/{d}")));
+    }
+    let boot = m.boot();
+    assert_eq!(boot.end, End::SwitchedRoot, "{}", boot.console);
+    let media: Vec<String> = boot
+        .mounts()
+        .into_iter()
+        .filter(|x| x.target.starts_with("/media/vd"))
+        .map(|x| x.target)
+        .collect();
+    assert_eq!(media, ["/media/vda"]);
+    for d in ["vda", "vdb"] {
+        assert!(boot.has(&Ev::Sys(Call::BtrfsScan {
+            device: m.path(&format!("/dev/{d}"))
+        })));
+    }
+}
