@@ -428,3 +428,44 @@ fn btrfs_medium_over_two_disks_is_mounted_once() {
         })));
     }
 }
+
+/// Diskless mode: a boot repository on an LVM volume is found once lvm
+/// activated it, mounted at `/media/dm-0` as nlplug-findfs mounts it.
+#[test]
+fn boot_repository_on_an_lvm_volume_is_found_after_activation() {
+    let m = Machine::new();
+    m.exe("/sbin/lvm");
+    lvm_pv(&m, "vda");
+    let add = m.block_devno(
+        "dm-0",
+        Bus::Virtio,
+        Fs::Ext4 { label: "DATA" },
+        &[super::machine::BOOT_REPOSITORY],
+        Some((253, 0)),
+    );
+    m.write(&format!("/sys{}/dm/name", add.devpath), "vg0-data\n");
+    m.write(
+        &format!("/sys{}/dm/uuid", add.devpath),
+        format!("{LV_UUID}\n"),
+    );
+    let change = alpinit_uevent::parse(
+        format!(
+            "change@{}\0ACTION=change\0SUBSYSTEM=block\0DEVNAME=dm-0\0MAJOR=253\0MINOR=0\0DEVTYPE=disk\0",
+            add.devpath
+        )
+        .as_bytes(),
+    )
+    .expect("uevent");
+    let reveal = m.hide(&add);
+    on_tool(&m, |a| a[0].ends_with("/sbin/lvm"), change, reveal);
+    let boot = m.boot();
+    assert_eq!(boot.end, End::SwitchedRoot, "{}", boot.console);
+    assert_eq!(tool_args(&boot, "/sbin/lvm").len(), 1);
+    let media = boot.mount_on("/media/dm-0").expect("LV mounted");
+    assert_eq!(media.source, "/dev/dm-0");
+    assert_eq!(
+        std::fs::read_link(m.path("/dev/vg0/data")).unwrap(),
+        Path::new("../dm-0")
+    );
+    boot.assert_kmsg("found boot repository");
+}
