@@ -371,3 +371,38 @@ pub(super) fn check_raid1_root(outcome: &Outcome, report: Option<&Report>) -> Ve
     }
     failures
 }
+
+pub(super) fn setup_raid1_degraded(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let (a, _) = raid_disks(assets, dir)?;
+    let mut vm = kernel_vm(assets, ImageKind::Assemble, "root=LABEL=MDROOT")?;
+    vm.virtio_disk(&a);
+    Ok(reported(assets, vm))
+}
+
+pub(super) fn check_raid1_degraded(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let mut failures = Vec::new();
+    if outcome.log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".to_string());
+    }
+    let log = &outcome.log;
+    let member = log.find("running /sbin/mdadm --incremental --quiet /dev/vda");
+    let degraded = log.find("running /sbin/mdadm --incremental --run --scan --quiet");
+    match (member, degraded) {
+        (Some(m), Some(d)) if m < d => {}
+        other => failures.push(format!(
+            "want mdadm --incremental for vda, then the degraded start; got {other:?}"
+        )),
+    }
+    let Some(report) = report else {
+        failures.push("no report from the new root's init".to_string());
+        return failures;
+    };
+    want_hostname(&mut failures, report, HOST_RAID);
+    match report.mount_at("/") {
+        Some(m) if m.source.starts_with("/dev/md") && m.fstype == "ext4" && m.is_read_only() => {}
+        other => failures.push(format!(
+            "/ is {other:?}, want ext4 from /dev/mdN, read-only"
+        )),
+    }
+    failures
+}

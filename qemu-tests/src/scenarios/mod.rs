@@ -226,6 +226,13 @@ pub fn all() -> Vec<Scenario> {
             check: check_raid1_root,
         },
         Scenario {
+            name: "raid1-degraded",
+            about: "the RAID1 root with one member missing: started degraded when the wait for the root ends, then mounted",
+            image: ImageKind::Assemble,
+            setup: setup_raid1_degraded,
+            check: check_raid1_degraded,
+        },
+        Scenario {
             name: "fake-apk",
             about: "the recording /sbin/apk sees Alpine's flags and the overlay list",
             image: ImageKind::FakeApk,
