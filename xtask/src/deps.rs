@@ -55,6 +55,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("cryptsetup-bin", "cryptsetup"),
     // QEMU luks-oracle compares our dm-crypt tables with dmsetup's view of cryptsetup's.
     ("dmsetup", "dmsetup"),
+    // The image features lvm and raid (Debian's tools and their libraries)
+    // and the QEMU LVM and RAID roots' disk layouts.
+    ("lvm2", "lvm"),
+    ("mdadm", "mdadm"),
     // Alpine's real mkinitfs (QEMU alpine-mkinitfs-*): lddtree and scanelf,
     // and the ELF parser lddtree runs on with Debian's python3.
     ("pax-utils", "scanelf"),

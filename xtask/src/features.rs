@@ -73,13 +73,55 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("xfs", &["xfs", "crc32c-intel?", "crc32c_generic"]),
     ("exfat", &["exfat", "nls_utf8"]),
     ("squashfs", &["squashfs", "loop"]),
-    // LUKS roots (crates/init/src/crypt.rs): dm-crypt and the cipher templates
-    // the supported specifications need (aes itself is built in).
+    // LUKS roots unlocked in process (crates/init/src/crypt.rs): dm-crypt and
+    // the cipher templates the supported specifications need (aes itself is
+    // built in). In the default image; the opt-in `cryptsetup` feature below
+    // adds the program for what the init does not open itself.
     (
-        "cryptsetup",
-        &["dm-crypt", "xts?", "ecb?", "essiv?", "sha512_generic?"],
+        "dm-crypt",
+        &["dm-crypt", "xts?", "ecb?", "cbc?", "essiv?", "sha512_generic?"],
     ),
     ("network", &["af_packet?", "virtio_net", "e1000", "e1000e?"]),
+    // mkinitfs features.d/{lvm,raid,cryptsetup,zfs}.modules; their programs
+    // are in feature_files.rs.
+    (
+        "lvm",
+        &[
+            "dm-mod",
+            "dm-snapshot?",
+            "dm-mirror?",
+            "dm-thin-pool?",
+            "dm-cache?",
+            "dm-raid?",
+            "dm-writecache?",
+        ],
+    ),
+    (
+        "raid",
+        &[
+            "md-mod",
+            "raid0?",
+            "raid1?",
+            "raid10?",
+            "raid456?",
+            "crc32c-intel?",
+            "crc32c_generic",
+        ],
+    ),
+    (
+        "cryptsetup",
+        &[
+            "dm-crypt",
+            "dm-integrity?",
+            "aesni-intel?",
+            "xts?",
+            "essiv?",
+            "cbc?",
+            "sha256-ssse3?",
+            "sha256_generic?",
+        ],
+    ),
+    ("zfs", &["zfs?", "spl?"]),
 ];
 
 pub fn all_names() -> Vec<&'static str> {

@@ -89,6 +89,7 @@ impl Default for Options {
             kernel: KernelSpec::Generic,
             features: features::all_names()
                 .iter()
+                .filter(|n| !crate::feature_files::OPT_IN.contains(n))
                 .map(|s| s.to_string())
                 .collect(),
             busybox: true,
@@ -176,6 +177,7 @@ pub fn assemble(kernel: &Kernel, init: &Path, opts: &Options) -> Result<(Archive
         archive.add_symlink("bin/sh", "busybox");
     }
     let modules = add_modules(&mut archive, kernel, &opts.features)?;
+    crate::feature_files::add(&mut archive, &opts.features)?;
     for (src, dest) in &opts.extras {
         add_tree(&mut archive, src, dest)?;
     }

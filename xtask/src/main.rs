@@ -9,6 +9,7 @@ mod cross;
 mod demo;
 mod deps;
 mod elf;
+mod feature_files;
 mod features;
 mod https_image;
 mod initramfs;

@@ -216,6 +216,10 @@ fn build_image(
             opts.extras.push((mactab, "/etc/mactab".to_string()));
             "initramfs-mactab.gz"
         }
+        ImageKind::Assemble => {
+            opts.features.extend(["lvm", "raid"].map(String::from));
+            "initramfs-assemble.gz"
+        }
         ImageKind::RealApk => {
             opts.extras
                 .extend(alpinit_qemu_tests::alpine_repo::image_files(

@@ -121,7 +121,7 @@ pub fn make_node(
 }
 
 /// Replaces `link` by a symlink to `target` (relative to the link's dir).
-fn relink(link: &Path, target: &str) -> std::io::Result<()> {
+pub(crate) fn relink(link: &Path, target: &str) -> std::io::Result<()> {
     if let Some(parent) = link.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -131,6 +131,38 @@ fn relink(link: &Path, target: &str) -> std::io::Result<()> {
         Err(_) => {}
     }
     std::os::unix::fs::symlink(target, link)
+}
+
+/// nlplug-findfs' `is_same_device`: a specification given as a path
+/// (`/dev/mapper/root`, `/dev/vg0/root`, `/dev/disk/by-id/...`, `/dev/md0`)
+/// names the block device whose number its node has. A path that resolves
+/// to `/dev/<devname>` itself also names it (a link made before the node
+/// was, or a tree without real nodes).
+pub fn same_node(layout: &Layout, spec_path: &str, devname: &str, major: u32, minor: u32) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let path = layout.path(spec_path);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if same_number(
+            meta.file_type().is_block_device(),
+            meta.rdev(),
+            major,
+            minor,
+        ) {
+            return true;
+        }
+    }
+    match (
+        std::fs::canonicalize(&path),
+        std::fs::canonicalize(layout.dev().join(devname)),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a node (block or not, with `rdev`) is block device `major:minor`.
+pub fn same_number(is_block: bool, rdev: u64, major: u32, minor: u32) -> bool {
+    is_block && rdev == libc::makedev(major, minor)
 }
 
 /// What the prober learned about one block device.
@@ -212,6 +244,61 @@ pub fn media_alias(layout: &Layout, alias: &str, devname: &str) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_number_table() {
+        let dev = |ma, mi| libc::makedev(ma, mi);
+        for (is_block, rdev, want) in [
+            (true, dev(253, 0), true),
+            (true, dev(253, 1), false),
+            (true, dev(8, 0), false),
+            // /dev/null's number as a character device is never a disk.
+            (false, dev(253, 0), false),
+        ] {
+            assert_eq!(
+                same_number(is_block, rdev, 253, 0),
+                want,
+                "{is_block} {rdev}"
+            );
+        }
+    }
+
+    /// Regression: `root=/dev/vg0/lv_root`, `/dev/mapper/x` and
+    /// `/dev/disk/by-*` paths never matched: the spec was compared as a name.
+    #[test]
+    fn a_path_matches_the_device_it_leads_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let dev = layout.dev();
+        std::fs::create_dir_all(dev.join("mapper")).unwrap();
+        std::fs::create_dir_all(dev.join("vg0")).unwrap();
+        std::fs::create_dir_all(dev.join("disk/by-uuid")).unwrap();
+        for n in ["dm-0", "dm-1", "sda1", "md0"] {
+            std::fs::write(dev.join(n), "").unwrap();
+        }
+        std::os::unix::fs::symlink("../dm-0", dev.join("mapper/root")).unwrap();
+        std::os::unix::fs::symlink("../dm-1", dev.join("vg0/lv_root")).unwrap();
+        std::os::unix::fs::symlink("../../sda1", dev.join("disk/by-uuid/1234")).unwrap();
+        std::os::unix::fs::symlink("../mapper/root", dev.join("vg0/chain")).unwrap();
+        for (spec, devname, want) in [
+            ("/dev/mapper/root", "dm-0", true),
+            ("/dev/mapper/root", "dm-1", false),
+            ("/dev/vg0/lv_root", "dm-1", true),
+            ("/dev/vg0/lv_root", "dm-0", false),
+            ("/dev/vg0/chain", "dm-0", true),
+            ("/dev/disk/by-uuid/1234", "sda1", true),
+            ("/dev/disk/by-uuid/1234", "md0", false),
+            ("/dev/md0", "md0", true),
+            ("/dev/mapper/missing", "dm-0", false),
+            ("/dev/md0", "missing", false),
+        ] {
+            assert_eq!(
+                same_node(&layout, spec, devname, 253, 0),
+                want,
+                "{spec} {devname}"
+            );
+        }
+    }
 
     #[test]
     fn escape_table() {

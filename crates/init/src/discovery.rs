@@ -36,6 +36,16 @@ impl DeviceSpec {
         }
     }
 
+    /// The path a `Name` specification names (`/dev/mapper/x`, `sda1` as
+    /// `/dev/sda1`), for matching by device number.
+    pub fn path(&self) -> Option<String> {
+        match self {
+            Self::Name(n) if n.starts_with('/') => Some(n.clone()),
+            Self::Name(n) => Some(format!("/dev/{n}")),
+            _ => None,
+        }
+    }
+
     pub fn matches(&self, devname: &str, id: &Identity) -> bool {
         match self {
             Self::Name(n) => n == devname,
@@ -93,6 +103,7 @@ struct Discovery<'a> {
     last_pending: (Option<crate::pending::Pending>, bool),
     /// nlplug-findfs' `-f`: events of any other subsystem are dropped.
     only_subsystem: Option<&'a str>,
+    assembler: crate::assemble::Assembler,
 }
 
 pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
@@ -139,6 +150,7 @@ pub fn discover_only(
         preloaded: HashSet::new(),
         last_pending: (None, false),
         only_subsystem,
+        assembler: crate::assemble::Assembler::default(),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = p.clock.now().duration_since(started).as_millis();
@@ -181,7 +193,11 @@ pub fn discover_only(
         };
         match opts.policy.decide(&snap) {
             // Whether anything was found is in the findings themselves.
-            Decision::Done | Decision::GiveUp => break,
+            Decision::Done | Decision::GiveUp => {
+                if !d.assembler.start_degraded(p, layout) {
+                    break;
+                }
+            }
             Decision::Wait(dur) => p.uevents.wait(socket.as_deref(), loader, dur),
         }
     }
@@ -313,6 +329,7 @@ impl Discovery<'_> {
                 log::warn(&format!("creating /dev/{devname}: {e}"));
             }
         }
+        crate::assemble::dm::links(self.layout, ev, devname);
         let node = self.layout.dev().join(devname);
         let probe = match alpinit_probe::probe_path(&node) {
             Ok(p) => p,
@@ -341,15 +358,36 @@ impl Discovery<'_> {
         ));
         devices::disk_links(self.layout, devname, &id);
         let usb = devices::is_usb(&ev.devpath);
+        let fstype = probe.fstype.as_deref();
+        // A second member of a multi-device btrfs is the same file system.
+        let sibling = fstype == Some("btrfs")
+            && (self.assembler).btrfs(
+                self.p,
+                self.layout,
+                self.loader,
+                devname,
+                id.uuid.as_deref(),
+            );
+        let mut matched = false;
         if let Some(w) = &self.opts.wanted {
-            if w.matches(devname, &id) {
+            matched = w.matches(devname, &id)
+                || w.path().is_some_and(|path| {
+                    devices::same_node(self.layout, &path, devname, major, minor)
+                });
+            if matched && !sibling {
                 self.findings.wanted.add(devname);
                 self.found();
             }
         }
-        let Some(fstype) = probe.fstype.as_deref() else {
+        let Some(fstype) = fstype else {
             return;
         };
+        if !matched {
+            (self.assembler).member(self.p, self.layout, self.loader, devname, fstype);
+        }
+        if sibling {
+            return; // mounted and scanned through its first member
+        }
         let Some(kernel_fs) = alpinit_probe::mount_fstype(fstype) else {
             return;
         };

@@ -124,6 +124,27 @@ pub fn mount(
     }
     let mut single = cmdline.single();
     let mut resume = true;
+    if let Some(dataset) = root.strip_prefix("ZFS=") {
+        // No device to wait for first: the pool is imported by zpool.
+        if single {
+            policy.handle(p, &Failure::Single)?;
+        }
+        crate::resume::from_disk(p, layout, cmdline, loader, early);
+        let force = crate::assemble::zfs::force_requested(layout);
+        while let Err(source) = crate::assemble::zfs::mount_root(
+            p,
+            layout,
+            loader,
+            dataset,
+            force,
+            cmdline.rootfstype(),
+            cmdline.get("rootflags"),
+            options.clone(),
+        ) {
+            policy.handle(p, &Failure::Root { source })?;
+        }
+        return usr::mount(p, layout, cmdline, loader, early, policy);
+    }
     loop {
         let progress = Progress::begin("Mounting root");
         let dev = match rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options)

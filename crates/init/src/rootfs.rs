@@ -14,8 +14,12 @@ use std::path::Path;
 /// Why the root could not be mounted.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
-    #[error("root={spec}: ZFS roots are not supported by this version")]
-    Zfs { spec: String },
+    #[error("root=ZFS={dataset}")]
+    Zfs {
+        dataset: String,
+        #[source]
+        source: crate::assemble::AssembleError,
+    },
     #[error("root device {spec} not found ({block_devices} block devices seen)")]
     NotFound { spec: String, block_devices: usize },
     #[error(transparent)]
@@ -59,11 +63,6 @@ pub fn find_root(
     rootfstype: Option<&str>,
     options: &discovery::Options,
 ) -> Result<RootDevice, RootError> {
-    if spec.starts_with("ZFS=") {
-        return Err(RootError::Zfs {
-            spec: spec.to_owned(),
-        });
-    }
     let findings = discovery::discover(p, layout, loader, options);
     let devname = match findings.wanted.unique("root device", spec)? {
         Some(d) => d.to_owned(),

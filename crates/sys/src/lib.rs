@@ -71,4 +71,8 @@ pub trait Sys: Send + Sync {
     ) -> io::Result<()>;
     /// `chroot(".")` after the caller has chdir'ed into the new root.
     fn chroot_here(&self) -> io::Result<()>;
+    /// Registers `device` as a member of a (multi-device) btrfs file system
+    /// with the kernel: `BTRFS_IOC_SCAN_DEV` on `control`
+    /// (`/dev/btrfs-control`), what `btrfs device scan` does per device.
+    fn btrfs_scan_dev(&self, control: &Path, device: &Path) -> io::Result<()>;
 }

@@ -61,4 +61,43 @@ impl Sys for Kernel {
     fn chroot_here(&self) -> io::Result<()> {
         nix::unistd::chroot(".").map_err(io_err)
     }
+
+    fn btrfs_scan_dev(&self, control: &Path, device: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let name = device.as_os_str().as_bytes();
+        let mut args = BtrfsVolArgs {
+            fd: 0,
+            name: [0; BTRFS_PATH_NAME_MAX + 1],
+        };
+        // The kernel reads a NUL-terminated name: one byte stays 0.
+        if name.len() > BTRFS_PATH_NAME_MAX || name.contains(&0) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        args.name[..name.len()].copy_from_slice(name);
+        let ctl = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(control)?;
+        // SAFETY: `ctl` is an open descriptor for the duration of the call;
+        // `args` is a live, correctly sized `struct btrfs_ioctl_vol_args`
+        // (include/uapi/linux/btrfs.h: __s64 fd; char name[4088]) that the
+        // kernel only reads for BTRFS_IOC_SCAN_DEV.
+        unsafe { btrfs_ioc_scan_dev(ctl.as_raw_fd(), &args) }
+            .map(drop)
+            .map_err(io_err)
+    }
 }
+
+/// `BTRFS_PATH_NAME_MAX` of include/uapi/linux/btrfs.h.
+const BTRFS_PATH_NAME_MAX: usize = 4087;
+
+/// `struct btrfs_ioctl_vol_args`.
+#[repr(C)]
+struct BtrfsVolArgs {
+    fd: i64,
+    name: [u8; BTRFS_PATH_NAME_MAX + 1],
+}
+
+// BTRFS_IOC_SCAN_DEV = _IOW(BTRFS_IOCTL_MAGIC 0x94, 4, struct btrfs_ioctl_vol_args).
+nix::ioctl_write_ptr!(btrfs_ioc_scan_dev, 0x94, 4, BtrfsVolArgs);

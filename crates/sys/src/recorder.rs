@@ -27,6 +27,9 @@ pub enum Call {
         minor: u32,
     },
     ChrootHere,
+    BtrfsScan {
+        device: PathBuf,
+    },
 }
 
 /// The kind of a [`Call`], for failure injection.
@@ -36,6 +39,7 @@ pub enum Kind {
     Umount,
     Mknod,
     Chroot,
+    BtrfsScan,
 }
 
 /// Which calls of a kind fail.
@@ -65,6 +69,7 @@ impl Call {
             Call::Umount { .. } => Kind::Umount,
             Call::Mknod { .. } => Kind::Mknod,
             Call::ChrootHere => Kind::Chroot,
+            Call::BtrfsScan { .. } => Kind::BtrfsScan,
         }
     }
 
@@ -76,6 +81,7 @@ impl Call {
             }
             (Match::Path(p), Call::Umount { target, .. }) => target == p,
             (Match::Path(p), Call::Mknod { path, .. }) => path == p,
+            (Match::Path(p), Call::BtrfsScan { device }) => device == p,
             (Match::FsType(t), Call::Mount { fstype, .. }) => fstype.as_deref() == Some(t),
             _ => false,
         }
@@ -218,6 +224,12 @@ impl Sys for Recorder {
 
     fn chroot_here(&self) -> io::Result<()> {
         self.record(Call::ChrootHere)
+    }
+
+    fn btrfs_scan_dev(&self, _control: &Path, device: &Path) -> io::Result<()> {
+        self.record(Call::BtrfsScan {
+            device: device.to_owned(),
+        })
     }
 }
 

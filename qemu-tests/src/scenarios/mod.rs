@@ -4,6 +4,7 @@
 
 mod aarch64;
 mod alpine_mkinitfs;
+mod assemble;
 mod boot_media;
 mod checks;
 mod consoles;
@@ -18,6 +19,7 @@ mod real_apk;
 mod root_mode;
 mod waits;
 
+use assemble::*;
 use boot_media::*;
 use consoles::*;
 pub use hostile::REJECTED_INSPECT;
@@ -59,6 +61,9 @@ pub enum ImageKind {
     /// The default image plus Alpine's real `apk` with its libraries and
     /// the test key (`crate::alpine_repo::image_files`).
     RealApk,
+    /// The default image plus the features `lvm` and `raid` (Debian's lvm
+    /// and mdadm with their libraries).
+    Assemble,
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
     Mkinitfs,
@@ -202,6 +207,34 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_root_label,
             check: check_root_label,
+        },
+        Scenario {
+            name: "btrfs-two-disks",
+            about: "root=UUID= of a btrfs over two virtio disks (RAID0 data): both members registered, mounted read-only",
+            image: ImageKind::Standard,
+            setup: setup_btrfs_two_disks,
+            check: check_btrfs_two_disks,
+        },
+        Scenario {
+            name: "lvm-root",
+            about: "root=/dev/vg0/lv_root: lvm vgchange from the image, /dev/VG/LV linked, the LV mounted read-only",
+            image: ImageKind::Assemble,
+            setup: setup_lvm_root,
+            check: check_lvm_root,
+        },
+        Scenario {
+            name: "raid1-root",
+            about: "root=LABEL= on a RAID1 over two virtio disks: mdadm --incremental per member, the array complete, mounted read-only",
+            image: ImageKind::Assemble,
+            setup: setup_raid1_root,
+            check: check_raid1_root,
+        },
+        Scenario {
+            name: "raid1-degraded",
+            about: "the RAID1 root with one member missing: started degraded when the wait for the root ends, then mounted",
+            image: ImageKind::Assemble,
+            setup: setup_raid1_degraded,
+            check: check_raid1_degraded,
         },
         Scenario {
             name: "fake-apk",

@@ -85,13 +85,15 @@ pub struct Fake {
     insmod: Arc<dyn Insmod>,
     /// Mounting this source copies this directory onto the target.
     contents: Mutex<HashMap<String, PathBuf>>,
-    script: Mutex<VecDeque<Step>>,
+    script: Arc<Mutex<VecDeque<Step>>>,
     socket_error: Mutex<Option<i32>>,
     base: Instant,
     offset: Mutex<Duration>,
     lease: Mutex<Option<Result<Lease, i32>>>,
     fetch: Mutex<Option<FetchHook>>,
     spawn: Mutex<Option<SpawnHook>>,
+    /// What a bounded helper prints, by its arguments joined with spaces.
+    outputs: Mutex<HashMap<String, Vec<u8>>>,
     passwords: Mutex<VecDeque<String>>,
     switch_errors: Mutex<usize>,
     sys: Mutex<Option<PathBuf>>,
@@ -131,13 +133,14 @@ impl Default for Fake {
             }),
             events,
             contents: Mutex::default(),
-            script: Mutex::default(),
+            script: Arc::default(),
             socket_error: Mutex::default(),
             base: Instant::now(),
             offset: Mutex::default(),
             lease: Mutex::default(),
             fetch: Mutex::default(),
             spawn: Mutex::default(),
+            outputs: Mutex::default(),
             passwords: Mutex::default(),
             switch_errors: Mutex::default(),
             sys: Mutex::default(),
@@ -176,6 +179,12 @@ impl Fake {
     pub fn script(&self, steps: impl IntoIterator<Item = Step>) {
         lock(&self.script).extend(steps);
     }
+    /// Appends to the script from elsewhere (a spawn hook: the device a
+    /// helper made announces itself only once the helper ran).
+    pub fn script_sender(&self) -> impl Fn(Step) + Send + Sync + 'static {
+        let script = Arc::clone(&self.script);
+        move |step| lock(&script).push_back(step)
+    }
     /// Binding the uevent socket fails with `errno`.
     pub fn fail_socket(&self, errno: i32) {
         *lock(&self.socket_error) = Some(errno);
@@ -195,6 +204,10 @@ impl Fake {
         f: impl Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync + 'static,
     ) {
         *lock(&self.spawn) = Some(Box::new(f));
+    }
+    /// A bounded helper run with `args` (joined with spaces) prints `out`.
+    pub fn set_spawn_output(&self, args: &str, out: &str) {
+        lock(&self.outputs).insert(args.to_owned(), out.as_bytes().to_vec());
     }
     pub fn type_passwords(&self, pw: &[&str]) {
         lock(&self.passwords).extend(pw.iter().map(|p| (*p).to_owned()));
@@ -296,6 +309,13 @@ impl Sys for Fake {
     fn chroot_here(&self) -> io::Result<()> {
         self.push(Ev::Sys(Call::ChrootHere));
         self.recorder.record(Call::ChrootHere)
+    }
+    fn btrfs_scan_dev(&self, _control: &Path, device: &Path) -> io::Result<()> {
+        let call = Call::BtrfsScan {
+            device: device.to_owned(),
+        };
+        self.push(Ev::Sys(call.clone()));
+        self.recorder.record(call)
     }
 }
 
@@ -449,6 +469,22 @@ impl Spawn for Fake {
         Ok(())
     }
     fn reap(&self) {}
+    fn run_bounded(
+        &self,
+        prog: &Path,
+        args: &[String],
+        _limit: Duration,
+    ) -> io::Result<super::Bounded> {
+        let status = self.run(prog, args, &[], Stdin::Null)?;
+        let key = args.join(" ");
+        let stdout = lock(&self.outputs).get(&key).cloned().unwrap_or_default();
+        // Exit code 137 from the hook stands for a helper killed at its limit.
+        let killed = status.code() == Some(137);
+        Ok(super::Bounded {
+            status: (!killed).then_some(status),
+            stdout,
+        })
+    }
 }
 
 impl Console for Fake {

@@ -74,6 +74,21 @@ pub trait Spawn: Sync {
     fn start(&self, prog: &Path, args: &[String]) -> io::Result<()>;
     /// PID 1 adopts orphans: collect the exited ones.
     fn reap(&self);
+    /// Runs `prog args` with stdin on /dev/null and stdout captured (at
+    /// most [`BOUNDED_OUTPUT`] bytes kept), killing it once `limit` has
+    /// passed: a hung helper (lvm, mdadm, zpool) must not hang PID 1.
+    fn run_bounded(&self, prog: &Path, args: &[String], limit: Duration) -> io::Result<Bounded>;
+}
+
+/// Output kept from a [`Spawn::run_bounded`] helper.
+pub const BOUNDED_OUTPUT: usize = 64 * 1024;
+
+/// How a [`Spawn::run_bounded`] helper ended.
+#[derive(Debug)]
+pub struct Bounded {
+    /// `None`: killed at the limit.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
 }
 
 /// What a spawned program reads.

@@ -114,6 +114,85 @@ impl Spawn for KernelSpawn {
     fn reap(&self) {
         crate::reap::reap_zombies();
     }
+
+    fn run_bounded(
+        &self,
+        prog: &Path,
+        args: &[String],
+        limit: Duration,
+    ) -> io::Result<super::Bounded> {
+        bounded(prog, args, limit)
+    }
+}
+
+/// Reads what the non-blocking `pipe` holds into `out` (up to
+/// [`super::BOUNDED_OUTPUT`]); false once it reached end of file.
+fn drain(pipe: &mut std::process::ChildStdout, out: &mut Vec<u8>) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let room = super::BOUNDED_OUTPUT.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// [`Spawn::run_bounded`]: the pipe is read without blocking between exit
+/// checks, so neither a silent child nor a grandchild that keeps the pipe
+/// open (mdadm may fork mdmon) can hold PID 1 past `limit`.
+fn bounded(prog: &Path, args: &[String], limit: Duration) -> io::Result<super::Bounded> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + limit;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take();
+    if let Some(pipe) = &out {
+        use std::os::fd::AsRawFd;
+        fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
+    }
+    let mut stdout = Vec::new();
+    loop {
+        let open = out.as_mut().is_some_and(|pipe| drain(pipe, &mut stdout));
+        if !open {
+            out = None;
+        }
+        if let Some(status) = child.try_wait()? {
+            // What it wrote just before exiting.
+            if let Some(pipe) = out.as_mut() {
+                drain(pipe, &mut stdout);
+            }
+            return Ok(super::Bounded {
+                status: Some(status),
+                stdout,
+            });
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(super::Bounded {
+                status: None,
+                stdout,
+            });
+        }
+        // Wake on output or after 20 ms to check whether the child exited.
+        match &out {
+            Some(pipe) => {
+                let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(20u8));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 pub struct KernelConsole;
@@ -257,5 +336,54 @@ impl Sysfs for KernelSysfs {
         // never a new file.
         let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
         f.write_all(value.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, limit: Duration) -> (super::super::Bounded, Duration) {
+        let started = Instant::now();
+        let ran = bounded(
+            Path::new("/bin/sh"),
+            &["-c".to_owned(), script.to_owned()],
+            limit,
+        )
+        .unwrap();
+        (ran, started.elapsed())
+    }
+
+    #[test]
+    fn bounded_run_returns_status_and_stdout() {
+        let (ran, _) = sh("echo active; exit 3", Duration::from_secs(10));
+        assert_eq!(ran.status.and_then(|s| s.code()), Some(3));
+        assert_eq!(ran.stdout, b"active\n");
+    }
+
+    /// A hung helper (lvm on a device that stopped answering) is killed at
+    /// its limit instead of holding PID 1.
+    #[test]
+    fn bounded_run_kills_a_hung_helper_at_the_limit() {
+        let (ran, took) = sh("echo started; sleep 30", Duration::from_millis(300));
+        assert!(ran.status.is_none());
+        assert_eq!(ran.stdout, b"started\n");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    /// A grandchild that keeps stdout open (mdadm forking mdmon) does not
+    /// keep the run going once the helper itself exited.
+    #[test]
+    fn bounded_run_ends_when_the_helper_exits_though_a_daemon_holds_the_pipe() {
+        let (ran, took) = sh("sleep 30 & echo done", Duration::from_secs(20));
+        assert_eq!(ran.status.and_then(|s| s.code()), Some(0));
+        assert_eq!(ran.stdout, b"done\n");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
+    fn bounded_run_keeps_at_most_the_output_bound() {
+        let (ran, _) = sh("head -c 200000 /dev/zero", Duration::from_secs(20));
+        assert_eq!(ran.stdout.len(), super::super::BOUNDED_OUTPUT);
     }
 }

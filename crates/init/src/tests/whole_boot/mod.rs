@@ -6,6 +6,7 @@
 mod machine;
 mod record;
 
+mod assemble;
 mod consoles;
 mod crypt;
 mod diskless;

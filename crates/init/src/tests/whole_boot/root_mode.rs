@@ -111,15 +111,6 @@ fn root_mount_failure_keeps_the_errno() {
     assert_eq!(boot.end, End::GaveUp);
 }
 
-#[test]
-fn zfs_root_is_refused_with_a_message() {
-    let m = Machine::new();
-    m.cmdline("root=ZFS=pool/root panic=1");
-    let boot = m.boot();
-    boot.assert_console("ZFS roots are not supported");
-    assert_eq!(boot.end, End::GaveUp);
-}
-
 /// Index of the first mount on `target` (relative to the machine's root).
 fn mount_index(m: &Machine, boot: &super::record::Boot, target: &str) -> Option<usize> {
     let want = m.path(target);
