@@ -90,7 +90,7 @@ pub fn mount_root(
             )
         }
     };
-    crate::media::load_fs_modules(loader, &fstype);
+    crate::media::load_fs_modules(loader, layout, &fstype);
     let (flags, data) = root_mount_options(rootflags);
     let sysroot = layout.sysroot();
     let _ = std::fs::create_dir_all(&sysroot);
