@@ -6,6 +6,7 @@ mod alpine_mkinitfs;
 mod boot_media;
 mod checks;
 mod consoles;
+mod explain;
 mod hostile;
 mod net_faults;
 mod network;
@@ -18,6 +19,7 @@ mod waits;
 
 use boot_media::*;
 use consoles::*;
+use explain::*;
 pub use hostile::REJECTED_INSPECT;
 use hostile::*;
 pub use network::MACTAB;
@@ -128,6 +130,13 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_virtio_ext4,
             check: check_virtio_ext4,
+        },
+        Scenario {
+            name: "explain",
+            about: "the booted guest runs `alpinit explain`: options, boot medium, chosen apkovl, exit status 0",
+            image: ImageKind::Standard,
+            setup: setup_explain,
+            check: check_explain,
         },
         Scenario {
             name: "usb-fat32",

@@ -106,7 +106,7 @@ pub fn report(layout: &Layout, modules: Option<&Path>, out: &mut String) {
         }
     }
     if lines.is_empty() {
-        out.push_str("  every storage device has its driver\n");
+        out.push_str("  no storage device lacks its driver\n");
     }
     let extra = lines.len().saturating_sub(LIST_LIMIT);
     for l in lines.iter().take(LIST_LIMIT) {
@@ -116,9 +116,13 @@ pub fn report(layout: &Layout, modules: Option<&Path>, out: &mut String) {
     if extra > 0 {
         out.push_str(&format!("  ... and {extra} more\n"));
     }
-    if without_module > 0 {
+    if without_module > 0 && index.is_some() {
         out.push_str(&format!(
             "  {without_module} other device(s) without a driver match no module in the index\n"
+        ));
+    } else if without_module > 0 {
+        out.push_str(&format!(
+            "  {without_module} other device(s) without a driver (no index to check them against)\n"
         ));
     }
 }

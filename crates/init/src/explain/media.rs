@@ -256,7 +256,18 @@ pub fn report_devices(devices: &[Device], out: &mut String) {
     if devices.is_empty() {
         out.push_str("  none\n");
     }
-    for d in devices {
+    let never: Vec<&str> = devices
+        .iter()
+        .filter(|d| matches!(d.state, State::Never))
+        .map(|d| d.name.as_str())
+        .collect();
+    if !never.is_empty() {
+        out.push_str(&format!(
+            "  {}: not scanned: ram, loop and zram devices are never boot media\n",
+            never.join(" ")
+        ));
+    }
+    for d in devices.iter().filter(|d| !matches!(d.state, State::Never)) {
         let mut id = String::new();
         if let Some(l) = &d.id.label {
             id.push_str(&format!(" label={l:?}"));
@@ -268,9 +279,7 @@ pub fn report_devices(devices: &[Device], out: &mut String) {
             id.push_str(&format!(" partuuid={p}"));
         }
         let what = match &d.state {
-            State::Never => {
-                "not scanned: ram, loop and zram devices are never boot media".to_owned()
-            }
+            State::Never => continue,
             State::Empty => "no medium: scanned when one arrives".to_owned(),
             State::ProbeFailed(e) => format!("not scanned: cannot probe: {e}"),
             State::NoFs { pttype: Some(t) } => format!("partition table {t}, no file system"),

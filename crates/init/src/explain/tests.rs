@@ -46,6 +46,7 @@ fn report_names_options_devices_and_the_chosen_apkovl() {
     let ovl = overlay(&[("etc/hostname", b"box\n")]);
     m.stick("sda1", "STICK", &[]);
     mounted(&m, "sda1", "vfat", &[("box.apkovl.tar.gz", &ovl)]);
+    m.block("loop1", Bus::Virtio, Fs::Blank, &[]);
     m.block("loop0", Bus::Virtio, Fs::Blank, &[]);
     let (verdict, out) = explain(&m);
     assert_eq!(
@@ -58,7 +59,7 @@ fn report_names_options_devices_and_the_chosen_apkovl() {
         "  ignored (parsed, not supported by this version): cryptroot=/dev/sda2\n",
         "  module parameters: usb-storage.delay_use=0\n",
         "  for the kernel only: BOOT_IMAGE=/boot/vmlinuz\n",
-        "  loop0: not scanned: ram, loop and zram devices are never boot media\n",
+        "  loop0 loop1: not scanned: ram, loop and zram devices are never boot media\n",
         "  sda1 uuid=1234-5678: vfat, scanned (mounted at /media/sda1): 1 apkovl(s), 0 boot repositories\n",
         "  candidate /media/sda1/box.apkovl.tar.gz (device sda1)\n",
         "  chosen: /media/sda1/box.apkovl.tar.gz\n    the only candidate\n",
