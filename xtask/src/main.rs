@@ -170,14 +170,14 @@ fn initramfs_command(args: &[String]) -> Result<()> {
         opts.init = Some(build::init_with(tls)?);
     }
     let image = initramfs::build(&opts)?;
-    if let Some(init) = &opts.init {
-        initramfs::print_init_sizes(init, tls);
-    }
     println!("image: {}", image.path.display());
     println!("size: {} bytes", image.size);
     println!("kernel release: {}", image.kernel.release);
     println!("kernel: {}", image.kernel.boot_image().display());
     println!("modules: {}", image.modules);
+    if let Some(init) = &opts.init {
+        initramfs::print_init_sizes(init, tls);
+    }
     Ok(())
 }
 
