@@ -69,12 +69,15 @@ pub fn parse_args(argv: &[String]) -> Result<Option<Args>, String> {
 /// `explain` as the first argument runs the report, except in the
 /// initramfs' own `/init` as PID 1: the kernel passes command-line words
 /// without `=` to init, and a stray `explain` there must not stop a boot.
+/// Called as `nlplug-findfs`, `explain` is a device name.
 pub fn wanted(argv: &[String], pid: u32) -> bool {
     let called = argv
         .first()
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or("");
-    argv.get(1).is_some_and(|a| a == "explain") && (pid != 1 || called != "init")
+    argv.get(1).is_some_and(|a| a == "explain")
+        && called != "nlplug-findfs"
+        && (pid != 1 || called != "init")
 }
 
 /// The exit status of `alpinit explain ...` when `argv` asks for it.

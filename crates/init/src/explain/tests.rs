@@ -232,6 +232,7 @@ fn explain_runs_except_as_the_initramfs_init() {
         77
     ));
     assert!(!wanted(&argv(&["alpinit"]), 77));
+    assert!(!wanted(&argv(&["/sbin/nlplug-findfs", "explain"]), 77));
     assert_eq!(
         parse_args(&argv(&["--modules", "/x"])),
         Ok(Some(Args {
