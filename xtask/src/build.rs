@@ -41,32 +41,106 @@ pub fn musl_bins_for(package: &str, bins: &[&str], arch: Arch) -> Result<Vec<Pat
     Ok(out)
 }
 
-/// The init for images. Where a nightly toolchain with `rust-src` and the
-/// musl target is installed, std is rebuilt with the init for size
-/// (`-Z build-std`, `optimize_for_size`, panic=abort so the panic hook still
-/// runs): about 0.96 MB instead of 1.25 MB on stable, whose prebuilt std
-/// carries the backtrace machinery. Otherwise, or when that build fails, or
-/// with `ALPINIT_STABLE_INIT=1`, the stable build.
+/// Which init: the default one fetches `https://` (the `https` feature, on by
+/// default), the small one (`--no-tls`) only `http://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    With,
+    Without,
+}
+
+impl Tls {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tls::With => "with TLS",
+            Tls::Without => "without TLS",
+        }
+    }
+}
+
+/// The x86_64 init for images, with TLS. See [`init_with`].
 pub fn init() -> Result<PathBuf> {
-    init_for(Arch::X86_64)
+    init_with(Arch::X86_64, Tls::With)
 }
 
 /// [`init`] for ARCH.
 pub fn init_for(arch: Arch) -> Result<PathBuf> {
+    init_with(arch, Tls::With)
+}
+
+/// The init for images. Where a nightly toolchain with `rust-src` and the
+/// musl target is installed, std is rebuilt with the init for size
+/// (`-Z build-std`, `optimize_for_size`, panic=abort so the panic hook still
+/// runs): the prebuilt std of stable carries the backtrace machinery.
+/// Otherwise, or when that build fails, or with `ALPINIT_STABLE_INIT=1`, the
+/// stable build, which is what a distribution package builds. Each kind has
+/// a target dir of its own so building one never replaces the other.
+pub fn init_with(arch: Arch, tls: Tls) -> Result<PathBuf> {
     if std::env::var_os("ALPINIT_STABLE_INIT").is_none() && nightly_has_build_std(arch) {
-        match small_init(arch) {
+        match small_init(arch, tls) {
             Ok(path) => return Ok(path),
             Err(err) => {
                 eprintln!("note: the size-optimised init did not build ({err:#}); using stable")
             }
         }
     }
-    let mut bins = musl_bins_for("alpinit", &["alpinit"], arch)?;
-    bins.pop().ok_or_else(|| anyhow::anyhow!("no init binary"))
+    stable_init(arch, tls)
 }
 
-fn small_target_dir() -> PathBuf {
-    paths::target_dir().join("alpinit-small")
+fn stable_init(arch: Arch, tls: Tls) -> Result<PathBuf> {
+    if tls == Tls::With {
+        let mut bins = musl_bins_for("alpinit", &["alpinit"], arch)?;
+        return bins.pop().ok_or_else(|| anyhow::anyhow!("no init binary"));
+    }
+    let dir = paths::target_dir().join("alpinit-notls");
+    let mut cmd = cargo();
+    cross::apply(&mut cmd, arch);
+    cmd.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "alpinit",
+        "--bin",
+        "alpinit",
+    ])
+    .arg("--no-default-features")
+    .arg("--target")
+    .arg(arch.musl_target())
+    .arg("--target-dir")
+    .arg(&dir);
+    run(&mut cmd)?;
+    built(dir.join(arch.musl_target()).join("release/alpinit"))
+}
+
+fn built(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        bail!("cargo built alpinit but {} is missing", path.display());
+    }
+    Ok(path)
+}
+
+/// Where [`init_with`] leaves each kind of x86_64 init: (nightly, stable).
+pub fn init_paths(tls: Tls) -> [PathBuf; 2] {
+    let arch = Arch::X86_64;
+    let release = |dir: PathBuf| dir.join(arch.musl_target()).join("release/alpinit");
+    match tls {
+        Tls::With => [
+            release(small_target_dir(tls)),
+            paths::musl_binary_for("alpinit", arch),
+        ],
+        Tls::Without => [
+            release(small_target_dir(tls)),
+            release(paths::target_dir().join("alpinit-notls")),
+        ],
+    }
+}
+
+fn small_target_dir(tls: Tls) -> PathBuf {
+    match tls {
+        Tls::With => paths::target_dir().join("alpinit-small"),
+        Tls::Without => paths::target_dir().join("alpinit-small-notls"),
+    }
 }
 
 fn nightly_has_build_std(arch: Arch) -> bool {
@@ -84,7 +158,8 @@ fn nightly_has_build_std(arch: Arch) -> bool {
     rustlib.join("src/rust/library/std").is_dir() && rustlib.join(arch.musl_target()).is_dir()
 }
 
-fn small_init(arch: Arch) -> Result<PathBuf> {
+fn small_init(arch: Arch, tls: Tls) -> Result<PathBuf> {
+    let dir = small_target_dir(tls);
     let mut cmd = Command::new("rustup");
     cross::apply(&mut cmd, arch);
     cmd.env_remove("CARGO_TARGET_DIR")
@@ -97,18 +172,12 @@ fn small_init(arch: Arch) -> Result<PathBuf> {
         .args(["-Z", "build-std=std,panic_abort"])
         .args(["-Z", "build-std-features=optimize_for_size"])
         .arg("--target-dir")
-        .arg(small_target_dir());
-    run(&mut cmd)?;
-    let path = small_target_dir()
-        .join(arch.musl_target())
-        .join("release/alpinit");
-    if !path.is_file() {
-        bail!(
-            "nightly cargo built alpinit but {} is missing",
-            path.display()
-        );
+        .arg(&dir);
+    if tls == Tls::Without {
+        cmd.arg("--no-default-features");
     }
-    Ok(path)
+    run(&mut cmd)?;
+    built(dir.join(arch.musl_target()).join("release/alpinit"))
 }
 
 pub struct TestPrograms {

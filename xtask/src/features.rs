@@ -79,7 +79,14 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     // adds the program for what the init does not open itself.
     (
         "dm-crypt",
-        &["dm-crypt", "xts?", "ecb?", "cbc?", "essiv?", "sha512_generic?"],
+        &[
+            "dm-crypt",
+            "xts?",
+            "ecb?",
+            "cbc?",
+            "essiv?",
+            "sha512_generic?",
+        ],
     ),
     ("network", &["af_packet?", "virtio_net", "e1000", "e1000e?"]),
     // mkinitfs features.d/{lvm,raid,cryptsetup,zfs}.modules; their programs

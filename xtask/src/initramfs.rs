@@ -322,6 +322,41 @@ pub fn parse_extra(arg: &str) -> Result<(PathBuf, String)> {
     }
 }
 
+/// Prints the init's size, and the other kind's (with or without TLS) from
+/// its last build when there is one, each labelled.
+pub fn print_init_sizes(init: &Path, tls: Option<build::Tls>) {
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).ok();
+    let label = tls.map_or("given with --init", build::Tls::label);
+    match size(init) {
+        Some(n) => println!("init ({label}): {n} bytes stripped ({})", init.display()),
+        None => println!("init ({label}): {}", init.display()),
+    }
+    let Some(tls) = tls else { return };
+    let other = match tls {
+        build::Tls::With => build::Tls::Without,
+        build::Tls::Without => build::Tls::With,
+    };
+    let flag = match other {
+        build::Tls::With => "",
+        build::Tls::Without => " --no-tls",
+    };
+    let last = build::init_paths(other)
+        .into_iter()
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    match last.and_then(|(_, p)| Some((size(&p)?, p))) {
+        Some((n, p)) => println!(
+            "init ({}): {n} bytes stripped, from its last build ({}; `cargo xtask initramfs{flag}` rebuilds it)",
+            other.label(),
+            p.display()
+        ),
+        None => println!(
+            "init ({}): not built yet (`cargo xtask initramfs{flag}`)",
+            other.label()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ usage: cargo xtask <command> [options]
 
 commands:
   initramfs [--arch x86_64|aarch64] [--kernel generic|cloud|DIR] [--features a,b,..]
-            [--busybox|--no-busybox] [--https] [--extra SRC:DEST ...] [--init FILE] [-o FILE]
+            [--busybox|--no-busybox] [--no-tls] [--extra SRC:DEST ...] [--init FILE] [-o FILE]
   mkinitfs  [--init FILE] [-o FILE]   (an image built by Alpine's own mkinitfs)
   package   [--init FILE] [-o DIR]    (.apk packages from initramfs/alpine/APKBUILD)
   run       [--kernel generic|cloud|DIR]
@@ -111,12 +111,21 @@ fn arch_value<'a>(iter: &mut impl Iterator<Item = &'a String>, flag: &str) -> Re
         .with_context(|| format!("unknown architecture {name:?}; known: x86_64, aarch64"))
 }
 
-/// The host's CA bundle (Debian's ca-certificates), put into `--https` images.
+/// The host's CA bundle (Debian's ca-certificates), put into images whose
+/// init has TLS (the default).
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)> {
+/// `--no-tls`: the small init without TLS; `--https` (the default) insists
+/// on the CA bundle.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct TlsChoice {
+    no_tls: bool,
+    https: bool,
+}
+
+fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, TlsChoice)> {
     let mut opts = initramfs::Options::default();
-    let mut https = false;
+    let mut https = TlsChoice::default();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
@@ -131,7 +140,8 @@ fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)
             }
             "--busybox" => opts.busybox = true,
             "--no-busybox" => opts.busybox = false,
-            "--https" => https = true,
+            "--https" => https.https = true,
+            "--no-tls" => https.no_tls = true,
             "--extra" => opts
                 .extras
                 .push(initramfs::parse_extra(value(&mut iter, arg)?)?),
@@ -144,21 +154,34 @@ fn parse_initramfs_options(args: &[String]) -> Result<(initramfs::Options, bool)
 }
 
 fn initramfs_command(args: &[String]) -> Result<()> {
-    let (mut opts, https) = parse_initramfs_options(args)?;
-    if https && opts.arch != Arch::X86_64 {
-        bail!("--https images are built for x86_64 only so far");
+    let (mut opts, choice) = parse_initramfs_options(args)?;
+    if choice.no_tls && choice.https {
+        bail!("--https and --no-tls contradict each other");
     }
-    if https {
-        // HTTPS apkovl URLs: the init with its https feature, and the CA
-        // bundle it verifies servers against.
-        if !std::path::Path::new(HOST_CA_BUNDLE).is_file() {
+    let tls = match (&opts.init, choice.no_tls) {
+        (Some(_), _) => None,
+        (None, true) => Some(build::Tls::Without),
+        (None, false) => Some(build::Tls::With),
+    };
+    if !choice.no_tls {
+        // https:// apkovls and repositories: the CA bundle the init verifies
+        // servers against.
+        if std::path::Path::new(HOST_CA_BUNDLE).is_file() {
+            opts.extras.push((
+                PathBuf::from(HOST_CA_BUNDLE),
+                https_image::CA_BUNDLE.to_string(),
+            ));
+        } else if choice.https {
             bail!("--https needs {HOST_CA_BUNDLE} (apt-get install ca-certificates)");
+        } else {
+            eprintln!(
+                "warning: no {HOST_CA_BUNDLE} on this host (apt-get install ca-certificates): \
+                 the image cannot verify https:// servers"
+            );
         }
-        opts.init = Some(https_image::init()?);
-        opts.extras.push((
-            PathBuf::from(HOST_CA_BUNDLE),
-            https_image::CA_BUNDLE.to_string(),
-        ));
+    }
+    if let Some(tls) = tls {
+        opts.init = Some(build::init_with(opts.arch, tls)?);
     }
     let image = initramfs::build(&opts)?;
     println!("image: {} ({})", image.path.display(), opts.arch);
@@ -167,6 +190,9 @@ fn initramfs_command(args: &[String]) -> Result<()> {
     println!("kernel release: {}", image.kernel.release);
     println!("kernel: {}", image.kernel.boot_image().display());
     println!("modules: {}", image.modules);
+    if let (Some(init), Arch::X86_64) = (&opts.init, opts.arch) {
+        initramfs::print_init_sizes(init, tls);
+    }
     Ok(())
 }
 
@@ -217,5 +243,27 @@ fn bench_command(args: &[String]) -> Result<()> {
         Some((what, rest)) if what == "unpack" => bench::unpack(rest),
         Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),
         _ => bail!("bench wants `boot`, `unpack` or `hostile`\n{USAGE}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// TLS is the default; `--no-tls` asks for the small init, `--https`
+    /// only insists on the CA bundle.
+    #[test]
+    fn initramfs_tls_flags() {
+        let (_, choice) = parse_initramfs_options(&[]).expect("parse");
+        assert_eq!(choice, TlsChoice::default());
+        let (_, choice) = parse_initramfs_options(&args(&["--no-tls"])).expect("parse");
+        assert!(choice.no_tls && !choice.https);
+        let (_, choice) = parse_initramfs_options(&args(&["--https"])).expect("parse");
+        assert!(choice.https && !choice.no_tls);
+        assert!(initramfs_command(&args(&["--https", "--no-tls"])).is_err());
     }
 }

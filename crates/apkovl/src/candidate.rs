@@ -76,6 +76,22 @@ fn rank(a: &Candidate, b: &Candidate) -> Ordering {
         })
 }
 
+/// Why [`choose`] puts `a` before `b`: the first rule of its order that
+/// tells them apart (`None` when it does not).
+pub fn deciding_rule(a: &Candidate, b: &Candidate) -> Option<&'static str> {
+    if a.device_has_boot_repo != b.device_has_boot_repo {
+        Some("its device also holds a boot repository")
+    } else if is_primary(a) != is_primary(b) {
+        Some("a plain NAME.apkovl.tar.gz[.cipher] name wins over .bak/.new variants")
+    } else if a.device != b.device {
+        Some("the lower device name in natural order")
+    } else if rank(a, b) != Ordering::Equal {
+        Some("the file name, in byte order")
+    } else {
+        None
+    }
+}
+
 fn file_name(c: &Candidate) -> &[u8] {
     c.path.file_name().map(|n| n.as_bytes()).unwrap_or_default()
 }

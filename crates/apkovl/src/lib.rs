@@ -89,7 +89,9 @@ mod testutil;
 mod unpack;
 
 pub use archive::ArchiveError;
-pub use candidate::{choose, choose_logged, device_order, is_apkovl_name, Candidate};
+pub use candidate::{
+    choose, choose_logged, deciding_rule, device_order, is_apkovl_name, Candidate,
+};
 pub use gzip::GzipError;
 pub use member::{MemberList, NameError};
 pub use root::{Resolver, Root};

@@ -202,6 +202,7 @@ pub fn discover_only(
         }
     }
     d.log_modules();
+    crate::modules::report_missing_drivers(layout, loader.index());
     d.findings
 }
 
@@ -303,8 +304,7 @@ impl Discovery<'_> {
         let (Some(devname), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) else {
             return;
         };
-        if devname.starts_with("ram") || devname.starts_with("loop") || devname.starts_with("zram")
-        {
+        if never_media(devname) {
             return;
         }
         if !self.blocks_seen.insert((devname.clone(), major, minor)) {
@@ -405,7 +405,7 @@ impl Discovery<'_> {
     }
 
     fn scan(&mut self, devname: &str, major: u32, minor: u32, fstype: &str, usb: bool) {
-        media::load_fs_modules(self.loader, fstype);
+        media::load_fs_modules(self.loader, self.layout, fstype);
         let mnt = match media::mount(self.p.fs, self.layout, devname, fstype) {
             Ok(m) => m,
             Err(e) => {
@@ -536,6 +536,12 @@ pub fn find_media(
 }
 
 /// `/devices/.../block/sda/sda1` → `sda`.
+/// RAM disks, loop and zram devices are never boot media (the boot skips
+/// them; `alpinit explain` says so).
+pub fn never_media(devname: &str) -> bool {
+    devname.starts_with("ram") || devname.starts_with("loop") || devname.starts_with("zram")
+}
+
 pub fn parent_disk(devpath: &str) -> Option<&str> {
     let mut parts = devpath.rsplit('/');
     parts.next()?;

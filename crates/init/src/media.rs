@@ -54,7 +54,13 @@ pub struct Scan {
 /// The apkovl to use among those found on `media`: every candidate and
 /// the choice are logged (the rules: `alpinit_apkovl::choose`).
 pub fn choose_apkovl(media: &[Medium]) -> Option<PathBuf> {
-    let cands: Vec<alpinit_apkovl::Candidate> = media
+    let cands = apkovl_candidates(media);
+    alpinit_apkovl::choose_logged(&cands, &mut |l| crate::log::info(l)).map(|c| c.path.clone())
+}
+
+/// The apkovls of `media` as candidates of `alpinit_apkovl::choose`.
+pub fn apkovl_candidates(media: &[Medium]) -> Vec<alpinit_apkovl::Candidate> {
+    media
         .iter()
         .flat_map(|m| {
             m.apkovls.iter().map(move |p| alpinit_apkovl::Candidate {
@@ -64,8 +70,7 @@ pub fn choose_apkovl(media: &[Medium]) -> Option<PathBuf> {
                 removable: m.usb,
             })
         })
-        .collect();
-    alpinit_apkovl::choose_logged(&cands, &mut |l| crate::log::info(l)).map(|c| c.path.clone())
+        .collect()
 }
 
 /// Directories read at most per medium by [`boot_repositories`]: the
@@ -177,12 +182,31 @@ pub fn fstype_of(layout: &Layout, devname: &str) -> Option<String> {
 /// Loads what mounting `fstype` needs (the module, its softdeps, nls), since
 /// there is no /sbin/modprobe for the kernel to call. Built-in file systems
 /// and unknown names are fine: the mount then says what is missing.
-pub fn load_fs_modules(loader: &alpinit_kmod::Loader, fstype: &str) {
+pub fn load_fs_modules(loader: &alpinit_kmod::Loader, layout: &Layout, fstype: &str) {
     for m in alpinit_kmod::fs_modules(fstype) {
-        if let Err(e) = loader.load_now(m) {
-            crate::log::debug(&format!("module {m} for {fstype}: {e}"));
+        match loader.load_now(m) {
+            Ok(()) => {}
+            // Not in the image: say which feature brings it (the mount then fails).
+            Err(alpinit_kmod::LoadError::Plan(alpinit_kmod::PlanError::Unknown { .. }))
+                if !kernel_has_fs(layout, fstype) =>
+            {
+                crate::log::error(&format!(
+                    "{fstype} file systems cannot be mounted: {}",
+                    crate::modules::not_in_image(m)
+                ));
+            }
+            Err(e) => crate::log::debug(&format!("module {m} for {fstype}: {e}")),
         }
     }
+}
+
+/// `fstype` is in the kernel's `/proc/filesystems` (built in, or loaded
+/// already): a module missing from the image then does not matter.
+fn kernel_has_fs(layout: &Layout, fstype: &str) -> bool {
+    std::fs::read_to_string(layout.proc().join("filesystems")).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some(fstype))
+    })
 }
 
 /// Device names that appear as mount sources in `/proc/mounts`.

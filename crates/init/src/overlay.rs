@@ -77,7 +77,7 @@ pub fn locate(
                 ));
                 return Source::default();
             };
-            crate::media::load_fs_modules(loader, &fstype);
+            crate::media::load_fs_modules(loader, layout, &fstype);
             match crate::media::mount(p.fs, layout, &devname, &fstype) {
                 Ok(mnt) => Source {
                     path: Some(mnt.join(path.trim_start_matches('/'))),

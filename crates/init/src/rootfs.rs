@@ -83,7 +83,7 @@ pub fn find_root(
             devname,
         });
     };
-    crate::media::load_fs_modules(loader, &fstype);
+    crate::media::load_fs_modules(loader, layout, &fstype);
     Ok(RootDevice { devname, fstype })
 }
 

@@ -127,6 +127,11 @@ impl Loader {
         Loader { shared, workers }
     }
 
+    /// The index requests are resolved against.
+    pub fn index(&self) -> &ModuleIndex {
+        &self.shared.index
+    }
+
     /// Queue loading of every module matching `modalias` (non-blocking).
     pub fn request_alias(&self, modalias: &str) {
         self.enqueue(Job::Alias(modalias.to_owned()));

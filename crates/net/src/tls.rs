@@ -8,9 +8,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::io::ErrorKind;
+
+use rustls::crypto::{
+    CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::SigningKey;
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, RootCertStore, SignatureScheme, StreamOwned,
+};
+use webpki::ring as algs;
 
 use crate::deadline::DeadlineStream;
 use crate::http::{io_error, FetchError};
@@ -33,12 +42,11 @@ pub(crate) fn connect(
     };
     let bundle = ca_bundle.unwrap_or_else(|| Path::new(crate::FetchOptions::DEFAULT_CA_BUNDLE));
     let roots = load_roots(bundle)?;
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(failed)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(failed)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let name = ServerName::try_from(host.to_owned()).map_err(|source| FetchError::ServerName {
         url: url.to_owned(),
         host: host.to_owned(),
@@ -58,6 +66,123 @@ pub(crate) fn connect(
         }
     }
     Ok(StreamOwned::new(conn, tcp))
+}
+
+/// The algorithms a client fetching from public and private mirrors needs,
+/// and nothing else, so the static init stays small: AES-GCM suites
+/// (TLS 1.3's mandatory one and its 256-bit twin, and TLS 1.2's ECDHE ones
+/// for older servers), X25519 and P-256 key exchange (P-256 is TLS 1.3's
+/// mandatory group), and every certificate signature webpki verifies (P-384
+/// stays: CA chains such as ISRG Root X2 use it). ChaCha20-Poly1305, P-384
+/// key exchange and the server-side key loading of rustls'
+/// `default_provider()` are left out: each is linked only when referenced.
+pub(crate) fn provider() -> CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as suite, kx_group};
+    CryptoProvider {
+        cipher_suites: vec![
+            suite::TLS13_AES_128_GCM_SHA256,
+            suite::TLS13_AES_256_GCM_SHA384,
+            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        signature_verification_algorithms: SIGNATURES,
+        secure_random: &GetRandom,
+        key_provider: &NoClientKeys,
+    }
+}
+
+/// webpki's ring algorithms, mapped as rustls' ring provider maps them.
+static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[
+        algs::ECDSA_P256_SHA256,
+        algs::ECDSA_P256_SHA384,
+        algs::ECDSA_P384_SHA256,
+        algs::ECDSA_P384_SHA384,
+        algs::ED25519,
+        algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        algs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        algs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        algs::RSA_PKCS1_2048_8192_SHA256,
+        algs::RSA_PKCS1_2048_8192_SHA384,
+        algs::RSA_PKCS1_2048_8192_SHA512,
+        algs::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+        algs::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+        algs::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    ],
+    mapping: &[
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            &[algs::ECDSA_P384_SHA384, algs::ECDSA_P256_SHA384],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[algs::ECDSA_P256_SHA256, algs::ECDSA_P384_SHA256],
+        ),
+        (SignatureScheme::ED25519, &[algs::ED25519]),
+        (
+            SignatureScheme::RSA_PSS_SHA512,
+            &[algs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA384,
+            &[algs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA256,
+            &[algs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA512,
+            &[algs::RSA_PKCS1_2048_8192_SHA512],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA384,
+            &[algs::RSA_PKCS1_2048_8192_SHA384],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA256,
+            &[algs::RSA_PKCS1_2048_8192_SHA256],
+        ),
+    ],
+};
+
+/// Randomness from the kernel (`getrandom(2)`), blocking until it is seeded.
+#[derive(Debug)]
+struct GetRandom;
+
+impl SecureRandom for GetRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            // SAFETY: rest is a valid, writable slice of rest.len() bytes.
+            let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+            match usize::try_from(n) {
+                Ok(n) => done += n,
+                Err(_) if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(GetRandomFailed),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client without client certificates loads no private keys.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "client certificates are not supported".into(),
+        ))
+    }
 }
 
 fn classify(error: rustls::Error, url: &str, host: &str) -> FetchError {

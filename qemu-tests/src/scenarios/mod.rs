@@ -8,6 +8,7 @@ mod assemble;
 mod boot_media;
 mod checks;
 mod consoles;
+mod explain;
 mod hostile;
 mod luks;
 mod net_faults;
@@ -22,6 +23,7 @@ mod waits;
 use assemble::*;
 use boot_media::*;
 use consoles::*;
+use explain::*;
 pub use hostile::REJECTED_INSPECT;
 use hostile::*;
 pub use network::MACTAB;
@@ -137,6 +139,13 @@ pub fn all() -> Vec<Scenario> {
             image: ImageKind::Standard,
             setup: setup_virtio_ext4,
             check: check_virtio_ext4,
+        },
+        Scenario {
+            name: "explain",
+            about: "the booted guest runs `alpinit explain`: options, boot medium, chosen apkovl, exit status 0",
+            image: ImageKind::Standard,
+            setup: setup_explain,
+            check: check_explain,
         },
         Scenario {
             name: "usb-fat32",

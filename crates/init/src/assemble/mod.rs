@@ -250,7 +250,7 @@ impl Assembler {
     ) -> bool {
         if self.btrfs.is_empty() {
             // /dev/btrfs-control belongs to the btrfs module.
-            crate::media::load_fs_modules(loader, "btrfs");
+            crate::media::load_fs_modules(loader, layout, "btrfs");
         }
         let device = layout.dev().join(devname);
         if let Err(source) =

@@ -107,7 +107,7 @@ pub fn mount(
         undo(&[&upper, &lower]);
         return Err(e.into());
     }
-    crate::media::load_fs_modules(loader, "overlay");
+    crate::media::load_fs_modules(loader, layout, "overlay");
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),

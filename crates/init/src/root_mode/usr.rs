@@ -109,7 +109,7 @@ fn mount_one(
             devname: devname.to_owned(),
         });
     };
-    crate::media::load_fs_modules(loader, &fstype);
+    crate::media::load_fs_modules(loader, layout, &fstype);
     let target = NewRoot::open(&layout.sysroot())
         .and_then(|root| root.mount_target("usr"))
         .map_err(|source| UsrError::Target { source })?;

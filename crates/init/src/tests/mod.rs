@@ -1,3 +1,3 @@
 //! Tests that drive more than one module.
 
-mod whole_boot;
+pub(crate) mod whole_boot;

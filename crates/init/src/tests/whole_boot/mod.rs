@@ -3,7 +3,7 @@
 //! platform). Each test asserts what the boot did to the machine: mounts,
 //! module loads, spawned programs, files in the new root, the exec.
 
-mod machine;
+pub(crate) mod machine;
 mod record;
 
 mod assemble;
