@@ -89,7 +89,10 @@ mod testutil;
 mod unpack;
 
 pub use archive::ArchiveError;
-pub use candidate::{choose, choose_logged, device_order, is_apkovl_name, Candidate};
+pub use candidate::{
+    backup_stamp, choose, choose_logged, device_order, is_apkovl_name, overlay_host, Candidate,
+    SIG_SUFFIX,
+};
 pub use gzip::GzipError;
 pub use member::{MemberList, NameError};
 pub use root::{Resolver, Root};
