@@ -152,6 +152,12 @@ fn build_image(
             opts.extras.push((mactab, "/etc/mactab".to_string()));
             "initramfs-mactab.gz"
         }
+        ImageKind::Signed => {
+            let key = scenarios::signed_image_key(&out_dir.join("images"))?;
+            opts.extras
+                .push((key, scenarios::SIGNED_KEY_IN_IMAGE.to_string()));
+            "initramfs-signed.gz"
+        }
         ImageKind::RealApk => {
             opts.extras
                 .extend(alpinit_qemu_tests::alpine_repo::image_files(

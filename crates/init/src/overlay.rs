@@ -364,7 +364,7 @@ fn fetch_sig(
         .fetch(url, &resolvers, &opts, &mut sig)
         .map_err(|source| crate::signature::SignatureError::SigDownload {
             url: url.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(sig)
 }

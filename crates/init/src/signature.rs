@@ -40,8 +40,9 @@ pub enum SignatureError {
     #[error("cannot download the signature")]
     SigDownload {
         url: String,
+        /// Boxed: with `https` the TLS errors make it large.
         #[source]
-        source: alpinit_net::FetchError,
+        source: Box<alpinit_net::FetchError>,
     },
     #[error("cannot read {path} to check its signature: {source}")]
     Read { path: PathBuf, source: io::Error },
@@ -85,9 +86,10 @@ impl Keys {
                 })
             }
         };
+        // The image is trusted: a key may be a symlink (as alpine-keys
+        // installs apk's), so entries are taken by name and read through.
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| n.ends_with(".pem"))
             .take(MAX_KEYS)
@@ -99,7 +101,7 @@ impl Keys {
         let mut keys = Vec::new();
         for name in names {
             let path = dir.join(&name);
-            match read_capped(&path, pem::MAX_PEM_BYTES as u64 + 1) {
+            match read_key(&path) {
                 Ok(text) => match pem::parse(&text) {
                     Ok(k) => keys.push((name, k)),
                     Err(e) => log::warn(&format!("key {}: {e}; not used", path.display())),
@@ -168,21 +170,56 @@ fn with_sig_suffix(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `X.sig` beside `X`, at most [`MAX_SIG_BYTES`]; returns its name as
-/// `shown` (how messages name `X`) + `.sig`, and its bytes.
+/// `.X.sig`, the hidden name of `X`'s signature in the same directory.
+fn hidden_sig(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(alpinit_apkovl::SIG_SUFFIX);
+    Some(path.with_file_name(hidden))
+}
+
+/// The detached signature of `X`: `X.sig` beside it or, when that does not
+/// exist, the hidden `.X.sig` (a name `lbu`'s `*.apkovl.tar.gz*` and backup
+/// globs never list, so `lbu commit` works unchanged beside it). At most
+/// [`MAX_SIG_BYTES`]. Returns its name as messages show it (`shown` is how
+/// they name `X`) and its bytes; a missing signature is named as `X.sig`.
 pub fn read_sig_beside(path: &Path, shown: &Path) -> Result<(PathBuf, Vec<u8>), SignatureError> {
-    let (sig, named) = (with_sig_suffix(path), with_sig_suffix(shown));
+    let (mut sig, mut named) = (with_sig_suffix(path), with_sig_suffix(shown));
+    if std::fs::symlink_metadata(&sig).is_err() {
+        if let (Some(h), Some(hn)) = (hidden_sig(path), hidden_sig(shown)) {
+            if std::fs::symlink_metadata(&h).is_ok() {
+                (sig, named) = (h, hn);
+            }
+        }
+    }
     match read_capped(&sig, MAX_SIG_BYTES + 1) {
         Ok(b) if b.len() as u64 > MAX_SIG_BYTES => Err(SignatureError::SigTooLarge { path: named }),
         Ok(b) => Ok((named, b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(SignatureError::SigMissing { path: named })
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SignatureError::SigMissing {
+            path: with_sig_suffix(shown),
+        }),
         Err(source) => Err(SignatureError::SigRead {
             path: named,
             source,
         }),
     }
+}
+
+/// A key file of the image, symlinks followed, capped one byte over what
+/// [`pem::parse`] accepts so an oversized file is reported as such.
+fn read_key(path: &Path) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut out = Vec::new();
+    f.take(pem::MAX_PEM_BYTES as u64 + 1)
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Reads at most `cap` bytes of the regular file `path` (symlinks not followed).

@@ -13,6 +13,7 @@ mod no_media;
 mod other_fs;
 mod packages;
 mod real_apk;
+mod rollback;
 mod root_mode;
 mod waits;
 
@@ -25,6 +26,7 @@ use network::*;
 use no_media::*;
 use other_fs::*;
 use packages::*;
+pub use rollback::{signed_image_key, SIGNED_KEY_IN_IMAGE};
 use root_mode::*;
 use waits::*;
 
@@ -60,6 +62,9 @@ pub enum ImageKind {
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
     Mkinitfs,
+    /// The default image plus a public key in `/etc/alpinit/keys`
+    /// ([`signed_image_key`]): only signed overlays are accepted.
+    Signed,
 }
 
 /// Everything the scenarios need from the build.
@@ -358,6 +363,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(net_faults::scenarios())
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
+    .chain(rollback::scenarios())
     .collect()
 }
 

@@ -57,6 +57,11 @@ impl TestKey {
         }
     }
 
+    /// The private key file.
+    pub fn private(&self) -> &Path {
+        &self.private
+    }
+
     /// The signature of `data` as `openssl dgst -sha256 -sign` (RSA) or
     /// `openssl pkeyutl -sign -rawin` (Ed25519) makes it.
     pub fn sign(&self, data: &[u8]) -> Vec<u8> {

@@ -107,3 +107,43 @@ fn the_signature_beside_is_read_capped_and_a_missing_one_is_named() {
     std::fs::write(dir.path().join("h.apkovl.tar.gz.sig"), [1u8; 64]).unwrap();
     assert_eq!(read_sig_beside(&f, &f).unwrap().1, [1u8; 64]);
 }
+
+#[test]
+fn the_hidden_signature_is_used_when_the_plain_one_is_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("h.apkovl.tar.gz");
+    let shown = Path::new("/media/sda1/h.apkovl.tar.gz");
+    std::fs::write(dir.path().join(".h.apkovl.tar.gz.sig"), [2u8; 64]).unwrap();
+    let (name, sig) = read_sig_beside(&f, shown).unwrap();
+    assert_eq!(name, Path::new("/media/sda1/.h.apkovl.tar.gz.sig"));
+    assert_eq!(sig, [2u8; 64]);
+    // Both present: the plain name wins.
+    std::fs::write(dir.path().join("h.apkovl.tar.gz.sig"), [3u8; 64]).unwrap();
+    assert_eq!(read_sig_beside(&f, shown).unwrap().1, [3u8; 64]);
+}
+
+#[test]
+fn a_pkcs1_rsa_key_and_a_key_that_is_a_symlink_are_used() {
+    let rsa = TestKey::new(Kind::Rsa);
+    let dir = tempfile::tempdir().unwrap();
+    let spki = dir.path().join("spki");
+    std::fs::write(&spki, &rsa.public_pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-pubin", "-RSAPublicKey_out", "-in"])
+        .arg(&spki)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.starts_with(b"-----BEGIN RSA PUBLIC KEY-----"));
+    let keys_dir = dir.path().join("keys");
+    std::fs::create_dir(&keys_dir).unwrap();
+    std::fs::write(dir.path().join("pkcs1"), &out.stdout).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("pkcs1"), keys_dir.join("a.pem")).unwrap();
+    let keys = Keys::load(&keys_dir).unwrap().unwrap();
+    let data = b"overlay";
+    assert_eq!(
+        keys.verify(Path::new("x"), data, "s", &rsa.sign(data))
+            .unwrap(),
+        "a.pem"
+    );
+}

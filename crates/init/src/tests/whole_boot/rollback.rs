@@ -32,6 +32,19 @@ fn encrypt(plain: &[u8], password: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// `/var/log/alpinit-overlay` in the new root: one `failed PATH: REASON`
+/// line for the only overlay tried, whose reason has `why`.
+fn assert_only_failure_recorded(m: &Machine, path: &str, why: &str) {
+    let record = m.read("/sysroot/var/log/alpinit-overlay");
+    let lines: Vec<&str> = record.lines().collect();
+    assert_eq!(lines.len(), 1, "{record}");
+    assert!(
+        lines[0].starts_with(&format!("failed {path}: ")),
+        "{record}"
+    );
+    assert!(lines[0].contains(why), "{record}");
+}
+
 #[test]
 fn truncated_overlay_boots_the_newest_good_backup_and_says_which() {
     let m = Machine::new();
@@ -125,6 +138,7 @@ fn apkovl_fallback_no_keeps_the_damaged_overlay_failure() {
     assert!(!boot.console.contains("Loading backup"), "{}", boot.console);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.shells(), 1);
+    assert_only_failure_recorded(&m, "/media/vda1/h.apkovl.tar.gz", "corrupt gzip data");
 }
 
 #[test]
@@ -142,6 +156,11 @@ fn wrong_password_does_not_fall_back_to_a_backup() {
     assert!(!boot.console.contains("Loading backup"), "{}", boot.console);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.shells(), 1);
+    assert_only_failure_recorded(
+        &m,
+        "/media/vda1/h.apkovl.tar.gz.aes-256-cbc",
+        "wrong password",
+    );
 }
 
 #[test]
@@ -154,6 +173,7 @@ fn hostile_overlay_is_a_policy_rejection_without_fallback() {
     assert!(!boot.console.contains("Loading backup"), "{}", boot.console);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.shells(), 1);
+    assert_only_failure_recorded(&m, "/media/vda1/h.apkovl.tar.gz", "'..'");
 }
 
 #[test]
@@ -200,4 +220,5 @@ fn a_damaged_network_overlay_has_no_backups_to_fall_back_to() {
     assert!(!boot.console.contains("Loading backup"), "{}", boot.console);
     assert!(!m.exists("/sysroot/etc/hostname"));
     assert_eq!(boot.shells(), 1);
+    assert_only_failure_recorded(&m, "/tmp/h.apkovl.tar.gz", "corrupt gzip data");
 }

@@ -126,6 +126,12 @@ fn a_signed_encrypted_overlay_is_checked_as_stored_then_decrypted() {
     let boot = m.boot();
     boot.assert_clean_switch();
     assert!(m.exists("/sysroot/etc/hostname"));
+    boot.assert_kmsg("signature /media/sda1/h.apkovl.tar.gz.aes-256-cbc.sig good (key k0.pem)");
+    let asked = boot.index(|e| matches!(e, Ev::Prompt(_)));
+    assert!(
+        asked.is_some(),
+        "the password is asked once the signature is good"
+    );
 }
 
 #[test]
@@ -200,10 +206,110 @@ fn an_unsigned_overlay_rolls_back_to_a_signed_backup_never_an_unsigned_one() {
 fn without_keys_a_signature_file_changes_nothing_and_is_no_candidate() {
     let m = Machine::new();
     let ovl = hostname_ovl("plain");
-    // Only a stray signature on the first stick: it must not be taken as an overlay.
-    m.stick("sda1", "A", &[("a.apkovl.tar.gz.sig", b"sig")]);
+    // A stray signature beside a boot repository would outrank the overlay
+    // if it were a candidate.
+    let (repo, marker) = super::machine::BOOT_REPOSITORY;
+    m.stick(
+        "sda1",
+        "A",
+        &[("a.apkovl.tar.gz.sig", b"sig"), (repo, marker)],
+    );
     m.stick("sdb1", "B", &[("h.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     assert_eq!(m.read("/sysroot/etc/hostname"), "plain\n");
+}
+
+/// The lbu hook of the README's "Signed overlays", run as lbu runs it:
+/// after a commit renamed the previous overlay to its backup and wrote the
+/// new one. Each file then has a valid hidden signature, lbu's
+/// `*.apkovl.tar.gz*` glob sees only the overlay, and the signature of a
+/// pruned backup goes away.
+#[test]
+fn readme_lbu_hook_signs_each_commit_and_hands_the_old_signature_to_the_backup() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme
+        .find("#!/bin/sh\n# /etc/lbu/post-package.d/50-alpinit-sign")
+        .expect("the hook in the README");
+    let hook_text = &readme[start..start + readme[start..].find("```").unwrap()];
+    let key = TestKey::new(Kind::Rsa);
+    let tmp = tempfile::tempdir().unwrap();
+    let (media, bin) = (tmp.path().join("media"), tmp.path().join("bin"));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let hook = tmp.path().join("50-alpinit-sign");
+    std::fs::write(&hook, hook_text).unwrap();
+    std::fs::write(bin.join("hostname"), "#!/bin/sh\necho h\n").unwrap();
+    std::fs::set_permissions(bin.join("hostname"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = tmp.path().join("lbu.conf");
+    std::fs::write(&conf, format!("LBU_BACKUPDIR={}\n", media.display())).unwrap();
+    let run = |shell: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(shell)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("LBU_CONF", &conf)
+            .env("ALPINIT_SIGNING_KEY", key.private())
+            .current_dir(&media)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let hook_cmd = format!("sh {}", hook.display());
+    let keys_dir = tempfile::tempdir().unwrap();
+    std::fs::write(keys_dir.path().join("k.pem"), &key.public_pem).unwrap();
+    let keys = crate::signature::Keys::load(keys_dir.path())
+        .unwrap()
+        .unwrap();
+    let verifies = |name: &str| {
+        let f = media.join(name);
+        let (_, sig) = crate::signature::read_sig_beside(&f, &f).unwrap();
+        keys.verify_file(&f, &f, "sig", &sig).is_ok()
+    };
+    // First commit.
+    std::fs::write(media.join("h.apkovl.tar.gz"), hostname_ovl("one")).unwrap();
+    run(&hook_cmd);
+    assert!(verifies("h.apkovl.tar.gz"));
+    // Second commit: lbu's backup_apkovl, then the new overlay, then the hook.
+    std::fs::rename(
+        media.join("h.apkovl.tar.gz"),
+        media.join("h.20261129120000.tar.gz"),
+    )
+    .unwrap();
+    std::fs::write(media.join("h.apkovl.tar.gz"), hostname_ovl("two")).unwrap();
+    run(&hook_cmd);
+    assert!(verifies("h.apkovl.tar.gz"));
+    assert!(
+        verifies("h.20261129120000.tar.gz"),
+        "the backup keeps its signature"
+    );
+    assert_eq!(run("ls -1 *.apkovl.tar.gz*"), "h.apkovl.tar.gz\n");
+    assert_eq!(
+        run("ls -1 h.[0-9][0-9][0-9][0-9]*[0-9].tar.gz*"),
+        "h.20261129120000.tar.gz\n"
+    );
+    // lbu prunes the backup; the next commit drops its signature.
+    std::fs::remove_file(media.join("h.20261129120000.tar.gz")).unwrap();
+    std::fs::rename(
+        media.join("h.apkovl.tar.gz"),
+        media.join("h.20261130120000.tar.gz"),
+    )
+    .unwrap();
+    std::fs::write(media.join("h.apkovl.tar.gz"), hostname_ovl("three")).unwrap();
+    run(&hook_cmd);
+    assert!(!media.join(".h.20261129120000.tar.gz.sig").exists());
+    assert!(verifies("h.20261130120000.tar.gz"));
+    assert!(verifies("h.apkovl.tar.gz"));
 }
