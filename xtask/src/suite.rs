@@ -220,6 +220,12 @@ fn build_image(
             opts.features.extend(["lvm", "raid"].map(String::from));
             "initramfs-assemble.gz"
         }
+        ImageKind::Signed => {
+            let key = scenarios::signed_image_key(&out_dir.join("images"))?;
+            opts.extras
+                .push((key, scenarios::SIGNED_KEY_IN_IMAGE.to_string()));
+            "initramfs-signed.gz"
+        }
         ImageKind::RealApk => {
             opts.extras
                 .extend(alpinit_qemu_tests::alpine_repo::image_files(

@@ -17,8 +17,49 @@ const CIPHER_FAMILIES: &[&str] = &[
 ///
 /// Without `FNM_PERIOD` a leading `*` also matches hidden names, so this is a plain
 /// substring test.
+///
+/// One exception: a detached signature (`x.apkovl.tar.gz.sig`, see the README's
+/// "Signed overlays") sits beside the overlay it signs and is never an overlay itself.
 pub fn is_apkovl_name(name: &str) -> bool {
-    name.contains(MARKER)
+    name.contains(MARKER) && !name.ends_with(SIG_SUFFIX)
+}
+
+/// The suffix of a detached signature: `X.sig` signs `X`.
+pub const SIG_SUFFIX: &str = ".sig";
+
+/// The host part of an lbu overlay name: `myhost` for `myhost.apkovl.tar.gz` and
+/// `myhost.apkovl.tar.gz.aes-256-cbc`. `None` for names lbu does not write as the
+/// current overlay (`x.apkovl.tar.gz.bak`, no marker, an empty host).
+pub fn overlay_host(name: &str) -> Option<&str> {
+    let at = name.find(MARKER)?;
+    let rest = &name[at + MARKER.len()..];
+    let plain_or_cipher = rest.is_empty()
+        || rest
+            .strip_prefix('.')
+            .is_some_and(|c| !c.is_empty() && !c.contains('.') && c != "sig");
+    (at > 0 && plain_or_cipher).then_some(&name[..at])
+}
+
+/// The timestamp of an lbu backup of `host`: `20261130194643` for
+/// `host.20261130194643.tar.gz` or `host.20261130194643.tar.gz.aes-256-cbc`.
+///
+/// `lbu commit` with `BACKUP_LIMIT` renames the previous overlay by replacing
+/// `.apkovl.tar.gz` with `.YYYYmmddHHMMSS.tar.gz` (the old file's mtime in UTC), and
+/// keeps the cipher suffix (alpine-initramfs.md §5.4 in the shared reference). The
+/// stamp is exactly 14 digits; signatures (`.sig`) and other suffixes with a dot are
+/// not backups.
+pub fn backup_stamp<'a>(host: &str, name: &'a str) -> Option<&'a str> {
+    let rest = name.strip_prefix(host)?.strip_prefix('.')?;
+    let (stamp, tail) = rest.split_at_checked(14)?;
+    if !stamp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let suffix = tail.strip_prefix(".tar.gz")?;
+    let ok = suffix.is_empty()
+        || suffix
+            .strip_prefix('.')
+            .is_some_and(|c| !c.is_empty() && !c.contains('.') && c != "sig");
+    ok.then_some(stamp)
 }
 
 /// One apkovl found on a mounted medium.
@@ -177,6 +218,50 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(is_apkovl_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_detached_signature_is_never_an_overlay_candidate() {
+        assert!(!is_apkovl_name("host.apkovl.tar.gz.sig"));
+        assert!(!is_apkovl_name("host.apkovl.tar.gz.aes-256-cbc.sig"));
+        assert!(is_apkovl_name("host.apkovl.tar.gz.signed"));
+    }
+
+    #[test]
+    fn overlay_host_of_lbu_names() {
+        let cases = [
+            ("myhost.apkovl.tar.gz", Some("myhost")),
+            ("my.host.apkovl.tar.gz.aes-256-cbc", Some("my.host")),
+            ("myhost.apkovl.tar.gz.bak.x", None),
+            ("myhost.apkovl.tar.gz.sig", None),
+            (".apkovl.tar.gz", None),
+            ("myhost.tar.gz", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(overlay_host(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn backup_names_as_lbu_writes_them() {
+        let cases = [
+            ("h.20261130194643.tar.gz", Some("20261130194643")),
+            (
+                "h.20261130194643.tar.gz.aes-256-cbc",
+                Some("20261130194643"),
+            ),
+            ("h.20261130194643.tar.gz.sig", None),
+            ("h.2026113019464.tar.gz", None),
+            ("h.202611301946430.tar.gz", None),
+            ("h.2026113019464x.tar.gz", None),
+            ("hh.20261130194643.tar.gz", None),
+            ("h.20261130194643.tar", None),
+            ("h.20261130194643.tar.gz.a.b", None),
+            ("h.apkovl.tar.gz", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(backup_stamp("h", name), want, "{name}");
         }
     }
 

@@ -90,7 +90,8 @@ mod unpack;
 
 pub use archive::ArchiveError;
 pub use candidate::{
-    choose, choose_logged, deciding_rule, device_order, is_apkovl_name, Candidate,
+    backup_stamp, choose, choose_logged, deciding_rule, device_order, is_apkovl_name, overlay_host,
+    Candidate, SIG_SUFFIX,
 };
 pub use gzip::GzipError;
 pub use member::{MemberList, NameError};

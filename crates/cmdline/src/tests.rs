@@ -586,3 +586,17 @@ fn fuzz_survives_hostile_text() {
     }
     assert!(Cmdline::parse(&long).quiet());
 }
+
+#[test]
+fn apkovl_fallback_is_on_unless_the_last_word_says_no() {
+    for (text, want) in [
+        ("", true),
+        ("apkovl_fallback=no", false),
+        ("noapkovl_fallback", false),
+        ("apkovl_fallback=no apkovl_fallback", true),
+        ("noapkovl_fallback apkovl_fallback=yes", true),
+        ("apkovl_fallback=yes apkovl_fallback=no", false),
+    ] {
+        assert_eq!(Cmdline::parse(text).apkovl_fallback(), want, "{text:?}");
+    }
+}

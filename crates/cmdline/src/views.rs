@@ -180,6 +180,24 @@ impl Cmdline {
         self.is_yes("keep_apk_new")
     }
 
+    /// `apkovl_fallback=no` (alpinit's own option, so not in [`crate::OPTIONS`]):
+    /// never fall back to a backup of a damaged overlay. Same rules as the
+    /// listed options: the last word wins, bare means yes, `noapkovl_fallback`
+    /// means no. On unless the value is `no`.
+    pub fn apkovl_fallback(&self) -> bool {
+        let mut value = "yes";
+        for word in self.other_words() {
+            if let Some(v) = word.strip_prefix("apkovl_fallback=") {
+                value = v;
+            } else if word == "apkovl_fallback" {
+                value = "yes";
+            } else if word == "noapkovl_fallback" {
+                value = "no";
+            }
+        }
+        value != "no"
+    }
+
     /// `bootstrap_usr_merged`: pre-create a /usr-merged diskless root.
     pub fn bootstrap_usr_merged(&self) -> bool {
         self.is_yes("bootstrap_usr_merged")

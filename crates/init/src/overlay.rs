@@ -17,6 +17,8 @@ pub struct Source {
     pub path: Option<PathBuf>,
     /// `apkovl=DEV:..` mounted this; unmounted after packages.
     pub unmount: Option<PathBuf>,
+    /// The URL `path` was downloaded from (its signature is the URL + `.sig`).
+    pub url: Option<String>,
 }
 
 /// Picks the overlay file. `found_dev` is the device discovery matched for
@@ -33,20 +35,26 @@ pub fn locate(
     match spec {
         None => Source {
             path: crate::media::choose_apkovl(media),
-            unmount: None,
+            ..Source::default()
         },
         Some(ApkovlSpec::Path(p)) => Source {
             path: Some(layout.path(p)),
-            unmount: None,
+            ..Source::default()
         },
         Some(ApkovlSpec::Url(u)) => match crate::network::fetch_apkovl(p, layout, net, u) {
             Some(path) => Source {
                 path: Some(path),
+                // As fetch_apkovl substitutes it.
+                url: Some(alpinit_net::substitute(
+                    u,
+                    net.mac(),
+                    alpinit_net::machine_uuid(&layout.sys()).as_deref(),
+                )),
                 unmount: None,
             },
             None => Source {
                 path: crate::media::choose_apkovl(media),
-                unmount: None,
+                ..Source::default()
             },
         },
         Some(ApkovlSpec::Device {
@@ -65,7 +73,7 @@ pub fn locate(
             if let Some(m) = media.iter().find(|m| m.devname == devname) {
                 return Source {
                     path: Some(m.mountpoint.join(path.trim_start_matches('/'))),
-                    unmount: None,
+                    ..Source::default()
                 };
             }
             let Some(fstype) = fstype
@@ -82,6 +90,7 @@ pub fn locate(
                 Ok(mnt) => Source {
                     path: Some(mnt.join(path.trim_start_matches('/'))),
                     unmount: Some(mnt),
+                    url: None,
                 },
                 Err(e) => {
                     log::error(&format!("apkovl={device}: {}", crate::failure::chain(&e)));
@@ -100,10 +109,18 @@ pub enum OverlayError {
     Encrypted(#[from] alpinit_apkovl::enc::EncError),
     #[error("no password given for {0}")]
     NoPassword(String),
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
 }
 
-/// Unpacks `path` into the sysroot and returns the member list.
-pub fn unpack(p: &Platform<'_>, layout: &Layout, path: &Path) -> Result<MemberList, OverlayError> {
+/// Unpacks `path` into the sysroot and returns the member list. A password
+/// typed for an encrypted overlay is kept in `password` for its backups.
+pub fn unpack(
+    p: &Platform<'_>,
+    layout: &Layout,
+    path: &Path,
+    password: &mut Option<Vec<u8>>,
+) -> Result<MemberList, OverlayError> {
     let sysroot = layout.sysroot();
     let mut limits = Limits::default();
     if let Some(free) = crate::sysroot::free_bytes(&sysroot) {
@@ -119,7 +136,7 @@ pub fn unpack(p: &Platform<'_>, layout: &Layout, path: &Path) -> Result<MemberLi
     let report = match alpinit_apkovl::enc::cipher_from_suffix(&name)? {
         None => alpinit_apkovl::unpack_file(path, &sysroot, &limits)?,
         Some(cipher) => {
-            crate::password::unpack_encrypted(p.console, path, cipher, &sysroot, &limits)?
+            crate::password::unpack_encrypted(p.console, path, cipher, &sysroot, &limits, password)?
         }
     };
     for w in &report.warnings {
@@ -221,25 +238,176 @@ pub fn apply(
             Err(e) => log::warn(&format!("{}: {e}", apk.display())),
         }
     }
-    let result = unpack(p, layout, &path);
+    let keys = load_keys(layout);
+    let mut password = None;
+    let mut record = crate::rollback::Record::default();
+    let url = applied.source.url.clone();
+    let result = verify_and_unpack(
+        p,
+        layout,
+        net,
+        keys.as_ref(),
+        &path,
+        url.as_deref(),
+        &mut password,
+    );
     let failure = match result {
         Ok(m) => {
             progress.ok();
+            record.applied(&shown);
             applied.members = Some(m);
             None
         }
         Err(source) => {
-            progress.failed(&crate::failure::chain(&source));
-            Some(crate::failure::Failure::OverlayRejected { shown, source })
+            let why = crate::failure::chain(&source);
+            progress.failed(&why);
+            record.failed(&shown, &why);
+            let fallback = cmdline.apkovl_fallback() && url.is_none();
+            let rolled = if fallback && crate::rollback::is_damage(&source) {
+                roll_back(
+                    p,
+                    layout,
+                    net,
+                    keys.as_ref(),
+                    &path,
+                    &shown,
+                    &mut password,
+                    &mut record,
+                )
+            } else {
+                None
+            };
+            match rolled {
+                Some(m) => {
+                    applied.members = Some(m);
+                    None
+                }
+                None => Some(crate::failure::Failure::OverlayRejected { shown, source }),
+            }
         }
     };
     // Alpine: the overlay may carry /root with any mode; it is private.
     crate::in_root::restrict_root_home(layout);
+    record.write(&layout.sysroot());
     log::phase("unpacked");
     match failure {
         None => Ok(applied),
         Some(f) => Err(Box::new((applied, f))),
     }
+}
+
+/// The image's keys (README "Signed overlays"). A key directory that
+/// cannot be read keeps the check on with no usable key: fail closed.
+fn load_keys(layout: &Layout) -> Option<crate::signature::Keys> {
+    let dir = layout.path(crate::signature::KEYS_DIR);
+    match crate::signature::Keys::load(&dir) {
+        Ok(keys) => keys,
+        Err(e) => {
+            log::error(&crate::failure::chain(&e));
+            Some(crate::signature::Keys::none_usable())
+        }
+    }
+}
+
+/// With keys, the signature first (on the file as stored, before any
+/// decryption or unpack), then the unpack.
+fn verify_and_unpack(
+    p: &Platform<'_>,
+    layout: &Layout,
+    net: &crate::network::Network,
+    keys: Option<&crate::signature::Keys>,
+    path: &Path,
+    url: Option<&str>,
+    password: &mut Option<Vec<u8>>,
+) -> Result<MemberList, OverlayError> {
+    if let Some(keys) = keys {
+        let shown = PathBuf::from(crate::packages::unroot(layout, path));
+        let (sig_name, sig) = match url {
+            Some(u) => {
+                let sig_url = format!("{u}{}", alpinit_apkovl::SIG_SUFFIX);
+                let sig = fetch_sig(p, layout, net, &sig_url)?;
+                (sig_url, sig)
+            }
+            None => {
+                let (sig_path, sig) = crate::signature::read_sig_beside(path, &shown)?;
+                (sig_path.display().to_string(), sig)
+            }
+        };
+        let key = keys.verify_file(path, &shown, &sig_name, &sig)?;
+        log::info(&format!(
+            "{}: signature {sig_name} good (key {key})",
+            path.display()
+        ));
+    }
+    unpack(p, layout, path, password)
+}
+
+/// Downloads a detached signature (at most [`crate::signature::MAX_SIG_BYTES`]).
+fn fetch_sig(
+    p: &Platform<'_>,
+    layout: &Layout,
+    net: &crate::network::Network,
+    url: &str,
+) -> Result<Vec<u8>, crate::signature::SignatureError> {
+    let resolvers = net
+        .lease
+        .as_ref()
+        .map(|l| l.dns.clone())
+        .unwrap_or_default();
+    let opts = alpinit_net::FetchOptions {
+        ca_bundle: Some(layout.path(alpinit_net::FetchOptions::DEFAULT_CA_BUNDLE)),
+        max_bytes: crate::signature::MAX_SIG_BYTES,
+        ..alpinit_net::FetchOptions::default()
+    };
+    let mut sig = Vec::new();
+    p.net
+        .fetch(url, &resolvers, &opts, &mut sig)
+        .map_err(|source| crate::signature::SignatureError::SigDownload {
+            url: url.to_owned(),
+            source: Box::new(source),
+        })?;
+    Ok(sig)
+}
+
+/// Tries the backups of the damaged overlay `failed`, newest first; the
+/// first one that verifies is applied. Says which one on the console.
+#[allow(clippy::too_many_arguments)]
+fn roll_back(
+    p: &Platform<'_>,
+    layout: &Layout,
+    net: &crate::network::Network,
+    keys: Option<&crate::signature::Keys>,
+    failed: &Path,
+    shown: &str,
+    password: &mut Option<Vec<u8>>,
+    record: &mut crate::rollback::Record,
+) -> Option<MemberList> {
+    let backups = crate::rollback::backups(failed);
+    if backups.is_empty() {
+        log::info(&format!("{shown}: no backup beside it to fall back to"));
+        return None;
+    }
+    for b in backups {
+        let name = crate::packages::unroot(layout, &b.path);
+        let date = b.date();
+        let progress = log::Progress::begin(&format!("Loading backup {name} from {date}"));
+        match verify_and_unpack(p, layout, net, keys, &b.path, None, password) {
+            Ok(m) => {
+                progress.ok();
+                log::console(&format!(
+                    "The overlay {shown} is damaged; booted its backup {name} from {date} instead.\n"
+                ));
+                record.applied(&format!("{name} (backup from {date}, instead of {shown})"));
+                return Some(m);
+            }
+            Err(e) => {
+                let why = crate::failure::chain(&e);
+                progress.failed(&why);
+                record.failed(&format!("{name} (backup from {date})"), &why);
+            }
+        }
+    }
+    None
 }
 
 /// Unmounts what `apkovl=DEV:..` mounted, once packages are installed.

@@ -17,20 +17,49 @@ pub fn unpack_encrypted(
     cipher: Cipher,
     sysroot: &Path,
     limits: &Limits,
+    known: &mut Option<Vec<u8>>,
 ) -> Result<UnpackReport, OverlayError> {
-    unpack_with_prompt(path, cipher, sysroot, limits, |prompt| {
-        console.read_secret(prompt)
-    })
+    if let Some(pw) = known.as_deref() {
+        // A backup of the overlay whose password was typed already: never ask again.
+        let digest = enc::detect_digest(path, cipher, pw)?;
+        return unpack_with(path, cipher, digest, pw, sysroot, limits);
+    }
+    unpack_with_prompt(
+        path,
+        cipher,
+        sysroot,
+        limits,
+        |prompt| console.read_secret(prompt),
+        known,
+    )
+}
+
+fn unpack_with(
+    path: &Path,
+    cipher: Cipher,
+    digest: enc::Digest,
+    pw: &[u8],
+    sysroot: &Path,
+    limits: &Limits,
+) -> Result<UnpackReport, OverlayError> {
+    let open = || {
+        let f = std::fs::File::open(path)?;
+        enc::decrypt_reader(f, cipher, digest, pw)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    };
+    Ok(alpinit_apkovl::unpack(open, sysroot, limits)?)
 }
 
 /// Only a wrong password is asked for again; any other failure (a damaged file
-/// included) ends the attempts at once.
+/// included) ends the attempts at once. A password found right (also for a
+/// file damaged at its end) is kept in `known` for the overlay's backups.
 fn unpack_with_prompt(
     path: &Path,
     cipher: Cipher,
     sysroot: &Path,
     limits: &Limits,
     mut ask: impl FnMut(&str) -> Option<Vec<u8>>,
+    known: &mut Option<Vec<u8>>,
 ) -> Result<UnpackReport, OverlayError> {
     log::console("\x07");
     let name = path.display().to_string();
@@ -40,15 +69,16 @@ fn unpack_with_prompt(
         };
         match enc::detect_digest(path, cipher, &pw) {
             Ok(digest) => {
-                let open = || {
-                    let f = std::fs::File::open(path)?;
-                    enc::decrypt_reader(f, cipher, digest, &pw)
-                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-                };
-                return Ok(alpinit_apkovl::unpack(open, sysroot, limits)?);
+                let result = unpack_with(path, cipher, digest, &pw, sysroot, limits);
+                *known = Some(pw);
+                return result;
             }
             Err(EncError::WrongPassword) if attempt < ATTEMPTS => {
                 log::console("Wrong password, try again.\n");
+            }
+            Err(e @ EncError::Damaged { .. }) => {
+                *known = Some(pw);
+                return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -81,6 +111,7 @@ mod tests {
                 asked += 1;
                 answers.get(asked - 1).map(|a| a.as_bytes().to_vec())
             },
+            &mut None,
         );
         (res, asked)
     }

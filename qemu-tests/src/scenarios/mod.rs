@@ -17,6 +17,7 @@ mod no_media;
 mod other_fs;
 mod packages;
 mod real_apk;
+mod rollback;
 mod root_mode;
 mod waits;
 
@@ -31,6 +32,7 @@ use network::*;
 use no_media::*;
 use other_fs::*;
 use packages::*;
+pub use rollback::{signed_image_key, SIGNED_KEY_IN_IMAGE};
 use root_mode::*;
 use waits::*;
 
@@ -69,6 +71,9 @@ pub enum ImageKind {
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).
     Mkinitfs,
+    /// The default image plus a public key in `/etc/alpinit/keys`
+    /// ([`signed_image_key`]): only signed overlays are accepted.
+    Signed,
 }
 
 /// Everything the scenarios need from the build.
@@ -406,6 +411,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
     .chain(luks::scenarios())
+    .chain(rollback::scenarios())
     .collect()
 }
 
