@@ -11,6 +11,10 @@
 //!   1.2.4 on: on by default with Rust's own musl (1.2.5 since Rust 1.93),
 //!   otherwise (a distribution's musl) only with `ALPINIT_RELR=1`;
 //!   `ALPINIT_RELR=0` turns it off. A linker without the option ignores it.
+//!
+//! The options are given as the C compiler driver takes them (`-Wl,...`),
+//! or bare when the target links with lld directly (the aarch64 cross
+//! build, `xtask/src/cross.rs`: `rust-lld`).
 
 use std::process::Command;
 
@@ -18,20 +22,29 @@ fn main() {
     println!("cargo:rerun-if-changed=no-eh-frame.ld");
     println!("cargo:rerun-if-env-changed=ALPINIT_KEEP_EH_FRAME");
     println!("cargo:rerun-if-env-changed=ALPINIT_RELR");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_ENV") != "musl" || var("PROFILE") != "release" {
         return;
     }
+    let linker = var("RUSTC_LINKER");
+    let direct = linker.ends_with("rust-lld") || linker.ends_with("ld.lld");
     if std::env::var_os("ALPINIT_KEEP_EH_FRAME").is_none() {
         let dir = var("CARGO_MANIFEST_DIR");
-        println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/no-eh-frame.ld");
+        if direct {
+            println!("cargo:rustc-link-arg-bins=--script={dir}/no-eh-frame.ld");
+        } else {
+            println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/no-eh-frame.ld");
+        }
     }
     let relr = match var("ALPINIT_RELR").as_str() {
         "1" => true,
         "0" => false,
         _ => var("CARGO_CFG_TARGET_VENDOR") == "unknown" && rustc_minor() >= Some(93),
     };
-    if relr {
+    if relr && direct {
+        println!("cargo:rustc-link-arg-bins=-zpack-relative-relocs");
+    } else if relr {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }

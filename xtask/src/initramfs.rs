@@ -20,7 +20,12 @@ use crate::{build, elf, paths};
 /// The files the image carries verbatim live under `initramfs/`.
 pub const FSTAB: &str = include_str!("../../initramfs/etc/fstab");
 
+/// `usr/bin` and `usr/sbin` are where `busybox --install -s` puts half of
+/// its applet links (as in mkinitfs' images); without them it prints an
+/// error per applet at every boot.
 const DIRS: &[&str] = &[
+    "usr/bin",
+    "usr/sbin",
     "dev",
     "proc",
     "sys",

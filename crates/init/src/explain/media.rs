@@ -56,6 +56,19 @@ pub struct Scan {
     pub wanted_path: Option<bool>,
     /// Releasing the private mount failed (the findings still hold).
     pub cleanup: Option<String>,
+    /// With keys in the image's key directory: each apkovl (as the boot
+    /// names it) and what its detached signature check says.
+    pub signatures: Vec<(PathBuf, Signed)>,
+}
+
+/// The signature check of one apkovl, as the boot would do it
+/// (`crate::signature`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// Verified by this key file.
+    Valid(String),
+    /// Missing, unreadable or not matching: the boot rejects the file.
+    Rejected(String),
 }
 
 /// Every block device in natural name order, each probed and, when it holds
@@ -64,6 +77,7 @@ pub fn devices(
     layout: &Layout,
     sys: &dyn Sys,
     cmdline: &Cmdline,
+    keys: Option<&crate::signature::Keys>,
 ) -> Result<Vec<Device>, ExplainError> {
     let class = layout.sys().join("class/block");
     let entries = std::fs::read_dir(&class).map_err(|source| ExplainError::Blocks {
@@ -89,7 +103,7 @@ pub fn devices(
             name,
         };
         if !crate::discovery::never_media(&dev.name) {
-            dev.state = probe_and_scan(layout, sys, &class, &mounts, &wanted, &mut dev);
+            dev.state = probe_and_scan(layout, sys, &class, &mounts, &wanted, keys, &mut dev);
         }
         out.push(dev);
     }
@@ -102,6 +116,7 @@ fn probe_and_scan(
     class: &Path,
     mounts: &[crate::fstab::Mounted],
     wanted: &Option<(DeviceSpec, String)>,
+    keys: Option<&crate::signature::Keys>,
     dev: &mut Device,
 ) -> State {
     let sysdir = class.join(&dev.name);
@@ -155,12 +170,27 @@ fn probe_and_scan(
         .as_ref()
         .filter(|(spec, _)| spec.matches(&dev.name, &dev.id))
         .map(|(_, path)| path.as_str());
-    let read_at = |dir: &Path| -> (Result<Medium, String>, Vec<String>, Option<bool>) {
+    type Read = (
+        Result<Medium, String>,
+        Vec<String>,
+        Option<bool>,
+        Vec<(PathBuf, Signed)>,
+    );
+    let read_at = |dir: &Path| -> Read {
         let wanted_path = want.map(|p| dir.join(p.trim_start_matches('/')).is_file());
         match crate::media::scan(dir) {
             Ok(found) => {
                 let boot_dir = PathBuf::from("/media").join(&dev.name);
                 let rebase = |p: &PathBuf| boot_dir.join(p.strip_prefix(dir).unwrap_or(p));
+                // While the medium is still mounted: the signature files are
+                // read beside each apkovl, as the boot reads them.
+                let signatures = keys.map_or_else(Vec::new, |keys| {
+                    found
+                        .apkovls
+                        .iter()
+                        .map(|p| (rebase(p), check_signature(keys, p, &rebase(p))))
+                        .collect()
+                });
                 let medium = Medium {
                     devname: dev.name.clone(),
                     major,
@@ -171,13 +201,13 @@ fn probe_and_scan(
                     apkovls: found.apkovls.iter().map(rebase).collect(),
                     repos: found.repos.iter().map(rebase).collect(),
                 };
-                (Ok(medium), found.skipped, wanted_path)
+                (Ok(medium), found.skipped, wanted_path, signatures)
             }
-            Err(e) => (Err(chain(&e)), Vec::new(), wanted_path),
+            Err(e) => (Err(chain(&e)), Vec::new(), wanted_path, Vec::new()),
         }
     };
     let mut cleanup = None;
-    let (medium, skipped, wanted_path) = match &mounted_at {
+    let (medium, skipped, wanted_path, signatures) = match &mounted_at {
         Some(target) => read_at(&layout.path(&target.to_string_lossy())),
         None => match private_mount(layout, sys, &source, kernel_fs, &dev.name) {
             Ok(mnt) => {
@@ -185,7 +215,7 @@ fn probe_and_scan(
                 cleanup = mnt.release(sys).err();
                 found
             }
-            Err(e) => (Err(e), Vec::new(), None),
+            Err(e) => (Err(e), Vec::new(), None, Vec::new()),
         },
     };
     State::Scanned {
@@ -196,7 +226,19 @@ fn probe_and_scan(
             skipped,
             wanted_path,
             cleanup,
+            signatures,
         }),
+    }
+}
+
+/// The boot's check of `path` (named `shown` in messages): its detached
+/// signature read beside it and verified with `keys`.
+fn check_signature(keys: &crate::signature::Keys, path: &Path, shown: &Path) -> Signed {
+    let checked = crate::signature::read_sig_beside(path, shown)
+        .and_then(|(name, sig)| keys.verify_file(path, shown, &name.display().to_string(), &sig));
+    match checked {
+        Ok(key) => Signed::Valid(key),
+        Err(e) => Signed::Rejected(chain(&e)),
     }
 }
 
@@ -355,8 +397,23 @@ fn media(devices: &[Device]) -> Vec<Medium> {
         .collect()
 }
 
-pub fn report_overlay(cmdline: &Cmdline, devices: &[Device], out: &mut String) -> Verdict {
+pub fn report_overlay(
+    cmdline: &Cmdline,
+    devices: &[Device],
+    keys: Option<&crate::signature::Keys>,
+    out: &mut String,
+) -> Verdict {
     out.push_str("\nOverlay (apkovl):\n");
+    out.push_str(&match keys {
+        None => format!(
+            "  no keys in {}: overlays are taken without a signature\n",
+            crate::signature::KEYS_DIR
+        ),
+        Some(_) => format!(
+            "  keys in {}: an overlay needs a valid detached signature (X.sig or .X.sig)\n",
+            crate::signature::KEYS_DIR
+        ),
+    });
     match cmdline.apkovl() {
         Some(ApkovlSpec::Url(url)) => {
             out.push_str(&format!(
@@ -377,6 +434,16 @@ pub fn report_overlay(cmdline: &Cmdline, devices: &[Device], out: &mut String) -
     }
     let media = media(devices);
     let cands = crate::media::apkovl_candidates(&media);
+    let signed = |path: &Path| -> Option<&Signed> {
+        devices.iter().find_map(|d| match &d.state {
+            State::Scanned { scan, .. } => scan
+                .signatures
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, s)| s),
+            _ => None,
+        })
+    };
     for c in &cands {
         out.push_str(&format!(
             "  candidate {} (device {}{})\n",
@@ -388,6 +455,15 @@ pub fn report_overlay(cmdline: &Cmdline, devices: &[Device], out: &mut String) -
                 ""
             }
         ));
+        match signed(&c.path) {
+            Some(Signed::Valid(key)) => {
+                out.push_str(&format!("    signature: valid (key {key})\n"))
+            }
+            Some(Signed::Rejected(why)) => {
+                out.push_str(&format!("    signature: rejected: {why}\n"))
+            }
+            None => {}
+        }
     }
     let Some(chosen) = alpinit_apkovl::choose(&cands) else {
         out.push_str("  no candidates\n");
@@ -405,6 +481,14 @@ pub fn report_overlay(cmdline: &Cmdline, devices: &[Device], out: &mut String) -
     out.push_str(&format!("  chosen: {}\n", chosen.path.display()));
     for w in &why {
         out.push_str(&format!("    {w}\n"));
+    }
+    if let Some(Signed::Rejected(why)) = signed(&chosen.path) {
+        // The boot would reject it and try its backups (rollback), which
+        // this report does not evaluate.
+        return Verdict::NotFound(format!(
+            "the chosen overlay {} would be rejected: {why}",
+            chosen.path.display()
+        ));
     }
     Verdict::Found(chosen.path.display().to_string())
 }

@@ -130,9 +130,15 @@ pub fn run(
         crate::boot::VERSION
     ));
     options::report(&cmdline, &mut report);
-    let devices = media::devices(layout, sys, &cmdline)?;
+    // The keys the image would carry (`/etc/alpinit/keys`): a broken key
+    // directory is reported as "no key usable", as the boot treats it.
+    let keys = match crate::signature::Keys::load(&layout.path(crate::signature::KEYS_DIR)) {
+        Ok(k) => k,
+        Err(_) => Some(crate::signature::Keys::none_usable()),
+    };
+    let devices = media::devices(layout, sys, &cmdline, keys.as_ref())?;
     media::report_devices(&devices, &mut report);
-    let verdict = media::report_overlay(&cmdline, &devices, &mut report);
+    let verdict = media::report_overlay(&cmdline, &devices, keys.as_ref(), &mut report);
     media::report_repositories(&cmdline, &devices, &mut report);
     hardware::report(layout, args.modules.as_deref(), &mut report);
     report.push_str(&format!("\n{}\n", verdict.summary()));

@@ -241,3 +241,66 @@ fn explain_runs_except_as_the_initramfs_init() {
     );
     assert!(parse_args(&argv(&["--bogus"])).is_err());
 }
+
+/// With keys in `/etc/alpinit/keys`, each candidate's signature is checked
+/// as the boot checks it; a chosen overlay without a valid one is not
+/// counted as found (issue: `explain` reports the signature status).
+#[test]
+fn signature_status_of_each_candidate_with_keys_in_the_image() {
+    use crate::signature::testkeys::{Kind, TestKey};
+    let key = TestKey::new(Kind::Ed25519);
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    let other = overlay(&[("etc/hostname", b"other\n")]);
+    let stranger = TestKey::new(Kind::Ed25519);
+    for (sig, valid) in [(key.sign(&ovl), true), (stranger.sign(&ovl), false)] {
+        let m = Machine::new();
+        m.write("/etc/alpinit/keys/site.pem", &key.public_pem);
+        m.stick("sda1", "STICK", &[]);
+        mounted(
+            &m,
+            "sda1",
+            "vfat",
+            &[
+                ("box.apkovl.tar.gz", &ovl),
+                ("box.apkovl.tar.gz.sig", &sig),
+                ("zz.apkovl.tar.gz", &other),
+            ],
+        );
+        let (verdict, out) = explain(&m);
+        assert!(
+            out.contains("  keys in /etc/alpinit/keys: an overlay needs"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "  candidate /media/sda1/zz.apkovl.tar.gz (device sda1)\n    signature: rejected: "
+            ),
+            "{out}"
+        );
+        if valid {
+            assert!(
+                out.contains("    signature: valid (key site.pem)\n"),
+                "{out}"
+            );
+            assert_eq!(verdict.exit_status(), 0, "{out}");
+        } else {
+            assert!(out.contains("does not match"), "{out}");
+            assert_eq!(verdict.exit_status(), 1, "{out}");
+        }
+    }
+}
+
+#[test]
+fn without_keys_signatures_are_not_checked() {
+    let m = Machine::new();
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.stick("sda1", "STICK", &[]);
+    mounted(&m, "sda1", "vfat", &[("box.apkovl.tar.gz", &ovl)]);
+    let (verdict, out) = explain(&m);
+    assert!(
+        out.contains("  no keys in /etc/alpinit/keys: overlays are taken without a signature\n"),
+        "{out}"
+    );
+    assert!(!out.contains("signature:"), "{out}");
+    assert_eq!(verdict.exit_status(), 0);
+}
