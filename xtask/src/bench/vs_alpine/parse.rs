@@ -81,6 +81,16 @@ fn new_root_monotonic(log: &str) -> Result<f64> {
         .context("the new root's init printed no report with its start time")
 }
 
+/// The new root is the overlay's: its init reported the overlay's
+/// hostname (the scenario's name), so the boot did what is being timed.
+pub fn booted_with_overlay(log: &str, hostname: &str) -> Result<()> {
+    let report = Report::parse(log).context("the new root's init printed no report")?;
+    match report.get("hostname") {
+        Some(name) if name == hostname => Ok(()),
+        other => bail!("the new root's hostname is {other:?}, not the overlay's {hostname:?}"),
+    }
+}
+
 /// CLOCK_MONOTONIC minus the printk clock, from our phase lines (median).
 pub fn clock_offset(log: &str) -> Option<f64> {
     let mut offsets: Vec<f64> = log

@@ -93,6 +93,18 @@ fn a_boot_that_never_reached_the_new_root_is_not_timed() {
     );
 }
 
+/// The overlay carries the scenario's name as hostname; a boot whose new
+/// root says otherwise did not apply it.
+#[test]
+fn the_new_root_must_be_the_overlays() {
+    parse::booted_with_overlay(ALPINE_VIRTIO, "virtio-repo").expect("alpine");
+    parse::booted_with_overlay(OURS_PXE, "pxe").expect("ours");
+    let err = parse::booted_with_overlay(ALPINE_VIRTIO, "usb").unwrap_err();
+    assert!(format!("{err:#}").contains("\"virtio-repo\""), "{err:#}");
+    let err = parse::booted_with_overlay("[ 1.0] Run /init as init process\n", "usb").unwrap_err();
+    assert!(format!("{err:#}").contains("no report"), "{err:#}");
+}
+
 /// An offset so large that the new root would precede the last mark.
 #[test]
 fn marks_out_of_order_are_refused() {
