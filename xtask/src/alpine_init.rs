@@ -86,8 +86,10 @@ sr[0-9]*\t0:0 0660 @ln -sf $MDEV cdrom
 sd[a-z].*\t0:0 0660 */lib/mdev/usbdisk_link
 ";
 
-/// Run by mdev in `/dev` for every `sd*` event: the first USB disk or
-/// partition seen becomes `/dev/usbdisk` (its removal drops the link).
+/// Run by mdev in `/dev` for every `sd*` event: the first partition on a
+/// USB disk (or a USB disk without partitions) becomes `/dev/usbdisk`,
+/// which the image's fstab mounts at `/media/usb`; its removal drops the
+/// link.
 pub const USBDISK_LINK: &str = r#"#!/bin/sh
 current=$(readlink usbdisk)
 if [ "$ACTION" = remove ]; then
@@ -96,6 +98,10 @@ if [ "$ACTION" = remove ]; then
 fi
 [ -n "$current" ] && exit 0
 if [ -e /sys/block/$MDEV ]; then
+	# A partitioned disk: the link goes to its partition.
+	for part in /sys/block/$MDEV/$MDEV*; do
+		[ -e "$part" ] && exit 0
+	done
 	sysdev=$(readlink -f /sys/block/$MDEV/device)
 else
 	parent=$(dirname /sys/block/*/$MDEV)
