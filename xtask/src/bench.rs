@@ -16,6 +16,7 @@ use crate::process::run;
 use crate::{deps, paths, suite};
 
 pub(crate) mod trace;
+pub(crate) mod vs_alpine;
 use trace::{continue_tracee, vm_hwm_kib, wait};
 
 /// Boot order of the phase names (the contract with the init).

@@ -66,6 +66,12 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3-pyelftools",
         "/usr/lib/python3/dist-packages/elftools",
     ),
+    // Alpine's nlplug-findfs, built for `bench vs-alpine` (xtask/src/alpine_init.rs).
+    ("make", "make"),
+    ("pkg-config", "pkg-config"),
+    ("libkmod-dev", "/usr/include/libkmod.h"),
+    ("libblkid-dev", "/usr/include/blkid/blkid.h"),
+    ("libcryptsetup-dev", "/usr/include/libcryptsetup.h"),
     // The man pages' rendering test (xtask/tests/man.rs).
     ("man-db", "man"),
     ("groff-base", "groff"),

@@ -1,5 +1,6 @@
 //! Developer commands: `cargo xtask initramfs|run|test|deps|bench`.
 
+mod alpine_init;
 mod bench;
 mod bench_hostile;
 mod build;
@@ -41,6 +42,7 @@ commands:
   deps
   bench boot [--arch x86_64|aarch64] [SCENARIO] [-n N]
   bench unpack [-n N] [--mb M]
+  bench vs-alpine [SCENARIO...] [-n N]
   bench hostile [SHAPE..] [--timeout S] [--mem-cap-mb M]
 ";
 
@@ -241,6 +243,7 @@ fn bench_command(args: &[String]) -> Result<()> {
             bench::boot(arch, &scenario, runs)
         }
         Some((what, rest)) if what == "unpack" => bench::unpack(rest),
+        Some((what, rest)) if what == "vs-alpine" => bench::vs_alpine::run(rest),
         Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),
         _ => bail!("bench wants `boot`, `unpack` or `hostile`\n{USAGE}"),
     }
