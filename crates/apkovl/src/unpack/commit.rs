@@ -1,12 +1,16 @@
-//! The staging directory's life: creation, the commit that moves its entries into
-//! place, and the cleanup that removes it whatever happened.
+//! The staging directory's life: creation, the commit that puts the verified overlay
+//! in place, and the cleanup that removes it whatever happened.
 //!
-//! Each staged entry is moved with `renameat2(RENAME_EXCHANGE)` when something is at
-//! its destination: the original then waits in the staging directory under the
-//! temporary name until the end, so a failure later in the commit swaps every original
-//! back (`RENAME_EXCHANGE` again, or a rename back for new names) and the sysroot is as
-//! before. Only a file system without `RENAME_EXCHANGE` falls back to a plain rename,
-//! which cannot be undone; the error then says so.
+//! The commit runs only once the whole archive is verified. It creates the
+//! directories, then places every final non-directory member, parent by parent (one
+//! open directory per parent): where the plan saw nothing at the path, in place
+//! (`renameat2(RENAME_NOREPLACE)` of the staged file, `linkat`, `symlinkat`, each of
+//! which fails rather than replace something that appeared since); where something is
+//! there, by `renameat2(RENAME_EXCHANGE)` with a staged entry, so the original waits
+//! in the staging directory until the end. Every step is recorded, and a failure
+//! undoes them newest first (unlinking what was created, swapping originals back), so
+//! the sysroot is as before. Only a file system without `RENAME_EXCHANGE` falls back
+//! to a plain rename, which cannot be undone; the error then says so.
 
 use std::cmp::Reverse;
 use std::ffi::CString;
@@ -15,41 +19,43 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
-use nix::unistd::{unlinkat, UnlinkatFlags};
+use nix::sys::stat::{fstatat, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
-use super::plan::Plan;
-use super::stage::{tmp_name, Stage, StageDir};
+use super::plan::{Item, Plan, Target};
+use super::stage::{os_err, owner, timespec, SlotName, StageDir, Writer, NO_SLOT};
 use super::tree::{Fs, ROOT};
 use super::UnpackError;
 use crate::archive::Kind;
+use crate::member::shown;
 use crate::root::{openat_owned, Root};
 
 /// Prefix of the staging directory's name.
 pub(super) const STAGE_PREFIX: &str = ".apkovl-stage-";
 
-/// Creates the staging directory at the top of the sysroot under a name that is not a
-/// member of `plan` and did not exist (`mkdirat` fails on anything already there).
-pub(super) fn stage_dir(root: &Root, plan: &Plan) -> Result<StageDir, UnpackError> {
-    // Only a starting point: the name is checked against the plan and created
-    // exclusively, so it needs to be neither random nor secret.
+/// Creates the staging directory at the top of the sysroot under a name that did not
+/// exist (`mkdirat` fails on anything already there).
+pub(super) fn stage_dir(root: &Root) -> Result<StageDir, UnpackError> {
+    // Only a starting point: the name is created exclusively and moved out of the way
+    // of a member of the same name, so it needs to be neither random nor secret.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id()).rotate_left(32);
-    stage_dir_from(root, plan, seed)
+    stage_dir_from(root, seed)
+}
+
+fn stage_name(seed: u64) -> String {
+    format!("{STAGE_PREFIX}{seed:016x}")
 }
 
 /// [`stage_dir`] trying names from `seed` on.
-pub(super) fn stage_dir_from(root: &Root, plan: &Plan, seed: u64) -> Result<StageDir, UnpackError> {
+pub(super) fn stage_dir_from(root: &Root, seed: u64) -> Result<StageDir, UnpackError> {
     let top = root
         .dir(b"")
         .map_err(|e| stage_err(STAGE_PREFIX, "create", e))?;
     for attempt in 0..64u64 {
-        let name = format!("{STAGE_PREFIX}{:016x}", seed.wrapping_add(attempt));
-        if plan.tree.lookup(ROOT, name.as_bytes()).is_some() {
-            continue;
-        }
+        let name = stage_name(seed.wrapping_add(attempt));
         match mkdirat(
             Some(top.as_raw_fd()),
             name.as_str(),
@@ -80,6 +86,37 @@ pub(super) fn stage_dir_from(root: &Root, plan: &Plan, seed: u64) -> Result<Stag
         "find a free name for",
         Errno::EEXIST,
     ))
+}
+
+/// Renames the staging directory when a member of the plan has its name (the plan saw
+/// nothing there, see `tree.rs`), to a name that is neither a member nor taken.
+pub(super) fn clear_stage_name(root: &Root, plan: &Plan, dir: &mut StageDir) -> io::Result<()> {
+    if plan.tree.lookup(ROOT, &dir.name).is_none() {
+        return Ok(());
+    }
+    let top = root.dir(b"")?;
+    let mut seed = u64::from_str_radix(
+        std::str::from_utf8(&dir.name[STAGE_PREFIX.len()..]).unwrap_or("0"),
+        16,
+    )
+    .unwrap_or(0);
+    for _ in 0..64 {
+        seed = seed.wrapping_add(1);
+        let name = stage_name(seed);
+        if plan.tree.lookup(ROOT, name.as_bytes()).is_some() {
+            continue;
+        }
+        let t = top.as_raw_fd();
+        match renameat2(t, &dir.name, t, name.as_bytes(), RENAME_NOREPLACE) {
+            Ok(()) => {
+                dir.name = name.into_bytes();
+                return Ok(());
+            }
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Errno::EEXIST.into())
 }
 
 fn stage_err(name: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
@@ -119,94 +156,115 @@ fn renameat2(
     Errno::result(r).map(drop)
 }
 
-/// How one staged entry reached its place, to undo it.
+/// How one entry reached its place, to undo it.
 enum Done {
-    /// Swapped with the original, which is now in the staging directory.
-    Exchanged(usize),
-    /// Moved to a name that did not exist.
-    Moved(usize),
+    /// Created at a path that was empty (moved from the staging directory, linked or
+    /// made there): undone by unlinking it.
+    Created(u32),
+    /// Swapped with the original, which is now staging entry `slot`.
+    Exchanged { slot: u32, node: u32 },
     /// Replaced the original by a plain rename (no way back).
     Replaced,
 }
 
-impl Stage<'_> {
-    /// The destination directory and name of staged entry `slot`.
-    fn dest(&self, slot: usize) -> io::Result<(OwnedFd, &[u8])> {
-        let node = &self.plan.tree.nodes[self.staged[slot].node as usize];
-        Ok((self.existing_dir(node.parent)?, &node.name[..]))
-    }
+/// A failure of the commit before it is undone.
+enum Fail {
+    /// A system call on `member`'s entry failed.
+    Io(String, io::Error),
+    Unpack(UnpackError),
+}
 
-    /// Moves one staged entry into place.
-    fn place(&self, slot: usize) -> io::Result<Done> {
-        let (pfd, name) = self.dest(slot)?;
-        let (sd, tmp) = (self.dir.fd.as_raw_fd(), tmp_name(slot));
-        let pd = pfd.as_raw_fd();
-        match renameat2(sd, tmp.as_bytes(), pd, name, RENAME_EXCHANGE) {
-            Ok(()) => {
-                // What came back must not be a directory (the plan checked it; this
-                // catches a change since): swap it back.
-                let st = fstatat(Some(sd), tmp.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-                    renameat2(sd, tmp.as_bytes(), pd, name, RENAME_EXCHANGE)?;
-                    return Err(Errno::EISDIR.into());
-                }
-                Ok(Done::Exchanged(slot))
-            }
-            Err(Errno::ENOENT) => {
-                renameat2(sd, tmp.as_bytes(), pd, name, RENAME_NOREPLACE)?;
-                Ok(Done::Moved(slot))
-            }
-            Err(Errno::EINVAL) => {
-                nix::fcntl::renameat(Some(sd), tmp.as_str(), Some(pd), name)?;
-                Ok(Done::Replaced)
-            }
-            Err(e) => Err(e.into()),
+impl From<UnpackError> for Fail {
+    fn from(e: UnpackError) -> Fail {
+        Fail::Unpack(e)
+    }
+}
+
+/// The commit of a verified plan whose files are staged in `w`.
+pub(super) struct Stage<'a> {
+    pub(super) root: &'a Root,
+    pub(super) plan: &'a Plan,
+    pub(super) w: Writer,
+    /// Directories this commit created, in creation order (for rollback).
+    created_dirs: Vec<u32>,
+    done: Vec<Done>,
+    /// The directory last opened: consecutive entries share it, and reopening it costs
+    /// a path walk as long as the path (thousands of components at worst).
+    cache: Option<(u32, OwnedFd)>,
+}
+
+impl<'a> Stage<'a> {
+    pub(super) fn new(root: &'a Root, plan: &'a Plan, w: Writer) -> Stage<'a> {
+        Stage {
+            root,
+            plan,
+            w,
+            created_dirs: Vec::new(),
+            done: Vec::new(),
+            cache: None,
         }
     }
 
-    /// Undoes `done` newest first; false when something could not be undone.
-    fn unplace(&self, done: &[Done]) -> bool {
-        let mut all = true;
-        for d in done.iter().rev() {
-            let ok = match *d {
-                Done::Exchanged(slot) | Done::Moved(slot) => {
-                    let flags = if matches!(d, Done::Exchanged(_)) {
-                        RENAME_EXCHANGE
-                    } else {
-                        RENAME_NOREPLACE
-                    };
-                    match self.dest(slot) {
-                        Ok((pfd, name)) => renameat2(
-                            pfd.as_raw_fd(),
-                            name,
-                            self.dir.fd.as_raw_fd(),
-                            tmp_name(slot).as_bytes(),
-                            flags,
-                        )
-                        .is_ok(),
-                        _ => false,
-                    }
-                }
-                Done::Replaced => false,
-            };
-            all &= ok;
-        }
-        all
-    }
-
-    /// Moves every staged entry into place, then applies directory metadata (deepest
-    /// first). On a failure everything moved is put back.
+    /// Puts the plan in place. On a failure everything done is undone and the staging
+    /// directory removed; on success only the staging directory is left to remove
+    /// ([`Stage::finish`]).
     pub(super) fn commit(&mut self) -> Result<(), UnpackError> {
-        let mut done = Vec::with_capacity(self.staged.len());
-        for slot in 0..self.staged.len() {
-            match self.place(slot) {
-                Ok(d) => done.push(d),
-                Err(source) => {
-                    let member = self.member(self.staged[slot].node);
-                    return Err(self.failed(&done, member, source));
-                }
+        match self.commit_steps() {
+            Ok(()) => Ok(()),
+            Err(fail) => {
+                let restored = self.unplace();
+                self.rollback();
+                Err(match fail {
+                    Fail::Io(member, source) => UnpackError::Commit {
+                        member,
+                        source,
+                        remains: remains(restored),
+                    },
+                    Fail::Unpack(e) if restored => e,
+                    Fail::Unpack(e) => UnpackError::Commit {
+                        member: String::new(),
+                        source: io::Error::other(e),
+                        remains: remains(false),
+                    },
+                })
             }
         }
+    }
+
+    fn commit_steps(&mut self) -> Result<(), Fail> {
+        let plan = self.plan;
+        clear_stage_name(self.root, plan, &mut self.w.dir)
+            .map_err(|e| Fail::Io(shown(&self.w.dir.name), e))?;
+        let final_of = |kind: fn(Kind) -> bool| {
+            (0..plan.items.len())
+                .filter(move |&i| plan.is_final(i) && plan.items[i].node != ROOT)
+                .filter(move |&i| kind(plan.items[i].kind))
+        };
+        for i in final_of(|k| k == Kind::Dir) {
+            let node = plan.items[i].node;
+            // A directory member where the sysroot has a symlink leaves it alone.
+            if plan.tree.nodes[node as usize].fs != Fs::Symlink {
+                self.dir_fd(node)?;
+            }
+        }
+        // Hard links first, from the staged file they share, then files and symlinks;
+        // each group parent by parent.
+        let by_parent = |mut v: Vec<usize>| {
+            v.sort_by_key(|&i| plan.tree.nodes[plan.items[i].node as usize].parent);
+            v
+        };
+        for i in by_parent(final_of(|k| k == Kind::HardLink).collect()) {
+            self.place(&plan.items[i])?;
+        }
+        for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
+            self.place(&plan.items[i])?;
+        }
+        self.dir_meta()
+    }
+
+    /// Directory ownership, modes and times, deepest first (setting a directory's
+    /// times before creating entries in it would be undone by them).
+    fn dir_meta(&mut self) -> Result<(), Fail> {
         let plan = self.plan;
         let mut dirs: Vec<usize> = (0..plan.items.len())
             .filter(|&i| plan.is_final(i) && plan.items[i].kind == Kind::Dir)
@@ -214,69 +272,312 @@ impl Stage<'_> {
             .filter(|&i| plan.tree.nodes[plan.items[i].node as usize].fs != Fs::Symlink)
             .collect();
         dirs.sort_by_key(|&i| Reverse(plan.tree.nodes[plan.items[i].node as usize].depth));
+        let as_root = self.w.creds.as_root;
         for i in dirs {
             let item = &plan.items[i];
-            let member = self.member(item.node);
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
-            let result = match self.root.open_at(&plan.tree.path(item.node), flags) {
-                Ok(fd) => match self.set_meta(&fd, item, &member) {
-                    Err(UnpackError::Apply { source, .. }) => Err(source),
-                    Err(other) => Err(io::Error::other(other.to_string())),
-                    Ok(()) => Ok(()),
-                },
-                Err(e) => Err(e),
-            };
-            if let Err(source) = result {
-                return Err(self.failed(&done, member, source));
+            let io = |e: Errno| Fail::Io(member_of(plan, item.node), e.into());
+            let fd = self
+                .root
+                .open_at(&plan.tree.path(item.node), flags)
+                .map_err(|e| Fail::Io(member_of(plan, item.node), e))?;
+            let fd = fd.as_raw_fd();
+            if as_root {
+                nix::unistd::fchown(
+                    fd,
+                    Some(Uid::from_raw(owner(item.uid))),
+                    Some(Gid::from_raw(owner(item.gid))),
+                )
+                .map_err(io)?;
             }
+            let mode = super::stage::effective_mode(item.mode, item.uid, item.gid);
+            nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
+            let t = timespec(item.mtime);
+            nix::sys::stat::futimens(fd, &t, &t).map_err(io)?;
         }
         Ok(())
     }
 
-    fn failed(&mut self, done: &[Done], member: String, source: io::Error) -> UnpackError {
-        let restored = self.unplace(done);
-        self.rollback();
-        UnpackError::Commit {
-            member,
-            source,
-            remains: if restored {
-                "nothing of the overlay was applied"
-            } else {
-                "some members were applied and could not be taken back"
-            },
+    /// Places one non-directory member.
+    fn place(&mut self, item: &Item) -> Result<(), Fail> {
+        let (plan, node) = (self.plan, item.node);
+        let pfd = self.dir_fd(plan.tree.nodes[node as usize].parent)?;
+        let n = &plan.tree.nodes[node as usize];
+        let (name, empty) = (&n.name[..], n.fs == Fs::Missing);
+        let sd = self.w.dir.fd.as_raw_fd();
+        let io = |e: Errno| Fail::Io(member_of(plan, node), e.into());
+        let staged = match (item.kind, &item.target) {
+            (Kind::File, _) => {
+                let tmp = SlotName::new(item.slot);
+                if item.slot == NO_SLOT {
+                    return Err(io(Errno::ENOENT));
+                }
+                if empty {
+                    match renameat2(sd, tmp.as_bytes(), pfd, name, RENAME_NOREPLACE) {
+                        Ok(()) => {
+                            self.done.push(Done::Created(node));
+                            return Ok(());
+                        }
+                        Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                item.slot
+            }
+            (Kind::HardLink, Target::Hard(file)) => {
+                let file_slot = plan.items[*file as usize].slot;
+                if file_slot == NO_SLOT {
+                    return Err(io(Errno::ENOENT));
+                }
+                let src = SlotName::new(file_slot);
+                let link = |dir: RawFd, to: &[u8]| {
+                    linkat(Some(sd), src.as_bytes(), Some(dir), to, AtFlags::empty())
+                };
+                if empty {
+                    match link(pfd, name) {
+                        Ok(()) => {
+                            self.done.push(Done::Created(node));
+                            return Ok(());
+                        }
+                        Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                let slot = self.w.slot();
+                link(sd, SlotName::new(slot).as_bytes()).map_err(io)?;
+                slot
+            }
+            (Kind::Symlink, Target::Symlink(target)) => {
+                if empty {
+                    match symlinkat(&target[..], Some(pfd), name) {
+                        Ok(()) => {
+                            self.done.push(Done::Created(node));
+                            self.symlink_meta(item, pfd, name).map_err(io)?;
+                            return Ok(());
+                        }
+                        Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                let slot = self.w.slot();
+                let tmp = SlotName::new(slot);
+                symlinkat(&target[..], Some(sd), tmp.as_bytes()).map_err(io)?;
+                self.symlink_meta(item, sd, tmp.as_bytes()).map_err(io)?;
+                slot
+            }
+            _ => return Err(io(Errno::EINVAL)),
+        };
+        let done = self.exchange(staged, node, pfd).map_err(io)?;
+        self.done.push(done);
+        Ok(())
+    }
+
+    fn symlink_meta(&self, item: &Item, dir: RawFd, name: &[u8]) -> nix::Result<()> {
+        if self.w.creds.as_root {
+            fchownat(
+                Some(dir),
+                name,
+                Some(Uid::from_raw(owner(item.uid))),
+                Some(Gid::from_raw(owner(item.gid))),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        let t = timespec(item.mtime);
+        utimensat(Some(dir), name, &t, &t, UtimensatFlags::NoFollowSymlink)
+    }
+
+    /// Swaps staged entry `slot` with what is at `node` in the directory `pfd`.
+    fn exchange(&self, slot: u32, node: u32, pfd: RawFd) -> nix::Result<Done> {
+        let name = &self.plan.tree.nodes[node as usize].name[..];
+        let sd = self.w.dir.fd.as_raw_fd();
+        let tmp = SlotName::new(slot);
+        match renameat2(sd, tmp.as_bytes(), pfd, name, RENAME_EXCHANGE) {
+            Ok(()) => {
+                // What came back must not be a directory (the plan checked it; this
+                // catches a change since): swap it back.
+                let st = fstatat(Some(sd), tmp.as_bytes(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                    renameat2(sd, tmp.as_bytes(), pfd, name, RENAME_EXCHANGE)?;
+                    return Err(Errno::EISDIR);
+                }
+                Ok(Done::Exchanged { slot, node })
+            }
+            Err(Errno::ENOENT) => {
+                renameat2(sd, tmp.as_bytes(), pfd, name, RENAME_NOREPLACE)?;
+                Ok(Done::Created(node))
+            }
+            Err(Errno::EINVAL) => {
+                nix::fcntl::renameat(Some(sd), tmp.as_bytes(), Some(pfd), name)?;
+                Ok(Done::Replaced)
+            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Removes the staging directory and what is in it (temporary entries, or the
-    /// originals replaced by the commit).
-    pub(super) fn remove_stage_dir(&mut self) {
-        let sd = self.dir.fd.as_raw_fd();
-        for slot in 0..self.staged.len() {
-            let _ = unlinkat(
-                Some(sd),
-                tmp_name(slot).as_str(),
-                UnlinkatFlags::NoRemoveDir,
-            );
+    /// The directory at canonical node `node`, made if missing, kept open for the
+    /// next call. The descriptor stays valid until the next call.
+    fn dir_fd(&mut self, node: u32) -> Result<RawFd, Fail> {
+        if let Some((n, fd)) = &self.cache {
+            if *n == node {
+                return Ok(fd.as_raw_fd());
+            }
         }
-        if let Ok(top) = self.root.dir(b"") {
-            let _ = unlinkat(
-                Some(top.as_raw_fd()),
-                &self.dir.name[..],
-                UnlinkatFlags::RemoveDir,
-            );
+        let fd = self.mkdir_p(node)?;
+        let raw = fd.as_raw_fd();
+        self.cache = Some((node, fd));
+        Ok(raw)
+    }
+
+    /// Opens the directory at canonical node `node`, creating missing components
+    /// (recorded for rollback). The canonical path holds no symlink, so missing parts
+    /// are created and entered one component at a time with `O_NOFOLLOW`: linear in
+    /// the depth, and one step when the parent is the directory last opened.
+    fn mkdir_p(&mut self, node: u32) -> Result<OwnedFd, UnpackError> {
+        let plan = self.plan;
+        let tree = &plan.tree;
+        let member = || member_of(plan, node);
+        let blocked = || UnpackError::Blocked { member: member() };
+        let parent = tree.nodes[node as usize].parent;
+        let mut chain = Vec::new();
+        let mut fd = match self.cache.take() {
+            Some((n, fd)) if n == parent && node != ROOT => {
+                chain.push(node);
+                fd
+            }
+            cached => {
+                self.cache = cached;
+                match self.root.dir(&tree.path(node)) {
+                    Ok(fd) => return Ok(fd),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Err(blocked()),
+                    Err(e) => return Err(os_err(&member(), "open directory", e)),
+                }
+                let mut n = node;
+                while n != ROOT {
+                    chain.push(n);
+                    n = tree.nodes[n as usize].parent;
+                }
+                self.root
+                    .dir(b"")
+                    .map_err(|e| os_err(&member(), "open sysroot", e))?
+            }
+        };
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        for &n in chain.iter().rev() {
+            let name = &tree.nodes[n as usize].name[..];
+            let open = |fd: &OwnedFd| openat_owned(fd, name, flags, Mode::empty());
+            fd = match open(&fd) {
+                Ok(next) => next,
+                Err(Errno::ENOENT) => {
+                    match mkdirat(Some(fd.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) => self.created_dirs.push(n),
+                        // A race: never follow or replace what appeared.
+                        Err(Errno::EEXIST) => return Err(blocked()),
+                        Err(e) => return Err(os_err(&member(), "mkdir", e)),
+                    }
+                    open(&fd).map_err(|e| os_err(&member(), "open directory", e))?
+                }
+                Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Err(blocked()),
+                Err(e) => return Err(os_err(&member(), "open directory", e)),
+            };
+        }
+        Ok(fd)
+    }
+
+    /// Undoes every recorded step, newest first; false when something could not be
+    /// undone.
+    fn unplace(&mut self) -> bool {
+        self.cache = None;
+        let mut all = true;
+        let sd = self.w.dir.fd.as_raw_fd();
+        for d in std::mem::take(&mut self.done).into_iter().rev() {
+            let node = match d {
+                Done::Created(node) | Done::Exchanged { node, .. } => node,
+                Done::Replaced => {
+                    all = false;
+                    continue;
+                }
+            };
+            let n = &self.plan.tree.nodes[node as usize];
+            let Ok(pfd) = self.root.dir(&self.plan.tree.path(n.parent)) else {
+                all = false;
+                continue;
+            };
+            let pd = pfd.as_raw_fd();
+            let ok = match d {
+                Done::Exchanged { slot, .. } => {
+                    let tmp = SlotName::new(slot);
+                    renameat2(pd, &n.name, sd, tmp.as_bytes(), RENAME_EXCHANGE).is_ok()
+                }
+                _ => unlinkat(Some(pd), &n.name[..], UnlinkatFlags::NoRemoveDir).is_ok(),
+            };
+            all &= ok;
+        }
+        all
+    }
+
+    /// After a successful commit: removes the originals that were replaced and the
+    /// staging directory.
+    pub(super) fn finish(&mut self) {
+        let sd = self.w.dir.fd.as_raw_fd();
+        for d in &self.done {
+            if let Done::Exchanged { slot, .. } = d {
+                let tmp = SlotName::new(*slot);
+                let _ = unlinkat(Some(sd), tmp.as_bytes(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+        if !self.w.remove_dir(self.root) {
+            self.w.remove_all(self.root);
         }
     }
 
-    /// Best effort: removes the staging directory, then created directories, newest
-    /// first.
+    /// Best effort: removes the staging directory with everything in it, then the
+    /// directories this commit created, newest first.
     pub(super) fn rollback(&mut self) {
-        self.remove_stage_dir();
-        self.staged.clear();
+        self.cache = None;
+        self.w.remove_all(self.root);
         for node in std::mem::take(&mut self.created_dirs).into_iter().rev() {
             let n = &self.plan.tree.nodes[node as usize];
             if let Ok(pfd) = self.root.dir(&self.plan.tree.path(n.parent)) {
                 let _ = unlinkat(Some(pfd.as_raw_fd()), &n.name[..], UnlinkatFlags::RemoveDir);
             }
         }
+    }
+}
+
+fn member_of(plan: &Plan, node: u32) -> String {
+    shown(&plan.tree.path(node))
+}
+
+fn remains(restored: bool) -> &'static str {
+    if restored {
+        "nothing of the overlay was applied"
+    } else {
+        "some members were applied and could not be taken back"
+    }
+}
+
+impl Writer {
+    /// Removes the staging directory if it is empty; false when it is not.
+    pub(super) fn remove_dir(&self, root: &Root) -> bool {
+        match root.dir(b"") {
+            Ok(top) => unlinkat(
+                Some(top.as_raw_fd()),
+                &self.dir.name[..],
+                UnlinkatFlags::RemoveDir,
+            )
+            .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes every entry the staging directory may hold, then the directory.
+    pub(super) fn remove_all(&mut self, root: &Root) {
+        let sd = self.dir.fd.as_raw_fd();
+        for slot in 0..self.next_slot() {
+            let tmp = SlotName::new(slot);
+            let _ = unlinkat(Some(sd), tmp.as_bytes(), UnlinkatFlags::NoRemoveDir);
+        }
+        self.remove_dir(root);
     }
 }

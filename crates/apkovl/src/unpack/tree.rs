@@ -85,10 +85,13 @@ pub(super) struct Tree {
     key: Vec<u8>,
     /// Bytes charged so far (names and links kept, fixed node costs).
     pub(super) bytes: usize,
+    /// The staging directory's name at the top of the sysroot: the plan sees nothing
+    /// there (it is moved out of the way of a member of that name before the commit).
+    hidden: Box<[u8]>,
 }
 
 impl Tree {
-    pub(super) fn new() -> Tree {
+    pub(super) fn new(hidden: &[u8]) -> Tree {
         Tree {
             nodes: vec![Node {
                 parent: ROOT,
@@ -103,6 +106,7 @@ impl Tree {
             children: HashMap::new(),
             key: Vec::new(),
             bytes: NODE_COST,
+            hidden: hidden.into(),
         }
     }
 
@@ -184,7 +188,8 @@ impl Tree {
     /// [`Tree::fs`] for a node whose parent is known.
     fn fs_one(&mut self, root: &Root, id: u32) -> Result<Fs, Conflict> {
         let parent = self.nodes[id as usize].parent;
-        if self.nodes[parent as usize].fs != Fs::Dir {
+        let hidden = parent == ROOT && self.nodes[id as usize].name == self.hidden;
+        if self.nodes[parent as usize].fs != Fs::Dir || hidden {
             self.nodes[id as usize].fs = Fs::Missing;
             return Ok(Fs::Missing);
         }

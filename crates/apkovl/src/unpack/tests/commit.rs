@@ -1,0 +1,188 @@
+//! The single read and the commit: files staged while the archive is verified, entries
+//! created in place where the sysroot has nothing, exchanged where it has something,
+//! and every step undone when the commit fails.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+
+use super::hardening::verified;
+use super::*;
+use crate::root::Root;
+use crate::unpack::stage::{SlotName, NO_SLOT};
+
+fn staged_names(stage: &crate::unpack::commit::Stage) -> Vec<String> {
+    let dir = stage.root.fd().as_raw_fd();
+    let name = String::from_utf8(stage.w.dir.name.clone()).unwrap();
+    let path = format!("/proc/self/fd/{dir}/{name}");
+    let mut v: Vec<String> = fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A commit that fails half-way (here: a staged file vanished) undoes every step it
+/// made: an original swapped back, and a file, a symlink and a hard link created in
+/// place removed; no staging entry is left.
+#[test]
+fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root_path = tmp.path().join("sysroot");
+    fs::create_dir_all(root_path.join("etc")).unwrap();
+    fs::write(root_path.join("etc/hostname"), b"old").unwrap();
+    let data = simple(|t| {
+        t.file("etc/hostname", b"new")
+            .file("etc/motd", b"m")
+            .symlink("etc/link", "motd")
+            .hardlink("etc/hl", "etc/motd")
+            .file("new/dir/file", b"1");
+    });
+    let before = snapshot(tmp.path());
+    let root = Root::open(&root_path, Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    // Slots follow the file members: new/dir/file is slot 2. Entries are placed hard
+    // links first, then parent by parent, so etc/ is done before new/dir/ fails.
+    assert_eq!(staged_names(&stage), ["0", "1", "2"]);
+    nix::unistd::unlinkat(
+        Some(stage.w.dir.fd.as_raw_fd()),
+        SlotName::new(2).as_bytes(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )
+    .unwrap();
+    let err = stage.commit().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UnpackError::Commit {
+                remains: "nothing of the overlay was applied",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+/// Something that appears at a path the plan saw empty (a race with another writer)
+/// is never overwritten blindly: the in-place create fails, the entry is exchanged
+/// instead, and the commit can still be undone.
+#[test]
+fn entry_appearing_after_verification_is_exchanged_not_clobbered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = simple(|t| {
+        t.file("etc/motd", b"overlay")
+            .symlink("etc/link", "motd")
+            .hardlink("etc/hl", "etc/motd");
+    });
+    fs::create_dir(tmp.path().join("etc")).unwrap();
+    let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    for name in ["motd", "link", "hl"] {
+        fs::write(tmp.path().join("etc").join(name), b"appeared").unwrap();
+    }
+    stage.commit().unwrap();
+    stage.finish();
+    assert_eq!(fs::read(tmp.path().join("etc/motd")).unwrap(), b"overlay");
+    assert_eq!(
+        fs::read_link(tmp.path().join("etc/link")).unwrap(),
+        Path::new("motd")
+    );
+    assert_eq!(fs::read(tmp.path().join("etc/hl")).unwrap(), b"overlay");
+    let top: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(top.len(), 1, "the staging directory is gone");
+}
+
+/// A file replaced by a later member at the same path leaves the staging directory as
+/// soon as the later member is read, so a path written many times costs the space of
+/// one copy.
+#[test]
+fn file_replaced_by_a_later_member_is_dropped_from_staging_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = simple(|t| {
+        t.file("etc/a", b"1")
+            .file("etc/a", b"2")
+            .file("etc/b", b"x")
+            .symlink("etc/b", "a")
+            .file("etc/a", b"3");
+    });
+    let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    assert_eq!(staged_names(&stage), ["3"]);
+    let slots: Vec<u32> = stage.plan.items.iter().map(|i| i.slot).collect();
+    // Slots number the file members: the last file is the fourth.
+    assert_eq!(slots, [NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, 3]);
+    stage.commit().unwrap();
+    stage.finish();
+    assert_eq!(fs::read(tmp.path().join("etc/a")).unwrap(), b"3");
+    assert_eq!(
+        fs::read_link(tmp.path().join("etc/b")).unwrap(),
+        Path::new("a")
+    );
+}
+
+/// Runs of zero bytes become holes; the content read back is the member's.
+#[test]
+fn zero_runs_are_written_as_holes_with_the_same_content() {
+    let mut content = vec![0u8; 4 << 20];
+    content[1 << 20] = b'x';
+    let data = simple(|t| {
+        t.file("zeros", &content).file("empty", b"");
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_with(
+        || Ok(&data[..]),
+        tmp.path(),
+        &Limits::default(),
+        Resolver::Openat2,
+    )
+    .unwrap();
+    let got = fs::read(tmp.path().join("zeros")).unwrap();
+    assert!(got == content, "content differs");
+    let meta = fs::metadata(tmp.path().join("zeros")).unwrap();
+    assert_eq!(meta.len(), 4 << 20);
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "{} blocks for 4 MiB of mostly zeros",
+        meta.blocks()
+    );
+    assert_eq!(fs::metadata(tmp.path().join("empty")).unwrap().len(), 0);
+}
+
+/// The mode given at creation is only the part the umask lets through; every other
+/// mode (group/other write, sticky, setuid) still ends exact.
+#[test]
+fn file_modes_are_exact_whatever_the_creation_mode_lets_through() {
+    let modes = [0o644, 0o777, 0o600, 0o1777, 0o4755, 0o2711, 0o000];
+    let data = simple(|t| {
+        for (i, mode) in modes.iter().enumerate() {
+            let name = format!("f{i}");
+            t.entry(
+                &H {
+                    name: name.as_bytes(),
+                    mode: *mode,
+                    size: 1,
+                    ..H::default()
+                },
+                b"x",
+            );
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_with(
+        || Ok(&data[..]),
+        tmp.path(),
+        &Limits::default(),
+        Resolver::Openat2,
+    )
+    .unwrap();
+    for (i, mode) in modes.iter().enumerate() {
+        let p = tmp.path().join(format!("f{i}"));
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, *mode, "{}", p.display());
+        assert_eq!(m.mtime(), 1_700_000_000);
+    }
+}
