@@ -13,13 +13,14 @@
 //! to a plain rename, which cannot be undone; the error then says so.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{fstat, fstatat, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use super::plan::{Item, Plan, Target};
@@ -191,6 +192,13 @@ pub(super) struct Stage<'a> {
     /// The directory last opened: consecutive entries share it, and reopening it costs
     /// a path walk as long as the path (thousands of components at worst).
     cache: Option<(u32, OwnedFd)>,
+    /// The directory of the last hard link's file.
+    src_cache: Option<(u32, OwnedFd)>,
+    /// Device and inode of each directory opened by node, to step up with `..` safely.
+    inos: HashMap<u32, (u64, u64)>,
+    /// Tests: fail the placement that would be step number N (counted in `done`).
+    #[cfg(test)]
+    pub(super) fail_at: Option<usize>,
 }
 
 impl<'a> Stage<'a> {
@@ -202,6 +210,10 @@ impl<'a> Stage<'a> {
             created_dirs: Vec::new(),
             done: Vec::new(),
             cache: None,
+            src_cache: None,
+            inos: HashMap::new(),
+            #[cfg(test)]
+            fail_at: None,
         }
     }
 
@@ -247,23 +259,24 @@ impl<'a> Stage<'a> {
                 self.dir_fd(node)?;
             }
         }
-        // Hard links first, from the staged file they share, then files and symlinks;
-        // each group parent by parent.
+        // Files and symlinks, then hard links to the files now in place; each group
+        // parent by parent.
         let by_parent = |mut v: Vec<usize>| {
             v.sort_by_key(|&i| plan.tree.nodes[plan.items[i].node as usize].parent);
             v
         };
-        for i in by_parent(final_of(|k| k == Kind::HardLink).collect()) {
+        for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
             self.place(&plan.items[i])?;
         }
-        for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
+        for i in by_parent(final_of(|k| k == Kind::HardLink).collect()) {
             self.place(&plan.items[i])?;
         }
         self.dir_meta()
     }
 
-    /// Directory ownership, modes and times, deepest first (setting a directory's
-    /// times before creating entries in it would be undone by them).
+    /// Directory ownership, modes and times, deepest first (a directory whose mode
+    /// forbids entering it must come after what is below it), each opened from its
+    /// parent.
     fn dir_meta(&mut self) -> Result<(), Fail> {
         let plan = self.plan;
         let mut dirs: Vec<usize> = (0..plan.items.len())
@@ -271,16 +284,20 @@ impl<'a> Stage<'a> {
             .filter(|&i| plan.items[i].node != ROOT)
             .filter(|&i| plan.tree.nodes[plan.items[i].node as usize].fs != Fs::Symlink)
             .collect();
-        dirs.sort_by_key(|&i| Reverse(plan.tree.nodes[plan.items[i].node as usize].depth));
+        dirs.sort_by_key(|&i| {
+            let n = &plan.tree.nodes[plan.items[i].node as usize];
+            (Reverse(n.depth), n.parent)
+        });
         let as_root = self.w.creds.as_root;
         for i in dirs {
             let item = &plan.items[i];
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+            let n = &plan.tree.nodes[item.node as usize];
             let io = |e: Errno| Fail::Io(member_of(plan, item.node), e.into());
-            let fd = self
-                .root
-                .open_at(&plan.tree.path(item.node), flags)
-                .map_err(|e| Fail::Io(member_of(plan, item.node), e))?;
+            let pfd = self.dir_fd(n.parent)?;
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::openat(Some(pfd), &n.name[..], flags, Mode::empty())
+                .map(owned)
+                .map_err(io)?;
             let fd = fd.as_raw_fd();
             if as_root {
                 nix::unistd::fchown(
@@ -301,17 +318,35 @@ impl<'a> Stage<'a> {
     /// Places one non-directory member.
     fn place(&mut self, item: &Item) -> Result<(), Fail> {
         let (plan, node) = (self.plan, item.node);
+        #[cfg(test)]
+        if self.fail_at == Some(self.done.len()) {
+            return Err(Fail::Io(member_of(plan, node), Errno::EIO.into()));
+        }
         let pfd = self.dir_fd(plan.tree.nodes[node as usize].parent)?;
         let n = &plan.tree.nodes[node as usize];
         let (name, empty) = (&n.name[..], n.fs == Fs::Missing);
         let sd = self.w.dir.fd.as_raw_fd();
         let io = |e: Errno| Fail::Io(member_of(plan, node), e.into());
         let staged = match (item.kind, &item.target) {
+            (Kind::File, _) if item.slot == NO_SLOT => {
+                if empty {
+                    match self.empty_file(item, pfd, name) {
+                        Ok(()) => {
+                            self.done.push(Done::Created(node));
+                            return Ok(());
+                        }
+                        Err((_, Errno::EEXIST)) => {}
+                        Err((_, e)) => return Err(io(e)),
+                    }
+                }
+                let slot = self.w.slot();
+                let tmp = SlotName::new(slot);
+                self.empty_file(item, sd, tmp.as_bytes())
+                    .map_err(|(_, e)| io(e))?;
+                slot
+            }
             (Kind::File, _) => {
                 let tmp = SlotName::new(item.slot);
-                if item.slot == NO_SLOT {
-                    return Err(io(Errno::ENOENT));
-                }
                 if empty {
                     match renameat2(sd, tmp.as_bytes(), pfd, name, RENAME_NOREPLACE) {
                         Ok(()) => {
@@ -325,13 +360,22 @@ impl<'a> Stage<'a> {
                 item.slot
             }
             (Kind::HardLink, Target::Hard(file)) => {
-                let file_slot = plan.items[*file as usize].slot;
-                if file_slot == NO_SLOT {
-                    return Err(io(Errno::ENOENT));
-                }
-                let src = SlotName::new(file_slot);
+                // The file is in place by now (it is final: check_final).
+                let file = &plan.tree.nodes[plan.items[*file as usize].node as usize];
+                let src_dir = if file.parent == n.parent {
+                    pfd
+                } else {
+                    self.src_dir_fd(file.parent)
+                        .map_err(|e| Fail::Io(member_of(plan, node), e))?
+                };
                 let link = |dir: RawFd, to: &[u8]| {
-                    linkat(Some(sd), src.as_bytes(), Some(dir), to, AtFlags::empty())
+                    linkat(
+                        Some(src_dir),
+                        &file.name[..],
+                        Some(dir),
+                        to,
+                        AtFlags::empty(),
+                    )
                 };
                 if empty {
                     match link(pfd, name) {
@@ -370,6 +414,35 @@ impl<'a> Stage<'a> {
         let done = self.exchange(staged, node, pfd).map_err(io)?;
         self.done.push(done);
         Ok(())
+    }
+
+    /// Creates the empty regular file `name` in `dir` with the member's metadata.
+    fn empty_file(
+        &self,
+        item: &Item,
+        dir: RawFd,
+        name: &[u8],
+    ) -> Result<(), (&'static str, Errno)> {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = super::stage::effective_mode(item.mode, item.uid, item.gid) & 0o777;
+        let fd = nix::fcntl::openat(Some(dir), name, flags, Mode::from_bits_truncate(mode))
+            .map(owned)
+            .map_err(|e| ("create", e))?;
+        self.w.creds.finish_file(&fd, item)
+    }
+
+    /// The directory of a hard link's file, kept open for the next link.
+    fn src_dir_fd(&mut self, node: u32) -> io::Result<RawFd> {
+        if let Some((n, fd)) = &self.src_cache {
+            if *n == node {
+                return Ok(fd.as_raw_fd());
+            }
+        }
+        let fd = self.root.dir(&self.plan.tree.path(node))?;
+        let raw = fd.as_raw_fd();
+        self.src_cache = Some((node, fd));
+        Ok(raw)
     }
 
     fn symlink_meta(&self, item: &Item, dir: RawFd, name: &[u8]) -> nix::Result<()> {
@@ -422,10 +495,36 @@ impl<'a> Stage<'a> {
                 return Ok(fd.as_raw_fd());
             }
         }
-        let fd = self.mkdir_p(node)?;
+        let fd = match self.parent_of_cached(node) {
+            Some(fd) => fd,
+            None => {
+                let fd = self.mkdir_p(node)?;
+                if let Ok(st) = fstat(fd.as_raw_fd()) {
+                    self.inos.insert(node, (st.st_dev, st.st_ino));
+                }
+                fd
+            }
+        };
         let raw = fd.as_raw_fd();
         self.cache = Some((node, fd));
         Ok(raw)
+    }
+
+    /// The directory `node` reached by `..` from the cached directory when `node` is
+    /// its parent (deepest-first order climbs one level at a time; a path walk from the
+    /// top would cost the depth each time), accepted only when it is the very directory
+    /// this commit saw at `node` before (device and inode), so nothing moved meanwhile
+    /// can lead elsewhere.
+    fn parent_of_cached(&self, node: u32) -> Option<OwnedFd> {
+        let (c, fd) = self.cache.as_ref()?;
+        if *c == ROOT || self.plan.tree.nodes[*c as usize].parent != node {
+            return None;
+        }
+        let want = *self.inos.get(&node)?;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let up = openat_owned(fd, "..", flags, Mode::empty()).ok()?;
+        let st = fstat(up.as_raw_fd()).ok()?;
+        ((st.st_dev, st.st_ino) == want).then_some(up)
     }
 
     /// Opens the directory at canonical node `node`, creating missing components
@@ -488,6 +587,7 @@ impl<'a> Stage<'a> {
     /// undone.
     fn unplace(&mut self) -> bool {
         self.cache = None;
+        self.src_cache = None;
         let mut all = true;
         let sd = self.w.dir.fd.as_raw_fd();
         for d in std::mem::take(&mut self.done).into_iter().rev() {
@@ -543,6 +643,11 @@ impl<'a> Stage<'a> {
             }
         }
     }
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
 }
 
 fn member_of(plan: &Plan, node: u32) -> String {

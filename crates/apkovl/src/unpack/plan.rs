@@ -193,6 +193,9 @@ pub(super) fn verify<R: Read>(
                         Kind::Symlink => Latest::Symlink,
                         _ => Latest::File,
                     };
+                    if entry.kind != Kind::Dir {
+                        plan.tree.member_at(node);
+                    }
                     // A file replaced by a later member is never written: free its
                     // space now. A hard link to it rejects the overlay (check_final).
                     if let Some(old) = plan.items.get_mut(prev as usize) {
@@ -216,7 +219,7 @@ pub(super) fn verify<R: Read>(
             target,
         };
         if item.kind == Kind::File && node != NONE {
-            item.slot = w.file(&item, &entry.name, tar)?;
+            item.slot = w.file(&item, &entry.name, tar, entry.size)?;
         }
         plan.items.push(item);
         if plan.bytes() > limits.max_plan_bytes {

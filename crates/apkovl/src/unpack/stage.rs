@@ -139,6 +139,31 @@ impl Creds {
         }
     }
 
+    /// Gives the new regular file `fd` (created with `mode & 0o777`) the member's
+    /// owner, mode and time. Ownership first: chown clears setuid bits, so the mode
+    /// comes after it; the creation mode has no setuid/setgid/sticky bits, so those
+    /// always take fchmod.
+    pub(super) fn finish_file(
+        &self,
+        fd: &OwnedFd,
+        item: &Item,
+    ) -> Result<(), (&'static str, Errno)> {
+        let mode = effective_mode(item.mode, item.uid, item.gid);
+        if self.needs_chown(item.uid, item.gid) {
+            fchown(
+                fd.as_raw_fd(),
+                Some(Uid::from_raw(owner(item.uid))),
+                Some(Gid::from_raw(owner(item.gid))),
+            )
+            .map_err(|e| ("chown", e))?;
+        }
+        if self.umask.is_none_or(|um| mode != mode & 0o777 & !um) {
+            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| ("chmod", e))?;
+        }
+        let t = timespec(item.mtime);
+        futimens(fd.as_raw_fd(), &t, &t).map_err(|e| ("set times", e))
+    }
+
     /// Whether a new entry needs `fchown` to get the member's owner.
     pub(super) fn needs_chown(&self, uid: u32, gid: u32) -> bool {
         self.as_root && (owner(uid) != self.uid || owner(gid) != self.gid)
@@ -189,13 +214,20 @@ impl Writer {
     }
 
     /// Stages the data of the file member `item` (named `name` in the archive) that
-    /// `tar` is positioned at; returns its slot.
+    /// `tar` is positioned at; returns its slot. An empty file is not staged
+    /// ([`NO_SLOT`]): the commit creates it where it goes, which costs the same calls
+    /// as a staged file without the rename (whose cost grows with the depth of the
+    /// destination).
     pub(super) fn file<R: Read>(
         &mut self,
         item: &Item,
         name: &[u8],
         tar: &mut TarReader<R>,
+        size: u64,
     ) -> Result<u32, UnpackError> {
+        if size == 0 {
+            return Ok(NO_SLOT);
+        }
         let slot = self.slot();
         let tmp = SlotName::new(slot);
         let mode = effective_mode(item.mode, item.uid, item.gid);
@@ -233,23 +265,9 @@ impl Writer {
             ftruncate(&fd, size as i64).map_err(|e| os_err(&shown(name), "truncate", e))?;
         }
         self.bytes += size;
-        let chowned = self.creds.needs_chown(item.uid, item.gid);
-        if chowned {
-            fchown(
-                fd.as_raw_fd(),
-                Some(Uid::from_raw(owner(item.uid))),
-                Some(Gid::from_raw(owner(item.gid))),
-            )
-            .map_err(|e| os_err(&shown(name), "chown", e))?;
-        }
-        // Ownership first: chown clears setuid bits, so the mode comes after it. The
-        // creation mode has no setuid/setgid/sticky bits, so those always take fchmod.
-        if self.creds.umask.is_none_or(|um| mode != mode & 0o777 & !um) {
-            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
-                .map_err(|e| os_err(&shown(name), "chmod", e))?;
-        }
-        let t = timespec(item.mtime);
-        futimens(fd.as_raw_fd(), &t, &t).map_err(|e| os_err(&shown(name), "set times", e))?;
+        self.creds
+            .finish_file(&fd, item)
+            .map_err(|(op, e)| os_err(&shown(name), op, e))?;
         Ok(slot)
     }
 

@@ -23,8 +23,8 @@ fn staged_names(stage: &crate::unpack::commit::Stage) -> Vec<String> {
 }
 
 /// A commit that fails half-way (here: a staged file vanished) undoes every step it
-/// made: an original swapped back, and a file, a symlink and a hard link created in
-/// place removed; no staging entry is left.
+/// made: an original swapped back, a file and a symlink created in place removed; no
+/// staging entry is left.
 #[test]
 fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
     let tmp = tempfile::tempdir().unwrap();
@@ -42,8 +42,8 @@ fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
     let root = Root::open(&root_path, Resolver::Openat2).unwrap();
     let mut plan = None;
     let mut stage = verified(&data, &root, &mut plan, 0);
-    // Slots follow the file members: new/dir/file is slot 2. Entries are placed hard
-    // links first, then parent by parent, so etc/ is done before new/dir/ fails.
+    // Slots follow the non-empty file members: new/dir/file is slot 2. Entries are
+    // placed parent by parent, so etc/ is done before new/dir/ fails.
     assert_eq!(staged_names(&stage), ["0", "1", "2"]);
     nix::unistd::unlinkat(
         Some(stage.w.dir.fd.as_raw_fd()),
@@ -65,6 +65,58 @@ fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
     assert_eq!(snapshot(tmp.path()), before);
 }
 
+/// An I/O failure injected before each step of the commit in turn (exchange of an
+/// existing file, a staged file renamed in place, an empty file created in place, a
+/// symlink, a hard link in place and one exchanged, in a new directory and an existing
+/// one) leaves the sysroot exactly as it was: every in-place create is unlinked,
+/// every original swapped back, every directory made removed.
+#[test]
+fn rollback_after_an_injected_failure_at_every_step_restores_the_sysroot() {
+    let data = simple(|t| {
+        t.file("etc/hostname", b"new")
+            .file("etc/motd", b"m")
+            .file("etc/empty", b"")
+            .symlink("etc/link", "motd")
+            .hardlink("etc/hl", "etc/motd")
+            .hardlink("etc/old-hl", "etc/motd")
+            .dir("new/", 0o700)
+            .file("new/dir/file", b"1")
+            .file("new/dir/empty", b"")
+            .hardlink("new/hl", "etc/empty");
+    });
+    let mut steps = 0;
+    for fail_at in 0.. {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_path = tmp.path().join("sysroot");
+        fs::create_dir_all(root_path.join("etc")).unwrap();
+        fs::write(root_path.join("etc/hostname"), b"old").unwrap();
+        fs::write(root_path.join("etc/old-hl"), b"old link").unwrap();
+        let before = snapshot(tmp.path());
+        let root = Root::open(&root_path, Resolver::Openat2).unwrap();
+        let mut plan = None;
+        let mut stage = verified(&data, &root, &mut plan, 0);
+        stage.fail_at = Some(fail_at);
+        match stage.commit() {
+            Err(UnpackError::Commit {
+                source,
+                remains: "nothing of the overlay was applied",
+                ..
+            }) if source.raw_os_error() == Some(libc::EIO) => {
+                assert_eq!(snapshot(tmp.path()), before, "failure at step {fail_at}");
+                steps += 1;
+            }
+            Err(e) => panic!("step {fail_at}: {e}"),
+            Ok(()) => {
+                stage.finish();
+                assert_eq!(fs::read(root_path.join("etc/old-hl")).unwrap(), b"m");
+                assert_eq!(fs::read(root_path.join("new/hl")).unwrap(), b"");
+                break;
+            }
+        }
+    }
+    assert_eq!(steps, 9, "every non-directory member is one step");
+}
+
 /// Something that appears at a path the plan saw empty (a race with another writer)
 /// is never overwritten blindly: the in-place create fails, the entry is exchanged
 /// instead, and the commit can still be undone.
@@ -73,6 +125,7 @@ fn entry_appearing_after_verification_is_exchanged_not_clobbered() {
     let tmp = tempfile::tempdir().unwrap();
     let data = simple(|t| {
         t.file("etc/motd", b"overlay")
+            .file("etc/empty", b"")
             .symlink("etc/link", "motd")
             .hardlink("etc/hl", "etc/motd");
     });
@@ -80,7 +133,7 @@ fn entry_appearing_after_verification_is_exchanged_not_clobbered() {
     let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
     let mut plan = None;
     let mut stage = verified(&data, &root, &mut plan, 0);
-    for name in ["motd", "link", "hl"] {
+    for name in ["motd", "empty", "link", "hl"] {
         fs::write(tmp.path().join("etc").join(name), b"appeared").unwrap();
     }
     stage.commit().unwrap();
@@ -91,6 +144,7 @@ fn entry_appearing_after_verification_is_exchanged_not_clobbered() {
         Path::new("motd")
     );
     assert_eq!(fs::read(tmp.path().join("etc/hl")).unwrap(), b"overlay");
+    assert_eq!(fs::read(tmp.path().join("etc/empty")).unwrap(), b"");
     let top: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
     assert_eq!(top.len(), 1, "the staging directory is gone");
 }
@@ -185,4 +239,43 @@ fn file_modes_are_exact_whatever_the_creation_mode_lets_through() {
         assert_eq!(m.permissions().mode() & 0o7777, *mode, "{}", p.display());
         assert_eq!(m.mtime(), 1_700_000_000);
     }
+}
+
+/// Directory metadata is applied deepest first, climbing one level at a time from the
+/// directory below: every level of a deep chain gets its own mode and time.
+#[test]
+fn deep_directory_chain_gets_every_mode_and_time() {
+    let depth = 300;
+    let data = simple(|t| {
+        let mut path = String::new();
+        for i in 0..depth {
+            path.push_str("d/");
+            t.long_name(path.as_bytes()).header(&H {
+                name: b"placeholder/",
+                flag: b'5',
+                mode: if i % 2 == 0 { 0o750 } else { 0o755 },
+                mtime: 1_600_000_000 + i as u64,
+                ..H::default()
+            });
+        }
+        let file = format!("{path}f");
+        t.long_name(file.as_bytes()).file("placeholder", b"x");
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_with(
+        || Ok(&data[..]),
+        tmp.path(),
+        &Limits::default(),
+        Resolver::Openat2,
+    )
+    .unwrap();
+    let mut p = tmp.path().to_path_buf();
+    for i in 0..depth {
+        p.push("d");
+        let m = fs::symlink_metadata(&p).unwrap();
+        let want = if i % 2 == 0 { 0o750 } else { 0o755 };
+        assert_eq!(m.permissions().mode() & 0o7777, want, "level {i}");
+        assert_eq!(m.mtime(), 1_600_000_000 + i as i64, "level {i}");
+    }
+    assert_eq!(fs::read(p.join("f")).unwrap(), b"x");
 }
