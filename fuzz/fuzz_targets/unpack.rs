@@ -32,7 +32,7 @@ use flate2::Compression;
 use libfuzzer_sys::fuzz_target;
 
 const SENTINEL: &[u8] = b"sentinel: must not change\n";
-/// Prefix of the unpacker's staging directory (see `crates/apkovl/src/unpack/commit.rs`).
+/// Prefix of the unpacker's staging directory (see `crates/apkovl/src/unpack/stage.rs`).
 const STAGE_PREFIX: &[u8] = b".apkovl-stage-";
 
 /// What must not change about a path outside the sysroot.

@@ -255,7 +255,7 @@ where
         source,
     })?;
     let src = open().map_err(UnpackError::Source)?;
-    let mut w = stage::Writer::new(commit::stage_dir(&root)?);
+    let mut w = stage::Writer::new(stage::stage_dir(&root)?);
     let plan = match crate::pipeline::with_tar(src, limits, |tar| {
         plan::verify(tar, &root, limits, &mut w)
     }) {

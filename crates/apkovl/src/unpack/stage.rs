@@ -1,6 +1,6 @@
 //! Staging while the archive is verified: every regular file's data is written, as it
-//! is read, into a private staging directory (see `commit.rs` for its creation and the
-//! commit that moves its entries into place).
+//! is read, into a private staging directory (made and removed here; `commit.rs` moves
+//! its entries into place).
 //!
 //! The staging directory is created at the top of the sysroot with `mkdirat` under a
 //! name that did not exist; entries in it are named by number (`slot`), so a member can
@@ -15,21 +15,23 @@
 //! not express the final one. Runs of zero bytes become holes (`lseek`), as
 //! `cp --sparse=auto` does: the content read back is the same.
 
+use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fchmod, fstat, futimens, Mode};
+use nix::sys::stat::{fchmod, fstat, futimens, mkdirat, Mode};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, ftruncate, lseek, unlinkat, write, Gid, Uid, UnlinkatFlags, Whence};
 
-use super::plan::Item;
+use super::plan::{Item, Plan};
+use super::tree::ROOT;
 use super::UnpackError;
 use crate::archive::TarReader;
 use crate::gzip::BUF_SIZE;
 use crate::member::shown;
-use crate::root::openat_owned;
+use crate::root::{openat_owned, Root};
 
 /// The owner used for a member whose uid or gid is `0xFFFFFFFF` (the user "nobody").
 /// The kernel reads `(uid_t)-1` in `chown` as "leave unchanged", so restoring that id
@@ -298,4 +300,155 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> nix::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prefix of the staging directory's name.
+pub(super) const STAGE_PREFIX: &str = ".apkovl-stage-";
+
+/// Creates the staging directory at the top of the sysroot under a name that did not
+/// exist (`mkdirat` fails on anything already there).
+pub(super) fn stage_dir(root: &Root) -> Result<StageDir, UnpackError> {
+    // Only a starting point: the name is created exclusively and moved out of the way
+    // of a member of the same name, so it needs to be neither random nor secret.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    stage_dir_from(root, seed)
+}
+
+fn stage_name(seed: u64) -> String {
+    format!("{STAGE_PREFIX}{seed:016x}")
+}
+
+/// [`stage_dir`] trying names from `seed` on.
+pub(super) fn stage_dir_from(root: &Root, seed: u64) -> Result<StageDir, UnpackError> {
+    let top = root
+        .dir(b"")
+        .map_err(|e| stage_err(STAGE_PREFIX, "create", e))?;
+    for attempt in 0..64u64 {
+        let name = stage_name(seed.wrapping_add(attempt));
+        match mkdirat(
+            Some(top.as_raw_fd()),
+            name.as_str(),
+            Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(stage_err(&name, "create", e)),
+        }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        return match openat_owned(&top, name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => Ok(StageDir {
+                fd,
+                name: name.into_bytes(),
+            }),
+            Err(e) => {
+                let _ = unlinkat(
+                    Some(top.as_raw_fd()),
+                    name.as_str(),
+                    UnlinkatFlags::RemoveDir,
+                );
+                Err(stage_err(&name, "open", e))
+            }
+        };
+    }
+    Err(stage_err(
+        STAGE_PREFIX,
+        "find a free name for",
+        Errno::EEXIST,
+    ))
+}
+
+/// Renames the staging directory when a member of the plan has its name (the plan saw
+/// nothing there, see `tree.rs`), to a name that is neither a member nor taken.
+pub(super) fn clear_stage_name(root: &Root, plan: &Plan, dir: &mut StageDir) -> io::Result<()> {
+    if plan.tree.lookup(ROOT, &dir.name).is_none() {
+        return Ok(());
+    }
+    let top = root.dir(b"")?;
+    let mut seed = u64::from_str_radix(
+        std::str::from_utf8(&dir.name[STAGE_PREFIX.len()..]).unwrap_or("0"),
+        16,
+    )
+    .unwrap_or(0);
+    for _ in 0..64 {
+        seed = seed.wrapping_add(1);
+        let name = stage_name(seed);
+        if plan.tree.lookup(ROOT, name.as_bytes()).is_some() {
+            continue;
+        }
+        let t = top.as_raw_fd();
+        match renameat2(t, &dir.name, t, name.as_bytes(), RENAME_NOREPLACE) {
+            Ok(()) => {
+                dir.name = name.into_bytes();
+                return Ok(());
+            }
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Errno::EEXIST.into())
+}
+
+fn stage_err(name: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
+    UnpackError::Staging {
+        name: name.to_owned(),
+        op,
+        source: e.into(),
+    }
+}
+
+pub(super) const RENAME_NOREPLACE: libc::c_uint = 1;
+pub(super) const RENAME_EXCHANGE: libc::c_uint = 2;
+
+/// `renameat2(2)` by system call number (the C library may lack the wrapper).
+pub(super) fn renameat2(
+    old_dir: RawFd,
+    old: &[u8],
+    new_dir: RawFd,
+    new: &[u8],
+    flags: libc::c_uint,
+) -> nix::Result<()> {
+    let old = CString::new(old).map_err(|_| Errno::EINVAL)?;
+    let new = CString::new(new).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call, the
+    // descriptors are plain integers the kernel checks, and renameat2 takes exactly
+    // these five arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            old_dir,
+            old.as_ptr(),
+            new_dir,
+            new.as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+impl Writer {
+    /// Removes the staging directory if it is empty; false when it is not.
+    pub(super) fn remove_dir(&self, root: &Root) -> bool {
+        match root.dir(b"") {
+            Ok(top) => unlinkat(
+                Some(top.as_raw_fd()),
+                &self.dir.name[..],
+                UnlinkatFlags::RemoveDir,
+            )
+            .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes every entry the staging directory may hold, then the directory.
+    pub(super) fn remove_all(&mut self, root: &Root) {
+        let sd = self.dir.fd.as_raw_fd();
+        for slot in 0..self.next_slot() {
+            let tmp = SlotName::new(slot);
+            let _ = unlinkat(Some(sd), tmp.as_bytes(), UnlinkatFlags::NoRemoveDir);
+        }
+        self.remove_dir(root);
+    }
 }

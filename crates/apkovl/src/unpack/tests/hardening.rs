@@ -8,8 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 use super::*;
 use crate::pipeline::with_tar;
 use crate::root::Root;
-use crate::unpack::commit::{stage_dir_from, Stage, STAGE_PREFIX};
+use crate::unpack::commit::Stage;
 use crate::unpack::plan::{verify, Plan};
+use crate::unpack::stage::{stage_dir_from, STAGE_PREFIX};
 use crate::unpack::stage::{Writer, NOBODY};
 
 /// Verification only, into `root` (what it staged is removed).
