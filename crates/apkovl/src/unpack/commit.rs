@@ -24,8 +24,8 @@ use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 
 use super::plan::{Item, Plan, Target};
 use super::stage::{
-    clear_stage_name, os_err, owner, renameat2, timespec, SlotName, Writer, NO_SLOT,
-    RENAME_EXCHANGE, RENAME_NOREPLACE,
+    clear_stage_name, is_held, os_err, owner, renameat2, timespec, write_all, SlotName, Writer,
+    NO_SLOT, RENAME_EXCHANGE, RENAME_NOREPLACE,
 };
 use super::tree::{Fs, ROOT};
 use super::UnpackError;
@@ -204,21 +204,22 @@ impl<'a> Stage<'a> {
         let sd = self.w.dir.fd.as_raw_fd();
         let io = |e: Errno| Fail::Io(member_of(plan, node), e.into());
         let staged = match (item.kind, &item.target) {
-            (Kind::File, _) if item.slot == NO_SLOT => {
+            // Empty, or held in memory: written where it goes.
+            (Kind::File, _) if item.slot == NO_SLOT || is_held(item.slot) => {
                 if empty {
-                    match self.empty_file(item, pfd, name) {
+                    match self.new_file(item, pfd, name, self.w.held(item.slot)) {
                         Ok(()) => {
                             self.done.push(Done::Created(node));
                             return Ok(());
                         }
-                        Err((_, Errno::EEXIST)) => {}
-                        Err((_, e)) => return Err(io(e)),
+                        Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io(e)),
                     }
                 }
                 let slot = self.w.slot();
                 let tmp = SlotName::new(slot);
-                self.empty_file(item, sd, tmp.as_bytes())
-                    .map_err(|(_, e)| io(e))?;
+                self.new_file(item, sd, tmp.as_bytes(), self.w.held(item.slot))
+                    .map_err(io)?;
                 slot
             }
             (Kind::File, _) => {
@@ -292,20 +293,20 @@ impl<'a> Stage<'a> {
         Ok(())
     }
 
-    /// Creates the empty regular file `name` in `dir` with the member's metadata.
-    fn empty_file(
-        &self,
-        item: &Item,
-        dir: RawFd,
-        name: &[u8],
-    ) -> Result<(), (&'static str, Errno)> {
+    /// Creates the regular file `name` in `dir` with `data` and the member's metadata;
+    /// a failure after the create removes it again.
+    fn new_file(&self, item: &Item, dir: RawFd, name: &[u8], data: &[u8]) -> nix::Result<()> {
         let flags =
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mode = super::stage::effective_mode(item.mode, item.uid, item.gid) & 0o777;
         let fd = nix::fcntl::openat(Some(dir), name, flags, Mode::from_bits_truncate(mode))
-            .map(owned)
-            .map_err(|e| ("create", e))?;
-        self.w.creds.finish_file(&fd, item)
+            .map(owned)?;
+        let written = write_all(&fd, data)
+            .and_then(|()| self.w.creds.finish_file(&fd, item).map_err(|(_, e)| e));
+        if written.is_err() {
+            let _ = unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir);
+        }
+        written
     }
 
     /// The directory of a hard link's file, kept open for the next link.

@@ -41,6 +41,22 @@ pub(super) const NOBODY: u32 = 65534;
 
 /// No slot.
 pub(super) const NO_SLOT: u32 = u32::MAX;
+/// A slot with this bit names a small file held in memory (its index), not a staging
+/// entry.
+const HELD: u32 = 1 << 31;
+/// Files up to this size are held in memory while the archive is read, and written
+/// where they go by the commit: that saves the rename out of the staging directory,
+/// a quarter of the kernel time of a small file.
+const HELD_FILE_MAX: u64 = 4096;
+/// Bytes of file data held in memory at most, and files held at most (4 bytes each):
+/// 1.5 MiB in all.
+const HELD_BYTES_MAX: usize = 1 << 20;
+const HELD_FILES_MAX: usize = 128 * 1024;
+
+/// Whether `slot` names a file held in memory.
+pub(super) fn is_held(slot: u32) -> bool {
+    slot != NO_SLOT && slot & HELD != 0
+}
 
 /// The id restored for a member id (see [`NOBODY`]).
 pub(super) fn owner(id: u32) -> u32 {
@@ -186,6 +202,9 @@ pub(super) struct Writer {
     /// The next free slot.
     next: u32,
     buf: Vec<u8>,
+    /// Data of the files held in memory, one after the other, and where each starts.
+    held: Vec<u8>,
+    held_start: Vec<u32>,
     pub(super) creds: Creds,
     /// Bytes of regular-file data read into staged files.
     pub(super) bytes: u64,
@@ -198,9 +217,26 @@ impl Writer {
             dir,
             next: 0,
             buf: Vec::new(),
+            held: Vec::new(),
+            held_start: Vec::new(),
             creds,
             bytes: 0,
         }
+    }
+
+    /// The data of a file held in memory (`slot` as [`Writer::file`] returned it);
+    /// empty for anything else.
+    pub(super) fn held(&self, slot: u32) -> &[u8] {
+        if !is_held(slot) {
+            return &[];
+        }
+        let i = (slot & !HELD) as usize;
+        let start = self.held_start[i] as usize;
+        let end = self
+            .held_start
+            .get(i + 1)
+            .map_or(self.held.len(), |&e| e as usize);
+        &self.held[start..end]
     }
 
     /// Slots handed out so far (`0..next_slot()`).
@@ -229,6 +265,29 @@ impl Writer {
     ) -> Result<u32, UnpackError> {
         if size == 0 {
             return Ok(NO_SLOT);
+        }
+        if size <= HELD_FILE_MAX
+            && self.held.len() + size as usize <= HELD_BYTES_MAX
+            && self.held_start.len() < HELD_FILES_MAX
+        {
+            let index = self.held_start.len() as u32;
+            self.held_start.push(self.held.len() as u32);
+            let start = self.held.len();
+            self.held.resize(start + size as usize, 0);
+            let mut filled = start;
+            while filled < self.held.len() {
+                let n = tar.read_data(&mut self.held[filled..])?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            // The reader gives exactly the member's size or an error.
+            if filled != self.held.len() {
+                return Err(os_err(&shown(name), "read", Errno::EIO));
+            }
+            self.bytes += size;
+            return Ok(HELD | index);
         }
         let slot = self.slot();
         let tmp = SlotName::new(slot);
@@ -273,8 +332,12 @@ impl Writer {
         Ok(slot)
     }
 
-    /// Removes staged entry `slot` (a file that a later member replaced).
+    /// Removes staged entry `slot` (a file that a later member replaced); a file held
+    /// in memory keeps its bytes until the end.
     pub(super) fn discard(&self, slot: u32) {
+        if is_held(slot) {
+            return;
+        }
         let _ = unlinkat(
             Some(self.dir.fd.as_raw_fd()),
             SlotName::new(slot).as_bytes(),
@@ -290,7 +353,7 @@ fn is_zero(data: &[u8]) -> bool {
         .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-fn write_all(fd: &OwnedFd, mut data: &[u8]) -> nix::Result<()> {
+pub(super) fn write_all(fd: &OwnedFd, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match write(fd, data) {
             Ok(0) => return Err(Errno::EIO),

@@ -10,6 +10,11 @@ use super::*;
 use crate::root::Root;
 use crate::unpack::stage::{SlotName, NO_SLOT};
 
+/// Larger than what is held in memory (4 KiB), so it goes to the staging directory.
+fn big(byte: u8) -> Vec<u8> {
+    vec![byte; 5000]
+}
+
 fn staged_names(stage: &crate::unpack::commit::Stage) -> Vec<String> {
     let dir = stage.root.fd().as_raw_fd();
     let name = String::from_utf8(stage.w.dir.name.clone()).unwrap();
@@ -24,7 +29,8 @@ fn staged_names(stage: &crate::unpack::commit::Stage) -> Vec<String> {
 
 /// A commit that fails half-way (here: a staged file vanished) undoes every step it
 /// made: an original swapped back, a file and a symlink created in place removed; no
-/// staging entry is left.
+/// staging entry is left. (Small files are held in memory, not staged: these are
+/// larger.)
 #[test]
 fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
     let tmp = tempfile::tempdir().unwrap();
@@ -32,11 +38,11 @@ fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
     fs::create_dir_all(root_path.join("etc")).unwrap();
     fs::write(root_path.join("etc/hostname"), b"old").unwrap();
     let data = simple(|t| {
-        t.file("etc/hostname", b"new")
-            .file("etc/motd", b"m")
+        t.file("etc/hostname", &big(b'n'))
+            .file("etc/motd", &big(b'm'))
             .symlink("etc/link", "motd")
             .hardlink("etc/hl", "etc/motd")
-            .file("new/dir/file", b"1");
+            .file("new/dir/file", &big(b'1'));
     });
     let before = snapshot(tmp.path());
     let root = Root::open(&root_path, Resolver::Openat2).unwrap();
@@ -66,7 +72,8 @@ fn commit_failure_half_way_removes_in_place_creates_and_restores_originals() {
 }
 
 /// An I/O failure injected before each step of the commit in turn (exchange of an
-/// existing file, a staged file renamed in place, an empty file created in place, a
+/// existing file, a staged file renamed in place, files held in memory and an empty
+/// file created in place, a
 /// symlink, a hard link in place and one exchanged, in a new directory and an existing
 /// one) leaves the sysroot exactly as it was: every in-place create is unlinked,
 /// every original swapped back, every directory made removed.
@@ -76,6 +83,7 @@ fn rollback_after_an_injected_failure_at_every_step_restores_the_sysroot() {
         t.file("etc/hostname", b"new")
             .file("etc/motd", b"m")
             .file("etc/empty", b"")
+            .file("etc/staged", &big(b's'))
             .symlink("etc/link", "motd")
             .hardlink("etc/hl", "etc/motd")
             .hardlink("etc/old-hl", "etc/motd")
@@ -114,7 +122,7 @@ fn rollback_after_an_injected_failure_at_every_step_restores_the_sysroot() {
             }
         }
     }
-    assert_eq!(steps, 9, "every non-directory member is one step");
+    assert_eq!(steps, 10, "every non-directory member is one step");
 }
 
 /// Something that appears at a path the plan saw empty (a race with another writer)
@@ -156,11 +164,11 @@ fn entry_appearing_after_verification_is_exchanged_not_clobbered() {
 fn file_replaced_by_a_later_member_is_dropped_from_staging_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = simple(|t| {
-        t.file("etc/a", b"1")
-            .file("etc/a", b"2")
-            .file("etc/b", b"x")
+        t.file("etc/a", &big(b'1'))
+            .file("etc/a", &big(b'2'))
+            .file("etc/b", &big(b'x'))
             .symlink("etc/b", "a")
-            .file("etc/a", b"3");
+            .file("etc/a", &big(b'3'));
     });
     let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
     let mut plan = None;
@@ -171,7 +179,7 @@ fn file_replaced_by_a_later_member_is_dropped_from_staging_at_once() {
     assert_eq!(slots, [NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, 3]);
     stage.commit().unwrap();
     stage.finish();
-    assert_eq!(fs::read(tmp.path().join("etc/a")).unwrap(), b"3");
+    assert_eq!(fs::read(tmp.path().join("etc/a")).unwrap(), big(b'3'));
     assert_eq!(
         fs::read_link(tmp.path().join("etc/b")).unwrap(),
         Path::new("a")
@@ -278,4 +286,30 @@ fn deep_directory_chain_gets_every_mode_and_time() {
         assert_eq!(m.mtime(), 1_600_000_000 + i as i64, "level {i}");
     }
     assert_eq!(fs::read(p.join("f")).unwrap(), b"x");
+}
+
+/// Small files are held in memory only up to the budget (1 MiB); the rest are staged.
+/// Either way each file lands with its content, and the memory is bounded.
+#[test]
+fn small_files_beyond_the_memory_budget_are_staged_and_all_land() {
+    let content = |i: usize| vec![b'a' + (i % 26) as u8; 4000 + i % 96];
+    let data = simple(|t| {
+        for i in 0..400 {
+            t.file(&format!("d/f{i}"), &content(i));
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    let staged = staged_names(&stage).len();
+    assert!((100..400).contains(&staged), "{staged} of 400 staged");
+    stage.commit().unwrap();
+    stage.finish();
+    for i in 0..400 {
+        assert_eq!(
+            fs::read(tmp.path().join(format!("d/f{i}"))).unwrap(),
+            content(i)
+        );
+    }
 }
