@@ -72,8 +72,11 @@ fn tree(dir: &Path) -> BTreeMap<Vec<u8>, String> {
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = entry.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
+            let entry = entry.unwrap();
+            let p = entry.path();
+            // Looked up from the open directory (fstatat), not by a path walk from the
+            // top: the archives make trees thousands of levels deep.
+            let m = entry.metadata().unwrap();
             let what = if m.file_type().is_symlink() {
                 format!("link {:?}", fs::read_link(&p).unwrap())
             } else if m.is_dir() {
