@@ -1,5 +1,5 @@
 //! Inflate on a second thread while the tar reader works on the first, like
-//! `gzip -d | tar x` but in one process: each pass then takes about as long
+//! `gzip -d | tar x` but in one process: the read then takes about as long
 //! as the slower of the two stages instead of their sum. The channel is
 //! bounded, so at most `DEPTH + 2` chunks are alive (about 1.5 MiB).
 
