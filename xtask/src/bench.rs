@@ -671,9 +671,29 @@ mod tests {
         ]);
         let sample = timed(&mut big, &dest).expect("timed");
         assert!(sample.max_rss_kib > 30_000, "{sample:?}");
+        // The child's CPU time, with its reaped descendants (the pipeline's head and tr).
+        assert!(
+            sample.cpu_secs > 0.0 && sample.cpu_secs < 60.0,
+            "{sample:?}"
+        );
         assert!(!dest.join("stale").exists(), "dest was not made fresh");
         let mut bad = Command::new("sh");
         bad.args(["-c", "exit 3"]);
         assert!(timed(&mut bad, &dest).is_err());
+    }
+
+    #[test]
+    fn tmpfs_is_told_from_other_file_systems_by_statfs() {
+        assert!(!trace::on_tmpfs(Path::new("/proc")));
+        assert!(!trace::on_tmpfs(Path::new("/no/such/path")));
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let points: Vec<Vec<&str>> = mounts.lines().map(|l| l.split(' ').collect()).collect();
+        for f in &points {
+            // A mount point listed once is not covered by a later mount.
+            let once = points.iter().filter(|g| g.get(1) == f.get(1)).count() == 1;
+            if once && f.len() > 2 && f[2] == "tmpfs" && !f[1].contains('\\') {
+                assert!(trace::on_tmpfs(Path::new(f[1])), "{}", f[1]);
+            }
+        }
     }
 }

@@ -78,10 +78,10 @@ pub(crate) fn cpu_secs(usage: &libc::rusage) -> f64 {
 
 /// Whether PATH is on tmpfs (`statfs` magic), as the new root of a diskless boot is.
 pub(crate) fn on_tmpfs(path: &std::path::Path) -> bool {
-    nix_free_statfs(path).is_some_and(|magic| magic == 0x0102_1994)
+    statfs_magic(path).is_some_and(|magic| magic == 0x0102_1994)
 }
 
-fn nix_free_statfs(path: &std::path::Path) -> Option<i64> {
+fn statfs_magic(path: &std::path::Path) -> Option<i64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statfs is plain old data; all-zero is a valid value.
