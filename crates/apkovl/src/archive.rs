@@ -2,7 +2,7 @@
 //!
 //! Written here instead of using a general tar library so that every extension record is
 //! size-checked before it is read and the PAX `size` rule is ours: a PAX `size` always
-//! wins over the ustar field, in both passes.
+//! wins over the ustar field.
 
 use std::io::{self, Read};
 

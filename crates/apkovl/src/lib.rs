@@ -21,24 +21,28 @@
 //!
 //! # Unpacking promises
 //!
-//! [`unpack`] reads the archive twice. Pass 1 verifies everything without writing: gzip
+//! [`unpack`] reads the archive once. While reading, it verifies everything: gzip
 //! framing and CRC/ISIZE of every member, the trailing-data policy, tar structure and
 //! checksums, every [`Limits`] bound and the path rules below. Each member's path is
-//! resolved as pass 2 will resolve it, through the symlinks that already exist in the
-//! sysroot, to a *canonical* path: under a usr-merged root `bin/foo` and `usr/bin/foo`
-//! are one path, so "last member wins" and every type rule apply to what will really be
-//! on disk, and a conflict is found before anything is written. What pass 1 keeps is
-//! bounded by `max_plan_bytes` and is linear in the names it reads (skipped members
-//! keep no name; warnings are capped). Pass 2 re-reads the archive, checks that it is
-//! the same member list, and *stages* the result: directories are created, file data,
-//! hard links and symlinks are written into a private staging directory (created by
-//! the unpack at the top of the sysroot under a name no member has, entries named by
-//! number, so no member can collide with a temporary name). Only when the whole stream
-//! has been read again does the commit phase move the staged entries into place
-//! (`renameat2(RENAME_EXCHANGE)` when something is there, so the original is kept until
-//! the end) and apply directory ownership, modes and times (deepest first). A failure at
-//! any point, commit included, moves back what was moved, removes what pass 2 created
-//! and leaves the sysroot as it was; the staging directory never survives an unpack.
+//! resolved through the symlinks that already exist in the sysroot to a *canonical*
+//! path: under a usr-merged root `bin/foo` and `usr/bin/foo` are one path, so "last
+//! member wins" and every type rule apply to what will really be on disk, and a
+//! conflict is found before anything is applied. What the plan keeps is bounded by
+//! `max_plan_bytes` and is linear in the names it reads (skipped members keep no name;
+//! warnings are capped). Regular files' data is written as it is read into a private
+//! *staging* directory (created by the unpack at the top of the sysroot under a name
+//! that did not exist, entries named by number, so no member can collide with a
+//! temporary name; a file replaced by a later member is removed at once). Nothing
+//! outside that directory is touched until the whole stream is verified. Only then
+//! does the commit put the overlay in place: directories are created, each file,
+//! hard link and symlink is created in place where the sysroot has nothing at its path
+//! (`renameat2(RENAME_NOREPLACE)` of the staged file, `linkat`, `symlinkat`) and
+//! swapped in with `renameat2(RENAME_EXCHANGE)` where something is there (the
+//! original is kept until the end), then directory ownership, modes and times are
+//! applied (deepest first). A failure at any point, commit included, undoes what was
+//! done, removes what the unpack created and leaves the sysroot as it was; the
+//! staging directory never survives an unpack. The staging directory holds at most
+//! `max_total_bytes` of data while the archive is read (runs of zero bytes are holes).
 //!
 //! Path and link rules (the sysroot is treated like a chroot):
 //!

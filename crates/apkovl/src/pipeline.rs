@@ -1,5 +1,5 @@
 //! Inflate on a second thread while the tar reader works on the first, like
-//! `gzip -d | tar x` but in one process: each pass then takes about as long
+//! `gzip -d | tar x` but in one process: the read then takes about as long
 //! as the slower of the two stages instead of their sum. The channel is
 //! bounded, so at most `DEPTH + 2` chunks are alive (about 1.5 MiB).
 
@@ -11,6 +11,7 @@ use crate::gzip::GzStream;
 use crate::unpack::Limits;
 
 const CHUNK: usize = 256 * 1024;
+const FIRST_CHUNK: usize = 16 * 1024;
 const DEPTH: usize = 4;
 
 /// The consuming end: a `Read` over the chunks the inflate thread sends.
@@ -68,8 +69,12 @@ where
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
         scope.spawn(move || {
             let mut gz = GzStream::new(src, cap);
+            // Chunks start small and double up to CHUNK: a small overlay does not pay
+            // for zeroing buffers it never fills.
+            let mut size = FIRST_CHUNK;
             loop {
-                let mut chunk = vec![0u8; CHUNK];
+                let mut chunk = vec![0u8; size];
+                size = (size * 2).min(CHUNK);
                 let mut filled = 0;
                 let result = loop {
                     match gz.read(&mut chunk[filled..]) {

@@ -68,3 +68,25 @@ pub(crate) fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// User plus system CPU seconds of a reaped child and the descendants it reaped
+/// (`wait4` reports both): on a shared machine this moves less than wall time.
+pub(crate) fn cpu_secs(usage: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Whether PATH is on tmpfs (`statfs` magic), as the new root of a diskless boot is.
+pub(crate) fn on_tmpfs(path: &std::path::Path) -> bool {
+    statfs_magic(path).is_some_and(|magic| magic == 0x0102_1994)
+}
+
+fn statfs_magic(path: &std::path::Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path and st a writable local, both outliving the call.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    (rc == 0).then_some(st.f_type as i64)
+}

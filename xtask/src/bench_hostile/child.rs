@@ -26,6 +26,8 @@ pub enum Ended {
 #[derive(Debug)]
 pub struct Run {
     pub secs: f64,
+    /// User plus system CPU seconds.
+    pub cpu_secs: f64,
     /// `VmHWM` at the exit stop (or just before a timeout kill); `ru_maxrss` when
     /// neither could be read.
     pub peak_kib: Option<i64>,
@@ -143,6 +145,7 @@ pub fn run_capped(
     };
     Ok(Run {
         secs,
+        cpu_secs: crate::bench::trace::cpu_secs(&usage),
         peak_kib: peak_kib.or(Some(usage.ru_maxrss)),
         ended,
         stdout: text(out),

@@ -232,6 +232,7 @@ fn child_runs_report_exit_output_timeout_and_memory_cap() {
 fn verdict_needs_both_bounds_and_rejection_only_where_allowed() {
     let run = |ended, peak_kib| Run {
         secs: 0.5,
+        cpu_secs: 0.4,
         peak_kib,
         ended,
         stdout: String::new(),

@@ -31,7 +31,7 @@ pub struct Limits {
     pub max_pax_bytes: usize,
     /// Size of the compressed input.
     pub max_compressed_bytes: u64,
-    /// Memory the verified plan may hold between the two passes: a fixed cost per
+    /// Memory the verified plan may hold until the commit: a fixed cost per
     /// member and per distinct path component, plus the names, link targets, member
     /// list and warnings it keeps. Bounds what an archive of many members with long
     /// names (up to `max_entries` times `max_path_len`) can make the init allocate.
@@ -178,12 +178,6 @@ pub enum UnpackError {
         /// The conflicting member.
         parent: String,
     },
-    /// The second read of the input differed from the first.
-    #[error("the overlay changed between the verify and apply passes at member {index}")]
-    Changed {
-        /// Index of the first differing member.
-        index: usize,
-    },
     /// A non-directory member would replace an existing directory in the sysroot.
     #[error("member {member} would replace an existing directory")]
     ReplacesDirectory {
@@ -222,7 +216,7 @@ pub enum UnpackError {
         /// The OS error.
         source: io::Error,
     },
-    /// The commit phase failed part-way (an I/O error: conflicts are found by pass 1).
+    /// The commit phase failed part-way (an I/O error: conflicts are found while reading).
     /// What was moved into place is moved back; `remains` says whether that worked.
     #[error("committing member {member} failed ({source}); {remains}")]
     Commit {
@@ -235,9 +229,9 @@ pub enum UnpackError {
     },
 }
 
-/// Unpacks a gzip'd tar into `sysroot`. `open` is called once per pass and must return a
-/// fresh reader of the same compressed bytes. Nothing is written unless pass 1 accepted
-/// the whole archive; see the crate docs for the full contract.
+/// Unpacks a gzip'd tar into `sysroot`. `open` is called once and returns a reader of
+/// the compressed bytes. Nothing outside the staging directory is written before the
+/// whole archive is verified; see the crate docs for the full contract.
 pub fn unpack<F, R>(open: F, sysroot: &Path, limits: &Limits) -> Result<UnpackReport, UnpackError>
 where
     F: FnMut() -> Result<R, io::Error>,
@@ -261,21 +255,20 @@ where
         source,
     })?;
     let src = open().map_err(UnpackError::Source)?;
-    let plan = crate::pipeline::with_tar(src, limits, |tar| plan::verify(tar, &root, limits))?;
-    let src = open().map_err(UnpackError::Source)?;
-    let dir = commit::stage_dir(&root, &plan)?;
-    let mut stage = stage::Stage::new(&root, &plan, dir);
-    let staged = crate::pipeline::with_tar(src, limits, |tar| stage.run(tar));
-    let bytes = match staged.and_then(|bytes| stage.commit().map(|()| bytes)) {
-        Ok(bytes) => {
-            stage.remove_stage_dir();
-            bytes
-        }
+    let mut w = stage::Writer::new(stage::stage_dir(&root)?);
+    let plan = match crate::pipeline::with_tar(src, limits, |tar| {
+        plan::verify(tar, &root, limits, &mut w)
+    }) {
+        Ok(plan) => plan,
         Err(e) => {
-            stage.rollback();
+            w.remove_all(&root);
             return Err(e);
         }
     };
+    let mut stage = commit::Stage::new(&root, &plan, w);
+    stage.commit()?;
+    stage.finish();
+    let bytes = stage.w.bytes;
     drop(stage);
     Ok(UnpackReport {
         entries: plan.items.len() as u64,
@@ -287,7 +280,7 @@ where
 
 /// Unpacks a plain `.apkovl.tar.gz` file. The file is opened once with
 /// `O_NOFOLLOW | O_CLOEXEC` and must be a regular file no larger than
-/// `max_compressed_bytes`; both passes read the same open file.
+/// `max_compressed_bytes`.
 pub fn unpack_file(
     path: &Path,
     sysroot: &Path,

@@ -6,9 +6,9 @@
 //! their header), and warnings are capped, so a small archive of many odd members
 //! cannot make the plan large.
 
-use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 
+use super::stage::{Writer, NO_SLOT};
 use super::tree::{Conflict, Fs, Latest, Tree, NONE, ROOT};
 use super::{Limits, UnpackError};
 use crate::archive::{Entry, Kind, TarReader};
@@ -30,10 +30,9 @@ pub(super) enum Target {
 
 /// One archive member as pass 1 accepted it.
 pub(super) struct Item {
-    /// Keyed hash of the raw header; pass 2 must read an identical one at this index.
-    /// Pass 2 writes only what the plan holds (paths, targets), never the names it reads
-    /// again, so this is a consistency check, not what keeps the writes in the sysroot.
-    pub(super) fingerprint: u64,
+    /// The staging entry holding a regular file's data (`NO_SLOT`: none, or removed
+    /// because a later member replaced it).
+    pub(super) slot: u32,
     pub(super) kind: Kind,
     /// Canonical node (`NONE` for skipped members).
     pub(super) node: u32,
@@ -53,7 +52,6 @@ pub(super) struct Plan {
     pub(super) members: MemberList,
     pub(super) warnings: Vec<String>,
     suppressed: u64,
-    hasher: RandomState,
     /// Table lookups made to resolve hard links: one per link, whatever the chains.
     pub(super) link_steps: u64,
     /// Bytes of symlink targets and warnings kept.
@@ -61,10 +59,6 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn fingerprint(&self, entry: &Entry) -> u64 {
-        self.hasher.hash_one(entry)
-    }
-
     /// This member is the last one for its canonical path ("last wins", like tar).
     pub(super) fn is_final(&self, index: usize) -> bool {
         let node = self.items[index].node;
@@ -117,19 +111,20 @@ impl Plan {
 }
 
 /// Reads the whole stream (so every checksum is verified) and checks every rule. The
-/// sysroot is only looked at (`fstatat`, `readlinkat`), never written.
+/// sysroot is only looked at (`fstatat`, `readlinkat`), never written; regular files'
+/// data goes to the staging directory of `w` as it is read.
 pub(super) fn verify<R: Read>(
     tar: &mut TarReader<R>,
     root: &Root,
     limits: &Limits,
+    w: &mut Writer,
 ) -> Result<Plan, UnpackError> {
     let mut plan = Plan {
         items: Vec::new(),
-        tree: Tree::new(),
+        tree: Tree::new(&w.dir.name),
         members: MemberList::default(),
         warnings: Vec::new(),
         suppressed: 0,
-        hasher: RandomState::new(),
         link_steps: 0,
         extra: 0,
     };
@@ -191,18 +186,30 @@ pub(super) fn verify<R: Read>(
                 plan.members.push(listed_name(&entry.name));
                 if node != ROOT {
                     let n = &mut plan.tree.nodes[node as usize];
+                    let prev = n.latest;
                     n.latest = index;
                     n.latest_kind = match entry.kind {
                         Kind::Dir => Latest::Dir,
                         Kind::Symlink => Latest::Symlink,
                         _ => Latest::File,
                     };
+                    if entry.kind != Kind::Dir {
+                        plan.tree.member_at(node);
+                    }
+                    // A file replaced by a later member is never written: free its
+                    // space now. A hard link to it rejects the overlay (check_final).
+                    if let Some(old) = plan.items.get_mut(prev as usize) {
+                        if old.slot != NO_SLOT {
+                            w.discard(old.slot);
+                            old.slot = NO_SLOT;
+                        }
+                    }
                 }
                 (node, target)
             }
         };
-        plan.items.push(Item {
-            fingerprint: plan.fingerprint(&entry),
+        let mut item = Item {
+            slot: NO_SLOT,
             kind: entry.kind,
             node,
             mode: entry.mode,
@@ -210,7 +217,11 @@ pub(super) fn verify<R: Read>(
             gid: entry.gid,
             mtime: entry.mtime,
             target,
-        });
+        };
+        if item.kind == Kind::File && node != NONE {
+            item.slot = w.file(&item, &entry.name, tar, entry.size)?;
+        }
+        plan.items.push(item);
         if plan.bytes() > limits.max_plan_bytes {
             return Err(UnpackError::PlanTooLarge {
                 limit: limits.max_plan_bytes,

@@ -85,10 +85,18 @@ pub(super) struct Tree {
     key: Vec<u8>,
     /// Bytes charged so far (names and links kept, fixed node costs).
     pub(super) bytes: usize,
+    /// The staging directory's name at the top of the sysroot: the plan sees nothing
+    /// there (it is moved out of the way of a member of that name before the commit).
+    hidden: Box<[u8]>,
+    /// The last directory path resolved for a member, its node and the symlinks
+    /// followed on the way: the next member usually lies in it or below it, and
+    /// resolving again from the root would cost a hash lookup per component (a
+    /// member 2,000 directories deep would cost 2,000).
+    last: Option<(Vec<u8>, u32, usize)>,
 }
 
 impl Tree {
-    pub(super) fn new() -> Tree {
+    pub(super) fn new(hidden: &[u8]) -> Tree {
         Tree {
             nodes: vec![Node {
                 parent: ROOT,
@@ -103,6 +111,8 @@ impl Tree {
             children: HashMap::new(),
             key: Vec::new(),
             bytes: NODE_COST,
+            hidden: hidden.into(),
+            last: None,
         }
     }
 
@@ -184,7 +194,8 @@ impl Tree {
     /// [`Tree::fs`] for a node whose parent is known.
     fn fs_one(&mut self, root: &Root, id: u32) -> Result<Fs, Conflict> {
         let parent = self.nodes[id as usize].parent;
-        if self.nodes[parent as usize].fs != Fs::Dir {
+        let hidden = parent == ROOT && self.nodes[id as usize].name == self.hidden;
+        if self.nodes[parent as usize].fs != Fs::Dir || hidden {
             self.nodes[id as usize].fs = Fs::Missing;
             return Ok(Fs::Missing);
         }
@@ -215,7 +226,12 @@ impl Tree {
     /// the sysroot and must end at an existing directory; a component whose latest
     /// member is a symlink or a non-directory is a conflict. With `mark`, each node
     /// passed through records `item` as its latest user (checked again at the end,
-    /// when the final member of every node is known).
+    /// when the final member of every node is known), and the walk starts from the
+    /// last path resolved with `mark` when that is a prefix of `path`: the walk is a
+    /// function of the node reached and the symlinks counted at that point, and what
+    /// could change its result there (a non-directory member on that path) drops the
+    /// remembered path ([`Tree::member_at`]). The nodes of the shared prefix keep the
+    /// earlier member as their user, which is just as much a member going through them.
     pub(super) fn resolve_dir(
         &mut self,
         root: &Root,
@@ -223,11 +239,58 @@ impl Tree {
         item: u32,
         mark: bool,
     ) -> Result<u32, Conflict> {
+        let (start, skip, links) = match &self.last {
+            Some((p, node, links))
+                if mark
+                    && !p.is_empty()
+                    && path.starts_with(p)
+                    && (path.len() == p.len() || path[p.len()] == b'/') =>
+            {
+                (*node, p.len(), *links)
+            }
+            _ => (ROOT, 0, 0),
+        };
+        let (cur, links) = self.walk(root, start, &path[skip..], links, item, mark)?;
+        if mark {
+            let mut p = self.last.take().map(|l| l.0).unwrap_or_default();
+            p.clear();
+            p.extend_from_slice(path);
+            self.last = Some((p, cur, links));
+        }
+        Ok(cur)
+    }
+
+    /// A member other than a directory now ends at `node`: forget the remembered path
+    /// if `node` is on it.
+    pub(super) fn member_at(&mut self, node: u32) {
+        let Some((_, last, _)) = &self.last else {
+            return;
+        };
+        let depth = self.nodes[node as usize].depth;
+        let mut n = *last;
+        while self.nodes[n as usize].depth > depth {
+            n = self.nodes[n as usize].parent;
+        }
+        if n == node {
+            self.last = None;
+        }
+    }
+
+    /// [`Tree::resolve_dir`] from node `start` with `links` symlinks already followed;
+    /// returns the node reached and the symlinks followed in all.
+    fn walk(
+        &mut self,
+        root: &Root,
+        start: u32,
+        path: &[u8],
+        mut links: usize,
+        item: u32,
+        mark: bool,
+    ) -> Result<(u32, usize), Conflict> {
         // Frames of component text still to walk: the member path, then the targets of
         // symlinks met on the way (the node of the link, to check where it ended).
         let mut frames: Vec<(Box<[u8]>, usize, u32)> = vec![(path.into(), 0, NONE)];
-        let mut cur = ROOT;
-        let mut links = 0;
+        let mut cur = start;
         let mut comp = Vec::new();
         while let Some((text, pos, link_node)) = frames.last_mut() {
             if *pos >= text.len() {
@@ -278,6 +341,6 @@ impl Tree {
                 }
             }
         }
-        Ok(cur)
+        Ok((cur, links))
     }
 }

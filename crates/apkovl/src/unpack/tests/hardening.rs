@@ -3,20 +3,37 @@
 //! non-UTF-8 names. Each test is named after the behaviour it pins.
 
 use std::ffi::OsStr;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 use super::*;
 use crate::pipeline::with_tar;
 use crate::root::Root;
-use crate::unpack::commit::{stage_dir_from, STAGE_PREFIX};
+use crate::unpack::commit::Stage;
 use crate::unpack::plan::{verify, Plan};
-use crate::unpack::stage::{tmp_name, Stage, NOBODY};
+use crate::unpack::stage::{stage_dir_from, STAGE_PREFIX};
+use crate::unpack::stage::{Writer, NOBODY};
 
-/// Pass 1 only, into `root`.
+/// Verification only, into `root` (what it staged is removed).
 fn plan_of(data: &[u8], root: &Path, limits: &Limits) -> Result<Plan, UnpackError> {
     let root = Root::open(root, Resolver::Openat2).unwrap();
-    with_tar(data, limits, |tar| verify(tar, &root, limits))
+    let mut w = Writer::new(stage_dir_from(&root, 0).unwrap());
+    let plan = with_tar(data, limits, |tar| verify(tar, &root, limits, &mut w));
+    w.remove_all(&root);
+    plan
+}
+
+/// Verification and commit with the staging directory's name chosen from `seed`,
+/// returning the commit still holding its staging directory (call `finish`).
+pub(super) fn verified<'a>(
+    data: &[u8],
+    root: &'a Root,
+    plan: &'a mut Option<Plan>,
+    seed: u64,
+) -> Stage<'a> {
+    let limits = Limits::default();
+    let mut w = Writer::new(stage_dir_from(root, seed).unwrap());
+    let p = with_tar(data, &limits, |tar| verify(tar, root, &limits, &mut w)).unwrap();
+    Stage::new(root, plan.insert(p), w)
 }
 
 /// A scratch directory in memory when possible: the deep-tree tests measure the
@@ -250,58 +267,49 @@ fn usr_merge_alias_conflicts_are_rejected_before_anything_is_written() {
 }
 
 #[test]
-fn staging_directory_name_avoids_members_and_existing_entries() {
+fn staging_directory_name_avoids_existing_entries() {
     let tmp = tempfile::tempdir().unwrap();
-    let taken = format!("{STAGE_PREFIX}{:016x}", 5);
-    let existing = format!("{STAGE_PREFIX}{:016x}", 6);
+    let existing = format!("{STAGE_PREFIX}{:016x}", 5);
     fs::create_dir(tmp.path().join(&existing)).unwrap();
-    let data = simple(|t| {
-        t.file(&taken, b"member");
-    });
-    let plan = plan_of(&data, tmp.path(), &Limits::default()).unwrap();
     let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
-    let dir = stage_dir_from(&root, &plan, 5).unwrap();
-    assert_eq!(dir.name, format!("{STAGE_PREFIX}{:016x}", 7).into_bytes());
+    let dir = stage_dir_from(&root, 5).unwrap();
+    assert_eq!(dir.name, format!("{STAGE_PREFIX}{:016x}", 6).into_bytes());
 }
 
-/// A commit that fails half-way (here: a staged entry vanished) puts back what it had
-/// already moved, originals included, and leaves no staging entry.
+/// A member whose name is the staging directory's (as a file, and as a directory with
+/// a file in it) is unpacked like any other: the plan sees nothing at that name and
+/// the staging directory moves out of its way before the commit.
 #[test]
-fn commit_failure_half_way_restores_the_sysroot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root_path = tmp.path().join("sysroot");
-    fs::create_dir_all(root_path.join("etc")).unwrap();
-    fs::write(root_path.join("etc/hostname"), b"old").unwrap();
-    let data = simple(|t| {
-        t.file("etc/hostname", b"new")
-            .file("new/dir/file", b"1")
-            .file("etc/motd", b"m");
-    });
-    let before = snapshot(tmp.path());
-    let limits = Limits::default();
-    let plan = plan_of(&data, &root_path, &limits).unwrap();
-    let root = Root::open(&root_path, Resolver::Openat2).unwrap();
-    let dir = stage_dir_from(&root, &plan, 0).unwrap();
-    let mut stage = Stage::new(&root, &plan, dir);
-    with_tar(&data[..], &limits, |tar| stage.run(tar)).unwrap();
-    nix::unistd::unlinkat(
-        Some(stage.dir.fd.as_raw_fd()),
-        tmp_name(2).as_str(),
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    )
-    .unwrap();
-    let err = stage.commit().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            UnpackError::Commit {
-                remains: "nothing of the overlay was applied",
-                ..
+fn member_named_like_the_staging_directory_is_unpacked() {
+    let taken = format!("{STAGE_PREFIX}{:016x}", 5);
+    for as_dir in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = simple(|t| {
+            if as_dir {
+                t.file(&format!("{taken}/inner"), b"member");
+            } else {
+                t.file(&taken, b"member");
             }
-        ),
-        "{err}"
-    );
-    assert_eq!(snapshot(tmp.path()), before);
+            t.file("etc/other", b"x");
+        });
+        let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
+        let mut plan = None;
+        let mut stage = verified(&data, &root, &mut plan, 5);
+        stage.commit().unwrap();
+        stage.finish();
+        let path = if as_dir {
+            tmp.path().join(&taken).join("inner")
+        } else {
+            tmp.path().join(&taken)
+        };
+        assert_eq!(fs::read(path).unwrap(), b"member");
+        assert_eq!(fs::read(tmp.path().join("etc/other")).unwrap(), b"x");
+        let top: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(top.len(), 2, "{top:?}");
+    }
 }
 
 #[test]
