@@ -33,6 +33,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::fixtures;
+use crate::qemu::Arch;
 
 pub fn sha1(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
@@ -360,12 +361,12 @@ pub fn index(packages: &[&Built], key: &Key, description: &str) -> Result<Vec<u8
 
 /// A meta package with no files: `alpine-base` stands for the real one
 /// (whose closure, openrc and alpine-conf, the mini root lacks) and
-/// depends on just what boots busybox init.
-pub fn meta_package(name: &str, version: &str, depends: &[&str]) -> Installed {
+/// depends on just what boots busybox init. Built for ARCH.
+pub fn meta_package(name: &str, version: &str, depends: &[&str], arch: Arch) -> Installed {
     let mut header = vec![
         ('P', name.to_string()),
         ('V', version.to_string()),
-        ('A', "x86_64".to_string()),
+        ('A', arch.name().to_string()),
         ('I', "0".to_string()),
         ('T', format!("{name} for alpinit's tests")),
         ('U', "https://alpinelinux.org".to_string()),
@@ -383,11 +384,17 @@ pub fn meta_package(name: &str, version: &str, depends: &[&str]) -> Installed {
     }
 }
 
-/// The unpacked x86_64 mini root, once per directory.
-pub fn miniroot(dir: &Path) -> Result<PathBuf> {
-    let root = dir.join("miniroot");
+/// ARCH's unpacked mini root, once per directory. The x86_64 one keeps
+/// its old place (`DIR/miniroot`); the others get `DIR/miniroot-ARCH`, so
+/// one directory can hold both (an aarch64 repository is checked by the
+/// x86_64 root's apk, see [`verify`]).
+pub fn miniroot(dir: &Path, arch: Arch) -> Result<PathBuf> {
+    let (root, fixture) = match arch {
+        Arch::X86_64 => (dir.join("miniroot"), fixtures::MINIROOT_X86_64),
+        Arch::Aarch64 => (dir.join("miniroot-aarch64"), fixtures::MINIROOT_AARCH64),
+    };
     if !root.join("lib/apk/db/installed").is_file() {
-        fixtures::unpack(&fixtures::MINIROOT_X86_64, &root)?;
+        fixtures::unpack(&fixture, &root)?;
     }
     Ok(root)
 }
@@ -415,27 +422,40 @@ pub fn chroot_apk(root: &Path, args: &[&str]) -> Result<String> {
 /// Prefix of the key the real-apk image trusts.
 pub const TRUSTED_KEY: &str = "alpinit-test";
 
-/// What the real-apk image adds (host file, path in the image): the mini
-/// root's dynamic `apk`, the musl loader and the libraries it links, and
-/// the trusted test key in `/etc/apk/keys`.
-pub fn image_files(work: &Path) -> Result<Vec<(PathBuf, String)>> {
-    let root = miniroot(work)?;
-    let mut files: Vec<(PathBuf, String)> = [
-        "sbin/apk",
-        "lib/ld-musl-x86_64.so.1",
-        "lib/libc.musl-x86_64.so.1",
-        "lib/libapk.so.2.14.0",
-        "lib/libcrypto.so.3",
-        "lib/libssl.so.3",
-        "lib/libz.so.1",
-        "lib/libz.so.1.3.1",
-    ]
-    .iter()
-    .map(|p| (root.join(p), format!("/{p}")))
-    .collect();
+/// What the real-apk image adds (host file, path in the image): ARCH's
+/// mini root's dynamic `apk`, the musl loader and the libraries it links,
+/// and the trusted test key in `/etc/apk/keys`.
+pub fn image_files(work: &Path, arch: Arch) -> Result<Vec<(PathBuf, String)>> {
+    let root = miniroot(work, arch)?;
+    let mut files: Vec<(PathBuf, String)> = image_paths(arch)
+        .iter()
+        .map(|p| (root.join(p), format!("/{p}")))
+        .collect();
     let key = cached_key(TRUSTED_KEY)?;
     files.push((key.public.clone(), format!("/etc/apk/keys/{}", key.name)));
     Ok(files)
+}
+
+/// The mini root's files that run its `apk`, relative to the root: the
+/// musl loader is named after the architecture (`ld-musl-ARCH.so.1`).
+pub fn image_paths(arch: Arch) -> Vec<String> {
+    let a = arch.name();
+    let mut paths = vec![
+        "sbin/apk".to_string(),
+        format!("lib/ld-musl-{a}.so.1"),
+        format!("lib/libc.musl-{a}.so.1"),
+    ];
+    paths.extend(
+        [
+            "lib/libapk.so.2.14.0",
+            "lib/libcrypto.so.3",
+            "lib/libssl.so.3",
+            "lib/libz.so.1",
+            "lib/libz.so.1.3.1",
+        ]
+        .map(String::from),
+    );
+    paths
 }
 
 /// The packages of the boot repository: just what boots busybox init from
@@ -449,12 +469,13 @@ pub const BOOT_PACKAGES: &[&str] = &[
 ];
 
 /// Builds NAMES from the installed packages of ROOT (plus the `alpine-base`
-/// meta package when `with_base`), signed with KEY.
+/// meta package for ARCH when `with_base`), signed with KEY.
 pub fn build_packages(
     root: &Path,
     names: &[&str],
     key: &Key,
     with_base: bool,
+    arch: Arch,
 ) -> Result<Vec<Built>> {
     let installed = parse_installed(root)?;
     let mut out = Vec::new();
@@ -466,16 +487,22 @@ pub fn build_packages(
         out.push(build_package(pkg, root, key)?);
     }
     if with_base {
-        let base = meta_package("alpine-base", "3.20.3-r0", BOOT_PACKAGES);
+        let base = meta_package("alpine-base", "3.20.3-r0", BOOT_PACKAGES, arch);
         out.push(build_package(&base, root, key)?);
     }
     Ok(out)
 }
 
-/// Writes `DIR/x86_64/*.apk` and `DIR/x86_64/APKINDEX.tar.gz` signed by
-/// INDEX_KEY, and the `.boot_repository` marker.
-pub fn write_repository(dir: &Path, packages: &[&Built], index_key: &Key) -> Result<PathBuf> {
-    let arch = dir.join("x86_64");
+/// Writes `DIR/ARCH/*.apk` and `DIR/ARCH/APKINDEX.tar.gz` signed by
+/// INDEX_KEY, and the `.boot_repository` marker: apk looks for the index
+/// under its own architecture's name.
+pub fn write_repository(
+    dir: &Path,
+    packages: &[&Built],
+    index_key: &Key,
+    arch: Arch,
+) -> Result<PathBuf> {
+    let arch = dir.join(arch.name());
     fs::create_dir_all(&arch).with_context(|| format!("creating {}", arch.display()))?;
     for p in packages {
         let f = arch.join(p.file_name());
@@ -490,7 +517,10 @@ pub fn write_repository(dir: &Path, packages: &[&Built], index_key: &Key) -> Res
 }
 
 /// `apk verify` by the mini root's real apk, chrooted into ROOT with KEY
-/// trusted, of every file in FILES (copied into ROOT's `/tmp`).
+/// trusted, of every file in FILES (copied into ROOT's `/tmp`). ROOT is
+/// the x86_64 mini root whatever the packages' architecture: this host
+/// runs no other architecture's binaries, and `apk verify` checks
+/// signatures and hashes only, which do not depend on the architecture.
 pub fn verify(root: &Path, key: &Key, files: &[PathBuf]) -> Result<String> {
     let keys = root.join("etc/apk/keys");
     fs::copy(&key.public, keys.join(&key.name))

@@ -152,8 +152,10 @@ fn build_image(
     init: Option<PathBuf>,
     out_dir: &std::path::Path,
 ) -> Result<PathBuf> {
-    if arch != Arch::X86_64 && kind != ImageKind::Standard {
-        anyhow::bail!("{kind:?} images are built for x86_64 only");
+    if arch != Arch::X86_64 && !matches!(kind, ImageKind::Standard | ImageKind::RealApk) {
+        anyhow::bail!(
+            "{kind:?} images are built for x86_64 only (aarch64 builds Standard and RealApk)"
+        );
     }
     if kind == ImageKind::Mkinitfs {
         let init = match init {
@@ -230,6 +232,7 @@ fn build_image(
             opts.extras
                 .extend(alpinit_qemu_tests::alpine_repo::image_files(
                     &out_dir.join("images"),
+                    arch,
                 )?);
             "initramfs-real-apk.gz"
         }

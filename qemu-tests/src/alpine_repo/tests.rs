@@ -153,7 +153,12 @@ fn cut_streams_continue_into_the_next_one_as_apk_reads_them() {
 
 #[test]
 fn index_entry_carries_identity_size_and_dependencies() {
-    let pkg = meta_package("alpine-base", "3.20.3-r0", &["busybox", "musl"]);
+    let pkg = meta_package(
+        "alpine-base",
+        "3.20.3-r0",
+        &["busybox", "musl"],
+        Arch::X86_64,
+    );
     let entry = index_entry(&pkg, &[0u8; 20], 1234);
     assert!(
         entry.starts_with(
@@ -254,4 +259,38 @@ fn built_package_has_signed_control_identity_and_datahash() {
         built.cache_name(),
         format!("tool-1.0-r0.{}.apk", hex(&built.identity[..4]))
     );
+}
+
+#[test]
+fn aarch64_meta_package_and_repository_are_named_for_aarch64() {
+    let pkg = meta_package("alpine-base", "3.20.3-r0", &["musl"], Arch::Aarch64);
+    let entry = index_entry(&pkg, &[0u8; 20], 1);
+    assert!(entry.contains("\nA:aarch64\n"), "{entry}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_in(&dir.path().join("keys"), "t").expect("key");
+    let built = build_package(&pkg, dir.path(), &key).expect("build");
+    let idx = write_repository(&dir.path().join("apks"), &[&built], &key, Arch::Aarch64)
+        .expect("repository");
+    assert_eq!(idx, dir.path().join("apks/aarch64/APKINDEX.tar.gz"));
+    assert!(dir
+        .path()
+        .join("apks/aarch64")
+        .join(built.file_name())
+        .is_file());
+    assert!(!dir.path().join("apks/x86_64").exists());
+}
+
+#[test]
+fn aarch64_image_carries_the_aarch64_musl_loader() {
+    let paths = image_paths(Arch::Aarch64);
+    assert!(
+        paths.contains(&"lib/ld-musl-aarch64.so.1".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"lib/libc.musl-aarch64.so.1".to_string()),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"sbin/apk".to_string()), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("x86_64")), "{paths:?}");
 }

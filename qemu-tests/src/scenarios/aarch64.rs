@@ -3,7 +3,8 @@
 //! report-init. The virtio disk and the USB stick are the x86_64
 //! scenarios' own setup and checks (`Vm` picks the machine from
 //! `Assets::arch`); the SD card and the network boot are the ones the
-//! Raspberry Pi and ARM servers need.
+//! Raspberry Pi and ARM servers need; `real-apk` is the x86_64 scenario
+//! of that name with the aarch64 mini root (`real_apk.rs`).
 
 use std::path::Path;
 
@@ -46,6 +47,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             setup: setup_usb_fat32,
             check: check_usb_fat32,
         },
+        super::real_apk::aarch64_scenario(),
     ]
 }
 

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 
 use super::*;
 use crate::alpine_repo::{self, Built, Key};
+use crate::qemu::Arch;
 
 /// Lines the report script prints start with this.
 const MARK: &str = "REALAPK ";
@@ -34,7 +35,7 @@ echo "REALAPK-BEGIN"
 echo "REALAPK pid1=$($B cat /proc/1/comm)"
 echo "REALAPK root=$($B awk '$2=="/"{print $3}' /proc/mounts)"
 for p in $($B sed -n 's/^P://p' /lib/apk/db/installed); do echo "REALAPK installed=$p"; done
-for f in /bin/busybox /bin/sh /sbin/init /bin/ls /lib/ld-musl-x86_64.so.1 /etc/passwd /lib/libz.so.1; do
+for f in /bin/busybox /bin/sh /sbin/init /bin/ls /lib/ld-musl-x86_64.so.1 /lib/ld-musl-aarch64.so.1 /etc/passwd /lib/libz.so.1; do
   [ -e "$f" ] && echo "REALAPK file=$f"
 done
 echo "REALAPK hostname=$($B cat /etc/hostname)"
@@ -75,35 +76,35 @@ pub(super) fn scenarios() -> [Scenario; 6] {
             about: "real apk installs a signed boot repository into the tmpfs root; busybox init runs from it",
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Boot),
-            check: |o, _| check(o, Case::Boot),
+            check: |o, _| check(o, Arch::X86_64, Case::Boot),
         },
         Scenario {
             name: "real-apk-cache",
             about: "etc/apk/cache -> /media/usb/cache holds zlib, in no repository: installed from the cache",
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Cache),
-            check: |o, _| check(o, Case::Cache),
+            check: |o, _| check(o, Arch::X86_64, Case::Cache),
         },
         Scenario {
             name: "real-apk-missing",
             about: "a world package in no repository: apk installs the rest and exits 0 (broken world forced), no WARNING, as Alpine",
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Missing),
-            check: |o, _| check(o, Case::Missing),
+            check: |o, _| check(o, Arch::X86_64, Case::Missing),
         },
         Scenario {
             name: "real-apk-untrusted",
             about: "the index signed by an untrusted key: apk skips it, installs nothing, exits 0; no init in the new root, the shell, as Alpine",
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Untrusted),
-            check: |o, _| check(o, Case::Untrusted),
+            check: |o, _| check(o, Arch::X86_64, Case::Untrusted),
         },
         Scenario {
             name: "real-apk-damaged",
             about: "a damaged package: apk installs the others, the WARNING, busybox init still runs",
             image: ImageKind::RealApk,
             setup: |a, d| setup(a, d, Case::Damaged),
-            check: |o, _| check(o, Case::Damaged),
+            check: |o, _| check(o, Arch::X86_64, Case::Damaged),
         },
         Scenario {
             name: "real-apk-serial-login",
@@ -113,6 +114,20 @@ pub(super) fn scenarios() -> [Scenario; 6] {
             check: |o, _| check_login(o),
         },
     ]
+}
+
+/// The real-Alpine boot on aarch64 (`aarch64.rs` lists it): the aarch64
+/// mini root's packages in an `apks/aarch64/` boot repository on a virtio
+/// disk, the image carrying the aarch64 apk, and the same checks as
+/// x86_64's `real-apk`, the aarch64 musl loader among the new root's files.
+pub(super) fn aarch64_scenario() -> Scenario {
+    Scenario {
+        name: "real-apk",
+        about: "real aarch64 apk installs a signed apks/aarch64 boot repository into the tmpfs root; aarch64 busybox init runs from it",
+        image: ImageKind::RealApk,
+        setup: |a, d| setup(a, d, Case::Boot),
+        check: |o, _| check(o, Arch::Aarch64, Case::Boot),
+    }
 }
 
 /// An apkovl as `lbu package` writes one: directories first, root-owned,
@@ -180,9 +195,14 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
-    let root = alpine_repo::miniroot(&assets.out_dir.join("images"))?;
+    let arch = assets.arch;
+    let images = assets.out_dir.join("images");
+    let root = alpine_repo::miniroot(&images, arch)?;
+    // The apk that runs here is the x86_64 root's (`alpine_repo::verify`).
+    let host_root = alpine_repo::miniroot(&images, Arch::X86_64)?;
     let trusted = alpine_repo::cached_key(alpine_repo::TRUSTED_KEY)?;
-    let built = alpine_repo::build_packages(&root, alpine_repo::BOOT_PACKAGES, &trusted, true)?;
+    let built =
+        alpine_repo::build_packages(&root, alpine_repo::BOOT_PACKAGES, &trusted, true, arch)?;
     let refs: Vec<&Built> = built.iter().collect();
     let tree = dir.join("media.tree");
     let repo = tree.join("apks");
@@ -191,23 +211,23 @@ fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
     } else {
         trusted.clone()
     };
-    let index = alpine_repo::write_repository(&repo, &refs, &index_key)?;
+    let index = alpine_repo::write_repository(&repo, &refs, &index_key, arch)?;
     let packages: Vec<_> = refs
         .iter()
-        .map(|b| repo.join("x86_64").join(b.file_name()))
+        .map(|b| repo.join(arch.name()).join(b.file_name()))
         .collect();
     // The real apk must accept what each key signed, before any boot.
-    let mut verified = alpine_repo::verify(&root, &trusted, &packages)?;
-    verified += &alpine_repo::verify(&root, &index_key, std::slice::from_ref(&index))?;
+    let mut verified = alpine_repo::verify(&host_root, &trusted, &packages)?;
+    verified += &alpine_repo::verify(&host_root, &index_key, std::slice::from_ref(&index))?;
     if case == Case::Untrusted {
         // ... and refuse the index with only the image's key.
-        if let Ok(out) = alpine_repo::verify(&root, &trusted, std::slice::from_ref(&index)) {
+        if let Ok(out) = alpine_repo::verify(&host_root, &trusted, std::slice::from_ref(&index)) {
             anyhow::bail!("apk verify accepted the untrusted index: {out}");
         }
     }
     fs::write(dir.join("apk-verify.txt"), &verified).context("writing apk-verify.txt")?;
     if case == Case::Damaged {
-        let f = repo.join("x86_64").join(
+        let f = repo.join(arch.name()).join(
             refs.iter()
                 .find(|b| b.name == DAMAGED)
                 .context("no package to damage")?
@@ -226,7 +246,7 @@ fn setup(assets: &Assets, dir: &Path, case: Case) -> Result<Setup> {
     };
     let mut world = "alpine-base\n".to_string();
     if case == Case::Cache {
-        let zlib = alpine_repo::build_packages(&root, &["zlib"], &trusted, false)?;
+        let zlib = alpine_repo::build_packages(&root, &["zlib"], &trusted, false, arch)?;
         let zlib = zlib.first().context("zlib was not built")?;
         write(&tree.join("cache").join(zlib.cache_name()), &zlib.bytes)?;
         write(&tree.join("cache/installed"), zlib.index_entry.as_bytes())?;
@@ -318,7 +338,8 @@ fn markers(log: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn check(outcome: &Outcome, case: Case) -> Vec<String> {
+/// ARCH is the machine's: its musl loader must be in the new root.
+fn check(outcome: &Outcome, arch: Arch, case: Case) -> Vec<String> {
     let mut failures = Vec::new();
     let log = &outcome.log;
     if log.contains("Kernel panic") {
@@ -383,7 +404,8 @@ fn check(outcome: &Outcome, case: Case) -> Vec<String> {
         }
     }
     let files = values("file");
-    let mut want_files = vec!["/bin/busybox", "/bin/sh", "/sbin/init", "/bin/ls"];
+    let loader = format!("/lib/ld-musl-{}.so.1", arch.name());
+    let mut want_files = vec!["/bin/busybox", "/bin/sh", "/sbin/init", "/bin/ls", &loader];
     if case == Case::Cache {
         want_files.push("/lib/libz.so.1");
     }
@@ -456,6 +478,52 @@ mod tests {
                 ("file".to_string(), "/bin/sh".to_string())
             ]
         );
+    }
+
+    /// A report of a complete boot whose musl loader is LOADER.
+    fn boot_report(loader: &str) -> Outcome {
+        let mut log = String::from("REALAPK-BEGIN\nREALAPK pid1=init\nREALAPK root=tmpfs\n");
+        for p in alpine_repo::BOOT_PACKAGES.iter().chain(&["alpine-base"]) {
+            log.push_str(&format!("REALAPK installed={p}\n"));
+        }
+        for f in [
+            "/bin/busybox",
+            "/bin/sh",
+            "/sbin/init",
+            "/bin/ls",
+            "/etc/passwd",
+            loader,
+        ] {
+            log.push_str(&format!("REALAPK file={f}\n"));
+        }
+        log.push_str(&format!(
+            "REALAPK hostname={HOSTNAME}\nREALAPK inittab={INITTAB_FIRST}\n\
+             REALAPK media=/media/vda1 ext4\n{END}\n"
+        ));
+        Outcome {
+            log,
+            log_path: std::path::PathBuf::from("serial.log"),
+            status: None,
+            timed_out: false,
+            stopped: false,
+            elapsed: std::time::Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn aarch64_real_apk_wants_the_aarch64_musl_loader_in_the_new_root() {
+        let arm = boot_report("/lib/ld-musl-aarch64.so.1");
+        assert_eq!(check(&arm, Arch::Aarch64, Case::Boot), Vec::<String>::new());
+        // An x86_64 root booted on the aarch64 machine is a failure.
+        let x86 = boot_report("/lib/ld-musl-x86_64.so.1");
+        let failures = check(&x86, Arch::Aarch64, Case::Boot);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("/lib/ld-musl-aarch64.so.1")),
+            "{failures:?}"
+        );
+        assert_eq!(check(&x86, Arch::X86_64, Case::Boot), Vec::<String>::new());
     }
 
     #[test]
