@@ -90,7 +90,7 @@ pub fn is_damage(e: &OverlayError) -> bool {
 
 fn unpack_damage(e: &UnpackError) -> bool {
     match e {
-        UnpackError::Open { .. } | UnpackError::Source(_) | UnpackError::Changed { .. } => true,
+        UnpackError::Open { .. } | UnpackError::Source(_) => true,
         UnpackError::Archive(a) => match a {
             ArchiveError::Gzip(g) => !matches!(g, GzipError::TooLarge { .. }),
             ArchiveError::Checksum { .. }

@@ -153,7 +153,7 @@ impl Side {
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse_args(args)?;
     deps::check()?;
-    let programs = build::test_programs()?;
+    let programs = build::test_programs_for(crate::kernel::Arch::X86_64)?;
     let release = kernel::resolve(&KernelSpec::Generic)?;
     let out_dir = paths::qemu_tests_dir().join("vs-alpine");
     let images = paths::qemu_tests_dir().join("images");
