@@ -75,6 +75,9 @@ pub(super) struct Stage<'a> {
     /// Tests: fail the placement that would be step number N (counted in `done`).
     #[cfg(test)]
     pub(super) fail_at: Option<usize>,
+    /// Tests: the error `fail_at` injects.
+    #[cfg(test)]
+    pub(super) fail_errno: Errno,
 }
 
 impl<'a> Stage<'a> {
@@ -90,6 +93,8 @@ impl<'a> Stage<'a> {
             inos: HashMap::new(),
             #[cfg(test)]
             fail_at: None,
+            #[cfg(test)]
+            fail_errno: Errno::EIO,
         }
     }
 
@@ -103,6 +108,17 @@ impl<'a> Stage<'a> {
                 let restored = self.unplace();
                 self.rollback();
                 Err(match fail {
+                    // A full sysroot (blocks or inodes, now that files are created
+                    // in place at commit) is said as such once it is undone.
+                    Fail::Io(member, source)
+                        if restored
+                            && matches!(
+                                source.raw_os_error(),
+                                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                            ) =>
+                    {
+                        UnpackError::NoSpace { member }
+                    }
                     Fail::Io(member, source) => UnpackError::Commit {
                         member,
                         source,
@@ -196,7 +212,7 @@ impl<'a> Stage<'a> {
         let (plan, node) = (self.plan, item.node);
         #[cfg(test)]
         if self.fail_at == Some(self.done.len()) {
-            return Err(Fail::Io(member_of(plan, node), Errno::EIO.into()));
+            return Err(Fail::Io(member_of(plan, node), self.fail_errno.into()));
         }
         let pfd = self.dir_fd(plan.tree.nodes[node as usize].parent)?;
         let n = &plan.tree.nodes[node as usize];

@@ -313,3 +313,31 @@ fn small_files_beyond_the_memory_budget_are_staged_and_all_land() {
         );
     }
 }
+
+/// Regression (QEMU `enospc-inodes`): with files created in place at commit, a sysroot
+/// out of inodes failed there and was reported as a bare I/O error; it is named as no
+/// space left, and nothing stays applied.
+#[test]
+fn no_space_during_the_commit_is_named_and_undone() {
+    let data = simple(|t| {
+        t.file("etc/hostname", b"new").file("var/many/f001", b"1");
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let root_path = tmp.path().join("sysroot");
+    fs::create_dir_all(root_path.join("etc")).unwrap();
+    fs::write(root_path.join("etc/hostname"), b"old").unwrap();
+    let before = snapshot(tmp.path());
+    let root = Root::open(&root_path, Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    stage.fail_at = Some(1);
+    stage.fail_errno = nix::errno::Errno::ENOSPC;
+    let err = stage.commit().unwrap_err();
+    assert!(matches!(err, UnpackError::NoSpace { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("no space left in the sysroot while writing "),
+        "{err}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
