@@ -278,11 +278,7 @@ pub fn open(
     opts: &CryptOptions,
     devname: &str,
 ) -> Result<String, CryptError> {
-    for m in MODULES {
-        if let Err(e) = loader.load_now(m) {
-            log::debug(&format!("module {m}: {e}"));
-        }
-    }
+    crate::modules::load_now_all(loader, MODULES);
     let devnode = format!("/dev/{devname}");
     let data_path = layout.dev().join(devname);
     let header_path = match &opts.header {

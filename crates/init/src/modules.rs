@@ -238,11 +238,30 @@ impl std::fmt::Display for MissingDriver {
 /// Buses whose devices carry the storage chain.
 const STORAGE_BUSES: &[&str] = &["pci", "virtio", "usb", "scsi", "mmc"];
 
-/// Devices on the storage buses of `sys` with no driver bound whose
-/// [`DRIVERS`] module `index` neither has nor builds in, sorted.
-pub fn missing_drivers(sys: &std::path::Path, index: &ModuleIndex) -> Vec<MissingDriver> {
+/// Loads `modules` now, in order. One that fails is only logged (debug):
+/// the callers (device-mapper, md, zfs) go on and report what then fails.
+pub fn load_now_all(loader: &Loader, modules: &[&str]) {
+    for m in modules {
+        if let Err(e) = loader.load_now(m) {
+            crate::log::debug(&format!("module {m}: {e}"));
+        }
+    }
+}
+
+/// A device with a MODALIAS and no driver bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbound {
+    pub bus: &'static str,
+    /// Its name under `/sys/bus/BUS/devices`.
+    pub name: String,
+    pub modalias: String,
+}
+
+/// The devices on `buses` of `sys` with a MODALIAS and no driver bound, in
+/// bus order (the boot's report and `alpinit explain` both read them).
+pub fn unbound_devices(sys: &std::path::Path, buses: &[&'static str]) -> Vec<Unbound> {
     let mut out = Vec::new();
-    for bus in STORAGE_BUSES {
+    for &bus in buses {
         let Ok(entries) = std::fs::read_dir(sys.join("bus").join(bus).join("devices")) else {
             continue;
         };
@@ -251,22 +270,32 @@ pub fn missing_drivers(sys: &std::path::Path, index: &ModuleIndex) -> Vec<Missin
             if dir.join("driver").exists() {
                 continue;
             }
-            let Some(modalias) = device_modalias(&dir) else {
-                continue;
-            };
-            let Some(module) = driver_for(&modalias) else {
-                continue;
-            };
-            if index.contains(module) || index.is_builtin(module) {
-                continue;
+            if let Some(modalias) = device_modalias(&dir) {
+                out.push(Unbound {
+                    bus,
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    modalias,
+                });
             }
-            out.push(MissingDriver {
-                device: e.file_name().to_string_lossy().into_owned(),
-                modalias,
-                module,
-            });
         }
     }
+    out
+}
+
+/// Devices on the storage buses of `sys` with no driver bound whose
+/// [`DRIVERS`] module `index` neither has nor builds in, sorted.
+pub fn missing_drivers(sys: &std::path::Path, index: &ModuleIndex) -> Vec<MissingDriver> {
+    let mut out: Vec<MissingDriver> = unbound_devices(sys, STORAGE_BUSES)
+        .into_iter()
+        .filter_map(|u| {
+            let module = driver_for(&u.modalias)?;
+            (!index.contains(module) && !index.is_builtin(module)).then_some(MissingDriver {
+                device: u.name,
+                modalias: u.modalias,
+                module,
+            })
+        })
+        .collect();
     out.sort_by(|a, b| a.device.cmp(&b.device));
     out
 }

@@ -178,9 +178,7 @@ impl Assembler {
             return self.missing(devname, "an LVM physical volume", LVM, "lvm");
         }
         // lvm opens /dev/mapper/control, which dm-mod registers.
-        if let Err(e) = loader.load_now("dm_mod") {
-            log::debug(&format!("module dm_mod: {e}"));
-        }
+        crate::modules::load_now_all(loader, &["dm_mod"]);
         helper(p, layout, LVM, &LVM_ARGS).map(drop)
     }
 
@@ -197,11 +195,10 @@ impl Assembler {
         if self.md_members == 0 {
             // The personalities mdadm's RUN_ARRAY asks the kernel for
             // (md-level-N aliases); no modprobe helper runs in the initramfs.
-            for m in ["md_mod", "raid1", "raid0", "raid10", "raid456"] {
-                if let Err(e) = loader.load_now(m) {
-                    log::debug(&format!("module {m}: {e}"));
-                }
-            }
+            crate::modules::load_now_all(
+                loader,
+                &["md_mod", "raid1", "raid0", "raid10", "raid456"],
+            );
         }
         self.md_members += 1;
         let node = format!("/dev/{devname}");

@@ -107,11 +107,7 @@ fn import_and_mount(
     options.policy.allow_not_found = true;
     discovery::discover(p, layout, loader, options);
     log::phase("media-found");
-    for m in ["zfs"] {
-        if let Err(e) = loader.load_now(m) {
-            log::debug(&format!("module {m}: {e}"));
-        }
-    }
+    crate::modules::load_now_all(loader, &["zfs"]);
     // zpool reports /dev/zfs missing when it cannot read /etc/mtab.
     let mtab = layout.path("/etc/mtab");
     if std::fs::symlink_metadata(&mtab).is_err() {

@@ -23,29 +23,15 @@ struct Unbound {
 }
 
 fn unbound(sys: &Path) -> Vec<Unbound> {
-    let mut out = Vec::new();
-    for bus in BUSES {
-        let Ok(entries) = std::fs::read_dir(sys.join("bus").join(bus).join("devices")) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let dir = e.path();
-            if dir.join("driver").exists() {
-                continue;
-            }
-            let Some(modalias) = crate::modules::device_modalias(&dir) else {
-                continue;
-            };
-            // CPU feature modules are the new root's business (see discovery).
-            if modalias.starts_with("cpu:") {
-                continue;
-            }
-            out.push(Unbound {
-                device: format!("{bus}/{}", e.file_name().to_string_lossy()),
-                modalias,
-            });
-        }
-    }
+    let mut out: Vec<Unbound> = crate::modules::unbound_devices(sys, BUSES)
+        .into_iter()
+        // CPU feature modules are the new root's business (see discovery).
+        .filter(|u| !u.modalias.starts_with("cpu:"))
+        .map(|u| Unbound {
+            device: format!("{}/{}", u.bus, u.name),
+            modalias: u.modalias,
+        })
+        .collect();
     out.sort_by(|a, b| a.device.cmp(&b.device));
     out
 }
