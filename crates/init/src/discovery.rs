@@ -202,7 +202,6 @@ pub fn discover_only(
         }
     }
     d.log_modules();
-    crate::modules::report_missing_drivers(layout, loader.index());
     d.findings
 }
 
@@ -522,6 +521,9 @@ pub fn find_media(
             scan_media: true,
         },
     );
+    // Once per wait for boot media or root, not on every discovery (the
+    // resume and /usr device waits would repeat the same lines).
+    crate::modules::report_missing_drivers(layout, loader.index());
     if findings.found_anything() || cmdline.needs_network() {
         progress.ok();
         log::phase("media-found");

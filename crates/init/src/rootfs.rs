@@ -64,6 +64,7 @@ pub fn find_root(
     options: &discovery::Options,
 ) -> Result<RootDevice, RootError> {
     let findings = discovery::discover(p, layout, loader, options);
+    crate::modules::report_missing_drivers(layout, loader.index());
     let devname = match findings.wanted.unique("root device", spec)? {
         Some(d) => d.to_owned(),
         None => {

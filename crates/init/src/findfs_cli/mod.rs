@@ -146,6 +146,7 @@ pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
         },
         args.filter.as_deref(),
     );
+    crate::modules::report_missing_drivers(layout, loader.index());
     let mut apkovls: Vec<String> = Vec::new();
     let mut repos: Vec<String> = Vec::new();
     let mut media = findings.media.clone();
