@@ -14,9 +14,8 @@ use anyhow::{bail, Context, Result};
 
 use super::checks::*;
 use super::hostile::{rejection_reason, REJECTED, SHELL_PROMPT};
-use super::network::{failed_progress, with_server, HOST_IP};
+use super::network::{failed_progress, serve, url, with_server};
 use super::*;
-use crate::file_server::FileServer;
 use crate::netboot::qemu_mac;
 
 const NEWER: &str = "host.20261130120000.tar.gz";
@@ -335,14 +334,8 @@ fn check_wrong_password(outcome: &Outcome, report: Option<&Report>) -> Vec<Strin
 const HOST_SIGNED: &str = "alpinit-signed-http";
 
 fn http_boot(assets: &Assets, dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<Setup> {
-    let www = dir.join("www");
-    let specs: Vec<FileSpec> = files
-        .iter()
-        .map(|(name, data)| FileSpec::new(name, 0o644, data.clone()))
-        .collect();
-    media::write_tree(&www, &specs)?;
-    let server = FileServer::start(&www, &dir.join("http-requests.log"), None)?;
-    let apkovl = format!("http://{HOST_IP}:{}/host.apkovl.tar.gz", server.port());
+    let server = serve(dir, files, None)?;
+    let apkovl = url("http", server.port(), "host.apkovl.tar.gz");
     let mut vm = kernel_vm(
         assets,
         ImageKind::Signed,
