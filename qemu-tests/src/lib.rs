@@ -6,6 +6,7 @@ pub mod alpine_repo;
 pub mod console;
 pub mod file_server;
 pub mod fixtures;
+pub mod ldd;
 pub mod media;
 pub mod netboot;
 pub mod qemu;

@@ -298,18 +298,11 @@ fn shared_libraries(elf: &Path) -> Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
-/// Absolute paths from `ldd` output: `name => /path (addr)` and the
-/// loader's `/path (addr)`; the vDSO has no file.
+/// Absolute paths from `ldd` output (`alpinit_qemu_tests::ldd`).
 pub fn parse_ldd(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let path = match line.split_once("=>") {
-                Some((_, right)) => right.split_whitespace().next()?,
-                None => line.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
+    alpinit_qemu_tests::ldd::parse(text)
+        .into_iter()
+        .map(PathBuf::from)
         .collect()
 }
 

@@ -86,25 +86,9 @@ pub fn libraries(program: &Path) -> Result<Vec<String>> {
         .arg(program)
         .output()
         .with_context(|| format!("running ldd {}", program.display()))?;
-    Ok(parse_ldd(&String::from_utf8_lossy(&out.stdout)))
-}
-
-/// `libx.so.1 => /lib/.../libx.so.1 (0x..)` and `/lib64/ld-linux-x86-64.so.2 (0x..)`.
-pub fn parse_ldd(text: &str) -> Vec<String> {
-    let mut libs = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        };
-        if let Some(p) = path.filter(|p| p.starts_with('/')) {
-            if !libs.iter().any(|l| l == p) {
-                libs.push(p.to_owned());
-            }
-        }
-    }
-    libs
+    Ok(alpinit_qemu_tests::ldd::parse(&String::from_utf8_lossy(
+        &out.stdout,
+    )))
 }
 
 /// Adds the files of the selected features and their libraries; returns
@@ -147,24 +131,6 @@ pub fn add(archive: &mut Archive, features: &[String]) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ldd_output_gives_every_library_once() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-            \tlibudev.so.1 => /lib/x86_64-linux-gnu/libudev.so.1 (0x00007f)\n\
-            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
-            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n\
-            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n";
-        assert_eq!(
-            parse_ldd(text),
-            [
-                "/lib/x86_64-linux-gnu/libudev.so.1",
-                "/lib/x86_64-linux-gnu/libc.so.6",
-                "/lib64/ld-linux-x86-64.so.2"
-            ]
-        );
-        assert!(parse_ldd("\tnot a dynamic executable\n").is_empty());
-    }
 
     #[test]
     fn file_features_have_module_lists_and_are_opt_in() {

@@ -174,18 +174,7 @@ fn sh(cmd: &mut Command) -> Result<String> {
 /// A host program and the libraries `ldd` lists for it, at their own paths.
 fn with_libraries(program: &str, files: &mut Vec<FileSpec>) -> Result<()> {
     let mut paths = vec![program.to_string()];
-    for line in sh(Command::new("ldd").arg(program))?.lines() {
-        let path = match line.split("=>").nth(1) {
-            Some(rest) => rest.split_whitespace().next(),
-            None => line
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/')),
-        };
-        if let Some(p) = path.filter(|p| p.starts_with('/')) {
-            paths.push(p.to_string());
-        }
-    }
+    paths.extend(crate::ldd::parse(&sh(Command::new("ldd").arg(program))?));
     for p in paths {
         if files.iter().any(|f| f.path == p.trim_start_matches('/')) {
             continue;
