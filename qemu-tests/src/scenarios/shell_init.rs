@@ -27,6 +27,13 @@ const HOST_VIRTIO_REPO: &str = "shell-virtio-repo";
 const HOST_VIRTIO: &str = "shell-virtio";
 const HOST_USB: &str = "shell-usb";
 const HOST_ISO: &str = "shell-iso-usb";
+const HOST_OPTIONS: &str = "shell-options";
+
+/// The options Alpine's script turns into nlplug-findfs arguments.
+const OPTIONS: &str = "debug_init usbdelay=5 uevent_buf_size=1048576";
+/// Its `set -x` trace of the call those OPTIONS make (`-d -t 5000 -U`).
+const TRACED_CALL: &str =
+    "+ nlplug-findfs -p /sbin/mdev -d -t 5000 -U 1048576 -b /tmp/repositories -a /tmp/apkovls";
 
 /// Alpine's script in front of the same modules boots more slowly: it
 /// waits as nlplug-findfs tells it, then unpacks with busybox tar.
@@ -89,6 +96,16 @@ fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
     // isolinux loads the bzImage and the image slowly under TCG.
     setup.timeout += Duration::from_secs(60);
     Ok(setup)
+}
+
+/// [`OPTIONS`]: a boot repository on a virtio disk, the apkovl on a USB
+/// stick that comes later (usb-storage settles for seconds under TCG).
+fn setup_options(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let vda = disk(dir, "vda", Filesystem::Ext4, &[boot_repository()])?;
+    let stick = overlay_media(assets, dir, "usb", Filesystem::Fat32, HOST_OPTIONS, false)?;
+    let mut vm = kernel_vm(assets, KIND, OPTIONS)?;
+    vm.virtio_disk(&vda).usb_stick(&stick);
+    Ok(slower(assets, vm))
 }
 
 /// What every boot of Alpine's script with our helper must show: the
@@ -203,6 +220,25 @@ fn check_iso_usb(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
     })
 }
 
+/// The script called our helper with `-d -t -U` (its `set -x` trace),
+/// the helper's `-d` lines reached the console on stderr as the C
+/// helper's do, and it waited for the stick after the repository.
+fn check_options(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let apkovl = "/media/sda1/host.apkovl.tar.gz";
+    shell_booted(outcome, report, apkovl, HOST_OPTIONS, |f, log, r| {
+        want_line(f, log, TRACED_CALL);
+        if !log
+            .lines()
+            .any(|l| l.starts_with("nlplug-findfs: uevent: action="))
+        {
+            f.push("no `nlplug-findfs: uevent: action=...` line: -d gave no debug output".into());
+        }
+        want_line(f, log, "alpinit: found boot repository /media/vda1/apks");
+        want_mount(f, r, "/dev/vda1", "/media/vda1", "ext4");
+        want_mount(f, r, "/dev/sda1", "/media/usb", "vfat");
+    })
+}
+
 /// SOURCE mounted at TARGET with FSTYPE in the new root. Unlike
 /// [`want_media`] the options are not checked: the script remounts a
 /// relocated medium with its fstab's options (mkinitfs' fstab gives
@@ -256,6 +292,13 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             image: KIND,
             setup: setup_iso_usb,
             check: check_iso_usb,
+        },
+        Scenario {
+            name: "shell-init-options",
+            about: "Alpine's shell init, our binary as nlplug-findfs: debug_init usbdelay=5 uevent_buf_size= (-d -t -U), repository on virtio, apkovl on a USB stick",
+            image: KIND,
+            setup: setup_options,
+            check: check_options,
         },
     ]
 }
