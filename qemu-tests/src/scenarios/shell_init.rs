@@ -45,51 +45,42 @@ fn slower(assets: &Assets, vm: Vm) -> Setup {
     }
 }
 
-/// A disk NAME whose top level holds HOSTNAME's overlay, with a boot
-/// repository beside it when REPOSITORY.
-fn overlay_media(
+/// [`overlay_disk`] with a boot repository beside the apkovl.
+fn overlay_and_repository(
     assets: &Assets,
     dir: &Path,
     name: &str,
     fs_kind: Filesystem,
     hostname: &str,
-    repository: bool,
 ) -> Result<PathBuf> {
     let ovl = overlay(assets, hostname, &[], Vec::new())?;
-    let mut files = vec![top_apkovl(ovl)];
-    if repository {
-        files.push(boot_repository());
-    }
-    disk(dir, name, fs_kind, &files)
+    disk(dir, name, fs_kind, &[top_apkovl(ovl), boot_repository()])
 }
 
 fn setup_virtio_repo(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let img = overlay_media(assets, dir, "vda", Filesystem::Ext4, HOST_VIRTIO_REPO, true)?;
+    let img = overlay_and_repository(assets, dir, "vda", Filesystem::Ext4, HOST_VIRTIO_REPO)?;
     let mut vm = kernel_vm(assets, KIND, "")?;
     vm.virtio_disk(&img);
     Ok(slower(assets, vm))
 }
 
 fn setup_virtio(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let img = overlay_media(assets, dir, "vda", Filesystem::Ext4, HOST_VIRTIO, false)?;
+    let img = overlay_disk(assets, dir, "vda", Filesystem::Ext4, HOST_VIRTIO)?;
     let mut vm = kernel_vm(assets, KIND, "")?;
     vm.virtio_disk(&img);
     Ok(slower(assets, vm))
 }
 
 fn setup_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let img = overlay_media(assets, dir, "usb", Filesystem::Fat32, HOST_USB, true)?;
+    let img = overlay_and_repository(assets, dir, "usb", Filesystem::Fat32, HOST_USB)?;
     let mut vm = kernel_vm(assets, KIND, "")?;
     vm.usb_stick(&img);
     Ok(slower(assets, vm))
 }
 
 fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let stick = overlay_media(assets, dir, "usb", Filesystem::Fat32, HOST_ISO, false)?;
-    let root = dir.join("iso.tree");
-    media::write_tree(&root, &[boot_repository()])?;
-    let iso = dir.join("boot.iso");
-    media::iso_image(&iso, &root, &assets.vmlinuz, assets.image(KIND)?, CMDLINE)?;
+    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_ISO)?;
+    let iso = iso_with_repository(assets, dir, KIND)?;
     let mut vm = Vm::new(assets.accel);
     vm.cdrom_boot(&iso).usb_stick(&stick);
     let mut setup = slower(assets, vm);
@@ -102,7 +93,7 @@ fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
 /// stick that comes later (usb-storage settles for seconds under TCG).
 fn setup_options(assets: &Assets, dir: &Path) -> Result<Setup> {
     let vda = disk(dir, "vda", Filesystem::Ext4, &[boot_repository()])?;
-    let stick = overlay_media(assets, dir, "usb", Filesystem::Fat32, HOST_OPTIONS, false)?;
+    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_OPTIONS)?;
     let mut vm = kernel_vm(assets, KIND, OPTIONS)?;
     vm.virtio_disk(&vda).usb_stick(&stick);
     Ok(slower(assets, vm))
