@@ -27,6 +27,11 @@
 //!
 //! The image has no `apk`: Alpine's init then reports the failed package
 //! install on the kernel log and hands over, as ours does without apk.
+//!
+//! [`Helper::Ours`] makes the variant the `shell-init-*` QEMU scenarios
+//! boot (`qemu-tests/src/scenarios/shell_init.rs`): the same script, but
+//! `/sbin/nlplug-findfs` is our init binary (a copy of our image's `/init`,
+//! which answers to that name), so no C helper and no shared library.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -139,6 +144,15 @@ esac
 exit 0
 "#;
 
+/// Which `/sbin/nlplug-findfs` the image gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Helper {
+    /// mkinitfs' C helper, built against Debian's libraries.
+    C,
+    /// Our init binary, taken from our image's `/init`.
+    Ours,
+}
+
 pub struct Built {
     pub path: PathBuf,
     pub size: u64,
@@ -154,8 +168,13 @@ fn work_dir() -> PathBuf {
 /// kernel release is RELEASE), written to OUTPUT; reused while the inputs
 /// are unchanged.
 pub fn build(ours: &Path, release: &str, output: &Path) -> Result<Built> {
+    build_with(ours, release, output, Helper::C)
+}
+
+/// [`build`] with HELPER as `/sbin/nlplug-findfs`.
+pub fn build_with(ours: &Path, release: &str, output: &Path, helper: Helper) -> Result<Built> {
     let ours_bytes = fs::read(ours).with_context(|| format!("reading {}", ours.display()))?;
-    let key = cache_key(&ours_bytes, release);
+    let key = cache_key(&ours_bytes, release, helper);
     let stamp = output.with_extension("key");
     if output.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
         return built(output);
@@ -168,16 +187,22 @@ pub fn build(ours: &Path, release: &str, output: &Path) -> Result<Built> {
     fixtures::unpack(&fixtures::MKINITFS, &work)?;
     let compat = work.join("musl-compat.h");
     fs::write(&compat, MUSL_COMPAT_H).with_context(|| format!("writing {}", compat.display()))?;
+    let targets: &[&str] = match helper {
+        Helper::C => &["nlplug-findfs/nlplug-findfs", "initramfs-init"],
+        Helper::Ours => &["initramfs-init"],
+    };
     run(Command::new("make")
         .current_dir(&src)
-        .args(["nlplug-findfs/nlplug-findfs", "initramfs-init"])
+        .args(targets)
         .env("CFLAGS", format!("{CFLAGS} -include {}", compat.display())))
-    .context("building nlplug-findfs and initramfs-init with mkinitfs' Makefile")?;
-    let helper = src.join("nlplug-findfs/nlplug-findfs");
+    .with_context(|| format!("building {} with mkinitfs' Makefile", targets.join(" and ")))?;
     let script = src.join("initramfs-init");
     check_script(&fs::read_to_string(&script).context("reading the built initramfs-init")?)?;
 
-    let tree = work.join("tree");
+    let tree = work.join(match helper {
+        Helper::C => "tree",
+        Helper::Ours => "tree-ours",
+    });
     if tree.exists() {
         fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
     }
@@ -189,13 +214,22 @@ pub fn build(ours: &Path, release: &str, output: &Path) -> Result<Built> {
         .arg(ours)
         .current_dir(&tree))
     .context("unpacking our image")?;
-    install(&script, &tree.join("init"), 0o755)?;
-    let _ = fs::remove_file(tree.join("sbin/nlplug-findfs"));
-    install(&helper, &tree.join("sbin/nlplug-findfs"), 0o755)?;
-    for lib in shared_libraries(&helper)? {
-        let rel = lib.strip_prefix("/").unwrap_or(&lib);
-        // Copied with the file's content: a host symlink would dangle.
-        install(&lib, &tree.join(rel), 0o755)?;
+    match helper {
+        Helper::C => {
+            let c_helper = src.join("nlplug-findfs/nlplug-findfs");
+            install(&script, &tree.join("init"), 0o755)?;
+            install(&c_helper, &tree.join("sbin/nlplug-findfs"), 0o755)?;
+            for lib in shared_libraries(&c_helper)? {
+                let rel = lib.strip_prefix("/").unwrap_or(&lib);
+                // Copied with the file's content: a host symlink would dangle.
+                install(&lib, &tree.join(rel), 0o755)?;
+            }
+        }
+        Helper::Ours => {
+            crate::elf::check_file(&tree.join("init"), crate::kernel::Arch::X86_64)
+                .context("our image's /init")?;
+            our_helper_then_script(&tree, &script)?;
+        }
     }
     link_applets(&tree)?;
     for name in ["fstab", "passwd", "group"] {
@@ -232,6 +266,23 @@ pub fn build(ours: &Path, release: &str, output: &Path) -> Result<Built> {
     built(output)
 }
 
+/// The `shell-init-*` scenarios' image (`ImageKind::ShellInit`) under
+/// IMAGES: our default image (with INIT when given), then
+/// [`Helper::Ours`]'s variant of it.
+pub fn shell_init_image(init: Option<PathBuf>, images: &Path) -> Result<Built> {
+    let ours = initramfs::build(&initramfs::Options {
+        init,
+        output: Some(images.join("initramfs-standard.gz")),
+        ..initramfs::Options::default()
+    })?;
+    build_with(
+        &ours.path,
+        &ours.kernel.release,
+        &images.join("initramfs-shell-init.gz"),
+        Helper::Ours,
+    )
+}
+
 fn built(path: &Path) -> Result<Built> {
     let size = fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -242,10 +293,22 @@ fn built(path: &Path) -> Result<Built> {
     })
 }
 
-fn cache_key(ours: &[u8], release: &str) -> String {
+/// Our image's `/init` copied to `sbin/nlplug-findfs` in TREE, then
+/// SCRIPT installed as `init`. Our image links `sbin/nlplug-findfs` to
+/// `../init`: left as it is, the link would name the shell script once
+/// it is `/init`, and the script would run itself instead of the helper.
+fn our_helper_then_script(tree: &Path, script: &Path) -> Result<()> {
+    let init = tree.join("init");
+    let binary = fs::read(&init).with_context(|| format!("reading {}", init.display()))?;
+    write(&tree.join("sbin/nlplug-findfs"), binary, 0o755)?;
+    install(script, &init, 0o755)
+}
+
+fn cache_key(ours: &[u8], release: &str, helper: Helper) -> String {
     let mut h = DefaultHasher::new();
     ours.hash(&mut h);
     release.hash(&mut h);
+    helper.hash(&mut h);
     fixtures::MKINITFS.sha512.hash(&mut h);
     (
         MUSL_COMPAT_H,
@@ -420,6 +483,39 @@ mod tests {
                 PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
             ]
+        );
+    }
+
+    /// Our image's `sbin/nlplug-findfs -> ../init` link must not survive:
+    /// once the script is `/init` it would run the script as the helper.
+    #[test]
+    fn our_nlplug_findfs_is_a_copy_of_our_init_not_the_link_to_init() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("sbin")).expect("sbin");
+        fs::write(tree.join("init"), b"\x7fELF our init").expect("init");
+        std::os::unix::fs::symlink("../init", tree.join("sbin/nlplug-findfs")).expect("link");
+        let script = dir.path().join("initramfs-init");
+        fs::write(&script, "#!/bin/sh\nVERSION=3.13.0\n").expect("script");
+
+        our_helper_then_script(&tree, &script).expect("placed");
+
+        let helper = tree.join("sbin/nlplug-findfs");
+        let meta = fs::symlink_metadata(&helper).expect("helper");
+        assert!(meta.file_type().is_file(), "{:?}", meta.file_type());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+        assert_eq!(fs::read(&helper).expect("read"), b"\x7fELF our init");
+        assert_eq!(
+            fs::read_to_string(tree.join("init")).expect("init"),
+            "#!/bin/sh\nVERSION=3.13.0\n"
+        );
+    }
+
+    #[test]
+    fn the_two_helpers_never_share_a_cached_image() {
+        assert_ne!(
+            cache_key(b"image", "6.1", Helper::C),
+            cache_key(b"image", "6.1", Helper::Ours)
         );
     }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::initramfs::{self, Options};
 use crate::kernel::{self, Kernel, KernelSpec};
-use crate::{build, deps, https_image, mkinitfs, paths};
+use crate::{alpine_init, build, deps, https_image, mkinitfs, paths};
 
 #[derive(Debug, Default)]
 pub struct TestArgs {
@@ -172,6 +172,15 @@ fn build_image(
         );
         return Ok(built.path);
     }
+    if kind == ImageKind::ShellInit {
+        let built = alpine_init::shell_init_image(init, &out_dir.join("images"))?;
+        println!(
+            "image {kind:?}: {} ({} bytes; Alpine's initramfs-init, our init as /sbin/nlplug-findfs)",
+            built.path.display(),
+            built.size
+        );
+        return Ok(built.path);
+    }
     let mut opts = Options {
         arch,
         init,
@@ -179,6 +188,7 @@ fn build_image(
     };
     let name = match kind {
         ImageKind::Mkinitfs => unreachable!("built by mkinitfs above"),
+        ImageKind::ShellInit => unreachable!("built by alpine_init above"),
         ImageKind::Standard => "initramfs-standard.gz",
         ImageKind::FakeApk => {
             opts.extras

@@ -52,10 +52,7 @@ pub(super) fn setup_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
 
 pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
     let stick = apkovl_disk(assets, dir, HOST_ISO, Filesystem::Fat32)?;
-    let root = dir.join("iso.tree");
-    media::write_tree(&root, &[FileSpec::new("apks/.boot_repository", 0o644, "")])?;
-    let iso = dir.join("boot.iso");
-    media::iso_image(&iso, &root, &assets.vmlinuz, assets.image(KIND)?, CMDLINE)?;
+    let iso = iso_with_repository(assets, dir, KIND)?;
     let mut vm = Vm::new(assets.accel);
     vm.cdrom_boot(&iso).usb_stick(&stick);
     Ok(Setup {

@@ -89,18 +89,19 @@ pub(super) fn check_usb_fat32(outcome: &Outcome, report: Option<&Report>) -> Vec
 
 pub(super) const HOST_ISO: &str = "alpinit-iso";
 
-pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_ISO)?;
+/// `boot.iso` in DIR: isolinux booting the kernel with the image of KIND
+/// and [`CMDLINE`], and a boot repository.
+pub(super) fn iso_with_repository(assets: &Assets, dir: &Path, kind: ImageKind) -> Result<PathBuf> {
     let root = dir.join("iso.tree");
     media::write_tree(&root, &[boot_repository()])?;
     let iso = dir.join("boot.iso");
-    media::iso_image(
-        &iso,
-        &root,
-        &assets.vmlinuz,
-        assets.image(ImageKind::Standard)?,
-        CMDLINE,
-    )?;
+    media::iso_image(&iso, &root, &assets.vmlinuz, assets.image(kind)?, CMDLINE)?;
+    Ok(iso)
+}
+
+pub(super) fn setup_iso_usb(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let stick = overlay_disk(assets, dir, "usb", Filesystem::Fat32, HOST_ISO)?;
+    let iso = iso_with_repository(assets, dir, ImageKind::Standard)?;
     let mut vm = Vm::new(assets.accel);
     vm.cdrom_boot(&iso).usb_stick(&stick);
     Ok(Setup {

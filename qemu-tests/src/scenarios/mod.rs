@@ -19,6 +19,7 @@ mod packages;
 mod real_apk;
 mod rollback;
 mod root_mode;
+mod shell_init;
 mod waits;
 
 use assemble::*;
@@ -74,6 +75,10 @@ pub enum ImageKind {
     /// The default image plus a public key in `/etc/alpinit/keys`
     /// ([`signed_image_key`]): only signed overlays are accepted.
     Signed,
+    /// Alpine's shell `initramfs-init` (mkinitfs 3.13.0) as `/init`, our
+    /// init binary as its `/sbin/nlplug-findfs`, otherwise the default
+    /// image (`xtask/src/alpine_init.rs`, scenarios in `shell_init.rs`).
+    ShellInit,
 }
 
 /// Everything the scenarios need from the build.
@@ -412,6 +417,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(root_mode::scenarios())
     .chain(luks::scenarios())
     .chain(rollback::scenarios())
+    .chain(shell_init::scenarios())
     .collect()
 }
 
