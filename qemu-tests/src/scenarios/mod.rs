@@ -11,6 +11,7 @@ mod consoles;
 mod explain;
 mod hostile;
 mod luks;
+mod luks_roots;
 mod net_faults;
 mod network;
 mod no_media;
@@ -411,6 +412,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
     .chain(luks::scenarios())
+    .chain(luks_roots::scenarios())
     .chain(rollback::scenarios())
     .collect()
 }
