@@ -258,7 +258,12 @@ pub fn open(
     header_at: &HeaderAt,
 ) -> Result<String, CryptError> {
     crate::modules::load_now_all(loader, MODULES);
-    let devnode = format!("/dev/{devname}");
+    // As nlplug-findfs names it in its prompt: the spec when it is a path
+    // (`/dev/vg0/lv_crypt`), else the kernel's node.
+    let devnode = match opts.device.starts_with('/') {
+        true => opts.device.clone(),
+        false => format!("/dev/{devname}"),
+    };
     let data_path = layout.dev().join(devname);
     let header_path = match header_at {
         HeaderAt::Data => data_path.clone(),

@@ -2,7 +2,9 @@
 //! a LUKS1 root opened with the image's `/crypto_keyfile.bin` (mkinitfs feature
 //! `cryptkey`), and `setup-disk -e -L`'s LVM on LUKS2 (`vg0/lv_root`, `vg0/lv_swap` in
 //! a LUKS2 partition mapped as `lvmcrypt`) with the passphrase typed on the console.
-//! The containers are written by Debian's cryptsetup and lvm in a helper boot of the
+//! And the other way round in diskless mode: the boot medium in LUKS2 on an LVM
+//! volume, its header detached on a disk of its own, the key from a program. The
+//! containers are written by Debian's cryptsetup and lvm in a helper boot of the
 //! same kernel (the host has no device-mapper).
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,13 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             image: ImageKind::Assemble,
             setup: setup_lvm_on_luks,
             check: check_lvm_on_luks,
+        },
+        Scenario {
+            name: "luks-on-lvm-media",
+            about: "diskless: apkovl in LUKS2 on vg1/lv_crypt, header on vdb (cryptheader=/dev/vdb), key from cryptkey=EXEC=",
+            image: ImageKind::Assemble,
+            setup: setup_luks_on_lvm_media,
+            check: check_luks_on_lvm_media,
         },
     ]
 }
@@ -355,6 +364,117 @@ fn check_lvm_on_luks(outcome: &Outcome, report: Option<&Report>) -> Vec<String> 
         other => failures.push(format!(
             "want the unlock, then lvm vgchange on the mapping; got {other:?}"
         )),
+    }
+    failures
+}
+
+// ------------------------------------------------ diskless: LUKS on LVM, detached header
+
+const MEDIA_HOST: &str = "alpinit-luks-on-lvm";
+const MEDIA_KEY: &str = "printed by a key program";
+
+/// The helper: vg1/lv_crypt on vda; LUKS2 on it with its header on vdb; the raw ext4
+/// of vdc (the boot medium) copied into the mapping; everything closed again.
+const MEDIA_HELPER: &str = "$L pvcreate -ff -y \"$C\" /dev/vda &&
+$L vgcreate \"$C\" vg1 /dev/vda &&
+$L lvcreate -y -Z n \"$C\" -n lv_crypt -L 24M vg1 &&
+V=$(dm vg1-lv_crypt) &&
+$CS luksFormat --type luks2 --batch-mode --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+--luks2-metadata-size 16k --luks2-keyslots-size 1m --header /dev/vdb \
+--key-file /helper.d/key $V &&
+$CS open --header /dev/vdb --key-file /helper.d/key $V m &&
+$B dd if=/dev/vdc of=$(dm m) bs=1M 2>/dev/null && $B sync &&
+$CS close m && $L vgchange -an \"$C\" vg1 && echo ALPINIT-HELPER-DONE
+$B poweroff -f
+";
+
+fn setup_luks_on_lvm_media(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let ovl = overlay(assets, MEDIA_HOST, &[], Vec::new())?;
+    let tree = dir.join("medium.tree");
+    let _ = fs::remove_dir_all(&tree);
+    media::write_tree(&tree, &[FileSpec::new("sealed.apkovl.tar.gz", 0o644, ovl)])?;
+    let raw = dir.join("medium.ext4");
+    let _ = fs::remove_file(&raw);
+    sh(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "SEALED", "-d"])
+        .arg(&tree)
+        .arg(&raw)
+        .arg("16M"))?;
+    let (pv, header) = (dir.join("pv.img"), dir.join("header.img"));
+    blank(&pv, 48)?;
+    blank(&header, 4)?;
+    helper_boot(
+        assets,
+        dir,
+        ImageKind::Assemble,
+        MEDIA_HELPER,
+        vec![FileSpec::new("helper.d/key", 0o600, MEDIA_KEY)],
+        &[&pv, &header, &raw],
+    )?;
+    let initrd = initrd_with(
+        assets.image(ImageKind::Assemble)?,
+        dir,
+        "initrd-getkey",
+        &[FileSpec::new(
+            "sbin/getkey",
+            0o755,
+            format!("#!/bin/busybox sh\n/bin/busybox printf %s '{MEDIA_KEY}'\n"),
+        )],
+    )?;
+    let mut vm = Vm::new(assets.accel);
+    vm.kernel_boot(
+        &assets.kernel,
+        &initrd,
+        &format!(
+            "{CMDLINE} cryptroot=/dev/vg1/lv_crypt cryptheader=/dev/vdb \
+             cryptkey=EXEC=/sbin/getkey cryptdm=media"
+        ),
+    );
+    vm.virtio_disk(&pv).virtio_disk(&header);
+    Ok(Setup {
+        vm,
+        stop: Some(Box::new(|log: &str| {
+            log.contains("Kernel panic") || log.contains("Enter passphrase")
+        })),
+        timeout: assets.accel.boot_timeout(),
+    })
+}
+
+fn check_luks_on_lvm_media(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    let log = &outcome.log;
+    let mut failures = Vec::new();
+    if log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".to_string());
+    }
+    if log.contains("Enter passphrase") {
+        failures.push("a passphrase was asked although the key program opens it".into());
+    }
+    if log.contains("not supported by this version") {
+        failures.push("a crypt option was reported as not supported".to_string());
+    }
+    // lvm made the LV first, then the LV was unlocked with the header of vdb.
+    let vgchange = log.find("running /sbin/lvm vgchange --activate ay");
+    let unlocked = log.find("/dev/vg1/lv_crypt unlocked (key slot 0), mapped as /dev/mapper/media");
+    match (vgchange, unlocked) {
+        (Some(v), Some(u)) if v < u => {}
+        other => failures.push(format!(
+            "want lvm vgchange, then /dev/vg1/lv_crypt unlocked as /dev/mapper/media; got {other:?}"
+        )),
+    }
+    let Some(report) = report else {
+        failures.push("no report from the new root's init".to_string());
+        return failures;
+    };
+    want_hostname(&mut failures, report, MEDIA_HOST);
+    if !report
+        .mounts()
+        .iter()
+        .any(|m| m.source.starts_with("/dev/dm-") && m.target.starts_with("/media/dm-"))
+    {
+        failures.push(format!(
+            "no boot medium from /dev/dm-N at /media/dm-N in the new root: {:?}",
+            report.mounts()
+        ));
     }
     failures
 }
