@@ -404,15 +404,25 @@ pub fn find_and_open(
     let header_at = match &opts.header {
         None => HeaderAt::Data,
         Some(h) if layout.path(h).is_file() => HeaderAt::File(h.into()),
-        Some(h) => match wait_for(p, layout, loader, discovery, "crypt header", h)? {
-            (Some(d), _) => HeaderAt::Device(d),
-            (None, block_devices) => {
-                return Err(CryptError::HeaderNotFound {
-                    spec: h.clone(),
-                    block_devices,
-                })
+        Some(h) => {
+            // Storage is up after the data device's wait: a header device already
+            // there needs no second discovery (which would run lvm and mdadm again).
+            let (now, _) =
+                crate::root_mode::present(layout, &crate::discovery::DeviceSpec::parse(h));
+            let found = match now.unique("crypt header", h)? {
+                Some(d) => (Some(d.to_owned()), 0),
+                None => wait_for(p, layout, loader, discovery, "crypt header", h)?,
+            };
+            match found {
+                (Some(d), _) => HeaderAt::Device(d),
+                (None, block_devices) => {
+                    return Err(CryptError::HeaderNotFound {
+                        spec: h.clone(),
+                        block_devices,
+                    })
+                }
             }
-        },
+        }
     };
     open(p, layout, loader, opts, &devname, &header_at)
 }

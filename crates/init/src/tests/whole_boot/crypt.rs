@@ -132,40 +132,46 @@ fn cryptroot_with_a_device_that_is_not_luks_says_so() {
     assert_eq!(boot.end, End::GaveUp);
 }
 
-/// `cryptheader=` naming a device (not a file of the image) is waited for like
-/// `cryptroot=` (it arrives later here) and the header read from it; the root in the
-/// mapping is then mounted and booted.
+/// `cryptheader=` naming a device (not a file of the image) is read from that device,
+/// whether it is there from the start or arrives later (then waited for like
+/// `cryptroot=`); the root in the mapping is then mounted and booted.
 #[test]
 fn cryptheader_device_is_waited_for_and_read() {
-    let m = Machine::new();
-    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
-        return;
-    };
-    m.cmdline("root=/dev/mapper/root cryptroot=/dev/vda2 cryptheader=/dev/vdb cryptkey panic=1");
-    m.write("/crypto_keyfile.bin", &right);
-    let mut data = img.clone();
-    data[..0x8000].fill(0); // both LUKS2 header copies: only vdb can open it
-    luks_partition(&m, &data);
-    let hdr = m.block("vdb", Bus::Virtio, Fs::Blank, &[]);
-    std::fs::write(m.path("/dev/vdb"), &img).unwrap();
-    m.hotplug(2, hdr, false);
-    mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
-    let boot = m.boot();
-    boot.assert_clean_switch();
-    assert!(
-        !boot.console.contains("Enter passphrase"),
-        "{}",
-        boot.console
-    );
-    let tables = dm_tables(&boot);
-    assert_eq!(tables.len(), 1, "{tables:?}");
-    assert_eq!(tables[0].0, "root");
-    // The data device and the header's data offset (4096 sectors).
-    assert!(tables[0].1.contains(" 0 254:2 4096 "), "{}", tables[0].1);
-    assert_eq!(
-        boot.mount_on("/sysroot").map(|mnt| mnt.source).as_deref(),
-        Some("/dev/dm-0")
-    );
+    for late in [true, false] {
+        let m = Machine::new();
+        let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+            return;
+        };
+        m.cmdline(
+            "root=/dev/mapper/root cryptroot=/dev/vda2 cryptheader=/dev/vdb cryptkey panic=1",
+        );
+        m.write("/crypto_keyfile.bin", &right);
+        let mut data = img.clone();
+        data[..0x8000].fill(0); // both LUKS2 header copies: only vdb can open it
+        luks_partition(&m, &data);
+        let hdr = m.block("vdb", Bus::Virtio, Fs::Blank, &[]);
+        std::fs::write(m.path("/dev/vdb"), &img).unwrap();
+        if late {
+            m.hotplug(2, hdr, false);
+        }
+        mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
+        let boot = m.boot();
+        boot.assert_clean_switch();
+        assert!(
+            !boot.console.contains("Enter passphrase"),
+            "{}",
+            boot.console
+        );
+        let tables = dm_tables(&boot);
+        assert_eq!(tables.len(), 1, "{tables:?}");
+        assert_eq!(tables[0].0, "root");
+        // The data device and the header's data offset (4096 sectors).
+        assert!(tables[0].1.contains(" 0 254:2 4096 "), "{}", tables[0].1);
+        assert_eq!(
+            boot.mount_on("/sysroot").map(|mnt| mnt.source).as_deref(),
+            Some("/dev/dm-0")
+        );
+    }
 }
 
 #[test]
