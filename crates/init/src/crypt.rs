@@ -38,8 +38,12 @@ const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
 pub enum CryptError {
     #[error("crypt device {spec} not found ({block_devices} block devices seen)")]
     NotFound { spec: String, block_devices: usize },
-    #[error("crypt header {spec} not found: no such file in the image, no such device ({block_devices} block devices seen)")]
-    HeaderNotFound { spec: String, block_devices: usize },
+    #[error("{what} {spec} not found: no such file in the image, no such device ({block_devices} block devices seen)")]
+    FileOrDeviceNotFound {
+        what: &'static str,
+        spec: String,
+        block_devices: usize,
+    },
     #[error(transparent)]
     Ambiguous(#[from] crate::devices::DeviceError),
     #[error("cryptkey=EXEC={prog}: {source}")]
@@ -382,9 +386,35 @@ fn wait_for(
     Ok((found, findings.block_devices))
 }
 
-/// Wait for the device `opts.device` names (as the root device is waited for), and for
-/// a `cryptheader=` that is not a file of the image as a device too (nlplug-findfs'
-/// rule, §2 `-H`), then [`open`] it.
+/// None when `spec` is a regular file of the image, else the device it names: one
+/// already there (storage is up after the data device's wait, and a second discovery
+/// would run lvm and mdadm again), or one waited for as the data device is.
+fn file_or_device(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &alpinit_kmod::Loader,
+    discovery: &crate::discovery::Options,
+    what: &'static str,
+    spec: &str,
+) -> Result<Option<String>, CryptError> {
+    if layout.path(spec).is_file() {
+        return Ok(None);
+    }
+    let (now, _) = crate::root_mode::present(layout, &crate::discovery::DeviceSpec::parse(spec));
+    let (found, block_devices) = match now.unique(what, spec)? {
+        Some(d) => (Some(d.to_owned()), 0),
+        None => wait_for(p, layout, loader, discovery, what, spec)?,
+    };
+    found.map(Some).ok_or(CryptError::FileOrDeviceNotFound {
+        what,
+        spec: spec.to_string(),
+        block_devices,
+    })
+}
+
+/// Wait for the device `opts.device` names (as the root device is waited for), and,
+/// for a `cryptheader=` or `cryptkey=` that is not a file of the image, for the device
+/// it names too (nlplug-findfs' rule, §2 `-H` and `-k`), then [`open`] it.
 pub fn find_and_open(
     p: &Platform<'_>,
     layout: &Layout,
@@ -403,28 +433,19 @@ pub fn find_and_open(
     };
     let header_at = match &opts.header {
         None => HeaderAt::Data,
-        Some(h) if layout.path(h).is_file() => HeaderAt::File(h.into()),
-        Some(h) => {
-            // Storage is up after the data device's wait: a header device already
-            // there needs no second discovery (which would run lvm and mdadm again).
-            let (now, _) =
-                crate::root_mode::present(layout, &crate::discovery::DeviceSpec::parse(h));
-            let found = match now.unique("crypt header", h)? {
-                Some(d) => (Some(d.to_owned()), 0),
-                None => wait_for(p, layout, loader, discovery, "crypt header", h)?,
-            };
-            match found {
-                (Some(d), _) => HeaderAt::Device(d),
-                (None, block_devices) => {
-                    return Err(CryptError::HeaderNotFound {
-                        spec: h.clone(),
-                        block_devices,
-                    })
-                }
-            }
-        }
+        Some(h) => match file_or_device(p, layout, loader, discovery, "crypt header", h)? {
+            None => HeaderAt::File(h.into()),
+            Some(d) => HeaderAt::Device(d),
+        },
     };
-    open(p, layout, loader, opts, &devname, &header_at)
+    let mut opts = opts.clone();
+    if let Some(key) = opts.key.as_mut().filter(|k| !k.exec) {
+        let spec = key.path.display().to_string();
+        if let Some(d) = file_or_device(p, layout, loader, discovery, "crypt key", &spec)? {
+            key.path = Path::new("/dev").join(d);
+        }
+    }
+    open(p, layout, loader, &opts, &devname, &header_at)
 }
 
 /// Diskless mode with `cryptroot=`: the volume is opened before the boot media are

@@ -1,7 +1,8 @@
 //! `cryptkey=`: where the key of the LUKS volume comes from. A file in the image
-//! (bare `cryptkey` is `/crypto_keyfile.bin`), or `EXEC=prog`: the program's standard
+//! (bare `cryptkey` is `/crypto_keyfile.bin`) or a device (`crate::crypt::find_and_open`
+//! waits for it and points `path` at its node), or `EXEC=prog`: the program's standard
 //! output, as nlplug-findfs reads it from a pipe (`../shared/reference/alpine-initramfs.md`
-//! §2.6.2 step 3); both take `:offset:size`.
+//! §2.6.2 step 3); all take `:offset:size`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -26,7 +27,7 @@ pub const EXEC_LIMIT: Duration = Duration::from_secs(30);
 /// program prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySource {
-    /// The key file, or the program for `EXEC=`.
+    /// The key file (or device node), or the program for `EXEC=`.
     pub path: PathBuf,
     /// `EXEC=prog`: run `path`, the key is its standard output. Only this key
     /// is tried: there is no passphrase prompt after it, as in nlplug-findfs.

@@ -174,6 +174,41 @@ fn cryptheader_device_is_waited_for_and_read() {
     }
 }
 
+/// `cryptkey=` naming a device (not a file of the image): the key stick arrives
+/// late, is waited for, and the key read from it, `SIZE` bytes at `OFFSET`, as
+/// nlplug-findfs' `-k SPEC:OFFSET:SIZE`.
+#[test]
+fn cryptkey_device_is_waited_for_and_read_with_offset_and_size() {
+    use std::os::unix::fs::FileExt;
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline(&format!(
+        "root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey=UUID=1234-5678:4096:{} panic=1",
+        right.len()
+    ));
+    luks_partition(&m, &img);
+    // A FAT stick (the fake's FAT volumes have the serial 1234-5678).
+    let stick = m.block("sdb", Bus::Usb, Fs::Vfat { label: "KEYS" }, &[]);
+    let node = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("/dev/sdb"))
+        .unwrap();
+    node.write_all_at(&[&right[..], b"and what follows"].concat(), 4096)
+        .unwrap();
+    m.hotplug(2, stick, false);
+    mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(
+        !boot.console.contains("Enter passphrase"),
+        "{}",
+        boot.console
+    );
+    assert_eq!(dm_tables(&boot).len(), 1);
+}
+
 #[test]
 fn cryptheader_that_is_neither_file_nor_device_is_named() {
     let m = Machine::new();
