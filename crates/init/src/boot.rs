@@ -57,6 +57,8 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
 
     // As Alpine: before the boot media are looked for (and mounted).
     resume::from_disk(p, layout, &cmdline, &loader, &early);
+    // cryptroot=: the media scan then looks inside the mapping.
+    crate::crypt::diskless(p, layout, &cmdline, &loader, &early, &policy)?;
     // No boot media: after the shell, boot without an overlay.
     let mut media = policy.recover(
         p,

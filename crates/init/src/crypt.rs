@@ -1,15 +1,18 @@
-//! LUKS root (`cryptroot=`, `cryptdm=`, `cryptkey`, `cryptheader=`, `cryptoffset=`,
+//! LUKS volumes (`cryptroot=`, `cryptdm=`, `cryptkey`, `cryptheader=`, `cryptoffset=`,
 //! `cryptdiscards`): unlock the volume in process (alpinit-luks) and create the
-//! dm-crypt mapping through device-mapper ioctls; no cryptsetup, no libraries.
+//! dm-crypt mapping through device-mapper ioctls; no cryptsetup, no libraries. In root
+//! mode before the root device wait, in diskless mode before the boot media scan (which
+//! then finds media inside the mapping, as nlplug-findfs' does).
 //!
 //! As nlplug-findfs (`../shared/reference/alpine-initramfs.md` §2.6.2): a key file is
-//! tried first, then up to 5 passphrases with Alpine's texts. Where nlplug-findfs only
-//! verifies the passphrase without `cryptdm=`, the mapping is named `root` here, so
-//! `cryptroot=` alone is enough to boot. A header using something alpinit-luks does
-//! not support is handed to the image's `/sbin/cryptsetup` when there is one.
+//! tried first, then up to 5 passphrases with Alpine's texts; an `EXEC=` key is the
+//! only one tried. Where nlplug-findfs only verifies the passphrase without `cryptdm=`,
+//! the mapping is named `root` here, so `cryptroot=` alone is enough to boot. A header
+//! using something alpinit-luks does not support is handed to the image's
+//! `/sbin/cryptsetup` when there is one.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -17,16 +20,17 @@ use alpinit_cmdline::Cmdline;
 use alpinit_luks::{dm, Header, Limits, LuksError, Unlocked};
 use zeroize::Zeroizing;
 
+use crate::failure::{End, Failure, Policy};
 use crate::layout::Layout;
 use crate::log;
-use crate::platform::{Platform, Stdin};
+use crate::platform::{DeviceMapper, Platform, Stdin};
+
+#[path = "crypt_key.rs"]
+mod key;
+pub use key::{KeySource, DEFAULT_KEY_FILE, EXEC_LIMIT};
 
 /// nlplug-findfs' number of passphrase attempts.
 pub const TRIES: usize = 5;
-/// The bare `cryptkey` (mkinitfs feature `cryptkey`).
-pub const DEFAULT_KEY_FILE: &str = "/crypto_keyfile.bin";
-/// cryptsetup's default key file size limit.
-const MAX_KEY_FILE: u64 = 8 << 20;
 /// Modules a mapping needs; built-in ones fail to load and that is fine.
 const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
 
@@ -34,10 +38,20 @@ const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
 pub enum CryptError {
     #[error("crypt device {spec} not found ({block_devices} block devices seen)")]
     NotFound { spec: String, block_devices: usize },
+    #[error("{what} {spec} not found: no such file in the image, no such device ({block_devices} block devices seen)")]
+    FileOrDeviceNotFound {
+        what: &'static str,
+        spec: String,
+        block_devices: usize,
+    },
     #[error(transparent)]
     Ambiguous(#[from] crate::devices::DeviceError),
-    #[error("cryptkey={0}: EXEC= keys are not supported")]
-    ExecKey(String),
+    #[error("cryptkey=EXEC={prog}: {source}")]
+    ExecKey { prog: PathBuf, source: io::Error },
+    #[error("cryptkey=EXEC={prog}: {what}")]
+    ExecKeyOutput { prog: PathBuf, what: String },
+    #[error("the key {key} does not open {device} (no passphrase is asked after an EXEC= key)")]
+    KeyRejected { key: String, device: String },
     #[error("cryptkey={value}: {what} is not a number")]
     KeyField { value: String, what: &'static str },
     #[error("cryptoffset={0} is not a number of sectors")]
@@ -74,14 +88,6 @@ pub enum CryptError {
     },
 }
 
-/// A key file: the whole file, or `size` bytes at `offset` (`cryptkey=PATH:OFF:SIZE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySource {
-    pub path: PathBuf,
-    pub offset: u64,
-    pub size: Option<u64>,
-}
-
 /// The `crypt*` options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CryptOptions {
@@ -90,73 +96,12 @@ pub struct CryptOptions {
     /// `cryptdm=`, else `root`.
     pub name: String,
     pub key: Option<KeySource>,
-    /// `cryptheader=`: a detached header file in the image.
-    pub header: Option<PathBuf>,
+    /// `cryptheader=`: a detached header, a file in the image, else a device
+    /// specification waited for like `cryptroot=`.
+    pub header: Option<String>,
     /// `cryptoffset=`: data start in 512-byte sectors (with a detached header).
     pub offset: Option<u64>,
     pub discards: bool,
-}
-
-impl KeySource {
-    /// `yes` (the bare option), `PATH` or `PATH:OFFSET:SIZE`.
-    pub fn parse(value: &str) -> Result<KeySource, CryptError> {
-        if value.starts_with("EXEC=") {
-            return Err(CryptError::ExecKey(value.to_string()));
-        }
-        if value == "yes" || value.is_empty() {
-            return Ok(KeySource {
-                path: DEFAULT_KEY_FILE.into(),
-                offset: 0,
-                size: None,
-            });
-        }
-        let parts: Vec<&str> = value.rsplitn(3, ':').collect();
-        if let [size, offset, path] = parts[..] {
-            if !path.is_empty()
-                && offset.bytes().all(|b| b.is_ascii_digit())
-                && size.bytes().all(|b| b.is_ascii_digit())
-            {
-                let num = |s: &str, what| {
-                    s.parse::<u64>().map_err(|_| CryptError::KeyField {
-                        value: value.to_string(),
-                        what,
-                    })
-                };
-                let size = num(size, "the size")?;
-                return Ok(KeySource {
-                    path: path.into(),
-                    offset: num(offset, "the offset")?,
-                    size: (size > 0).then_some(size),
-                });
-            }
-        }
-        Ok(KeySource {
-            path: value.into(),
-            offset: 0,
-            size: None,
-        })
-    }
-
-    /// The key bytes (at most 8 MiB, as cryptsetup), from the image at `root`.
-    pub fn read(&self, root: &Path) -> Result<Zeroizing<Vec<u8>>, CryptError> {
-        let path = root.join(self.path.strip_prefix("/").unwrap_or(&self.path));
-        let err = |source| CryptError::KeyFile {
-            path: path.clone(),
-            source,
-        };
-        let mut f = File::open(&path).map_err(err)?;
-        f.seek(SeekFrom::Start(self.offset)).map_err(err)?;
-        let limit = self.size.unwrap_or(MAX_KEY_FILE).min(MAX_KEY_FILE);
-        let mut key = Zeroizing::new(Vec::new());
-        f.take(limit).read_to_end(&mut key).map_err(err)?;
-        if self.size.is_some_and(|s| (key.len() as u64) < s) {
-            return Err(err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "shorter than the size given",
-            )));
-        }
-        Ok(key)
-    }
 }
 
 impl CryptOptions {
@@ -185,20 +130,24 @@ impl CryptOptions {
                 .unwrap_or("root")
                 .to_string(),
             key,
-            header: cmdline.get("cryptheader").map(PathBuf::from),
+            header: cmdline
+                .get("cryptheader")
+                .filter(|h| !h.is_empty())
+                .map(str::to_string),
             offset,
             discards: cmdline.get("cryptdiscards").is_some_and(|v| v != "no"),
         }))
     }
 }
 
-/// Unlock with the key file, then with up to [`TRIES`] passphrases from `ask`; `say`
+/// Unlock with the key, then with up to [`TRIES`] passphrases from `ask`; `say`
 /// prints Alpine's messages. Only a passphrase that matches no key slot is asked again.
+/// An `EXEC=` key that does not open the volume is an error: nothing is asked then.
 pub fn unlock(
     header: &Header,
     dev: &mut (impl Read + Seek),
     devnode: &str,
-    key: Option<&[u8]>,
+    key: Option<(&[u8], &KeySource)>,
     limits: &Limits,
     mut ask: impl FnMut(&str) -> Option<Vec<u8>>,
     mut say: impl FnMut(&str),
@@ -207,12 +156,19 @@ pub fn unlock(
         device: devnode.to_string(),
         source,
     };
-    if let Some(key) = key {
-        match header.unlock(dev, key, limits) {
+    if let Some((bytes, source)) = key {
+        match header.unlock(dev, bytes, limits) {
             Ok(u) => return Ok(u),
-            Err(LuksError::NoKeyslotMatched { .. }) => {
-                log::warn(&format!("the key file does not open {devnode}"))
+            Err(LuksError::NoKeyslotMatched { .. }) if source.exec => {
+                return Err(CryptError::KeyRejected {
+                    key: source.describe(),
+                    device: devnode.to_string(),
+                })
             }
+            Err(LuksError::NoKeyslotMatched { .. }) => log::warn(&format!(
+                "the key file {} does not open {devnode}",
+                source.describe()
+            )),
             Err(e) => return Err(failed(e)),
         }
     }
@@ -269,21 +225,54 @@ fn kernel_name(layout: &Layout, major: u32, minor: u32) -> Result<String, CryptE
         .ok_or(CryptError::SysfsFormat { path, text })
 }
 
-/// Open the LUKS volume on `/dev/<devname>` and map it as `/dev/mapper/<name>`;
-/// returns the mapping's kernel name (`dm-0`) for the root search.
+/// Where the header is read: a file of the image or a device (`cryptheader=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderAt {
+    /// The data device itself.
+    Data,
+    /// `cryptheader=PATH`, a regular file in the image.
+    File(PathBuf),
+    /// `cryptheader=SPEC` naming a device, found as `/dev/<name>`.
+    Device(String),
+}
+
+/// The kernel's device-mapper, the [`DeviceMapper`] of PID 1's platform.
+pub struct KernelDm;
+
+impl DeviceMapper for KernelDm {
+    fn create_crypt(
+        &self,
+        control: &Path,
+        name: &str,
+        uuid: &str,
+        table: &dm::CryptTable,
+    ) -> Result<(u32, u32), dm::DmError> {
+        dm::Control::open(control)?.create_crypt(name, uuid, table, false)
+    }
+}
+
+/// Open the LUKS volume on `/dev/<devname>` (its header where `header` says) and map
+/// it as `/dev/mapper/<name>`; returns the mapping's kernel name (`dm-0`).
 pub fn open(
     p: &Platform<'_>,
     layout: &Layout,
     loader: &alpinit_kmod::Loader,
     opts: &CryptOptions,
     devname: &str,
+    header_at: &HeaderAt,
 ) -> Result<String, CryptError> {
     crate::modules::load_now_all(loader, MODULES);
-    let devnode = format!("/dev/{devname}");
+    // As nlplug-findfs names it in its prompt: the spec when it is a path
+    // (`/dev/vg0/lv_crypt`), else the kernel's node.
+    let devnode = match opts.device.starts_with('/') {
+        true => opts.device.clone(),
+        false => format!("/dev/{devname}"),
+    };
     let data_path = layout.dev().join(devname);
-    let header_path = match &opts.header {
-        Some(h) => layout.root().join(h.strip_prefix("/").unwrap_or(h)),
-        None => data_path.clone(),
+    let header_path = match header_at {
+        HeaderAt::Data => data_path.clone(),
+        HeaderAt::File(f) => layout.root().join(f.strip_prefix("/").unwrap_or(f)),
+        HeaderAt::Device(d) => layout.dev().join(d),
     };
     let open = |path: &Path| {
         File::open(path).map_err(|source| CryptError::Open {
@@ -307,7 +296,7 @@ pub fn open(
                 });
             }
             log::warn(&format!("{devnode}: {source}; using /sbin/cryptsetup"));
-            return run_cryptsetup(p, layout, opts, devname, &cryptsetup);
+            return run_cryptsetup(p, layout, opts, devname, header_at, &cryptsetup);
         }
         Err(source) => {
             return Err(CryptError::Header {
@@ -316,14 +305,14 @@ pub fn open(
             })
         }
     };
-    if let (Some(sectors), Some(_)) = (opts.offset, &opts.header) {
+    if let (Some(sectors), false) = (opts.offset, *header_at == HeaderAt::Data) {
         segment.offset = sectors.saturating_mul(512);
     }
-    let key = opts
-        .key
-        .as_ref()
-        .map(|k| k.read(layout.root()))
-        .transpose()?;
+    let key = match &opts.key {
+        Some(k) if k.exec => Some(k.run(p.spawn, layout.root(), EXEC_LIMIT)?),
+        Some(k) => Some(k.read(layout.root())?),
+        None => None,
+    };
     let meminfo = std::fs::read_to_string(layout.proc().join("meminfo")).unwrap_or_default();
     // Without /proc/meminfo, assume a small machine.
     let limits =
@@ -333,7 +322,7 @@ pub fn open(
         &header,
         &mut hdr,
         &devnode,
-        key.as_deref().map(|k| &k[..]),
+        key.as_deref().map(|k| &k[..]).zip(opts.key.as_ref()),
         &limits,
         |prompt| p.console.read_secret(prompt),
         log::console,
@@ -364,11 +353,10 @@ pub fn open(
             log::debug(&format!("{}: {e}", control_path.display()));
         }
     }
-    let control = dm::Control::open(&control_path).map_err(dm_err)?;
     let uuid = dm::luks_uuid(header.version(), header.uuid(), &opts.name);
-    let (dmaj, dmin) = control
-        .create_crypt(&opts.name, &uuid, &table, false)
-        .map_err(dm_err)?;
+    let (dmaj, dmin) =
+        p.dm.create_crypt(&control_path, &opts.name, &uuid, &table)
+            .map_err(dm_err)?;
     let node = layout.dev().join("mapper").join(&opts.name);
     if let Err(e) =
         p.fs.mknod(&node, alpinit_sys::NodeKind::Block, 0o600, dmaj, dmin)
@@ -382,8 +370,51 @@ pub fn open(
     kernel_name(layout, dmaj, dmin)
 }
 
-/// Wait for the device `opts.device` names (as the root device is waited for), then
-/// [`open`] it.
+/// The one device `spec` names, waited for as the root device is.
+fn wait_for(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &alpinit_kmod::Loader,
+    discovery: &crate::discovery::Options,
+    what: &'static str,
+    spec: &str,
+) -> Result<(Option<String>, usize), CryptError> {
+    let mut search = discovery.clone();
+    search.wanted = Some(crate::discovery::DeviceSpec::parse(spec));
+    let findings = crate::discovery::discover(p, layout, loader, &search);
+    let found = findings.wanted.unique(what, spec)?.map(str::to_owned);
+    Ok((found, findings.block_devices))
+}
+
+/// None when `spec` is a regular file of the image, else the device it names: one
+/// already there (storage is up after the data device's wait, and a second discovery
+/// would run lvm and mdadm again), or one waited for as the data device is.
+fn file_or_device(
+    p: &Platform<'_>,
+    layout: &Layout,
+    loader: &alpinit_kmod::Loader,
+    discovery: &crate::discovery::Options,
+    what: &'static str,
+    spec: &str,
+) -> Result<Option<String>, CryptError> {
+    if layout.path(spec).is_file() {
+        return Ok(None);
+    }
+    let (now, _) = crate::root_mode::present(layout, &crate::discovery::DeviceSpec::parse(spec));
+    let (found, block_devices) = match now.unique(what, spec)? {
+        Some(d) => (Some(d.to_owned()), 0),
+        None => wait_for(p, layout, loader, discovery, what, spec)?,
+    };
+    found.map(Some).ok_or(CryptError::FileOrDeviceNotFound {
+        what,
+        spec: spec.to_string(),
+        block_devices,
+    })
+}
+
+/// Wait for the device `opts.device` names (as the root device is waited for), and,
+/// for a `cryptheader=` or `cryptkey=` that is not a file of the image, for the device
+/// it names too (nlplug-findfs' rule, §2 `-H` and `-k`), then [`open`] it.
 pub fn find_and_open(
     p: &Platform<'_>,
     layout: &Layout,
@@ -391,19 +422,54 @@ pub fn find_and_open(
     opts: &CryptOptions,
     discovery: &crate::discovery::Options,
 ) -> Result<String, CryptError> {
-    let mut search = discovery.clone();
-    search.wanted = Some(crate::discovery::DeviceSpec::parse(&opts.device));
-    let findings = crate::discovery::discover(p, layout, loader, &search);
-    let devname = match findings.wanted.unique("crypt device", &opts.device)? {
-        Some(d) => d.to_owned(),
-        None => {
+    let devname = match wait_for(p, layout, loader, discovery, "crypt device", &opts.device)? {
+        (Some(d), _) => d,
+        (None, block_devices) => {
             return Err(CryptError::NotFound {
                 spec: opts.device.clone(),
-                block_devices: findings.block_devices,
+                block_devices,
             })
         }
     };
-    open(p, layout, loader, opts, &devname)
+    let header_at = match &opts.header {
+        None => HeaderAt::Data,
+        Some(h) => match file_or_device(p, layout, loader, discovery, "crypt header", h)? {
+            None => HeaderAt::File(h.into()),
+            Some(d) => HeaderAt::Device(d),
+        },
+    };
+    let mut opts = opts.clone();
+    if let Some(key) = opts.key.as_mut().filter(|k| !k.exec) {
+        let spec = key.path.display().to_string();
+        if let Some(d) = file_or_device(p, layout, loader, discovery, "crypt key", &spec)? {
+            key.path = Path::new("/dev").join(d);
+        }
+    }
+    open(p, layout, loader, &opts, &devname, &header_at)
+}
+
+/// Diskless mode with `cryptroot=`: the volume is opened before the boot media are
+/// looked for, so the media scan finds what the mapping holds (an apkovl, a boot
+/// repository, an LVM volume group). A failure goes through the failure policy and
+/// is tried again after the shell, as in root mode.
+pub fn diskless(
+    p: &Platform<'_>,
+    layout: &Layout,
+    cmdline: &Cmdline,
+    loader: &alpinit_kmod::Loader,
+    early: &crate::early::Early,
+    policy: &Policy,
+) -> Result<(), End> {
+    let crypt = CryptOptions::from_cmdline(cmdline)
+        .or_else(|source| policy.handle(p, &Failure::Crypt { source }).map(|()| None))?;
+    let Some(crypt) = crypt else {
+        return Ok(());
+    };
+    let options = crate::root_mode::device_options(cmdline, early, &crypt.device);
+    while let Err(source) = find_and_open(p, layout, loader, &crypt, &options) {
+        policy.handle(p, &Failure::Crypt { source })?;
+    }
+    Ok(())
 }
 
 /// The fallback for headers alpinit-luks does not support.
@@ -412,18 +478,28 @@ fn run_cryptsetup(
     layout: &Layout,
     opts: &CryptOptions,
     devname: &str,
+    header_at: &HeaderAt,
     prog: &Path,
 ) -> Result<String, CryptError> {
     let device = format!("/dev/{devname}");
     let mut args = vec!["open".to_string(), "--type".into(), "luks".into()];
-    if let Some(h) = &opts.header {
-        args.extend(["--header".into(), h.display().to_string()]);
+    match header_at {
+        HeaderAt::Data => {}
+        HeaderAt::File(f) => args.extend(["--header".into(), f.display().to_string()]),
+        HeaderAt::Device(d) => args.extend(["--header".into(), format!("/dev/{d}")]),
     }
+    let mut stdin_key = None;
     if let Some(k) = &opts.key {
-        args.extend(["--key-file".into(), k.path.display().to_string()]);
-        args.extend(["--keyfile-offset".into(), k.offset.to_string()]);
-        if let Some(s) = k.size {
-            args.extend(["--keyfile-size".into(), s.to_string()]);
+        if k.exec {
+            // cryptsetup reads the program's output from stdin: `--key-file -`.
+            stdin_key = Some(k.run(p.spawn, layout.root(), EXEC_LIMIT)?);
+            args.extend(["--key-file".into(), "-".into()]);
+        } else {
+            args.extend(["--key-file".into(), k.path.display().to_string()]);
+            args.extend(["--keyfile-offset".into(), k.offset.to_string()]);
+            if let Some(s) = k.size {
+                args.extend(["--keyfile-size".into(), s.to_string()]);
+            }
         }
     }
     if let Some(o) = opts.offset {
@@ -433,9 +509,13 @@ fn run_cryptsetup(
         args.push("--allow-discards".into());
     }
     args.extend([device.clone(), opts.name.clone()]);
+    let stdin = match &stdin_key {
+        Some(k) => Stdin::Bytes(k),
+        None => Stdin::Inherit,
+    };
     let status = p
         .spawn
-        .run(prog, &args, &[], Stdin::Inherit)
+        .run(prog, &args, &[], stdin)
         .map_err(|source| CryptError::Cryptsetup {
             device: device.clone(),
             name: opts.name.clone(),

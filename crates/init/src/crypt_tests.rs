@@ -12,6 +12,7 @@ fn cryptkey_forms() {
         KeySource::parse("/etc/k.bin:512:64").unwrap(),
         KeySource {
             path: "/etc/k.bin".into(),
+            exec: false,
             offset: 512,
             size: Some(64)
         }
@@ -20,9 +21,24 @@ fn cryptkey_forms() {
     assert_eq!(KeySource::parse("/k:8:0").unwrap().size, None);
     // A path with colons that are not OFFSET:SIZE is a path.
     assert_eq!(KeySource::parse("/a:b").unwrap().path, Path::new("/a:b"));
+    assert_eq!(
+        KeySource::parse("EXEC=/bin/getkey:4:32").unwrap(),
+        KeySource {
+            path: "/bin/getkey".into(),
+            exec: true,
+            offset: 4,
+            size: Some(32)
+        }
+    );
+    let k = KeySource::parse("EXEC=/bin/getkey").unwrap();
+    assert!(k.exec && k.size.is_none());
+    assert_eq!(k.describe(), "EXEC=/bin/getkey");
     assert!(matches!(
-        KeySource::parse("EXEC=/bin/getkey"),
-        Err(CryptError::ExecKey(_))
+        KeySource::parse("EXEC="),
+        Err(CryptError::KeyField {
+            what: "the program",
+            ..
+        })
     ));
     assert!(matches!(
         KeySource::parse("/k:99999999999999999999:1"),
@@ -68,7 +84,11 @@ fn options_from_the_command_line() {
         (o.name.as_str(), o.offset, o.key, o.discards),
         ("crypt", Some(4096), None, false)
     );
-    assert_eq!(o.header.as_deref(), Some(Path::new("/h.img")));
+    assert_eq!(o.header.as_deref(), Some("/h.img"));
+    let c = Cmdline::parse("cryptroot=/dev/vda2 cryptheader=UUID=1234 cryptkey=EXEC=/bin/k");
+    let o = CryptOptions::from_cmdline(&c).unwrap().unwrap();
+    assert_eq!(o.header.as_deref(), Some("UUID=1234"));
+    assert!(o.key.unwrap().exec);
     assert!(
         CryptOptions::from_cmdline(&Cmdline::parse("root=/dev/vda1"))
             .unwrap()
@@ -134,7 +154,9 @@ fn passphrase_prompt_texts_and_tries() {
     };
     let header = Header::read(&mut io::Cursor::new(&img)).unwrap();
     let limits = Limits::for_mem_available(256 << 20);
-    let run = |answers: Vec<Vec<u8>>, key: Option<&[u8]>| {
+    let file_key = KeySource::parse("/k").unwrap();
+    let exec_key = KeySource::parse("EXEC=/bin/k").unwrap();
+    let run = |answers: Vec<Vec<u8>>, key: Option<(&[u8], &KeySource)>| {
         let mut asked = Vec::new();
         let mut said = String::new();
         let mut answers = answers.into_iter();
@@ -165,20 +187,29 @@ fn passphrase_prompt_texts_and_tries() {
     assert_eq!(asked.len(), TRIES);
     assert_eq!(said.matches("No key available").count(), TRIES);
 
-    let (r, asked, _) = run(vec![], Some(&right));
+    let (r, asked, _) = run(vec![], Some((&right, &file_key)));
     assert!(r.is_ok());
     assert!(
         asked.is_empty(),
         "a key file that opens the volume asks nothing"
     );
 
-    let (r, asked, _) = run(vec![right.clone()], Some(b"bad key"));
+    let (r, asked, _) = run(vec![right.clone()], Some((b"bad key", &file_key)));
     assert!(r.is_ok());
     assert_eq!(
         asked.len(),
         1,
         "a key file that does not open it falls back to the prompt"
     );
+
+    let (r, asked, _) = run(vec![], Some((&right, &exec_key)));
+    assert!(r.is_ok() && asked.is_empty());
+    let (r, asked, _) = run(vec![right.clone()], Some((b"bad key", &exec_key)));
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "the key EXEC=/bin/k does not open /dev/vda2 (no passphrase is asked after an EXEC= key)"
+    );
+    assert!(asked.is_empty(), "an EXEC= key has no passphrase fallback");
 
     let (r, _, _) = run(vec![], None);
     assert!(matches!(r, Err(CryptError::NoPassphrase(_))));
@@ -200,5 +231,78 @@ fn device_numbers_from_sysfs() {
     assert!(matches!(
         device_numbers(&layout, "vda2"),
         Err(CryptError::SysfsFormat { .. })
+    ));
+}
+
+/// A program of the image at `root` that runs `script` under /bin/sh.
+fn program(root: &Path, name: &str, script: &str) -> KeySource {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    KeySource::parse(&format!("EXEC=/{name}")).unwrap()
+}
+
+/// `cryptkey=EXEC=prog[:offset:size]` with the kernel's bounded spawn: the key is the
+/// program's output (a slice of it with offset and size); a program that hangs is
+/// killed at the limit, one that fails or prints too little or too much is named.
+#[test]
+fn exec_key_is_the_programs_bounded_output() {
+    use crate::platform::{KernelSpawn, BOUNDED_OUTPUT};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let limit = Duration::from_secs(5);
+    let k = program(root, "key", "printf 'abcdefgh'");
+    assert_eq!(&k.run(&KernelSpawn, root, limit).unwrap()[..], b"abcdefgh");
+    let mut sliced = k.clone();
+    (sliced.offset, sliced.size) = (2, Some(3));
+    assert_eq!(&sliced.run(&KernelSpawn, root, limit).unwrap()[..], b"cde");
+    sliced.size = Some(7);
+    let e = sliced
+        .run(&KernelSpawn, root, limit)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("printed 8 bytes, fewer than offset 2 and size 7"),
+        "{e}"
+    );
+
+    let hang = program(root, "hang", "printf x; exec sleep 30");
+    let started = Instant::now();
+    let e = hang
+        .run(&KernelSpawn, root, Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("still running after 0.3s, killed"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let e = program(root, "fails", "printf key; exit 3")
+        .run(&KernelSpawn, root, limit)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("cryptkey=EXEC=") && e.contains("exited with"),
+        "{e}"
+    );
+
+    let flood = program(root, "flood", "head -c 200000 /dev/zero");
+    let e = flood
+        .run(&KernelSpawn, root, limit)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("more than the {BOUNDED_OUTPUT} bytes kept")),
+        "{e}"
+    );
+    // A slice inside what was kept is still a key.
+    let mut head = flood.clone();
+    head.size = Some(64);
+    assert_eq!(head.run(&KernelSpawn, root, limit).unwrap().len(), 64);
+
+    let missing = KeySource::parse("EXEC=/nope").unwrap();
+    assert!(matches!(
+        missing.run(&KernelSpawn, root, limit),
+        Err(CryptError::ExecKey { .. })
     ));
 }

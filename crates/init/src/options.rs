@@ -12,12 +12,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "aoe",
     "aoe_iflist",
     "aoe_mtu",
-    "cryptdiscards",
-    "cryptdm",
-    "cryptheader",
-    "cryptkey",
-    "cryptoffset",
-    "cryptroot",
     "dasd",
     "nbd",
     "s390x_net",
@@ -41,9 +35,7 @@ pub fn announce(cmdline: &Cmdline) {
         log::console(&format!("Alpine Init alpinit {VERSION}\n"));
     }
     for (name, value) in cmdline.options() {
-        // The crypt* options are acted on in root mode (crate::crypt).
-        if NOT_ACTED_ON.contains(&name) && !(cmdline.root().is_some() && name.starts_with("crypt"))
-        {
+        if NOT_ACTED_ON.contains(&name) {
             log::warn(&format!(
                 "{name}={value}: parsed but not supported by this version, ignored"
             ));
@@ -64,6 +56,12 @@ mod tests {
         "blacklist",
         "bootstrap_usr_merged",
         "chart",
+        "cryptdiscards",
+        "cryptdm",
+        "cryptheader",
+        "cryptkey",
+        "cryptoffset",
+        "cryptroot",
         "debug_init",
         "ds",
         "init",

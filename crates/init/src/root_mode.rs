@@ -57,7 +57,7 @@ pub fn wait_device(
 
 /// The block devices in sysfs matching `wanted`, probed as discovery
 /// probes them (which made their nodes), and how many were probed.
-fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) {
+pub(crate) fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) {
     let mut matches = Matches::default();
     let mut seen = 0;
     for ev in alpinit_uevent::sweep_block(&layout.sys()) {

@@ -4,7 +4,7 @@
 //! written through cryptsetup's mapping must read back through ours. The host has no
 //! device-mapper, so this runs in the VM (`src/bin/luks-oracle.rs` is its init).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -158,7 +158,7 @@ fn check_luks_root(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
     failures
 }
 
-fn sh(cmd: &mut Command) -> Result<String> {
+pub(super) fn sh(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("starting {shown}"))?;
     if !out.status.success() {
@@ -172,7 +172,7 @@ fn sh(cmd: &mut Command) -> Result<String> {
 }
 
 /// A host program and the libraries `ldd` lists for it, at their own paths.
-fn with_libraries(program: &str, files: &mut Vec<FileSpec>) -> Result<()> {
+pub(super) fn with_libraries(program: &str, files: &mut Vec<FileSpec>) -> Result<()> {
     let mut paths = vec![program.to_string()];
     paths.extend(crate::ldd::parse(&sh(Command::new("ldd").arg(program))?));
     for p in paths {
@@ -186,7 +186,7 @@ fn with_libraries(program: &str, files: &mut Vec<FileSpec>) -> Result<()> {
 }
 
 /// `names` and their dependencies from the kernel's modules.dep, dependencies first.
-fn module_closure(modules_dir: &Path, names: &[&str]) -> Result<Vec<String>> {
+pub(super) fn module_closure(modules_dir: &Path, names: &[&str]) -> Result<Vec<String>> {
     let dep = fs::read_to_string(modules_dir.join("modules.dep"))
         .with_context(|| format!("reading {}/modules.dep", modules_dir.display()))?;
     let norm = |s: &str| s.replace('-', "_");
@@ -217,6 +217,22 @@ fn module_closure(modules_dir: &Path, names: &[&str]) -> Result<Vec<String>> {
         }
     }
     Ok(order)
+}
+
+/// The kernel's modules directory: `<pkg>/boot/vmlinux-REL` → `<pkg>/lib/modules/REL`.
+pub(super) fn modules_dir(assets: &Assets) -> Result<PathBuf> {
+    let release = assets
+        .kernel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split_once('-').map(|(_, r)| r.to_string()))
+        .context("kernel release from the kernel's file name")?;
+    let pkg = assets
+        .kernel
+        .parent()
+        .and_then(Path::parent)
+        .context("kernel package directory")?;
+    Ok(pkg.join("lib/modules").join(&release))
 }
 
 fn setup_luks_oracle(assets: &Assets, dir: &Path) -> Result<Setup> {
@@ -266,19 +282,7 @@ fn setup_luks_oracle(assets: &Assets, dir: &Path) -> Result<Setup> {
         .arg(oracle.join("inner.img"))
         .arg(format!("{DATA_KIB}K")))?;
 
-    // The kernel's modules directory: `<pkg>/boot/vmlinux-REL` → `<pkg>/lib/modules/REL`.
-    let release = assets
-        .kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.split_once('-').map(|(_, r)| r.to_string()))
-        .context("kernel release from the kernel's file name")?;
-    let pkg = assets
-        .kernel
-        .parent()
-        .and_then(Path::parent)
-        .context("kernel package directory")?;
-    let modules_dir = pkg.join("lib/modules").join(&release);
+    let modules_dir = modules_dir(assets)?;
     let mut files = Vec::new();
     let mut load = String::new();
     for m in module_closure(&modules_dir, MODULES)? {

@@ -11,6 +11,7 @@ mod consoles;
 mod explain;
 mod hostile;
 mod luks;
+mod luks_roots;
 mod net_faults;
 mod network;
 mod no_media;
@@ -416,6 +417,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
     .chain(luks::scenarios())
+    .chain(luks_roots::scenarios())
     .chain(rollback::scenarios())
     .chain(shell_init::scenarios())
     .collect()

@@ -2,7 +2,9 @@
 //! tests. Each call is appended to one ordered [`Ev`] log; failures are
 //! injected by call kind (see the `fail_*` and `set_*` methods).
 
-use super::{Clock, Console, Exec, Net, Platform, Spawn, Stdin, Sysfs, UeventStream, Uevents};
+use super::{
+    Clock, Console, DeviceMapper, Exec, Net, Platform, Spawn, Stdin, Sysfs, UeventStream, Uevents,
+};
 use crate::handover::HandoverError;
 use crate::layout::Layout;
 use alpinit_kmod::{Insmod, Loader};
@@ -47,6 +49,8 @@ pub enum Ev {
     Keymap(Vec<crate::keymap::KbEntry>),
     /// A kernel attribute written (path, value).
     SysfsWrite(PathBuf, String),
+    /// A dm-crypt mapping created (name, table parameters).
+    DmCreate(String, String),
 }
 
 /// One step of the scripted uevent socket.
@@ -62,6 +66,7 @@ pub enum Step {
 
 type SpawnHook = Box<dyn Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync>;
 type FetchHook = Box<dyn Fn(&str) -> Result<Vec<u8>, FetchError> + Send + Sync>;
+type DmHook = Box<dyn Fn(&str) -> io::Result<(u32, u32)> + Send + Sync>;
 
 #[derive(Default)]
 pub struct Output {
@@ -92,6 +97,8 @@ pub struct Fake {
     lease: Mutex<Option<Result<Lease, i32>>>,
     fetch: Mutex<Option<FetchHook>>,
     spawn: Mutex<Option<SpawnHook>>,
+    /// Device-mapper; without it, the machine has none (no control node).
+    dm: Mutex<Option<DmHook>>,
     /// What a bounded helper prints, by its arguments joined with spaces.
     outputs: Mutex<HashMap<String, Vec<u8>>>,
     passwords: Mutex<VecDeque<String>>,
@@ -140,6 +147,7 @@ impl Default for Fake {
             lease: Mutex::default(),
             fetch: Mutex::default(),
             spawn: Mutex::default(),
+            dm: Mutex::default(),
             outputs: Mutex::default(),
             passwords: Mutex::default(),
             switch_errors: Mutex::default(),
@@ -162,6 +170,7 @@ impl Fake {
             exec: self,
             clock: self,
             sysfs: self,
+            dm: self,
         }
     }
 
@@ -204,6 +213,11 @@ impl Fake {
         f: impl Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync + 'static,
     ) {
         *lock(&self.spawn) = Some(Box::new(f));
+    }
+    /// Device-mapper creates mappings: `f` gets the name and returns the
+    /// device number (and may make the device appear).
+    pub fn on_dm_create(&self, f: impl Fn(&str) -> io::Result<(u32, u32)> + Send + Sync + 'static) {
+        *lock(&self.dm) = Some(Box::new(f));
     }
     /// A bounded helper run with `args` (joined with spaces) prints `out`.
     pub fn set_spawn_output(&self, args: &str, out: &str) {
@@ -553,5 +567,25 @@ impl Sysfs for Fake {
             .truncate(true)
             .open(path)?;
         io::Write::write_all(&mut f, value.as_bytes())
+    }
+}
+
+impl DeviceMapper for Fake {
+    fn create_crypt(
+        &self,
+        control: &Path,
+        name: &str,
+        _uuid: &str,
+        table: &alpinit_luks::dm::CryptTable,
+    ) -> Result<(u32, u32), alpinit_luks::dm::DmError> {
+        self.push(Ev::DmCreate(name.to_owned(), table.params.to_string()));
+        let result = match lock(&self.dm).as_ref() {
+            Some(hook) => hook(name),
+            None => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        };
+        result.map_err(|source| alpinit_luks::dm::DmError::Open {
+            path: control.to_owned(),
+            source,
+        })
     }
 }

@@ -136,6 +136,20 @@ pub trait Sysfs: Sync {
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()>;
 }
 
+/// Device-mapper: the dm-crypt mapping of an unlocked LUKS volume (the
+/// kernel one is `crate::crypt::KernelDm`).
+pub trait DeviceMapper: Sync {
+    /// Creates, loads and resumes the mapping `name` through the control
+    /// device `control`; returns its device number.
+    fn create_crypt(
+        &self,
+        control: &Path,
+        name: &str,
+        uuid: &str,
+        table: &alpinit_luks::dm::CryptTable,
+    ) -> Result<(u32, u32), alpinit_luks::dm::DmError>;
+}
+
 /// Time, for the waits that depend on it.
 pub trait Clock: Sync {
     fn now(&self) -> Instant;
@@ -153,6 +167,7 @@ pub struct Platform<'a> {
     pub exec: &'a dyn Exec,
     pub clock: &'a dyn Clock,
     pub sysfs: &'a dyn Sysfs,
+    pub dm: &'a dyn DeviceMapper,
 }
 
 /// The kernel-backed parts, owned, for PID 1's [`Platform`].
@@ -180,6 +195,7 @@ impl Kernel {
             exec: &KernelExec,
             clock: &KernelClock,
             sysfs: &KernelSysfs,
+            dm: &crate::crypt::KernelDm,
         }
     }
 }

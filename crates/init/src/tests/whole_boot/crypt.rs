@@ -1,8 +1,54 @@
-//! `cryptroot=` in root mode: the LUKS volume is waited for, unlocked with the
-//! passphrase typed on the console (Alpine's texts), then mapped.
+//! `cryptroot=`: the LUKS volume is waited for, unlocked (a key file, an `EXEC=`
+//! program's output, the passphrase typed on the console with Alpine's texts), then
+//! mapped; in root mode before the root wait, in diskless mode before the media scan.
 
-use super::machine::Machine;
+use super::machine::{overlay, Bus, Fs, Machine};
 use crate::failure::End;
+use crate::platform::fake::{Ev, Step};
+use std::sync::Mutex;
+
+/// `vda2` holding the LUKS2 container `img`, with its sysfs size and number.
+fn luks_partition(m: &Machine, img: &[u8]) {
+    m.disk("vda2", "UNUSED", &[]);
+    std::fs::write(m.path("/dev/vda2"), img).unwrap();
+    std::fs::write(m.path("/.images/vda2"), img).unwrap();
+    m.write(
+        "/sys/class/block/vda2/size",
+        format!("{}\n", img.len() / 512),
+    );
+    m.write("/sys/class/block/vda2/dev", "254:2\n");
+}
+
+/// Device-mapper works: creating the mapping makes `dm-0` (253:0) appear, a device
+/// showing `fs` with `files`.
+fn mapping_appears(m: &Machine, fs: Fs, files: &[(&str, &[u8])]) {
+    let ev = m.block_devno("dm-0", Bus::Virtio, fs, files, Some((253, 0)));
+    m.write(
+        "/sys/dev/block/253:0/uevent",
+        "MAJOR=253\nMINOR=0\nDEVNAME=dm-0\n",
+    );
+    let reveal = m.hide(&ev);
+    let send = m.fake.script_sender();
+    let pending = Mutex::new(Some((ev, reveal)));
+    m.fake.on_dm_create(move |_| {
+        if let Some((ev, reveal)) = pending.lock().unwrap().take() {
+            reveal();
+            send(Step::Event(ev));
+        }
+        Ok((253, 0))
+    });
+}
+
+/// The tables of the mappings created, by name.
+fn dm_tables(boot: &super::record::Boot) -> Vec<(String, String)> {
+    boot.events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::DmCreate(name, params) => Some((name.clone(), params.clone())),
+            _ => None,
+        })
+        .collect()
+}
 
 /// The whole flow up to the device-mapper step: the temp tree has no
 /// /dev/mapper/control, so the mapping fails, naming it (the QEMU scenario
@@ -83,5 +129,212 @@ fn cryptroot_with_a_device_that_is_not_luks_says_so() {
     let boot = m.boot();
     boot.assert_kmsg("LUKS header of ");
     boot.assert_kmsg("/dev/vda2: not a LUKS volume (no LUKS magic)");
+    assert_eq!(boot.end, End::GaveUp);
+}
+
+/// `cryptheader=` naming a device (not a file of the image) is read from that device,
+/// whether it is there from the start or arrives later (then waited for like
+/// `cryptroot=`); the root in the mapping is then mounted and booted.
+#[test]
+fn cryptheader_device_is_waited_for_and_read() {
+    for late in [true, false] {
+        let m = Machine::new();
+        let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+            return;
+        };
+        m.cmdline(
+            "root=/dev/mapper/root cryptroot=/dev/vda2 cryptheader=/dev/vdb cryptkey panic=1",
+        );
+        m.write("/crypto_keyfile.bin", &right);
+        let mut data = img.clone();
+        data[..0x8000].fill(0); // both LUKS2 header copies: only vdb can open it
+        luks_partition(&m, &data);
+        let hdr = m.block("vdb", Bus::Virtio, Fs::Blank, &[]);
+        std::fs::write(m.path("/dev/vdb"), &img).unwrap();
+        if late {
+            m.hotplug(2, hdr, false);
+        }
+        mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
+        let boot = m.boot();
+        boot.assert_clean_switch();
+        assert!(
+            !boot.console.contains("Enter passphrase"),
+            "{}",
+            boot.console
+        );
+        let tables = dm_tables(&boot);
+        assert_eq!(tables.len(), 1, "{tables:?}");
+        assert_eq!(tables[0].0, "root");
+        // The data device and the header's data offset (4096 sectors).
+        assert!(tables[0].1.contains(" 0 254:2 4096 "), "{}", tables[0].1);
+        assert_eq!(
+            boot.mount_on("/sysroot").map(|mnt| mnt.source).as_deref(),
+            Some("/dev/dm-0")
+        );
+    }
+}
+
+/// `cryptkey=` naming a device (not a file of the image): the key stick arrives
+/// late, is waited for, and the key read from it, `SIZE` bytes at `OFFSET`, as
+/// nlplug-findfs' `-k SPEC:OFFSET:SIZE`.
+#[test]
+fn cryptkey_device_is_waited_for_and_read_with_offset_and_size() {
+    use std::os::unix::fs::FileExt;
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline(&format!(
+        "root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey=UUID=1234-5678:4096:{} panic=1",
+        right.len()
+    ));
+    luks_partition(&m, &img);
+    // A FAT stick (the fake's FAT volumes have the serial 1234-5678).
+    let stick = m.block("sdb", Bus::Usb, Fs::Vfat { label: "KEYS" }, &[]);
+    let node = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("/dev/sdb"))
+        .unwrap();
+    node.write_all_at(&[&right[..], b"and what follows"].concat(), 4096)
+        .unwrap();
+    m.hotplug(2, stick, false);
+    mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(
+        !boot.console.contains("Enter passphrase"),
+        "{}",
+        boot.console
+    );
+    assert_eq!(dm_tables(&boot).len(), 1);
+}
+
+#[test]
+fn cryptheader_that_is_neither_file_nor_device_is_named() {
+    let m = Machine::new();
+    let Some((img, _)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline("root=/dev/mapper/root cryptroot=/dev/vda2 cryptheader=/h.img panic=1");
+    luks_partition(&m, &img);
+    let boot = m.boot();
+    boot.assert_kmsg("crypt header /h.img not found: no such file in the image, no such device");
+    assert_eq!(boot.end, End::GaveUp);
+}
+
+/// `cryptkey=EXEC=prog`: the program's output opens the volume without a prompt.
+#[test]
+fn exec_key_opens_the_root_without_a_prompt() {
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline("root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey=EXEC=/sbin/getkey:2:0 panic=1");
+    m.exe("/sbin/getkey");
+    let mut out = b"xx".to_vec();
+    out.extend_from_slice(&right);
+    m.fake
+        .set_spawn_output("", std::str::from_utf8(&out).unwrap());
+    luks_partition(&m, &img);
+    mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let runs: Vec<_> = boot
+        .spawned()
+        .into_iter()
+        .filter(|a| a[0] == "/sbin/getkey")
+        .collect();
+    assert_eq!(runs, [["/sbin/getkey"]]);
+    assert!(
+        !boot.console.contains("Enter passphrase"),
+        "{}",
+        boot.console
+    );
+    assert_eq!(dm_tables(&boot).len(), 1);
+}
+
+/// An `EXEC=` key that does not open the volume, or whose program hangs, is named;
+/// no passphrase is asked (nlplug-findfs: no fallback for EXEC= keys).
+#[test]
+fn exec_key_failures_ask_no_passphrase() {
+    for (hang, want) in [
+        (false, "the key EXEC=/sbin/getkey does not open /dev/vda2"),
+        (true, "cryptkey=EXEC="),
+    ] {
+        let m = Machine::new();
+        let Some((img, _)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+            return;
+        };
+        m.cmdline("root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey=EXEC=/sbin/getkey panic=1");
+        m.exe("/sbin/getkey");
+        m.fake.set_spawn_output("", "not the key");
+        if hang {
+            // Exit code 137 from the hook: killed at the limit.
+            m.fake.on_spawn(|_, _| Ok(137));
+        }
+        m.fake.type_passwords(&["right"]);
+        luks_partition(&m, &img);
+        let boot = m.boot();
+        boot.assert_kmsg(want);
+        if hang {
+            boot.assert_kmsg("getkey: still running after 30s, killed");
+        }
+        assert!(
+            !boot.console.contains("Enter passphrase"),
+            "{}",
+            boot.console
+        );
+        assert!(dm_tables(&boot).is_empty());
+        assert_eq!(boot.end, End::GaveUp);
+    }
+}
+
+/// Diskless mode with `cryptroot=`: the boot medium is inside the LUKS volume; it is
+/// unlocked before the media scan, which then finds the apkovl in the mapping. The
+/// crypt options are not reported as ignored.
+#[test]
+fn diskless_boot_medium_inside_luks_is_found_after_unlock() {
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
+    luks_partition(&m, &img);
+    let ovl = overlay(&[("etc/hostname", b"sealed\n")]);
+    mapping_appears(
+        &m,
+        Fs::Vfat { label: "MEDIA" },
+        &[("sealed.apkovl.tar.gz", &ovl)],
+    );
+    m.fake
+        .type_passwords(&[std::str::from_utf8(&right).unwrap()]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    boot.assert_console("Enter passphrase for /dev/vda2: ");
+    boot.assert_kmsg("/dev/vda2 unlocked (key slot 0), mapped as /dev/mapper/media");
+    assert!(
+        !boot.kmsg.contains("not supported by this version"),
+        "{}",
+        boot.kmsg
+    );
+    assert_eq!(dm_tables(&boot)[0].0, "media");
+    assert_eq!(
+        boot.mount_on("/media/dm-0")
+            .map(|mnt| mnt.source)
+            .as_deref(),
+        Some("/dev/dm-0")
+    );
+    assert_eq!(m.read("/sysroot/etc/hostname"), "sealed\n");
+}
+
+/// Diskless mode: a volume that cannot be opened is a failure with its cause (here
+/// under `panic=`), not a silent boot without the medium.
+#[test]
+fn diskless_cryptroot_failure_is_named() {
+    let m = Machine::new();
+    m.cmdline("cryptroot=UUID=0000 panic=1");
+    m.repo_disk();
+    let boot = m.boot();
+    boot.assert_kmsg("crypt device UUID=0000 not found");
     assert_eq!(boot.end, End::GaveUp);
 }
