@@ -1,10 +1,10 @@
 //! Building this workspace's static musl binaries (the init and the test
 //! programs the overlays carry).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::kernel::Arch;
 use crate::process::run;
@@ -75,7 +75,38 @@ pub fn init_for(arch: Arch) -> Result<PathBuf> {
 /// Otherwise, or when that build fails, or with `ALPINIT_STABLE_INIT=1`, the
 /// stable build, which is what a distribution package builds. Each kind has
 /// a target dir of its own so building one never replaces the other.
+///
+/// An init with TLS above [`TLS_INIT_BUDGET`] is an error, whichever
+/// toolchain built it.
 pub fn init_with(arch: Arch, tls: Tls) -> Result<PathBuf> {
+    let path = build_init(arch, tls)?;
+    if tls == Tls::With {
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("reading the size of {}", path.display()))?
+            .len();
+        check_budget(size, &path)?;
+    }
+    Ok(path)
+}
+
+/// The most a stripped init with TLS may weigh: 2 MiB (issue 12; README.md,
+/// "Measured").
+pub const TLS_INIT_BUDGET: u64 = 2 * 1024 * 1024;
+
+/// Refuses an init with TLS above [`TLS_INIT_BUDGET`], naming its size and path.
+pub fn check_budget(size: u64, path: &Path) -> Result<()> {
+    if size > TLS_INIT_BUDGET {
+        bail!(
+            "the init with TLS is {size} bytes stripped, over its budget of {TLS_INIT_BUDGET} \
+             bytes (2 MiB) by {} bytes: {}",
+            size - TLS_INIT_BUDGET,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn build_init(arch: Arch, tls: Tls) -> Result<PathBuf> {
     if std::env::var_os("ALPINIT_STABLE_INIT").is_none() && nightly_has_build_std(arch) {
         match small_init(arch, tls) {
             Ok(path) => return Ok(path),
@@ -198,5 +229,21 @@ pub fn test_programs_for(arch: Arch) -> Result<TestPrograms> {
             fake_apk: fake_apk.clone(),
         }),
         _ => bail!("expected three test programs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_init_with_tls_over_2_mib_is_refused_with_its_size_and_path() {
+        let path = Path::new("target/x/alpinit");
+        assert!(check_budget(2_000_000, path).is_ok());
+        assert!(check_budget(TLS_INIT_BUDGET, path).is_ok());
+        let err = check_budget(2_220_864, path).unwrap_err().to_string();
+        assert!(err.contains("2220864 bytes"), "{err}");
+        assert!(err.contains("by 123712 bytes"), "{err}");
+        assert!(err.contains("target/x/alpinit"), "{err}");
     }
 }

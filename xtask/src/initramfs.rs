@@ -327,8 +327,9 @@ pub fn parse_extra(arg: &str) -> Result<(PathBuf, String)> {
     }
 }
 
-/// Prints the init's size, and the other kind's (with or without TLS) from
-/// its last build when there is one, each labelled.
+/// Prints the init's size, and the size of every other x86_64 init from its
+/// last build (with and without TLS, nightly `-Z build-std` and stable: the
+/// stable one with TLS is what a distribution package ships), each labelled.
 pub fn print_init_sizes(init: &Path, tls: Option<build::Tls>) {
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).ok();
     let label = tls.map_or("given with --init", build::Tls::label);
@@ -336,29 +337,39 @@ pub fn print_init_sizes(init: &Path, tls: Option<build::Tls>) {
         Some(n) => println!("init ({label}): {n} bytes stripped ({})", init.display()),
         None => println!("init ({label}): {}", init.display()),
     }
-    let Some(tls) = tls else { return };
-    let other = match tls {
-        build::Tls::With => build::Tls::Without,
-        build::Tls::Without => build::Tls::With,
-    };
-    let flag = match other {
-        build::Tls::With => "",
-        build::Tls::Without => " --no-tls",
-    };
-    let last = build::init_paths(other)
-        .into_iter()
-        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max();
-    match last.and_then(|(_, p)| Some((size(&p)?, p))) {
-        Some((n, p)) => println!(
-            "init ({}): {n} bytes stripped, from its last build ({}; `cargo xtask initramfs{flag}` rebuilds it)",
-            other.label(),
-            p.display()
-        ),
-        None => println!(
-            "init ({}): not built yet (`cargo xtask initramfs{flag}`)",
-            other.label()
-        ),
+    if tls.is_none() {
+        return;
+    }
+    for kind in [build::Tls::With, build::Tls::Without] {
+        let flag = match kind {
+            build::Tls::With => "",
+            build::Tls::Without => " --no-tls",
+        };
+        let [nightly, stable] = build::init_paths(kind);
+        for (toolchain, path, rebuild) in [
+            ("nightly -Z build-std", nightly, ""),
+            ("stable", stable, "ALPINIT_STABLE_INIT=1 "),
+        ] {
+            if path == init {
+                continue;
+            }
+            let budget = match kind {
+                build::Tls::With => format!(", budget {} bytes", build::TLS_INIT_BUDGET),
+                build::Tls::Without => String::new(),
+            };
+            match size(&path) {
+                Some(n) => println!(
+                    "init ({}, {toolchain}): {n} bytes stripped{budget}, from its last build \
+                     ({}; `{rebuild}cargo xtask initramfs{flag}` rebuilds it)",
+                    kind.label(),
+                    path.display()
+                ),
+                None => println!(
+                    "init ({}, {toolchain}): not built yet (`{rebuild}cargo xtask initramfs{flag}`)",
+                    kind.label()
+                ),
+            }
+        }
     }
 }
 

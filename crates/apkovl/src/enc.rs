@@ -6,8 +6,10 @@
 //! (what lbu writes today), OpenSSL 1.0 used MD5. [`detect_digest`] finds out which one,
 //! and whether the password is right, before anything is unpacked.
 //!
-//! The block cipher, CBC mode and hashes are the RustCrypto `aes`, `cbc`, `sha2` and
-//! `md-5` crates: pure Rust and widely used, so the static musl build needs no C library.
+//! The block cipher, CBC mode and MD5 are the RustCrypto `aes`, `cbc` and `md-5` crates:
+//! pure Rust and widely used, so the static musl build needs no C library. SHA-256 is
+//! ring's, which the init links for TLS and overlay signatures anyway (one SHA-256 in
+//! the binary, not two).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use cbc::cipher::generic_array::GenericArray;
 use cbc::cipher::{BlockDecryptMut, KeyIvInit};
-use sha2::Digest as _;
+use md5::Digest as _;
 
 use crate::gzip::BUF_SIZE;
 
@@ -139,12 +141,13 @@ fn derive(digest: Digest, cipher: Cipher, salt: &[u8], password: &[u8]) -> (Vec<
     let mut prev: Vec<u8> = Vec::new();
     while out.len() < need {
         prev = match digest {
-            Digest::Sha256 => sha2::Sha256::new()
-                .chain_update(&prev)
-                .chain_update(password)
-                .chain_update(salt)
-                .finalize()
-                .to_vec(),
+            Digest::Sha256 => {
+                let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+                h.update(&prev);
+                h.update(password);
+                h.update(salt);
+                h.finish().as_ref().to_vec()
+            }
             Digest::Md5 => md5::Md5::new()
                 .chain_update(&prev)
                 .chain_update(password)

@@ -4,7 +4,10 @@
 //! bounded, so at most `DEPTH + 2` chunks are alive (about 1.5 MiB).
 
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver};
+
+mod queue;
+
+use queue::Receiver;
 
 use crate::archive::TarReader;
 use crate::gzip::GzStream;
@@ -29,18 +32,18 @@ impl Read for Chunks {
                 return Ok(0);
             }
             match self.rx.recv() {
-                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
-                Ok(Ok(chunk)) => {
+                Some(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Some(Ok(chunk)) => {
                     self.current = chunk;
                     self.pos = 0;
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     self.done = true;
                     return Err(e);
                 }
                 // The producer ends every stream with an empty chunk or an
                 // error; a hang-up without either means it died.
-                Err(_) => {
+                None => {
                     self.done = true;
                     return Err(io::Error::other("inflate thread stopped"));
                 }
@@ -66,7 +69,7 @@ where
 {
     let cap = limits.max_compressed_bytes;
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
+        let (tx, rx) = queue::bounded::<io::Result<Vec<u8>>>(DEPTH);
         scope.spawn(move || {
             let mut gz = GzStream::new(src, cap);
             // Chunks start small and double up to CHUNK: a small overlay does not pay
@@ -136,7 +139,7 @@ mod tests {
     fn chunks_deliver_the_whole_stream_in_order() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let packed = gz(&data);
-        let (tx, rx) = sync_channel(2);
+        let (tx, rx) = queue::bounded(2);
         std::thread::scope(|s| {
             s.spawn(move || {
                 let mut g = GzStream::new(&packed[..], u64::MAX);

@@ -37,7 +37,7 @@ pub enum ConsoleError {
     Pattern {
         pattern: String,
         #[source]
-        source: regex_lite::Error,
+        source: crate::ere::EreError,
     },
     #[error("setconsole {path}")]
     SetConsole {
@@ -81,7 +81,7 @@ pub fn detect_serial(layout: &Layout, cmdline: &Cmdline, ovl_found: bool) -> Vec
                 .collect()
         })
         .unwrap_or_default();
-    names.sort();
+    alpinit_sort::sort(&mut names);
     found.extend(
         names
             .into_iter()
@@ -268,7 +268,7 @@ pub fn setconsole(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Optio
     };
     let mut regexes = Vec::new();
     for pattern in &patterns {
-        match regex_lite::Regex::new(pattern) {
+        match crate::ere::Ere::new(pattern) {
             Ok(r) => regexes.push(r),
             Err(source) => log::warn(&crate::failure::chain(&ConsoleError::Pattern {
                 pattern: (*pattern).to_owned(),
@@ -307,7 +307,7 @@ pub fn setconsole(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Optio
 }
 
 /// `grep -E -q RE FILE`: any line matches.
-fn modalias_matches(re: &regex_lite::Regex, text: &str) -> bool {
+fn modalias_matches(re: &crate::ere::Ere, text: &str) -> bool {
     text.lines().any(|l| re.is_match(l))
 }
 

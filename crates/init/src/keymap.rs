@@ -133,7 +133,7 @@ pub fn find(layout: &Layout) -> Result<Option<PathBuf>, KeymapError> {
         Err(source) => return Err(KeymapError::Dir { path: dir, source }),
     };
     let mut names: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    names.sort();
+    alpinit_sort::sort(&mut names);
     Ok(names.into_iter().find(|p| p.is_file()))
 }
 

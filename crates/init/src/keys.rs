@@ -41,7 +41,7 @@ fn key_files(dir: &Path, matches: impl Fn(&str) -> bool) -> Vec<(String, PathBuf
                 .then(|| (name, e.path()))
         })
         .collect();
-    found.sort();
+    alpinit_sort::sort(&mut found);
     found
 }
 

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod discovery;
 pub mod early;
 pub mod emergency;
+pub mod ere;
 pub mod explain;
 pub mod failure;
 pub mod findfs_cli;

@@ -108,7 +108,7 @@ pub fn boot_repositories(medium: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    found.sort();
+    alpinit_sort::sort(&mut found);
     found
 }
 
@@ -138,7 +138,7 @@ pub fn scan(dir: &Path) -> Result<Scan, MediaError> {
             }
         }
     }
-    out.apkovls.sort();
+    alpinit_sort::sort(&mut out.apkovls);
     out.repos = boot_repositories(dir);
     Ok(out)
 }

@@ -296,7 +296,7 @@ pub fn missing_drivers(sys: &std::path::Path, index: &ModuleIndex) -> Vec<Missin
             })
         })
         .collect();
-    out.sort_by(|a, b| a.device.cmp(&b.device));
+    alpinit_sort::sort_by(&mut out, |a, b| a.device.cmp(&b.device));
     out
 }
 

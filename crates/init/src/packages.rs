@@ -121,7 +121,7 @@ pub fn find_repositories(layout: &Layout, alpine_repo: &[String]) -> Vec<String>
             }
         }
     }
-    found.sort();
+    alpinit_sort::sort(&mut found);
     found.into_iter().map(|p| unroot(layout, &p)).collect()
 }
 

@@ -291,7 +291,7 @@ fn list(dir: &Path) -> Vec<String> {
         .take(MAX_ENTRIES)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    names.sort();
+    alpinit_sort::sort(&mut names);
     names
 }
 

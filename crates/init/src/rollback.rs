@@ -70,7 +70,9 @@ pub fn backups(failed: &Path) -> Vec<Backup> {
             })
         })
         .collect();
-    found.sort_by(|a, b| b.stamp.cmp(&a.stamp).then_with(|| a.path.cmp(&b.path)));
+    alpinit_sort::sort_by(&mut found, |a, b| {
+        b.stamp.cmp(&a.stamp).then_with(|| a.path.cmp(&b.path))
+    });
     found
 }
 

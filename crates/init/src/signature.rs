@@ -97,7 +97,7 @@ impl Keys {
         if names.is_empty() {
             return Ok(None);
         }
-        names.sort();
+        alpinit_sort::sort(&mut names);
         let mut keys = Vec::new();
         for name in names {
             let path = dir.join(&name);

@@ -44,7 +44,7 @@ fn on_media(layout: &Layout, name: &str) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .collect();
-    dirs.sort();
+    alpinit_sort::sort(&mut dirs);
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.exists())
 }
 

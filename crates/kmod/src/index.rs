@@ -96,7 +96,7 @@ impl AliasTable {
             .get(bucket_key(alias))
             .map_or(&[][..], Vec::as_slice);
         let mut ids: Vec<usize> = bucket.iter().chain(&self.wild).copied().collect();
-        ids.sort_unstable();
+        alpinit_sort::sort(&mut ids);
         let mut out: Vec<&str> = Vec::new();
         for id in ids {
             let entry = &self.entries[id];

@@ -4,8 +4,8 @@
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockCipher, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use ring::{digest, pbkdf2};
+use std::num::NonZeroU32;
 use zeroize::{Zeroize, Zeroizing};
 
 /// LUKS key slot areas are always encrypted in 512-byte sectors, numbered from 0 at
@@ -62,28 +62,36 @@ impl Hash {
         }
     }
 
-    /// Hash the concatenation of `parts`.
-    pub fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
-        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
-            let mut h = D::new();
-            for p in parts {
-                h.update(p);
-            }
-            h.finalize().to_vec()
-        }
+    // The hashes and PBKDF2 are ring's: ring is in the init already for the
+    // overlay signatures and TLS (crates/init/Cargo.toml), so a second
+    // SHA-1/SHA-2/HMAC implementation would only add to the binary.
+    fn digest_algorithm(self) -> &'static digest::Algorithm {
         match self {
-            Hash::Sha1 => run::<Sha1>(parts),
-            Hash::Sha256 => run::<Sha256>(parts),
-            Hash::Sha512 => run::<Sha512>(parts),
+            Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Hash::Sha256 => &digest::SHA256,
+            Hash::Sha512 => &digest::SHA512,
         }
     }
 
-    pub fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
-        match self {
-            Hash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, rounds, out),
-            Hash::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, rounds, out),
-            Hash::Sha512 => pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, rounds, out),
+    /// Hash the concatenation of `parts`.
+    pub fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut h = digest::Context::new(self.digest_algorithm());
+        for p in parts {
+            h.update(p);
         }
+        h.finish().as_ref().to_vec()
+    }
+
+    /// PBKDF2-HMAC into `out`. 0 rounds derive as 1 round, as cryptsetup's
+    /// and RustCrypto's PBKDF2 do (the first block is always computed).
+    pub fn pbkdf2(self, password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
+        let algorithm = match self {
+            Hash::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
+            Hash::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
+            Hash::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
+        };
+        let rounds = NonZeroU32::new(rounds).unwrap_or(NonZeroU32::MIN);
+        pbkdf2::derive(algorithm, rounds, salt, password, out);
     }
 }
 
@@ -355,8 +363,7 @@ where
     // ESSIV: the IV is the sector number encrypted under the hash of the key.
     let essiv = match iv {
         Iv::EssivSha256 => {
-            let mut salt = Zeroizing::new([0u8; 32]);
-            salt.copy_from_slice(&Sha256::digest(key));
+            let salt = Zeroizing::new(Hash::Sha256.digest(&[key]));
             Some(Aes256::new(GenericArray::from_slice(&salt[..])))
         }
         _ => None,
@@ -413,6 +420,65 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn pbkdf2_matches_rfc6070_style_vectors_for_each_luks_hash() {
+        // P = "password", S = "salt" (RFC 6070 for SHA-1; the same inputs for SHA-256
+        // and SHA-512 as Python's hashlib.pbkdf2_hmac gives them), 1 and 2 rounds, and
+        // an output longer than one SHA-256 block (LUKS derives 64-byte XTS keys that way).
+        let cases: [(Hash, u32, usize, &str); 7] = [
+            (Hash::Sha1, 1, 20, "0c60c80f961f0e71f3a9b524af6012062fe037a6"),
+            (Hash::Sha1, 2, 20, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"),
+            (Hash::Sha256, 1, 32, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"),
+            (Hash::Sha256, 2, 32, "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43"),
+            (Hash::Sha256, 1, 40, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b4dbf3a2f3dad3377"),
+            (Hash::Sha512, 1, 64, "867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce"),
+            (Hash::Sha512, 2, 64, "e1d9c16aa681708a45f5c7c4e215ceb66e011a2e9f0040713f18aefdb866d53cf76cab2868a39b9f7840edce4fef5a82be67335c77a6068e04112754f27ccf4e"),
+        ];
+        for (hash, rounds, len, want) in cases {
+            let mut out = vec![0u8; len];
+            hash.pbkdf2(b"password", b"salt", rounds, &mut out);
+            assert_eq!(hex(&out), want, "{hash:?} {rounds} rounds");
+        }
+    }
+
+    #[test]
+    fn pbkdf2_with_zero_rounds_derives_as_one_round() {
+        for hash in [Hash::Sha1, Hash::Sha256, Hash::Sha512] {
+            let mut zero = [0u8; 48];
+            let mut one = [0u8; 48];
+            hash.pbkdf2(b"pw", b"salt", 0, &mut zero);
+            hash.pbkdf2(b"pw", b"salt", 1, &mut one);
+            assert_eq!(zero, one, "{hash:?}");
+            assert_ne!(zero, [0u8; 48]);
+        }
+    }
+
+    #[test]
+    fn digests_of_split_parts_match_the_whole() {
+        // SHA-1("abc"), SHA-256("abc"), SHA-512("abc") from FIPS 180-2, given in parts.
+        let parts: [&[u8]; 2] = [b"a", b"bc"];
+        assert_eq!(
+            hex(&Hash::Sha1.digest(&parts)),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex(&Hash::Sha256.digest(&parts)),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&Hash::Sha512.digest(&parts)),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        for hash in [Hash::Sha1, Hash::Sha256, Hash::Sha512] {
+            assert_eq!(hash.digest(&parts).len(), hash.output_len());
+        }
+    }
 
     #[test]
     fn af_merge_of_one_stripe_is_identity() {

@@ -256,7 +256,7 @@ pub(crate) fn luks2<R: Read + Seek>(
         .filter(|k| digest.keyslots.contains(&k.id))
         .collect();
     // Highest priority first, then by number, as cryptsetup tries them.
-    slots.sort_by_key(|k| {
+    alpinit_sort::sort_by_key(&mut slots, |k| {
         (
             std::cmp::Reverse(k.priority),
             k.id.parse::<u32>().unwrap_or(u32::MAX),

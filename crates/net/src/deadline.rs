@@ -27,13 +27,30 @@ pub enum Deadline {
 
 impl fmt::Display for Deadline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = |d: &Duration| d.as_secs_f64();
+        let secs = |d: &Duration| Seconds(*d);
         match self {
             Deadline::Connect(d) => write!(f, "connect timeout of {} s", secs(d)),
             Deadline::FirstByte(d) => write!(f, "first-byte timeout of {} s", secs(d)),
             Deadline::Stall(d) => write!(f, "stall timeout of {} s without data", secs(d)),
             Deadline::Total(d) => write!(f, "total timeout of {} s", secs(d)),
         }
+    }
+}
+
+/// A duration in seconds as `{}` of `as_secs_f64()` prints it (`2`, `0.5`),
+/// with integer arithmetic: float formatting would add about 13 kB of the
+/// standard library to the static init for these messages alone.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs())?;
+        let nanos = self.0.subsec_nanos();
+        if nanos == 0 {
+            return Ok(());
+        }
+        let digits = format!("{nanos:09}");
+        write!(f, ".{}", digits.trim_end_matches('0'))
     }
 }
 

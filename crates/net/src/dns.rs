@@ -68,7 +68,11 @@ pub(crate) fn resolve_at(
             let id = query_id(round);
             let query =
                 encode_query(id, host).ok_or_else(|| DnsError::BadName { host: host_owned() })?;
-            let socket = UdpSocket::bind("0.0.0.0:0").map_err(io_error)?;
+            // An address value, not the text "0.0.0.0:0": a `&str` address goes through
+            // getaddrinfo when it does not parse, which links musl's whole resolver
+            // (about 12 kB) into the init.
+            let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+            let socket = UdpSocket::bind(any).map_err(io_error)?;
             socket.connect(server).map_err(io_error)?;
             let wait = TRY_TIMEOUT
                 .min(deadline - now)

@@ -67,7 +67,7 @@ pub fn choose_interface(
             (index, name)
         })
         .collect();
-    physical.sort();
+    alpinit_sort::sort(&mut physical);
     let physical: Vec<String> = physical.into_iter().map(|(_, name)| name).collect();
     let Some(first) = physical.first() else {
         return Err(NetError::NoInterface);
@@ -112,7 +112,7 @@ fn list_interfaces(class: &Path) -> Result<Vec<String>, NetError> {
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| valid_ifname(name).is_ok())
         .collect();
-    names.sort();
+    alpinit_sort::sort(&mut names);
     Ok(names)
 }
 

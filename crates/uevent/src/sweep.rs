@@ -43,7 +43,7 @@ fn walk(dir: &Path, devpath: &str, depth: usize, events: &mut Vec<Uevent>) {
         .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
         .filter_map(|entry| entry.file_name().into_string().ok())
         .collect();
-    children.sort_unstable();
+    alpinit_sort::sort(&mut children);
     for name in children {
         walk(
             &dir.join(&name),
@@ -77,7 +77,7 @@ pub fn sweep_block(sys: &Path) -> Vec<Uevent> {
             device_event(&target, &devpath)
         })
         .collect();
-    events.sort_by(|left, right| left.devpath.cmp(&right.devpath));
+    alpinit_sort::sort_by(&mut events, |left, right| left.devpath.cmp(&right.devpath));
     events.dedup_by(|left, right| left.devpath == right.devpath);
     events
 }
@@ -119,7 +119,7 @@ pub fn sweep_buses(sys: &Path) -> Vec<Uevent> {
             }
         }
     }
-    events.sort_by(|left, right| left.devpath.cmp(&right.devpath));
+    alpinit_sort::sort_by(&mut events, |left, right| left.devpath.cmp(&right.devpath));
     events.dedup_by(|left, right| left.devpath == right.devpath);
     events
 }

@@ -154,7 +154,9 @@ impl<'a> Stage<'a> {
         // Files and symlinks, then hard links to the files now in place; each group
         // parent by parent.
         let by_parent = |mut v: Vec<usize>| {
-            v.sort_by_key(|&i| plan.tree.nodes[plan.items[i].node as usize].parent);
+            alpinit_sort::sort_by_key(&mut v, |&i| {
+                plan.tree.nodes[plan.items[i].node as usize].parent
+            });
             v
         };
         for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
@@ -176,7 +178,7 @@ impl<'a> Stage<'a> {
             .filter(|&i| plan.items[i].node != ROOT)
             .filter(|&i| plan.tree.nodes[plan.items[i].node as usize].fs != Fs::Symlink)
             .collect();
-        dirs.sort_by_key(|&i| {
+        alpinit_sort::sort_by_key(&mut dirs, |&i| {
             let n = &plan.tree.nodes[plan.items[i].node as usize];
             (Reverse(n.depth), n.parent)
         });

@@ -32,7 +32,7 @@ fn unbound(sys: &Path) -> Vec<Unbound> {
             modalias: u.modalias,
         })
         .collect();
-    out.sort_by(|a, b| a.device.cmp(&b.device));
+    alpinit_sort::sort_by(&mut out, |a, b| a.device.cmp(&b.device));
     out
 }
 

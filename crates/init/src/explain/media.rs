@@ -88,7 +88,7 @@ pub fn devices(
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    names.sort_by(|a, b| alpinit_apkovl::device_order(a, b));
+    alpinit_sort::sort_by(&mut names, |a, b| alpinit_apkovl::device_order(a, b));
     let mounts = std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default();
     let mounts = crate::fstab::proc_mounts(&mounts);
     let wanted = match cmdline.apkovl() {
@@ -541,7 +541,7 @@ pub fn report_repositories(cmdline: &Cmdline, devices: &[Device], out: &mut Stri
         return;
     }
     let mut repos: Vec<PathBuf> = media(devices).into_iter().flat_map(|m| m.repos).collect();
-    repos.sort();
+    alpinit_sort::sort(&mut repos);
     if repos.is_empty() {
         out.push_str("  none found (only the overlay's /etc/apk/repositories, if any)\n");
     }

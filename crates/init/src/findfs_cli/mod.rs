@@ -150,7 +150,9 @@ pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
     let mut apkovls: Vec<String> = Vec::new();
     let mut repos: Vec<String> = Vec::new();
     let mut media = findings.media.clone();
-    media.sort_by(|a, b| alpinit_apkovl::device_order(&a.devname, &b.devname));
+    alpinit_sort::sort_by(&mut media, |a, b| {
+        alpinit_apkovl::device_order(&a.devname, &b.devname)
+    });
     for m in &media {
         apkovls.extend(m.apkovls.iter().map(|p| p.display().to_string()));
         repos.extend(m.repos.iter().map(|p| p.display().to_string()));

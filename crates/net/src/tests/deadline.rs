@@ -222,3 +222,33 @@ fn first_byte_timeout_is_named() {
     want_timeout(&err, "waiting for the response", Deadline::FirstByte(first));
     assert!(elapsed < first + MARGIN, "gave up after {elapsed:?}");
 }
+
+#[test]
+fn deadline_seconds_print_as_the_f64_display_of_the_duration() {
+    // The messages print seconds with integer arithmetic (no float formatting in the
+    // init); the text must stay what `{}` of `as_secs_f64()` gives.
+    let cases = [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_millis(1),
+        Duration::from_millis(250),
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+        Duration::from_millis(12_345),
+        Duration::from_micros(1_000_001),
+        Duration::from_secs(3600),
+    ];
+    for d in cases {
+        let secs = d.as_secs_f64();
+        assert_eq!(
+            Deadline::Stall(d).to_string(),
+            format!("stall timeout of {secs} s without data")
+        );
+        assert_eq!(
+            Deadline::Total(d).to_string(),
+            format!("total timeout of {secs} s")
+        );
+    }
+}
