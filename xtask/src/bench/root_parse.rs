@@ -147,19 +147,25 @@ pub fn table(title: &str, ours: &Column, peers: &[Column]) -> String {
 
 /// The printk time of the first kernel line holding NEEDLE.
 pub fn mark(log: &str, needle: &str) -> Result<f64> {
-    log.lines()
-        .filter(|l| l.contains(needle))
-        .find_map(printk_time)
+    timed(log, needle)
+        .next()
         .with_context(|| format!("no timed kernel line with {needle:?}"))
+}
+
+/// The printk times of the kernel lines holding NEEDLE. Control
+/// characters before the `[` are skipped: our init rings the console's
+/// bell (`\x07`) before asking for a passphrase, and the next kernel line
+/// lands right after it.
+fn timed<'a>(log: &'a str, needle: &'a str) -> impl Iterator<Item = f64> + 'a {
+    log.lines()
+        .filter(move |l| l.contains(needle))
+        .filter_map(|l| printk_time(l.trim_start_matches(|c: char| c.is_control())))
 }
 
 /// From the first line with FROM to the first line with TO after it.
 pub fn span(log: &str, from: &str, to: &str) -> Result<f64> {
     let start = mark(log, from)?;
-    let end = log
-        .lines()
-        .filter(|l| l.contains(to))
-        .filter_map(printk_time)
+    let end = timed(log, to)
         .find(|t| *t >= start)
         .with_context(|| format!("no timed kernel line with {to:?} after {from:?}"))?;
     Ok(end - start)

@@ -222,3 +222,27 @@ fn rounds_rotate_the_order_and_keep_the_boots_that_reached_the_root() {
     assert_eq!(columns[0].target, None);
     assert_eq!(columns[2].target, Some(target(Peer::TinyInitramfs)));
 }
+
+const OURS_LUKS: &str = include_str!("root_fixtures/luks2-alpinit.log");
+const ITOOLS_LUKS: &str = include_str!("root_fixtures/luks2-initramfs-tools.log");
+
+/// Our init rings the bell before the unlock; the kernel line after it
+/// (`^G[   14.905574] alpinit: /dev/vda unlocked ...`) keeps its time.
+#[test]
+fn a_bell_before_the_unlocked_line_does_not_hide_its_time() {
+    let s = parse::span(OURS_LUKS, root_luks::DM_LOADED, root_luks::OURS_UNLOCKED).expect("span");
+    assert!(close(s, 14.905574 - 7.088002), "{s}");
+}
+
+#[test]
+fn the_unlock_is_timed_from_dm_mod_to_the_mapping_mounted_on_every_image() {
+    let s = parse::span(OURS_LUKS, root_luks::DM_LOADED, root_luks::DM_MOUNTED).expect("span");
+    assert!(close(s, 15.313822 - 7.088002), "{s}");
+    let s = parse::span(ITOOLS_LUKS, root_luks::DM_LOADED, root_luks::DM_MOUNTED).expect("span");
+    assert!(close(s, 30.401237 - 18.318738), "{s}");
+    // Both reached the LUKS root, not a plain partition.
+    for log in [OURS_LUKS, ITOOLS_LUKS] {
+        assert!(parse::booted_root(log, HOSTNAME, Variant::Luks2.sources()).is_ok());
+        assert!(parse::booted_root(log, HOSTNAME, Variant::Ext4.sources()).is_err());
+    }
+}
