@@ -236,6 +236,16 @@ fn build_root(which: BuildRoot) -> Result<PathBuf> {
         }
     }
     fs::create_dir_all(cache()).with_context(|| format!("creating {}", cache().display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "the peers' images are built by debootstrap and chroot, which need root: \
+             run `cargo xtask bench root` as root"
+        );
+    }
+    if !Path::new("/usr/sbin/debootstrap").is_file() {
+        bail!("debootstrap is missing: apt-get install debootstrap");
+    }
     eprintln!(
         "debootstrap {SUITE} with {} into {}",
         which.packages(),
