@@ -158,7 +158,23 @@ pub fn run(args: &[String]) -> Result<()> {
         let table = parse::table(&title, &columns[0], &columns[1..]);
         println!("\n{table}");
         if *variant == Variant::Luks2 {
-            root_luks::print_unlock(&dir, args.runs);
+            let theirs = cryptsetup_unlocks(&sides, args.runs, &dir, |side, log| {
+                let mut vm = Vm::new(accel);
+                vm.kernel_boot(
+                    kernel.boot_image(),
+                    &side.image,
+                    // Without `panic=`: initramfs-tools' break would reboot.
+                    &format!("{} break=mount", side.cmdline.replace("panic=-1 ", "")),
+                )
+                .virtio_disk(&disk)
+                .type_after(root_luks::ITOOLS_PROMPT, root_luks::TEST_PASSPHRASE);
+                let timeout = accel.boot_timeout() + Duration::from_secs(60);
+                let stop = |text: &str| {
+                    text.contains(root_luks::CRYPTSETUP_END) || text.contains("Kernel panic")
+                };
+                Ok(qemu::run(&vm, log, timeout, Some(&stop))?.log)
+            })?;
+            root_luks::print_unlock(&dir, args.runs, theirs);
         }
         tables.push(table);
     }
@@ -309,6 +325,41 @@ fn rounds(
         println!("clock offset (monotonic - printk) of our boots: {lo:.3}..{hi:.3} s");
     }
     Ok(columns)
+}
+
+/// cryptsetup's own unlock of the benchmark's header, RUNS times: the
+/// initramfs-tools image stopped before it mounts the root (`break=mount`:
+/// its shell, with cryptsetup, the key file and the disk), where
+/// `cryptsetup open --test-passphrase` (key derivation and key slot, no
+/// mapping) is typed between two `/dev/kmsg` marks.
+fn cryptsetup_unlocks(
+    sides: &[Side],
+    runs: usize,
+    dir: &Path,
+    boot: impl Fn(&Side, &Path) -> Result<String>,
+) -> Result<Vec<f64>> {
+    let Some(side) = sides.iter().find(|s| s.peer == Some(Peer::InitramfsTools)) else {
+        return Ok(Vec::new());
+    };
+    let mut spans = Vec::new();
+    for round in 1..=runs {
+        let path = dir.join(format!("cryptsetup-{round}.log"));
+        let log = boot(side, &path)?;
+        match parse::span(&log, root_luks::CRYPTSETUP_START, root_luks::CRYPTSETUP_END) {
+            Ok(secs) => {
+                println!(
+                    "cryptsetup --test-passphrase {round}: {secs:.3}s ({})",
+                    path.display()
+                );
+                spans.push(secs);
+            }
+            Err(err) => println!(
+                "cryptsetup --test-passphrase {round}: FAILED: {err:#} ({})",
+                path.display()
+            ),
+        }
+    }
+    Ok(spans)
 }
 
 /// The installed root every image boots: report-init as /sbin/init, the

@@ -35,6 +35,17 @@ pub const DM_LOADED: &str = "device-mapper: ioctl:";
 pub const DM_MOUNTED: &str = "EXT4-fs (dm-0): mounted filesystem";
 /// Ours: the key slot opened.
 pub const OURS_UNLOCKED: &str = "unlocked (key slot";
+/// initramfs-tools' shell after `break=mount`.
+pub const ITOOLS_PROMPT: &str = "(initramfs) ";
+/// Kernel lines around cryptsetup's unlock in that shell.
+pub const CRYPTSETUP_START: &str = "bench-cryptsetup-start";
+pub const CRYPTSETUP_END: &str = "bench-cryptsetup-end 0";
+/// Typed into that shell: the marks go through /dev/kmsg so they carry the
+/// printk clock the boots are timed on; the key file is where
+/// cryptsetup-initramfs puts it.
+pub const TEST_PASSPHRASE: &str = "echo '<5>bench-cryptsetup-start' > /dev/kmsg; \
+    cryptsetup open --test-passphrase --key-file /cryptroot/keyfiles/root.key /dev/vda; \
+    echo \"<5>bench-cryptsetup-end $?\" > /dev/kmsg\n";
 
 /// The LUKS2 disk holding the benchmark root, and what the images need
 /// to open it.
@@ -95,8 +106,9 @@ fn tool(cmd: &mut Command) -> Result<()> {
 /// The unlock, per image, from the logs the rounds left in DIR: dm_mod's
 /// line → the root mounted from the mapping (module loading, the key
 /// derivation, the table and the mount: the same marks for every image),
-/// and ours alone dm_mod → `unlocked (key slot N)`.
-pub fn print_unlock(dir: &Path, runs: usize) {
+/// ours alone dm_mod → `unlocked (key slot N)`, and CRYPTSETUP, the spans
+/// of `cryptsetup open --test-passphrase` on the same header.
+pub fn print_unlock(dir: &Path, runs: usize, mut cryptsetup: Vec<f64>) {
     println!("unlock (medians, printk s): `{DM_LOADED}` -> `{DM_MOUNTED}`");
     for name in ["alpinit", "initramfs-tools", "dracut"] {
         let logs: Vec<String> = (1..=runs)
@@ -120,4 +132,10 @@ pub fn print_unlock(dir: &Path, runs: usize) {
         }
         println!();
     }
+    let shown =
+        crate::bench::median(&mut cryptsetup).map_or("-".to_string(), |m| format!("{m:.3}s"));
+    println!(
+        "  cryptsetup open --test-passphrase of the same header (initramfs-tools' shell): {shown} ({} of {runs})",
+        cryptsetup.len()
+    );
 }

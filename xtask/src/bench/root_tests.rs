@@ -246,3 +246,40 @@ fn the_unlock_is_timed_from_dm_mod_to_the_mapping_mounted_on_every_image() {
         assert!(parse::booted_root(log, HOSTNAME, Variant::Ext4.sources()).is_err());
     }
 }
+
+/// The typed command echoes the marks' text on the console without a
+/// printk time; only the kernel's lines from /dev/kmsg count.
+#[test]
+fn cryptsetup_is_timed_between_its_kmsg_marks_not_the_echoed_command() {
+    let log = format!(
+        "[   20.000000] Run /init as init process\n\
+         (initramfs) {}\
+         [   21.250000] bench-cryptsetup-start\n\
+         [   30.000000] bench-cryptsetup-end 0\n",
+        root_luks::TEST_PASSPHRASE
+    );
+    let sides = vec![
+        side("alpinit", None),
+        side("initramfs-tools", Some(Peer::InitramfsTools)),
+    ];
+    let booted = RefCell::new(Vec::new());
+    let spans = cryptsetup_unlocks(&sides, 2, &std::env::temp_dir(), |side, _| {
+        booted.borrow_mut().push(side.name.clone());
+        Ok(log.clone())
+    })
+    .expect("unlocks");
+    assert_eq!(booted.into_inner(), ["initramfs-tools", "initramfs-tools"]);
+    assert_eq!(spans.len(), 2);
+    assert!(close(spans[0], 8.75), "{spans:?}");
+    // A failed cryptsetup (`end 2`) is not timed.
+    let failed = log.replace("bench-cryptsetup-end 0", "bench-cryptsetup-end 2");
+    let spans = cryptsetup_unlocks(&sides, 1, &std::env::temp_dir(), |_, _| Ok(failed.clone()))
+        .expect("unlocks");
+    assert!(spans.is_empty());
+    // Without initramfs-tools there is nothing to boot.
+    let spans = cryptsetup_unlocks(&sides[..1], 1, &std::env::temp_dir(), |_, _| {
+        panic!("no boot expected")
+    })
+    .expect("unlocks");
+    assert!(spans.is_empty());
+}
