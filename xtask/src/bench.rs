@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::process::run;
 use crate::{deps, paths, suite};
 
+pub(crate) mod root;
 pub(crate) mod trace;
 pub(crate) mod vs_alpine;
 use trace::{continue_tracee, vm_hwm_kib, wait};

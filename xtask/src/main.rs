@@ -44,6 +44,7 @@ commands:
   bench unpack [-n N] [--mb M]
   bench vs-alpine [SCENARIO...] [-n N]
   bench hostile [SHAPE..] [--timeout S] [--mem-cap-mb M]
+  bench root [-n N]
 ";
 
 fn main() -> ExitCode {
@@ -245,6 +246,7 @@ fn bench_command(args: &[String]) -> Result<()> {
         Some((what, rest)) if what == "unpack" => bench::unpack(rest),
         Some((what, rest)) if what == "vs-alpine" => bench::vs_alpine::run(rest),
         Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),
+        Some((what, rest)) if what == "root" => bench::root::run(rest),
         _ => bail!("bench wants `boot`, `unpack` or `hostile`\n{USAGE}"),
     }
 }
