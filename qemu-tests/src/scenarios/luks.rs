@@ -186,7 +186,7 @@ fn with_libraries(program: &str, files: &mut Vec<FileSpec>) -> Result<()> {
 }
 
 /// `names` and their dependencies from the kernel's modules.dep, dependencies first.
-fn module_closure(modules_dir: &Path, names: &[&str]) -> Result<Vec<String>> {
+pub(super) fn module_closure(modules_dir: &Path, names: &[&str]) -> Result<Vec<String>> {
     let dep = fs::read_to_string(modules_dir.join("modules.dep"))
         .with_context(|| format!("reading {}/modules.dep", modules_dir.display()))?;
     let norm = |s: &str| s.replace('-', "_");

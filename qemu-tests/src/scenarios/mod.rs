@@ -13,6 +13,8 @@ mod hostile;
 mod luks;
 mod net_faults;
 mod network;
+mod nlplug_matrix;
+mod nlplug_matrix_disks;
 mod no_media;
 mod other_fs;
 mod packages;
@@ -412,6 +414,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(root_mode::scenarios())
     .chain(luks::scenarios())
     .chain(rollback::scenarios())
+    .chain(nlplug_matrix::scenarios())
     .collect()
 }
 
