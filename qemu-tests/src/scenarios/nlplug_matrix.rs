@@ -31,26 +31,7 @@ use super::*;
 /// Cases whose result differs from upstream's `expected`, each with the
 /// reason; every other case must match, and a case listed here that
 /// matches fails the scenario until it is taken off the list.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    ("2-ackm", LUKS_LVM),
-    ("2-anckm", LUKS_LVM),
-    ("2-abckm", LUKS_LVM),
-    ("2-abnckm", LUKS_LVM),
-    ("3-ackm", LUKS_FS),
-    ("3-anckm", LUKS_FS),
-    ("3-bckm", LUKS_FS),
-    ("3-bnckm", LUKS_FS),
-    ("3-abckm", LUKS_FS),
-    ("3-abnckm", LUKS_FS),
-    ("45-bckmH", LUKS_HEADER),
-    ("45-bnckmH", LUKS_HEADER),
-    ("45-abckmH", LUKS_HEADER),
-    ("45-abnckmH", LUKS_HEADER),
-];
-
-const LUKS_LVM: &str = "LUKS: -c/-k/-m are parsed but not unlocked in nlplug-findfs mode (README `nlplug-findfs`), so the LVM volume inside vda1 is not seen";
-const LUKS_FS: &str = "LUKS: -c/-k/-m are parsed but not unlocked in nlplug-findfs mode (README `nlplug-findfs`), so the file system inside vda1 is not seen";
-const LUKS_HEADER: &str = "LUKS: -c/-k/-m/-H are parsed but not unlocked in nlplug-findfs mode (README `nlplug-findfs`), so the file system inside vda1 (header on vda2) is not seen";
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     macro_rules! set {
