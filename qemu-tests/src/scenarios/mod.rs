@@ -14,6 +14,8 @@ mod luks;
 mod luks_roots;
 mod net_faults;
 mod network;
+mod nlplug_matrix;
+mod nlplug_matrix_disks;
 mod no_media;
 mod other_fs;
 mod packages;
@@ -420,6 +422,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(luks_roots::scenarios())
     .chain(rollback::scenarios())
     .chain(shell_init::scenarios())
+    .chain(nlplug_matrix::scenarios())
     .collect()
 }
 

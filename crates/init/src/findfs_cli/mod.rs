@@ -4,9 +4,9 @@
 //!
 //! Differences on purpose: `-p PROG` (the per-event handler, always mdev in
 //! Alpine) is accepted and not run, since the links mdev made are created
-//! here; the LUKS options are accepted and reported as unsupported; `-f`
-//! filters as nlplug's code does (keep only that subsystem) and is ignored
-//! for module loading.
+//! here (and the nodes, when `/dev` is no devtmpfs); `-f` filters as
+//! nlplug's code does (keep only that subsystem) and is ignored for module
+//! loading. The LUKS options open the volume in process (`crypt.rs`).
 
 use crate::discovery::{self, DeviceSpec};
 use crate::layout::Layout;
@@ -16,6 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 mod args;
+mod crypt;
 
 pub use args::{parse, Args, Crypt, ParseOutcome};
 
@@ -113,11 +114,6 @@ pub fn main(argv: &[String]) -> i32 {
 /// anything was found or with `-n`, else 1; 1 on an error).
 pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
     crate::log::set_debug(args.debug);
-    if !args.crypt.is_empty() {
-        crate::log::warn(
-            "the LUKS options (-c -H -k -m -o -D) are not supported by this version, ignored",
-        );
-    }
     let cmdline = alpinit_cmdline::Cmdline::parse(
         &std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default(),
     );
@@ -131,21 +127,26 @@ pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
         policy.settle_limit = Duration::from_millis(ms);
         policy.usbdelay = Some(policy.settle_limit);
     }
-    let findings = discovery::discover_only(
-        p,
-        layout,
-        &loader,
-        &discovery::Options {
-            uevent_buf_size: args
-                .uevent_buf_size
-                .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
-            dev_is_tmpfs: false,
-            policy,
-            wanted: args.device.as_deref().map(DeviceSpec::parse),
-            scan_media: scan,
-        },
-        args.filter.as_deref(),
-    );
+    let options = discovery::Options {
+        uevent_buf_size: args
+            .uevent_buf_size
+            .unwrap_or(alpinit_cmdline::DEFAULT_UEVENT_BUF_SIZE),
+        dev_is_tmpfs: !dev_is_devtmpfs(
+            &std::fs::read_to_string(layout.proc().join("mounts")).unwrap_or_default(),
+        ),
+        policy,
+        wanted: args.device.as_deref().map(DeviceSpec::parse),
+        scan_media: scan,
+    };
+    match crypt::open(p, layout, &loader, args, &options) {
+        Ok(crypt::Opened::Nothing) => {}
+        Ok(crypt::Opened::NoName) => crate::log::warn(
+            "-c without -m (the mapping's name): the crypt device is not unlocked, as nlplug",
+        ),
+        Ok(crypt::Opened::Mapped(dm)) => crate::log::debug(&format!("crypt device mapped: {dm}")),
+        Err(e) => crate::log::error(&crate::failure::chain(&e)),
+    }
+    let findings = discovery::discover_only(p, layout, &loader, &options, args.filter.as_deref());
     crate::modules::report_missing_drivers(layout, loader.index());
     let mut apkovls: Vec<String> = Vec::new();
     let mut repos: Vec<String> = Vec::new();
@@ -184,6 +185,20 @@ pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
     }
 }
 
+/// Whether `/dev` is a devtmpfs by MOUNTS (`/proc/mounts`, the last mount
+/// on `/dev` counts): the kernel then makes the device nodes. Otherwise
+/// they are made here, as nlplug's `-p /sbin/mdev` made them in a caller
+/// that mounted no devtmpfs (mkinitfs' `nlplug-findfs/init.sh` mounts only
+/// /proc and /sys); an unreadable MOUNTS counts as no devtmpfs, and a node
+/// that exists is never replaced.
+fn dev_is_devtmpfs(mounts: &str) -> bool {
+    mounts.lines().rev().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_source, at, fstype) = (f.next()?, f.next()?, f.next()?);
+        (at == "/dev").then_some(fstype)
+    }) == Some("devtmpfs")
+}
+
 /// Appends LINES to PATH, creating it only when there is something to
 /// write: nlplug opens its `-a`/`-b` files per finding, so a script's
 /// `[ -f /tmp/apkovls ]` means something was found.
@@ -214,6 +229,23 @@ mod tests {
         append_lines(&f, &["a".into()]).unwrap();
         append_lines(&f, &["b".into()]).unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn device_nodes_are_made_when_dev_is_no_devtmpfs() {
+        let devtmpfs =
+            "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n";
+        assert!(dev_is_devtmpfs(devtmpfs));
+        // init.sh's guest: /proc and /sys only, /dev is the initramfs' own directory.
+        assert!(!dev_is_devtmpfs(
+            "rootfs / rootfs rw 0 0\nnone /proc proc rw 0 0\nnone /sys sysfs rw 0 0\n"
+        ));
+        // A tmpfs mounted over the devtmpfs hides it.
+        assert!(!dev_is_devtmpfs(&format!(
+            "{devtmpfs}tmpfs /dev tmpfs rw 0 0\n"
+        )));
+        assert!(!dev_is_devtmpfs(""));
+        assert!(!dev_is_devtmpfs("devtmpfs /dev/pts devtmpfs rw 0 0\n"));
     }
 
     #[test]

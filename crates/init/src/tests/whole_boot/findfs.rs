@@ -124,3 +124,44 @@ fn device_operand_decides_the_status() {
     m.disk("vda1", "DATA", &[]);
     assert_eq!(findfs(&m, "-n -t 100 LABEL=NOPE").0, 0);
 }
+
+/// The LUKS options are acted on, as nlplug's `cryptsetup_thread`: `-c`
+/// waits for the device, `-k` opens it without a prompt, `-m` names the
+/// mapping (the temp tree has no /dev/mapper/control, so the flow ends at
+/// the device-mapper step, naming it; the QEMU scenarios
+/// `nlplug-matrix-2`, `-3`, `-45` go on from there with a kernel). Without
+/// `-m` nothing is unlocked, as nlplug maps nothing then.
+#[test]
+fn crypt_options_open_the_device_with_the_key_file_before_the_scan() {
+    for (args, mapped) in [
+        (
+            "-n -t 100 -c vda2 -k /key -m cryptdev -a @/tmp/apkovls",
+            true,
+        ),
+        ("-n -t 100 -c vda2 -k /key -a @/tmp/apkovls", false),
+    ] {
+        let m = Machine::new();
+        let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+            return;
+        };
+        virtio(&m);
+        m.disk("vda2", "UNUSED", &[]);
+        std::fs::write(m.path("/dev/vda2"), &img).unwrap();
+        m.write(
+            "/sys/class/block/vda2/size",
+            format!("{}\n", img.len() / 512),
+        );
+        m.write("/sys/class/block/vda2/dev", "254:2\n");
+        m.write("/key", &right);
+        let (status, log) = findfs(&m, args);
+        assert_eq!(status, 0, "{args}: {log}");
+        let console = m.fake.out.console.lock().expect("console").clone();
+        assert!(!console.contains("Enter passphrase"), "{args}: {console}");
+        assert_eq!(
+            log.contains("mapping cryptdev: ") && log.contains("/dev/mapper/control"),
+            mapped,
+            "{args}: {log}"
+        );
+        assert_eq!(log.contains("-c without -m"), !mapped, "{args}: {log}");
+    }
+}
