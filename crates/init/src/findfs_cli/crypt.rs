@@ -64,8 +64,11 @@ pub fn open(
         Some(h) => Some(header_path(p, layout, loader, &wait, h)?),
         None => None,
     };
+    // `-k EXEC=prog` runs prog for the key, as `cryptkey=EXEC=` does (nlplug
+    // 1338-1363 and reference §2: no passphrase fallback after it).
     let key = c.key.as_ref().map(|k| KeySource {
-        path: PathBuf::from(k),
+        exec: k.starts_with("EXEC="),
+        path: PathBuf::from(k.strip_prefix("EXEC=").unwrap_or(k)),
         offset: c.key_range.map_or(0, |(offset, _)| offset),
         size: c.key_range.map(|(_, size)| size).filter(|s| *s > 0),
     });
@@ -73,7 +76,9 @@ pub fn open(
         device: device.clone(),
         name: name.clone(),
         key,
-        header,
+        // Already resolved here (a file relative to the current directory,
+        // as nlplug reads it, or the device found): passed on as a path.
+        header: header.map(|h| h.to_string_lossy().into_owned()),
         offset: c.offset,
         discards: c.discards,
     };
