@@ -165,3 +165,31 @@ fn crypt_options_open_the_device_with_the_key_file_before_the_scan() {
         assert_eq!(log.contains("-c without -m"), !mapped, "{args}: {log}");
     }
 }
+
+/// `-k EXEC=prog`: nlplug-findfs runs prog and takes the key from its
+/// output (reference §2, `-k`), with no passphrase prompt after it.
+#[test]
+fn crypt_key_exec_runs_the_program_for_the_key() {
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    virtio(&m);
+    m.disk("vda2", "UNUSED", &[]);
+    std::fs::write(m.path("/dev/vda2"), &img).unwrap();
+    m.write(
+        "/sys/class/block/vda2/size",
+        format!("{}\n", img.len() / 512),
+    );
+    m.write("/sys/class/block/vda2/dev", "254:2\n");
+    m.exe("/sbin/getkey");
+    m.fake
+        .set_spawn_output("", std::str::from_utf8(&right).unwrap());
+    let args = "-n -t 100 -c vda2 -k EXEC=/sbin/getkey -m cryptdev -a @/tmp/apkovls";
+    let (status, log) = findfs(&m, args);
+    assert_eq!(status, 0, "{log}");
+    // Only the program's output holds the key: a mapping proves it ran.
+    let console = m.fake.out.console.lock().expect("console").clone();
+    assert!(!console.contains("Enter passphrase"), "{console}");
+    assert!(log.contains("mapping cryptdev: "), "{log}");
+}
