@@ -39,6 +39,17 @@ enum Medium {
     Pxe,
 }
 
+impl Medium {
+    /// The partition holding the apkovl (`None`: fetched over the network).
+    fn partition(self) -> Option<&'static str> {
+        match self {
+            Medium::Virtio => Some("vda1"),
+            Medium::Usb | Medium::IsoUsb => Some("sda1"),
+            Medium::Pxe => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Scenario {
     name: &'static str,
@@ -210,6 +221,13 @@ pub fn run(args: &[String]) -> Result<()> {
     for row in &rows {
         row.print_spans();
     }
+    println!(
+        "\nthe apkovl's partition announced by the kernel -> the new root's first line (medians)"
+    );
+    println!("  {:<14} {:>9} {:>9}", "scenario", "alpinit", "alpine");
+    for row in &rows {
+        row.print_announced();
+    }
     sizes(&ours.path, ours.size, alpine.size);
     let names: Vec<&str> = args.scenarios.iter().map(|s| s.name).collect();
     println!(
@@ -249,6 +267,9 @@ struct Row {
     name: &'static str,
     ours: Vec<Timeline>,
     alpine: Vec<Timeline>,
+    /// The apkovl's partition announced by the kernel -> the new root, s.
+    ours_announced: Vec<f64>,
+    alpine_announced: Vec<f64>,
     runs: usize,
 }
 
@@ -294,6 +315,21 @@ impl Row {
         );
     }
 
+    fn print_announced(&self) {
+        let show = |list: &[f64]| {
+            median(&mut list.to_vec()).map_or("-".to_string(), |v| format!("{v:.2}s"))
+        };
+        if self.ours_announced.is_empty() && self.alpine_announced.is_empty() {
+            return;
+        }
+        println!(
+            "  {:<14} {:>9} {:>9}",
+            self.name,
+            show(&self.ours_announced),
+            show(&self.alpine_announced)
+        );
+    }
+
     fn print_spans(&self) {
         let a = Self::spans(&self.ours);
         let b = Self::spans(&self.alpine);
@@ -318,6 +354,8 @@ fn bench_scenario(assets: &Assets, scenario: &Scenario, runs: usize) -> Result<R
         name: scenario.name,
         ours: Vec::new(),
         alpine: Vec::new(),
+        ours_announced: Vec::new(),
+        alpine_announced: Vec::new(),
         runs,
     };
     let mut offsets = Vec::new();
@@ -361,9 +399,20 @@ fn bench_scenario(assets: &Assets, scenario: &Scenario, runs: usize) -> Result<R
                         t.total(),
                         path.display()
                     );
+                    let announced = scenario
+                        .medium
+                        .partition()
+                        .and_then(|p| parse::announced(&log, p))
+                        .map(|at| t.new_root - at);
                     match side {
-                        Side::Ours => row.ours.push(t),
-                        Side::Alpine => row.alpine.push(t),
+                        Side::Ours => {
+                            row.ours.push(t);
+                            row.ours_announced.extend(announced);
+                        }
+                        Side::Alpine => {
+                            row.alpine.push(t);
+                            row.alpine_announced.extend(announced);
+                        }
                     }
                 }
                 Err(err) => println!(

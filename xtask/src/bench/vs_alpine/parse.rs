@@ -147,6 +147,20 @@ pub fn alpine(log: &str, offset: f64) -> Result<Timeline> {
     checked(run_init, marks, new_root)
 }
 
+/// The printk time of the kernel's partition-table line for PARTITION
+/// (`[ 9.720047]  vda: vda1`): the medium announced, the same kernel line
+/// on both sides.
+pub fn announced(log: &str, partition: &str) -> Option<f64> {
+    let disk = partition.trim_end_matches(|c: char| c.is_ascii_digit());
+    log.lines().find_map(|l| {
+        let (_, rest) = l.split_once(']')?;
+        let (name, parts) = rest.trim_start().split_once(": ")?;
+        (name == disk && parts.split_whitespace().any(|p| p == partition))
+            .then(|| printk_time(l))
+            .flatten()
+    })
+}
+
 /// The marks must come in boot order.
 fn checked(run_init: f64, marks: [f64; 4], new_root: f64) -> Result<Timeline> {
     let t = Timeline {

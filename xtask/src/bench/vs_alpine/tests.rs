@@ -138,3 +138,16 @@ fn arguments() {
     assert!(args(&["-n"]).is_err());
     assert!(args(&["--fast"]).is_err());
 }
+
+/// The figure "partition announced -> new root" starts at the kernel's
+/// partition-table line of the medium, on both sides.
+#[test]
+fn the_partition_is_announced_by_the_kernels_partition_table_line() {
+    assert_eq!(parse::announced(OURS_VIRTIO, "vda1"), Some(9.720047));
+    assert_eq!(parse::announced(ALPINE_VIRTIO, "vda1"), Some(11.537268));
+    assert_eq!(parse::announced(OURS_VIRTIO, "sda1"), None);
+    assert_eq!(parse::announced(OURS_PXE, "vda1"), None);
+    let line = "[    3.100000] alpinit: probe /dev/sda: type='' label=''\n[    2.904564]  sda: sda1 sda2\n";
+    assert_eq!(parse::announced(line, "sda2"), Some(2.904564));
+    assert_eq!(parse::announced(line, "sda"), None);
+}
