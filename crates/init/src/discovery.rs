@@ -289,28 +289,12 @@ impl Discovery<'_> {
     /// A USB storage interface takes a second (usb-storage's delay_use) to
     /// show its disk, a CD drive its disc: load the file system such media
     /// usually carry meanwhile, while the CPU would otherwise idle, so the
-    /// mount does not wait for it. A machine's own disk controller
-    /// ([`LIKELY_FS`]) gets its usual file system as soon as coldplug sees
-    /// it, loading beside the storage drivers instead of after the probe.
+    /// mount does not wait for it.
     fn preload_fs_modules(&mut self, ev: &Uevent) {
-        let likely = || {
-            let alias = ev.modalias.as_deref()?;
-            (ev.action == Action::Add)
-                .then(|| {
-                    LIKELY_FS
-                        .iter()
-                        .find(|(p, _)| alpinit_kmod::fnmatch(p, alias))
-                })
-                .flatten()
-                .map(|(_, fstype)| *fstype)
-        };
         let fstype = match ev.get("DRIVER") {
             Some("usb-storage" | "uas") => "vfat",
             Some("sr") => "iso9660",
-            _ => match likely() {
-                Some(fstype) => fstype,
-                None => return,
-            },
+            _ => return,
         };
         if self.preloaded.insert(fstype) {
             for m in alpinit_kmod::fs_modules(fstype) {
@@ -497,16 +481,6 @@ impl Discovery<'_> {
         }
     }
 }
-
-/// Disk controllers by MODALIAS and the file system their disks usually
-/// carry (Alpine's `setup-disk` makes ext4): virtio-blk (legacy and
-/// modern PCI ids) and NVMe. Not IDE or AHCI, which in virtual machines
-/// mostly carry the CD drive.
-const LIKELY_FS: &[(&str, &str)] = &[
-    ("pci:v00001AF4d00001001*", "ext4"),
-    ("pci:v00001AF4d00001042*", "ext4"),
-    ("pci:v*d*sv*sd*bc01sc08i02*", "ext4"),
-];
 
 /// The boot-media phase (diskless mode): discovery with the command line's
 /// wait rules. Finding nothing is a failure unless networking may still

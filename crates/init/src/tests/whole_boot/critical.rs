@@ -93,39 +93,3 @@ fn modules_and_etc_modules_load_deferrable_modules_all_the_same() {
         assert!(mods.contains(&name.to_owned()), "{name}: {mods:?}");
     }
 }
-
-/// A virtio-blk or NVMe controller seen at coldplug gets ext4 loaded
-/// before any partition is probed; an IDE controller (a VM's CD drive)
-/// does not. `panic=1` ends the boot without media quickly.
-#[test]
-fn a_virtio_or_nvme_disk_controller_preloads_ext4_before_any_probe() {
-    for (modalias, preloads) in [
-        (
-            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
-            true,
-        ),
-        (
-            "pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00",
-            true,
-        ),
-        (
-            "pci:v00008086d00005845sv00001AF4sd00001100bc01sc08i02",
-            true,
-        ),
-        (
-            "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80",
-            false,
-        ),
-    ] {
-        let m = Machine::new();
-        m.cmdline("panic=1");
-        m.modalias_device("pci", "/devices/pci0000:00/0000:00:05.0", modalias);
-        let boot = m.boot();
-        let mods = boot.insmods();
-        assert_eq!(
-            mods.contains(&"ext4".to_owned()),
-            preloads,
-            "{modalias}: {mods:?}"
-        );
-    }
-}
