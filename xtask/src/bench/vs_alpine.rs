@@ -21,6 +21,7 @@ use crate::kernel::{self, KernelSpec};
 use crate::{alpine_init, build, deps, mkinitfs, paths, suite};
 
 pub(crate) mod parse;
+mod real_apk;
 use parse::{Timeline, SPANS};
 
 /// The kernel command line of both images (the QEMU suite's).
@@ -37,13 +38,16 @@ enum Medium {
     /// pxelinux over QEMU's TFTP, `ip=dhcp`, the apkovl by `{MAC}` over
     /// HTTP from the host; no disk.
     Pxe,
+    /// An ext4 virtio disk with a real signed boot repository, installed
+    /// by the mini root's apk on both sides (`vs_alpine/real_apk.rs`).
+    RealApk,
 }
 
 impl Medium {
     /// The partition holding the apkovl (`None`: fetched over the network).
     fn partition(self) -> Option<&'static str> {
         match self {
-            Medium::Virtio => Some("vda1"),
+            Medium::Virtio | Medium::RealApk => Some("vda1"),
             Medium::Usb | Medium::IsoUsb => Some("sda1"),
             Medium::Pxe => None,
         }
@@ -94,6 +98,11 @@ const SCENARIOS: &[Scenario] = &[
         medium: Medium::Pxe,
         repository: false,
     },
+    Scenario {
+        name: "real-apk",
+        medium: Medium::RealApk,
+        repository: true,
+    },
 ];
 
 /// The PXE scenario's NIC.
@@ -142,6 +151,9 @@ struct Assets {
     ours: PathBuf,
     alpine: PathBuf,
     report_init: PathBuf,
+    /// Ours and Alpine's real-apk images, when a scenario needs them.
+    real_apk: Option<[PathBuf; 2]>,
+    images: PathBuf,
     accel: Accel,
     out_dir: PathBuf,
 }
@@ -177,6 +189,11 @@ pub fn run(args: &[String]) -> Result<()> {
         &ours.kernel.release,
         &images.join("initramfs-alpine-init.gz"),
     )?;
+    let real_apk = if args.scenarios.iter().any(|s| s.medium == Medium::RealApk) {
+        Some(real_apk::images(&images, &ours.kernel.release)?)
+    } else {
+        None
+    };
     let accel = suite::accel(&release, &paths::qemu_tests_dir());
     let assets = Assets {
         kernel: release.boot_image().to_path_buf(),
@@ -184,6 +201,8 @@ pub fn run(args: &[String]) -> Result<()> {
         ours: ours.path.clone(),
         alpine: alpine.path.clone(),
         report_init: programs.report_init,
+        real_apk,
+        images,
         accel,
         out_dir,
     };
@@ -447,6 +466,14 @@ impl Media {
     fn build(assets: &Assets, scenario: &Scenario, dir: &Path) -> Result<Media> {
         let init = fs::read(&assets.report_init)
             .with_context(|| format!("reading {}", assets.report_init.display()))?;
+        if scenario.medium == Medium::RealApk {
+            return Ok(Media {
+                medium: scenario.medium,
+                disk: real_apk::disk(dir, &assets.images, scenario.name, init)?,
+                boot: None,
+                _server: None,
+            });
+        }
         let overlay = media::apkovl(&[
             FileSpec::new("etc/hostname", 0o644, format!("{}\n", scenario.name)),
             FileSpec::new("sbin/init", 0o755, init),
@@ -457,7 +484,7 @@ impl Media {
             files.push(repository.clone());
         }
         let (fs_kind, label, size) = match scenario.medium {
-            Medium::Virtio => (Filesystem::Ext4, "VDA", 32),
+            Medium::Virtio | Medium::RealApk => (Filesystem::Ext4, "VDA", 32),
             Medium::Usb | Medium::IsoUsb | Medium::Pxe => (Filesystem::Fat32, "USB", 64),
         };
         let tree = dir.join("disk.tree");
@@ -466,7 +493,7 @@ impl Media {
         media::disk_image(&disk, fs_kind, label, size, &tree)?;
         let mut server = None;
         let boot = match scenario.medium {
-            Medium::Virtio | Medium::Usb => None,
+            Medium::Virtio | Medium::Usb | Medium::RealApk => None,
             Medium::IsoUsb => {
                 let root = dir.join("iso.tree");
                 fs::create_dir_all(&root)
@@ -525,6 +552,20 @@ impl Media {
             Medium::Usb => {
                 vm.kernel_boot(&assets.kernel, image, CMDLINE)
                     .usb_stick(&self.disk);
+            }
+            Medium::RealApk => {
+                let images = assets
+                    .real_apk
+                    .as_ref()
+                    .context("the real-apk images were not built")?;
+                let image = if side == Side::Ours {
+                    &images[0]
+                } else {
+                    &images[1]
+                };
+                let cmdline = format!("{CMDLINE} {}", real_apk::INIT_OPTION);
+                vm.kernel_boot(&assets.kernel, image, &cmdline)
+                    .virtio_disk(&self.disk);
             }
             Medium::IsoUsb | Medium::Pxe => {
                 let boot = self

@@ -66,11 +66,19 @@ pub fn printk_time(line: &str) -> Option<f64> {
     rest.split(']').next()?.trim().parse().ok()
 }
 
-/// The printk time of the first kernel line holding NEEDLE.
+/// The printk time of the first kernel line holding NEEDLE. A kernel
+/// line may start inside a console line (after apk's or tar's progress
+/// bar, which ends without a newline): its `[ secs ]` is the last one
+/// before NEEDLE.
 fn mark(log: &str, needle: &str, what: &str) -> Result<f64> {
     log.lines()
-        .filter(|l| l.contains(needle))
-        .find_map(printk_time)
+        .filter_map(|l| Some((l, l.find(needle)?)))
+        .find_map(|(l, at)| {
+            let head = &l[..at];
+            head.rfind('[')
+                .and_then(|open| printk_time(&head[open..]))
+                .or_else(|| printk_time(l))
+        })
         .with_context(|| format!("no timed kernel line with {needle:?} ({what}) on the console"))
 }
 
