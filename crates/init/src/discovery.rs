@@ -9,7 +9,7 @@ use crate::log;
 use crate::media::{self, Medium};
 use crate::platform::{Platform, UeventStream};
 use crate::wait::{Decision, Snapshot, WaitPolicy};
-use alpinit_kmod::Loader;
+use alpinit_kmod::{Loader, Requested};
 use alpinit_uevent::{Action, Uevent};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -260,15 +260,19 @@ impl Discovery<'_> {
         }
         if let Some(alias) = &ev.modalias {
             if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
-                // CPU feature modules (crc32c_intel, aesni, sha256_ssse3...)
-                // only speed things up, and the new root's own coldplug
-                // (OpenRC hwdrivers) loads them from the modloop; loading
-                // them here would compete for the CPU with the storage
-                // drivers and the unpack the boot is waiting for.
-                if alias.starts_with("cpu:") {
-                    log::debug(&format!("left for the new root: {alias}"));
-                } else {
-                    self.loader.request_alias(alias);
+                // What cannot lead to boot media (CPU feature modules,
+                // sound, graphics, pointers, sensors, network drivers
+                // when the boot does not use the network) is left to the
+                // new root's own coldplug (OpenRC hwdrivers, mdev or
+                // udev), which loads it from the modloop; loading it here
+                // would compete for the CPU with the storage drivers and
+                // the unpack the boot is waiting for (`modules::deferral`).
+                if let Requested::Deferred { kind, modules } = self.loader.request_alias(alias) {
+                    log::debug(&format!(
+                        "left for the new root ({}): {alias}: {}",
+                        kind.name(),
+                        modules.join(" ")
+                    ));
                 }
             }
         }

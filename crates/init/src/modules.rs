@@ -6,7 +6,7 @@ use crate::failure::chain;
 use crate::layout::Layout;
 use crate::log;
 use alpinit_cmdline::Cmdline;
-use alpinit_kmod::{Insmod, Loader, ModprobeConfig, ModuleIndex};
+use alpinit_kmod::{Deferral, Insmod, Loader, ModprobeConfig, ModuleIndex};
 use std::sync::Arc;
 
 pub fn config(layout: &Layout, cmdline: &Cmdline) -> ModprobeConfig {
@@ -81,7 +81,8 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
             ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
         }
     };
-    let loader = Loader::new(Arc::new(index), config, Arc::clone(insmod));
+    let loader =
+        Loader::new(Arc::new(index), config, Arc::clone(insmod)).with_deferral(deferral(cmdline));
     let mut wanted = cmdline.modules();
     if let Some(fs) = cmdline.rootfstype() {
         wanted.push(fs.to_owned());
@@ -98,6 +99,19 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
         }
     }
     loader
+}
+
+/// What coldplug leaves to the new root: every kind of module that cannot
+/// lead to boot media (`alpinit_kmod::Kind::deferrable`: CPU features,
+/// sound, graphics, pointers, sensors), and network drivers unless the
+/// command line makes the boot use the network (`ip=`, an `apkovl=` or
+/// `alpine_repo=` URL). Only requests by modalias are deferred: `modules=`,
+/// `rootfstype=` and `/etc/modules` always load.
+pub fn deferral(cmdline: &Cmdline) -> Deferral {
+    Deferral {
+        enabled: true,
+        network: cmdline.needs_network(),
+    }
 }
 
 /// Where a module comes from when an image lacks it: the mkinitfs feature

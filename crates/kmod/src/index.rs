@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::class::{kind_of_path, Kind};
 use crate::config::ModprobeConfig;
 use crate::name::{module_name_from_path, normalize, normalize_alias};
 use crate::pattern::fnmatch;
@@ -282,6 +283,17 @@ impl ModuleIndex {
 
     pub(crate) fn softdep(&self, name: &str) -> Option<&Softdep> {
         self.softdeps.get(name)
+    }
+
+    /// What the module `name` (either spelling) drives, from its path in
+    /// modules.dep; `None` when the index has no such module.
+    pub fn kind(&self, name: &str) -> Option<Kind> {
+        let id = *self.by_name.get(&normalize(name))?;
+        Some(self.kind_of_id(id))
+    }
+
+    pub(crate) fn kind_of_id(&self, id: usize) -> Kind {
+        kind_of_path(&self.modules[id].path)
     }
 
     pub(crate) fn module_path(&self, id: usize) -> PathBuf {

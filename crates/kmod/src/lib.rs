@@ -6,6 +6,7 @@
 //! modprobe.d plus the kernel command line, and hands both to a [`Loader`] together with the
 //! [`Insmod`] implementation ([`KernelInsmod`] in production, a recorder in tests).
 
+mod class;
 mod config;
 mod image;
 mod index;
@@ -15,13 +16,14 @@ mod name;
 mod pattern;
 mod plan;
 
+pub use class::{kind_of_path, Deferral, Kind};
 pub use config::{ConfigError, ModprobeConfig};
 pub use image::{read_image, ImageError, MAX_IMAGE_SIZE};
 pub use index::{
     parse_alias_line, parse_dep_line, parse_softdep_line, IndexError, ModuleIndex, Softdep,
 };
 pub use insmod::{Insmod, KernelInsmod};
-pub use loader::{LoadError, LoadEvent, Loader};
+pub use loader::{LoadError, LoadEvent, Loader, Requested};
 pub use name::{module_name_from_path, normalize, normalize_alias};
 pub use pattern::fnmatch;
 pub use plan::{LoadStep, PlanError};

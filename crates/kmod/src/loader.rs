@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use crate::class::{Deferral, Kind};
 use crate::config::ModprobeConfig;
 use crate::image::read_image;
 use crate::index::ModuleIndex;
@@ -61,16 +62,36 @@ enum ModState {
     Failed(String),
 }
 
+/// What became of a request by modalias ([`Loader::request_alias`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// Queued; `critical` when on the way to boot media (loaded before
+    /// the rest).
+    Queued { critical: bool },
+    /// Left for the new root: every module it matches is of a kind the
+    /// loader's [`Deferral`] defers (`kind` is the first of them).
+    Deferred { kind: Kind, modules: Vec<String> },
+    /// No loadable module matches (built in, blacklisted, or not in the
+    /// image): nothing to do.
+    Nothing,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Job {
-    Alias(String),
+    /// A modalias and the modules it matched when requested.
+    Alias {
+        alias: String,
+        names: Vec<String>,
+    },
     Name(String),
 }
 
 #[derive(Debug, Default)]
 struct State {
+    /// Requests on the way to boot media, taken before `queue`.
+    critical: VecDeque<Job>,
     queue: VecDeque<Job>,
-    /// Jobs in `queue`, so a storm of identical uevents queues one job.
+    /// Jobs in either queue, so a storm of identical uevents queues one job.
     queued: HashSet<Job>,
     running: usize,
     shutdown: bool,
@@ -94,6 +115,7 @@ struct Shared {
 pub struct Loader {
     shared: Arc<Shared>,
     workers: usize,
+    deferral: Deferral,
 }
 
 impl Loader {
@@ -124,7 +146,19 @@ impl Loader {
                 workers += 1;
             }
         }
-        Loader { shared, workers }
+        Loader {
+            shared,
+            workers,
+            deferral: Deferral::default(),
+        }
+    }
+
+    /// The same loader, leaving requests by modalias whose modules are
+    /// all of a kind `deferral` defers to the new root (see
+    /// [`Loader::request_alias`]). Without it nothing is deferred.
+    pub fn with_deferral(mut self, deferral: Deferral) -> Self {
+        self.deferral = deferral;
+        self
     }
 
     /// The index requests are resolved against.
@@ -132,14 +166,54 @@ impl Loader {
         &self.shared.index
     }
 
-    /// Queue loading of every module matching `modalias` (non-blocking).
-    pub fn request_alias(&self, modalias: &str) {
-        self.enqueue(Job::Alias(modalias.to_owned()));
+    /// Queue loading of every module matching `modalias` (non-blocking),
+    /// ahead of other requests when one of them is on the way to boot
+    /// media, or leave it to the new root when the loader's deferral
+    /// covers all of them. A `cpu:` modalias is [`Kind::CpuFeature`]
+    /// whatever its modules' paths say.
+    pub fn request_alias(&self, modalias: &str) -> Requested {
+        let index = &self.shared.index;
+        let names = index.lookup(modalias, &self.shared.config);
+        let kinds: Vec<Kind> = if modalias.starts_with("cpu:") {
+            vec![Kind::CpuFeature]
+        } else {
+            // A name the index does not list (a modprobe.d alias of an
+            // alias) is loaded as it always was.
+            names
+                .iter()
+                .map(|n| index.kind(n).unwrap_or(Kind::Other))
+                .collect()
+        };
+        if names.is_empty() {
+            return Requested::Nothing;
+        }
+        if kinds.iter().all(|k| self.deferral.defers(*k)) {
+            return Requested::Deferred {
+                kind: kinds[0],
+                modules: names,
+            };
+        }
+        let critical = kinds.iter().any(|k| self.deferral.critical(*k));
+        self.enqueue(
+            Job::Alias {
+                alias: modalias.to_owned(),
+                names,
+            },
+            critical,
+        );
+        Requested::Queued { critical }
     }
 
-    /// Queue loading of a module by name or alias (non-blocking).
+    /// Queue loading of a module by name or alias (non-blocking), ahead
+    /// of other requests when it is on the way to boot media. Never
+    /// deferred: a name is asked for explicitly.
     pub fn request(&self, name: &str) {
-        self.enqueue(Job::Name(name.to_owned()));
+        let index = &self.shared.index;
+        let critical = index.resolve(name, &self.shared.config).is_ok_and(|ids| {
+            ids.iter()
+                .any(|&id| self.deferral.critical(index.kind_of_id(id)))
+        });
+        self.enqueue(Job::Name(name.to_owned()), critical);
     }
 
     /// Load synchronously, return the outcome.
@@ -202,7 +276,7 @@ impl Loader {
         self.shared.lock().modules.get(&normalize(name)) == Some(&ModState::Loaded)
     }
 
-    fn enqueue(&self, job: Job) {
+    fn enqueue(&self, job: Job, critical: bool) {
         if self.workers == 0 {
             self.shared.lock().running += 1;
             let _done = Finish(&self.shared);
@@ -210,8 +284,7 @@ impl Loader {
             return;
         }
         let mut state = self.shared.lock();
-        if state.queued.insert(job.clone()) {
-            state.queue.push_back(job);
+        if state.push(job, critical) {
             self.shared.changed.notify_all();
         }
     }
@@ -228,7 +301,30 @@ impl Drop for Loader {
 
 impl State {
     fn is_busy(&self) -> bool {
-        !self.queue.is_empty() || self.running > 0
+        !self.critical.is_empty() || !self.queue.is_empty() || self.running > 0
+    }
+
+    /// Queues `job` unless it is queued already; returns whether it was.
+    fn push(&mut self, job: Job, critical: bool) -> bool {
+        if !self.queued.insert(job.clone()) {
+            return false;
+        }
+        if critical {
+            self.critical.push_back(job);
+        } else {
+            self.queue.push_back(job);
+        }
+        true
+    }
+
+    /// The next job: the oldest critical one, else the oldest other.
+    fn pop(&mut self) -> Option<Job> {
+        let job = self
+            .critical
+            .pop_front()
+            .or_else(|| self.queue.pop_front())?;
+        self.queued.remove(&job);
+        Some(job)
     }
 }
 
@@ -255,8 +351,7 @@ impl Shared {
                     if state.shutdown {
                         return;
                     }
-                    if let Some(job) = state.queue.pop_front() {
-                        state.queued.remove(&job);
+                    if let Some(job) = state.pop() {
                         state.running += 1;
                         break job;
                     }
@@ -271,7 +366,8 @@ impl Shared {
     /// [`Shared::run`] with a panic turned into a logged failure of the job.
     fn run_guarded(&self, job: Job) {
         let name = match &job {
-            Job::Alias(a) | Job::Name(a) => a.clone(),
+            Job::Alias { alias, .. } => alias.clone(),
+            Job::Name(name) => name.clone(),
         };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.run(job))) {
             let mut state = self.lock();
@@ -302,8 +398,8 @@ impl Shared {
 
     fn run(&self, job: Job) {
         match job {
-            Job::Alias(modalias) => {
-                for name in self.index.lookup(&modalias, &self.config) {
+            Job::Alias { names, .. } => {
+                for name in names {
                     // Outcomes are logged per module inside; unresolvable alias targets are
                     // stale index entries, not worth a log line per uevent.
                     let _ = self.load_name(&name);
@@ -461,4 +557,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(n: &str) -> Job {
+        Job::Name(n.to_owned())
+    }
+
+    /// Requests on the way to boot media are taken before older others,
+    /// each queue in its own order, and a request already queued is not
+    /// queued twice.
+    #[test]
+    fn critical_requests_are_taken_before_older_others() {
+        let mut state = State::default();
+        assert!(state.push(name("snd_hda_intel"), false));
+        assert!(state.push(name("e1000"), false));
+        assert!(state.push(name("virtio_blk"), true));
+        assert!(state.push(name("ext4"), true));
+        assert!(!state.push(name("virtio_blk"), true));
+        assert!(!state.push(name("e1000"), false));
+        assert!(state.is_busy());
+        let order: Vec<Job> = std::iter::from_fn(|| state.pop()).collect();
+        assert_eq!(
+            order,
+            [
+                name("virtio_blk"),
+                name("ext4"),
+                name("snd_hda_intel"),
+                name("e1000")
+            ]
+        );
+        assert!(!state.is_busy());
+        // Taken jobs may be asked for again.
+        assert!(state.push(name("ext4"), true));
+    }
 }

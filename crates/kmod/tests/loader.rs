@@ -363,3 +363,133 @@ fn panicking_job_fails_the_module_and_releases_busy() {
     assert!(err.to_string().contains("virtio_blk"), "{err}");
     assert!(!loader.busy());
 }
+
+/// Coldplug's table: each modalias either loads now (ahead of the rest
+/// when on the way to boot media) or is left to the new root, by the
+/// paths of its modules in modules.dep.
+#[test]
+fn coldplug_requests_load_or_defer_by_module_kind() {
+    use alpinit_kmod::{Deferral, Kind, Requested};
+
+    let local = Deferral {
+        enabled: true,
+        network: false,
+    };
+    let network = Deferral {
+        enabled: true,
+        network: true,
+    };
+    let now = |critical| Requested::Queued { critical };
+    let deferred = |kind, module: &str| Requested::Deferred {
+        kind,
+        modules: vec![module.to_owned()],
+    };
+    let cases: [(&str, Deferral, Requested); 16] = [
+        (VIRTIO_BLK_MODALIAS, local, now(true)),
+        (USB_STORAGE_MODALIAS, local, now(true)),
+        (
+            "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80",
+            local,
+            now(true),
+        ),
+        (
+            "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
+            local,
+            deferred(Kind::Network, "e1000"),
+        ),
+        (
+            "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
+            network,
+            now(true),
+        ),
+        (
+            "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00",
+            local,
+            deferred(Kind::Sound, "snd_ens1370"),
+        ),
+        (
+            "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00",
+            network,
+            deferred(Kind::Graphics, "bochs"),
+        ),
+        (
+            "serio:ty01pr00id00ex00",
+            local,
+            deferred(Kind::Pointer, "psmouse"),
+        ),
+        (
+            "input:b0011v0001p0001eAB41-e0,1,4,11,14,k71,72,ramlsfw",
+            local,
+            deferred(Kind::Pointer, "evdev"),
+        ),
+        // Keyboards stay: a passphrase or the recovery shell may need one.
+        ("hid:b0003g0001v00000627p00000001", local, now(false)),
+        (
+            "pci:v00008086d00007113sv00001AF4sd00001100bc06sc80i00",
+            local,
+            deferred(Kind::Platform, "i2c_piix4"),
+        ),
+        (
+            "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00",
+            local,
+            deferred(Kind::Platform, "i6300esb"),
+        ),
+        (
+            "cpu:type:x86,ven0000fam0006mod003F:feature:,0054,0099",
+            local,
+            Requested::Deferred {
+                kind: Kind::CpuFeature,
+                modules: vec!["coretemp".into(), "aesni_intel".into()],
+            },
+        ),
+        // One module on the way to boot media among the matches: all load.
+        ("sound-mixed:x", local, now(true)),
+        // Nothing in the image matches.
+        (
+            "pci:v0000FFFFd0000FFFFsv0sd0bc00sc00i00",
+            local,
+            Requested::Nothing,
+        ),
+        // Without a deferral (nlplug-findfs' tests, explicit loaders) the
+        // same sound card loads.
+        (
+            "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00",
+            Deferral::default(),
+            now(false),
+        ),
+    ];
+    for (alias, deferral, want) in cases {
+        let fixture = Fixture::new();
+        let recorder = Arc::new(Recorder::default());
+        let loader = loader(&fixture, common::config(), &recorder).with_deferral(deferral);
+        let got = loader.request_alias(alias);
+        assert_eq!(got, want, "{alias} with {deferral:?}");
+        assert!(loader.wait_idle(deadline()));
+        let inserted = !recorder.names().is_empty();
+        assert_eq!(
+            inserted,
+            matches!(want, Requested::Queued { .. }),
+            "{alias}: {:?}",
+            recorder.names()
+        );
+    }
+}
+
+/// Explicit names are never deferred (`modules=`, `/etc/modules`, a file
+/// system's module): a sound module asked for by name loads.
+#[test]
+fn requests_by_name_are_never_deferred() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader =
+        loader(&fixture, common::config(), &recorder).with_deferral(alpinit_kmod::Deferral {
+            enabled: true,
+            network: false,
+        });
+    loader.request("snd-ens1370");
+    loader.request("e1000");
+    assert!(loader.wait_idle(deadline()));
+    let mut names = recorder.names();
+    names.sort();
+    assert_eq!(names, ["e1000", "snd_ens1370"]);
+}

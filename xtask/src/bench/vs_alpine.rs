@@ -21,6 +21,7 @@ use crate::kernel::{self, KernelSpec};
 use crate::{alpine_init, build, deps, mkinitfs, paths, suite};
 
 pub(crate) mod parse;
+mod real_apk;
 use parse::{Timeline, SPANS};
 
 /// The kernel command line of both images (the QEMU suite's).
@@ -37,6 +38,20 @@ enum Medium {
     /// pxelinux over QEMU's TFTP, `ip=dhcp`, the apkovl by `{MAC}` over
     /// HTTP from the host; no disk.
     Pxe,
+    /// An ext4 virtio disk with a real signed boot repository, installed
+    /// by the mini root's apk on both sides (`vs_alpine/real_apk.rs`).
+    RealApk,
+}
+
+impl Medium {
+    /// The partition holding the apkovl (`None`: fetched over the network).
+    fn partition(self) -> Option<&'static str> {
+        match self {
+            Medium::Virtio | Medium::RealApk => Some("vda1"),
+            Medium::Usb | Medium::IsoUsb => Some("sda1"),
+            Medium::Pxe => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +97,11 @@ const SCENARIOS: &[Scenario] = &[
         name: "pxe",
         medium: Medium::Pxe,
         repository: false,
+    },
+    Scenario {
+        name: "real-apk",
+        medium: Medium::RealApk,
+        repository: true,
     },
 ];
 
@@ -131,6 +151,9 @@ struct Assets {
     ours: PathBuf,
     alpine: PathBuf,
     report_init: PathBuf,
+    /// Ours and Alpine's real-apk images, when a scenario needs them.
+    real_apk: Option<[PathBuf; 2]>,
+    images: PathBuf,
     accel: Accel,
     out_dir: PathBuf,
 }
@@ -166,6 +189,11 @@ pub fn run(args: &[String]) -> Result<()> {
         &ours.kernel.release,
         &images.join("initramfs-alpine-init.gz"),
     )?;
+    let real_apk = if args.scenarios.iter().any(|s| s.medium == Medium::RealApk) {
+        Some(real_apk::images(&images, &ours.kernel.release)?)
+    } else {
+        None
+    };
     let accel = suite::accel(&release, &paths::qemu_tests_dir());
     let assets = Assets {
         kernel: release.boot_image().to_path_buf(),
@@ -173,6 +201,8 @@ pub fn run(args: &[String]) -> Result<()> {
         ours: ours.path.clone(),
         alpine: alpine.path.clone(),
         report_init: programs.report_init,
+        real_apk,
+        images,
         accel,
         out_dir,
     };
@@ -209,6 +239,13 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     for row in &rows {
         row.print_spans();
+    }
+    println!(
+        "\nthe apkovl's partition announced by the kernel -> the new root's first line (medians)"
+    );
+    println!("  {:<14} {:>9} {:>9}", "scenario", "alpinit", "alpine");
+    for row in &rows {
+        row.print_announced();
     }
     sizes(&ours.path, ours.size, alpine.size);
     let names: Vec<&str> = args.scenarios.iter().map(|s| s.name).collect();
@@ -249,6 +286,9 @@ struct Row {
     name: &'static str,
     ours: Vec<Timeline>,
     alpine: Vec<Timeline>,
+    /// The apkovl's partition announced by the kernel -> the new root, s.
+    ours_announced: Vec<f64>,
+    alpine_announced: Vec<f64>,
     runs: usize,
 }
 
@@ -294,6 +334,21 @@ impl Row {
         );
     }
 
+    fn print_announced(&self) {
+        let show = |list: &[f64]| {
+            median(&mut list.to_vec()).map_or("-".to_string(), |v| format!("{v:.2}s"))
+        };
+        if self.ours_announced.is_empty() && self.alpine_announced.is_empty() {
+            return;
+        }
+        println!(
+            "  {:<14} {:>9} {:>9}",
+            self.name,
+            show(&self.ours_announced),
+            show(&self.alpine_announced)
+        );
+    }
+
     fn print_spans(&self) {
         let a = Self::spans(&self.ours);
         let b = Self::spans(&self.alpine);
@@ -318,6 +373,8 @@ fn bench_scenario(assets: &Assets, scenario: &Scenario, runs: usize) -> Result<R
         name: scenario.name,
         ours: Vec::new(),
         alpine: Vec::new(),
+        ours_announced: Vec::new(),
+        alpine_announced: Vec::new(),
         runs,
     };
     let mut offsets = Vec::new();
@@ -361,9 +418,20 @@ fn bench_scenario(assets: &Assets, scenario: &Scenario, runs: usize) -> Result<R
                         t.total(),
                         path.display()
                     );
+                    let announced = scenario
+                        .medium
+                        .partition()
+                        .and_then(|p| parse::announced(&log, p))
+                        .map(|at| t.new_root - at);
                     match side {
-                        Side::Ours => row.ours.push(t),
-                        Side::Alpine => row.alpine.push(t),
+                        Side::Ours => {
+                            row.ours.push(t);
+                            row.ours_announced.extend(announced);
+                        }
+                        Side::Alpine => {
+                            row.alpine.push(t);
+                            row.alpine_announced.extend(announced);
+                        }
                     }
                 }
                 Err(err) => println!(
@@ -398,6 +466,14 @@ impl Media {
     fn build(assets: &Assets, scenario: &Scenario, dir: &Path) -> Result<Media> {
         let init = fs::read(&assets.report_init)
             .with_context(|| format!("reading {}", assets.report_init.display()))?;
+        if scenario.medium == Medium::RealApk {
+            return Ok(Media {
+                medium: scenario.medium,
+                disk: real_apk::disk(dir, &assets.images, scenario.name, init)?,
+                boot: None,
+                _server: None,
+            });
+        }
         let overlay = media::apkovl(&[
             FileSpec::new("etc/hostname", 0o644, format!("{}\n", scenario.name)),
             FileSpec::new("sbin/init", 0o755, init),
@@ -408,7 +484,7 @@ impl Media {
             files.push(repository.clone());
         }
         let (fs_kind, label, size) = match scenario.medium {
-            Medium::Virtio => (Filesystem::Ext4, "VDA", 32),
+            Medium::Virtio | Medium::RealApk => (Filesystem::Ext4, "VDA", 32),
             Medium::Usb | Medium::IsoUsb | Medium::Pxe => (Filesystem::Fat32, "USB", 64),
         };
         let tree = dir.join("disk.tree");
@@ -417,7 +493,7 @@ impl Media {
         media::disk_image(&disk, fs_kind, label, size, &tree)?;
         let mut server = None;
         let boot = match scenario.medium {
-            Medium::Virtio | Medium::Usb => None,
+            Medium::Virtio | Medium::Usb | Medium::RealApk => None,
             Medium::IsoUsb => {
                 let root = dir.join("iso.tree");
                 fs::create_dir_all(&root)
@@ -476,6 +552,20 @@ impl Media {
             Medium::Usb => {
                 vm.kernel_boot(&assets.kernel, image, CMDLINE)
                     .usb_stick(&self.disk);
+            }
+            Medium::RealApk => {
+                let images = assets
+                    .real_apk
+                    .as_ref()
+                    .context("the real-apk images were not built")?;
+                let image = if side == Side::Ours {
+                    &images[0]
+                } else {
+                    &images[1]
+                };
+                let cmdline = format!("{CMDLINE} {}", real_apk::INIT_OPTION);
+                vm.kernel_boot(&assets.kernel, image, &cmdline)
+                    .virtio_disk(&self.disk);
             }
             Medium::IsoUsb | Medium::Pxe => {
                 let boot = self

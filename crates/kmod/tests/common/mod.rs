@@ -63,6 +63,17 @@ const MODULES: &[(&str, &[&str])] = &[
     ("kernel/fs/fat/vfat.ko", &["kernel/fs/fat/fat.ko"]),
     ("kernel/fs/fat/fat.ko", &[]),
     ("kernel/drivers/missing/gone.ko", &[]),
+    ("kernel/drivers/ata/ata_piix.ko", &[]),
+    ("kernel/drivers/net/ethernet/intel/e1000/e1000.ko", &[]),
+    ("kernel/sound/pci/snd-ens1370.ko", &[]),
+    ("kernel/drivers/gpu/drm/tiny/bochs.ko", &[]),
+    ("kernel/drivers/input/mouse/psmouse.ko", &[]),
+    ("kernel/drivers/input/evdev.ko", &[]),
+    ("kernel/drivers/hid/hid-generic.ko", &[]),
+    ("kernel/drivers/i2c/busses/i2c-piix4.ko", &[]),
+    ("kernel/drivers/watchdog/i6300esb.ko", &[]),
+    ("kernel/drivers/hwmon/coretemp.ko", &[]),
+    ("kernel/arch/x86/crypto/aesni-intel.ko", &[]),
 ];
 
 const ALIAS: &str = "\
@@ -79,6 +90,19 @@ alias usb:v0BC2p2[0-2]*d*dc*dsc*dp*ic*isc*ip*in* usb_storage
 alias virtio:d00000002v* virtio_blk
 alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk
 alias usb:v*p*d*dc*dsc*dp*ic08isc06ip*in* usb-storage
+alias pci:v00008086d00007010sv*sd*bc*sc*i* ata_piix
+alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000
+alias pci:v00001274d00005000sv*sd*bc*sc*i* snd_ens1370
+alias pci:v00001234d00001111sv*sd*bc03sc00i00* bochs
+alias serio:ty01pr*id*ex* psmouse
+alias input:b*v*p*e*-e*k*r*a*m*l*s*f*w* evdev
+alias hid:b*g0001v*p* hid_generic
+alias pci:v00008086d00007113sv*sd*bc*sc*i* i2c_piix4
+alias pci:v00008086d000025ABsv*sd*bc*sc*i* i6300esb
+alias cpu:type:x86,ven*fam*mod*:feature:*0054* coretemp
+alias cpu:type:x86,ven*fam*mod*:feature:*0099* aesni_intel
+alias sound-mixed:* snd_ens1370
+alias sound-mixed:* ata_piix
 ";
 
 const SOFTDEP: &str =

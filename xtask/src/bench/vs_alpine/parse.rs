@@ -66,11 +66,19 @@ pub fn printk_time(line: &str) -> Option<f64> {
     rest.split(']').next()?.trim().parse().ok()
 }
 
-/// The printk time of the first kernel line holding NEEDLE.
+/// The printk time of the first kernel line holding NEEDLE. A kernel
+/// line may start inside a console line (after apk's or tar's progress
+/// bar, which ends without a newline): its `[ secs ]` is the last one
+/// before NEEDLE.
 fn mark(log: &str, needle: &str, what: &str) -> Result<f64> {
     log.lines()
-        .filter(|l| l.contains(needle))
-        .find_map(printk_time)
+        .filter_map(|l| Some((l, l.find(needle)?)))
+        .find_map(|(l, at)| {
+            let head = &l[..at];
+            head.rfind('[')
+                .and_then(|open| printk_time(&head[open..]))
+                .or_else(|| printk_time(l))
+        })
         .with_context(|| format!("no timed kernel line with {needle:?} ({what}) on the console"))
 }
 
@@ -145,6 +153,20 @@ pub fn alpine(log: &str, offset: f64) -> Result<Timeline> {
     ];
     let new_root = new_root_monotonic(log)? - offset;
     checked(run_init, marks, new_root)
+}
+
+/// The printk time of the kernel's partition-table line for PARTITION
+/// (`[ 9.720047]  vda: vda1`): the medium announced, the same kernel line
+/// on both sides.
+pub fn announced(log: &str, partition: &str) -> Option<f64> {
+    let disk = partition.trim_end_matches(|c: char| c.is_ascii_digit());
+    log.lines().find_map(|l| {
+        let (_, rest) = l.split_once(']')?;
+        let (name, parts) = rest.trim_start().split_once(": ")?;
+        (name == disk && parts.split_whitespace().any(|p| p == partition))
+            .then(|| printk_time(l))
+            .flatten()
+    })
 }
 
 /// The marks must come in boot order.

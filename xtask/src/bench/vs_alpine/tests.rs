@@ -138,3 +138,33 @@ fn arguments() {
     assert!(args(&["-n"]).is_err());
     assert!(args(&["--fast"]).is_err());
 }
+
+/// The figure "partition announced -> new root" starts at the kernel's
+/// partition-table line of the medium, on both sides.
+#[test]
+fn the_partition_is_announced_by_the_kernels_partition_table_line() {
+    assert_eq!(parse::announced(OURS_VIRTIO, "vda1"), Some(9.720047));
+    assert_eq!(parse::announced(ALPINE_VIRTIO, "vda1"), Some(11.537268));
+    assert_eq!(parse::announced(OURS_VIRTIO, "sda1"), None);
+    assert_eq!(parse::announced(OURS_PXE, "vda1"), None);
+    let line = "[    3.100000] alpinit: probe /dev/sda: type='' label=''\n[    2.904564]  sda: sda1 sda2\n";
+    assert_eq!(parse::announced(line, "sda2"), Some(2.904564));
+    assert_eq!(parse::announced(line, "sda"), None);
+}
+
+/// With apk in the image, Alpine's `eend` line follows the progress bar on
+/// the same console line: its own `[ secs ]` is found there.
+#[test]
+fn a_kernel_line_after_a_progress_bar_is_timed() {
+    let log = "[    6.820655] Run /init as init process\n\
+[    7.085866] Loading boot drivers...\n\
+[   12.341655] Loading user settings from /media/vda1/host.apkovl.tar.gz...\n \
+* Loading user settings from /media/vda1/host.apkovl.tar.gz: \u{1b}7  0%   \u{1b}8\u{1b}[0K\
+[   12.762745] Loading user settings from /media/vda1/host.apkovl.tar.gz: ok.\n\
+[   14.854540] Installing packages to root filesystem: ok.\n\
+ALPINIT-REPORT-BEGIN\nmonotonic=15.539507\nhostname=real-apk\nALPINIT-REPORT-END\n";
+    let t = parse::alpine(log, 0.05).expect("parse");
+    assert!(close(t.marks[1], 12.341655), "{t:?}");
+    assert!(close(t.marks[2], 12.762745), "{t:?}");
+    assert!(close(t.marks[3], 14.854540), "{t:?}");
+}

@@ -8,6 +8,7 @@ mod record;
 
 mod assemble;
 mod consoles;
+mod critical;
 mod crypt;
 mod diskless;
 mod failures;

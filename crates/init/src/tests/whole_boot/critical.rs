@@ -1,0 +1,95 @@
+//! The critical path: coldplug loads what can lead to boot media and
+//! leaves the rest (sound, pointers, network drivers without networking)
+//! to the new root (`modules::deferral`).
+
+use super::machine::{overlay, Machine, RELEASE};
+
+const SOUND: &str = "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00";
+const MOUSE: &str = "serio:ty01pr00id00ex00";
+const E1000: &str = "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00";
+
+/// The machine's module index plus a sound card's and a mouse's modules,
+/// and those devices, an e1000 NIC and a virtio disk with an overlay.
+fn machine(cmdline: &str) -> Machine {
+    let m = Machine::new();
+    m.cmdline(cmdline);
+    let moddir = format!("/lib/modules/{RELEASE}");
+    for (path, alias) in [
+        (
+            "kernel/sound/pci/snd-ens1370.ko",
+            "pci:v00001274d00005000sv*sd*bc*sc*i*",
+        ),
+        (
+            "kernel/drivers/input/mouse/psmouse.ko",
+            "serio:ty01pr*id*ex*",
+        ),
+    ] {
+        let dep = m.read(&format!("{moddir}/modules.dep"));
+        m.write(&format!("{moddir}/modules.dep"), format!("{dep}{path}:\n"));
+        m.write(&format!("{moddir}/{path}"), "\x7fELF");
+        let name = alpinit_kmod::module_name_from_path(path).expect("module name");
+        let aliases = m.read(&format!("{moddir}/modules.alias"));
+        m.write(
+            &format!("{moddir}/modules.alias"),
+            format!("{aliases}alias {alias} {name}\n"),
+        );
+    }
+    m.modalias_device("pci", "/devices/pci0000:00/0000:00:04.0", SOUND);
+    m.modalias_device("serio", "/devices/platform/i8042/serio1", MOUSE);
+    m.modalias_device("pci", "/devices/pci0000:00/0000:00:03.0", E1000);
+    m.modalias_device(
+        "virtio",
+        "/devices/pci0000:00/0000:00:05.0/virtio2",
+        "virtio:d00000002v00001AF4",
+    );
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &ovl)]);
+    m
+}
+
+#[test]
+fn coldplug_loads_storage_and_fs_and_leaves_sound_pointer_and_nic_to_the_new_root() {
+    let m = machine("debug_init");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let mods = boot.insmods();
+    for wanted in ["virtio_ring", "virtio_blk", "ext4"] {
+        assert!(mods.contains(&wanted.to_owned()), "{wanted}: {mods:?}");
+    }
+    for deferred in ["snd_ens1370", "psmouse", "e1000"] {
+        assert!(!mods.contains(&deferred.to_owned()), "{deferred}: {mods:?}");
+    }
+    boot.assert_kmsg(&format!(
+        "left for the new root (sound): {SOUND}: snd_ens1370"
+    ));
+    boot.assert_kmsg(&format!(
+        "left for the new root (pointer and event input): {MOUSE}: psmouse"
+    ));
+    boot.assert_kmsg(&format!("left for the new root (network): {E1000}: e1000"));
+    assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
+}
+
+#[test]
+fn a_network_boot_loads_the_nic_driver_and_still_defers_sound() {
+    let m = machine("ip=dhcp");
+    m.dhcp_nic("eth0", 2);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let mods = boot.insmods();
+    assert!(mods.contains(&"e1000".to_owned()), "{mods:?}");
+    assert!(!mods.contains(&"snd_ens1370".to_owned()), "{mods:?}");
+    // The NIC went ahead of nothing it needs: storage still loads too.
+    assert!(mods.contains(&"virtio_blk".to_owned()), "{mods:?}");
+}
+
+#[test]
+fn modules_and_etc_modules_load_deferrable_modules_all_the_same() {
+    let m = machine("modules=snd-ens1370");
+    m.write("/etc/modules", "psmouse\ne1000\n");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let mods = boot.insmods();
+    for name in ["snd_ens1370", "psmouse", "e1000", "virtio_blk", "ext4"] {
+        assert!(mods.contains(&name.to_owned()), "{name}: {mods:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! What a module is for, read from where it sits in the module tree
+//! (its path in `modules.dep`), so that the boot can load what leads to
+//! boot media first and leave what cannot to the new root.
+//!
+//! The kernel's source layout is the classification: a module under
+//! `kernel/drivers/ata/` drives a disk controller wherever it came from,
+//! one under `kernel/sound/` never finds a boot medium. Paths this table
+//! does not know (out-of-tree `updates/`, `extra/`) are [`Kind::Other`]:
+//! loaded, never deferred.
+
+/// What a module drives, as far as finding boot media is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Storage controllers and buses, block devices, file systems and
+    /// the library and crypto code they use: on the way to boot media.
+    Boot,
+    /// Network drivers: needed only when the boot uses the network.
+    Network,
+    /// Sound cards.
+    Sound,
+    /// GPUs, framebuffers, backlights, cameras and TV cards.
+    Graphics,
+    /// Mice, joysticks, touchscreens, event and LED handlers. Keyboards
+    /// (`input/keyboard`, `input/serio`, every HID driver) are
+    /// [`Kind::Other`]: a passphrase or the recovery shell may need one.
+    Pointer,
+    /// Sensors, I2C/SMBus controllers, watchdogs, memory error reporting,
+    /// thermal zones, LEDs.
+    Platform,
+    /// CPU feature modules (faster crypto and checksums, frequency
+    /// scaling), matched by a `cpu:` modalias.
+    CpuFeature,
+    /// Anything else: loaded as it comes, after [`Kind::Boot`].
+    Other,
+}
+
+impl Kind {
+    /// Whether a boot that does not use the network can leave this kind
+    /// to the new root (its mdev or udev loads it from the modloop).
+    pub fn deferrable(self) -> bool {
+        !matches!(self, Kind::Boot | Kind::Other)
+    }
+
+    /// The word the boot log uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Boot => "boot media",
+            Kind::Network => "network",
+            Kind::Sound => "sound",
+            Kind::Graphics => "graphics",
+            Kind::Pointer => "pointer and event input",
+            Kind::Platform => "sensors and platform",
+            Kind::CpuFeature => "CPU feature",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// Directories under `kernel/` and what their modules are. The longest
+/// matching prefix wins, so `drivers/input/keyboard/` beats
+/// `drivers/input/`.
+const TREE: &[(&str, Kind)] = &[
+    ("drivers/block/", Kind::Boot),
+    ("drivers/ata/", Kind::Boot),
+    ("drivers/scsi/", Kind::Boot),
+    ("drivers/nvme/", Kind::Boot),
+    ("drivers/mmc/", Kind::Boot),
+    ("drivers/memstick/", Kind::Boot),
+    ("drivers/usb/host/", Kind::Boot),
+    ("drivers/usb/storage/", Kind::Boot),
+    ("drivers/usb/core/", Kind::Boot),
+    ("drivers/usb/common/", Kind::Boot),
+    ("drivers/virtio/", Kind::Boot),
+    ("drivers/cdrom/", Kind::Boot),
+    ("drivers/md/", Kind::Boot),
+    ("drivers/nvdimm/", Kind::Boot),
+    ("drivers/mtd/", Kind::Boot),
+    ("drivers/hv/", Kind::Boot),
+    ("drivers/message/fusion/", Kind::Boot),
+    ("drivers/pci/controller/", Kind::Boot),
+    ("drivers/firewire/", Kind::Boot),
+    ("drivers/s390/block/", Kind::Boot),
+    ("fs/", Kind::Boot),
+    ("crypto/", Kind::Boot),
+    ("lib/", Kind::Boot),
+    ("block/", Kind::Boot),
+    ("drivers/net/", Kind::Network),
+    ("drivers/bluetooth/", Kind::Network),
+    ("drivers/infiniband/", Kind::Network),
+    ("net/", Kind::Network),
+    ("sound/", Kind::Sound),
+    ("drivers/gpu/", Kind::Graphics),
+    ("drivers/video/", Kind::Graphics),
+    ("drivers/media/", Kind::Graphics),
+    ("drivers/staging/media/", Kind::Graphics),
+    ("drivers/input/", Kind::Pointer),
+    ("drivers/input/keyboard/", Kind::Other),
+    ("drivers/input/serio/", Kind::Other),
+    ("drivers/hwmon/", Kind::Platform),
+    ("drivers/i2c/", Kind::Platform),
+    ("drivers/watchdog/", Kind::Platform),
+    ("drivers/edac/", Kind::Platform),
+    ("drivers/thermal/", Kind::Platform),
+    ("drivers/leds/", Kind::Platform),
+    ("drivers/iio/", Kind::Platform),
+    ("drivers/powercap/", Kind::Platform),
+    ("drivers/cpufreq/", Kind::CpuFeature),
+];
+
+/// The kind of the module at `path` (as written in `modules.dep`:
+/// `kernel/drivers/ata/ahci.ko`, or an absolute path ending so).
+pub fn kind_of_path(path: &str) -> Kind {
+    let Some(at) = path.find("kernel/") else {
+        return Kind::Other;
+    };
+    let rel = &path[at + "kernel/".len()..];
+    TREE.iter()
+        .filter(|(prefix, _)| rel.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map_or(Kind::Other, |(_, kind)| *kind)
+}
+
+/// The kinds a request by modalias may be left to the new root for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deferral {
+    /// Defer [`Kind::deferrable`] kinds at all (off: load everything).
+    pub enabled: bool,
+    /// The boot uses the network: network drivers are on the way to the
+    /// boot media, never deferred.
+    pub network: bool,
+}
+
+impl Deferral {
+    /// Whether a modalias whose modules are all of `kind` waits for the
+    /// new root.
+    pub fn defers(self, kind: Kind) -> bool {
+        self.enabled && kind.deferrable() && !(self.network && kind == Kind::Network)
+    }
+
+    /// Whether `kind` is on the way to the boot media: loaded before
+    /// everything else.
+    pub fn critical(self, kind: Kind) -> bool {
+        kind == Kind::Boot || (self.network && kind == Kind::Network)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_kinds_by_path() {
+        let cases = [
+            ("kernel/drivers/ata/ata_piix.ko", Kind::Boot),
+            ("kernel/drivers/block/virtio_blk.ko.xz", Kind::Boot),
+            ("kernel/drivers/usb/host/xhci-pci.ko", Kind::Boot),
+            ("kernel/drivers/usb/storage/uas.ko", Kind::Boot),
+            ("kernel/drivers/mmc/host/sdhci-acpi.ko", Kind::Boot),
+            ("kernel/fs/ext4/ext4.ko", Kind::Boot),
+            ("kernel/crypto/xts.ko", Kind::Boot),
+            ("kernel/drivers/md/dm-crypt.ko", Kind::Boot),
+            (
+                "kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+                Kind::Network,
+            ),
+            ("kernel/drivers/net/virtio_net.ko", Kind::Network),
+            ("kernel/sound/pci/hda/snd-hda-intel.ko", Kind::Sound),
+            ("kernel/drivers/gpu/drm/tiny/bochs.ko", Kind::Graphics),
+            ("kernel/drivers/input/mouse/psmouse.ko", Kind::Pointer),
+            ("kernel/drivers/input/evdev.ko", Kind::Pointer),
+            ("kernel/drivers/input/keyboard/atkbd.ko", Kind::Other),
+            ("kernel/drivers/input/serio/i8042.ko", Kind::Other),
+            ("kernel/drivers/hid/usbhid/usbhid.ko", Kind::Other),
+            ("kernel/drivers/hid/hid-generic.ko", Kind::Other),
+            ("kernel/drivers/i2c/busses/i2c-piix4.ko", Kind::Platform),
+            ("kernel/drivers/watchdog/i6300esb.ko", Kind::Platform),
+            ("kernel/drivers/char/hw_random/virtio-rng.ko", Kind::Other),
+            ("kernel/drivers/misc/cardreader/rtsx_pci.ko", Kind::Other),
+            ("/lib/modules/6.1/kernel/drivers/scsi/sd_mod.ko", Kind::Boot),
+            ("updates/dkms/zfs.ko", Kind::Other),
+        ];
+        for (path, want) in cases {
+            assert_eq!(kind_of_path(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn deferral_table() {
+        let off = Deferral::default();
+        let local = Deferral {
+            enabled: true,
+            network: false,
+        };
+        let net = Deferral {
+            enabled: true,
+            network: true,
+        };
+        for kind in [
+            Kind::Sound,
+            Kind::Graphics,
+            Kind::Pointer,
+            Kind::Platform,
+            Kind::CpuFeature,
+        ] {
+            assert!(local.defers(kind) && net.defers(kind), "{kind:?}");
+            assert!(!off.defers(kind), "{kind:?}");
+        }
+        assert!(local.defers(Kind::Network));
+        assert!(!net.defers(Kind::Network), "a network boot needs its NIC");
+        assert!(net.critical(Kind::Network) && !local.critical(Kind::Network));
+        for kind in [Kind::Boot, Kind::Other] {
+            assert!(!local.defers(kind) && !net.defers(kind), "{kind:?}");
+        }
+        assert!(local.critical(Kind::Boot) && !local.critical(Kind::Other));
+    }
+}
