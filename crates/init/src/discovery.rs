@@ -261,7 +261,7 @@ impl Discovery<'_> {
         if let Some(alias) = &ev.modalias {
             if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
                 // What cannot lead to boot media (CPU feature modules,
-                // sound, graphics, pointers, sensors, network drivers
+                // sound, pointers, sensors, network drivers
                 // when the boot does not use the network) is left to the
                 // new root's own coldplug (OpenRC hwdrivers, mdev or
                 // udev), which loads it from the modloop; loading it here

@@ -103,7 +103,7 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
 
 /// What coldplug leaves to the new root: every kind of module that cannot
 /// lead to boot media (`alpinit_kmod::Kind::deferrable`: CPU features,
-/// sound, graphics, pointers, sensors), and network drivers unless the
+/// sound, pointers, sensors), and network drivers unless the
 /// command line makes the boot use the network (`ip=`, an `apkovl=` or
 /// `alpine_repo=` URL). Only requests by modalias are deferred: `modules=`,
 /// `rootfstype=` and `/etc/modules` always load.

@@ -37,8 +37,11 @@ pub enum Kind {
 impl Kind {
     /// Whether a boot that does not use the network can leave this kind
     /// to the new root (its mdev or udev loads it from the modloop).
+    /// Graphics is not: an image carries GPU drivers only when it was asked
+    /// to (mkinitfs's `kms` feature), so that the passphrase prompt and the
+    /// splash show on the screen before the root is unlocked.
     pub fn deferrable(self) -> bool {
-        !matches!(self, Kind::Boot | Kind::Other)
+        !matches!(self, Kind::Boot | Kind::Graphics | Kind::Other)
     }
 
     /// The word the boot log uses.
@@ -195,20 +198,14 @@ mod tests {
             enabled: true,
             network: true,
         };
-        for kind in [
-            Kind::Sound,
-            Kind::Graphics,
-            Kind::Pointer,
-            Kind::Platform,
-            Kind::CpuFeature,
-        ] {
+        for kind in [Kind::Sound, Kind::Pointer, Kind::Platform, Kind::CpuFeature] {
             assert!(local.defers(kind) && net.defers(kind), "{kind:?}");
             assert!(!off.defers(kind), "{kind:?}");
         }
         assert!(local.defers(Kind::Network));
         assert!(!net.defers(Kind::Network), "a network boot needs its NIC");
         assert!(net.critical(Kind::Network) && !local.critical(Kind::Network));
-        for kind in [Kind::Boot, Kind::Other] {
+        for kind in [Kind::Boot, Kind::Graphics, Kind::Other] {
             assert!(!local.defers(kind) && !net.defers(kind), "{kind:?}");
         }
         assert!(local.critical(Kind::Boot) && !local.critical(Kind::Other));
