@@ -20,13 +20,15 @@ fn shell_path(boot: &super::machine::Boot) -> Option<String> {
     let shell = boot.index(|e| {
         matches!(e, Ev::Spawn(a) if a[0].ends_with("/bin/busybox") && a.get(1).map(String::as_str) == Some("sh"))
     })?;
-    match boot.events.get(shell + 1) {
-        Some(Ev::SpawnEnv(env)) => env
+    // The spawn's environment is recorded right after it by the same
+    // thread, but a module loader thread may record an insmod in between.
+    boot.events[shell + 1..].iter().find_map(|e| match e {
+        Ev::SpawnEnv(env) => env
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone()),
         _ => None,
-    }
+    })
 }
 
 #[test]
