@@ -288,6 +288,49 @@ fn deep_directory_chain_gets_every_mode_and_time() {
     assert_eq!(fs::read(p.join("f")).unwrap(), b"x");
 }
 
+/// Directory owners and modes are only changed where they differ from what the
+/// directory has, which is read back first: a directory made inside a setgid one
+/// inherits the bit and loses it again, an existing directory gets the member's mode,
+/// and siblings (opened by name from their parent) each get their own mode and time.
+#[test]
+fn directory_metadata_ends_exact_when_only_differences_are_applied() {
+    let dirs: [(&str, u32); 7] = [
+        ("top/", 0o2755),
+        ("top/plain/", 0o755),
+        ("top/sticky/", 0o1777),
+        ("top/private/", 0o700),
+        ("top/private/in/", 0o750),
+        ("old/", 0o755),
+        ("old/new/", 0o711),
+    ];
+    let data = simple(|t| {
+        for (i, (name, mode)) in dirs.iter().enumerate() {
+            t.header(&H {
+                name: name.as_bytes(),
+                flag: b'5',
+                mode: *mode,
+                mtime: 1_500_000_000 + i as u64,
+                ..H::default()
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("old")).unwrap();
+    fs::set_permissions(tmp.path().join("old"), fs::Permissions::from_mode(0o700)).unwrap();
+    unpack_with(
+        || Ok(&data[..]),
+        tmp.path(),
+        &Limits::default(),
+        Resolver::Openat2,
+    )
+    .unwrap();
+    for (i, (name, mode)) in dirs.iter().enumerate() {
+        let m = fs::symlink_metadata(tmp.path().join(name)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, *mode, "{name}");
+        assert_eq!(m.mtime(), 1_500_000_000 + i as i64, "{name}");
+    }
+}
+
 /// Small files are held in memory only up to the budget (1 MiB); the rest are staged.
 /// Either way each file lands with its content, and the memory is bounded.
 #[test]
