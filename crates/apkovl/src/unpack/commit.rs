@@ -22,10 +22,11 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, mkdirat, utimensat, FileStat, Mode, SFlag, UtimensatFlags};
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::parallel::create_file;
 use super::plan::{Item, Plan, Target};
 use super::stage::{
-    clear_stage_name, is_held, os_err, owner, renameat2, timespec, write_all, SlotName, Writer,
-    NO_SLOT, RENAME_EXCHANGE, RENAME_NOREPLACE,
+    clear_stage_name, is_held, os_err, owner, renameat2, timespec, SlotName, Writer, NO_SLOT,
+    RENAME_EXCHANGE, RENAME_NOREPLACE,
 };
 use super::tree::{Fs, ROOT};
 use super::UnpackError;
@@ -34,7 +35,7 @@ use crate::member::shown;
 use crate::root::{openat_owned, Root};
 
 /// How one entry reached its place, to undo it.
-enum Done {
+pub(super) enum Done {
     /// Created at a path that was empty (moved from the staging directory, linked or
     /// made there): undone by unlinking it.
     Created(u32),
@@ -45,7 +46,7 @@ enum Done {
 }
 
 /// A failure of the commit before it is undone.
-enum Fail {
+pub(super) enum Fail {
     /// A system call on `member`'s entry failed.
     Io(String, io::Error),
     Unpack(UnpackError),
@@ -64,7 +65,7 @@ pub(super) struct Stage<'a> {
     pub(super) w: Writer,
     /// Directories this commit created, in creation order (for rollback).
     created_dirs: Vec<u32>,
-    done: Vec<Done>,
+    pub(super) done: Vec<Done>,
     /// The directory last opened: consecutive entries share it, and reopening it costs
     /// a path walk as long as the path (thousands of components at worst).
     cache: Option<(u32, OwnedFd)>,
@@ -74,7 +75,10 @@ pub(super) struct Stage<'a> {
     up: Option<(u32, OwnedFd)>,
     /// Device and inode of each directory opened by node, to step up with `..` safely.
     inos: HashMap<u32, (u64, u64)>,
-    /// Tests: fail the placement that would be step number N (counted in `done`).
+    /// Threads for creating many new files (`parallel.rs`); below 2, none.
+    pub(super) workers: usize,
+    /// Tests: fail the placement that would be step number N (counted in `done`; with
+    /// threads, the Nth new file of the parallel pass).
     #[cfg(test)]
     pub(super) fail_at: Option<usize>,
     /// Tests: the error `fail_at` injects.
@@ -94,6 +98,7 @@ impl<'a> Stage<'a> {
             src_cache: None,
             up: None,
             inos: HashMap::new(),
+            workers: super::parallel::default_workers(),
             #[cfg(test)]
             fail_at: None,
             #[cfg(test)]
@@ -160,8 +165,12 @@ impl<'a> Stage<'a> {
             v.sort_by_key(|&i| plan.tree.nodes[plan.items[i].node as usize].parent);
             v
         };
-        for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
-            self.place(&plan.items[i])?;
+        let files = by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect());
+        let placed = self.place_parallel(&files)?;
+        for i in files {
+            if !placed.get(i).copied().unwrap_or(false) {
+                self.place(&plan.items[i])?;
+            }
         }
         for i in by_parent(final_of(|k| k == Kind::HardLink).collect()) {
             self.place(&plan.items[i])?;
@@ -254,7 +263,7 @@ impl<'a> Stage<'a> {
             // Empty, or held in memory: written where it goes.
             (Kind::File, _) if item.slot == NO_SLOT || is_held(item.slot) => {
                 if empty {
-                    match self.new_file(item, pfd, name, self.w.held(item.slot)) {
+                    match create_file(&self.w.creds, item, pfd, name, self.w.held(item.slot)) {
                         Ok(()) => {
                             self.done.push(Done::Created(node));
                             return Ok(());
@@ -265,8 +274,14 @@ impl<'a> Stage<'a> {
                 }
                 let slot = self.w.slot();
                 let tmp = SlotName::new(slot);
-                self.new_file(item, sd, tmp.as_bytes(), self.w.held(item.slot))
-                    .map_err(io)?;
+                create_file(
+                    &self.w.creds,
+                    item,
+                    sd,
+                    tmp.as_bytes(),
+                    self.w.held(item.slot),
+                )
+                .map_err(io)?;
                 slot
             }
             (Kind::File, _) => {
@@ -340,22 +355,6 @@ impl<'a> Stage<'a> {
         Ok(())
     }
 
-    /// Creates the regular file `name` in `dir` with `data` and the member's metadata;
-    /// a failure after the create removes it again.
-    fn new_file(&self, item: &Item, dir: RawFd, name: &[u8], data: &[u8]) -> nix::Result<()> {
-        let flags =
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mode = super::stage::effective_mode(item.mode, item.uid, item.gid) & 0o777;
-        let fd = nix::fcntl::openat(Some(dir), name, flags, Mode::from_bits_truncate(mode))
-            .map(owned)?;
-        let written = write_all(&fd, data)
-            .and_then(|()| self.w.creds.finish_file(&fd, item).map_err(|(_, e)| e));
-        if written.is_err() {
-            let _ = unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir);
-        }
-        written
-    }
-
     /// The directory of a hard link's file, kept open for the next link.
     fn src_dir_fd(&mut self, node: u32) -> io::Result<RawFd> {
         if let Some((n, fd)) = &self.src_cache {
@@ -413,7 +412,7 @@ impl<'a> Stage<'a> {
 
     /// The directory at canonical node `node`, made if missing, kept open for the
     /// next call. The descriptor stays valid until the next call.
-    fn dir_fd(&mut self, node: u32) -> Result<RawFd, Fail> {
+    pub(super) fn dir_fd(&mut self, node: u32) -> Result<RawFd, Fail> {
         if let Some((n, fd)) = &self.cache {
             if *n == node {
                 return Ok(fd.as_raw_fd());
@@ -580,12 +579,7 @@ impl<'a> Stage<'a> {
     }
 }
 
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
-    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
-}
-
-fn member_of(plan: &Plan, node: u32) -> String {
+pub(super) fn member_of(plan: &Plan, node: u32) -> String {
     shown(&plan.tree.path(node))
 }
 
