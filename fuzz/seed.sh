@@ -261,7 +261,7 @@ printf 'HTTP/1.1 301 Moved Permanently\r\nLocation: http://10.0.2.2/new.apkovl.t
 printf 'HTTP/1.0 200 OK\r\nServer: busybox\r\n\r\nbody until close' >"$h/close"
 printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found' >"$h/404"
 
-# --- luks_header: headers cryptsetup wrote (key slot areas included), and JSON --------
+# --- luks_header: headers cryptsetup wrote (key slot areas included), cheap ones, JSON
 l="$corpus/luks_header"
 printf '%s' '{"keyslots":{},"tokens":{},"segments":{"0":{"type":"crypt","offset":"4096","size":"dynamic","iv_tweak":"0","encryption":"aes-xts-plain64","sector_size":512}},"digests":{},"config":{"json_size":"12288","keyslots_size":"16384"}}' >"$l/json"
 if have cryptsetup; then
@@ -272,6 +272,13 @@ if have cryptsetup; then
         head -c 600000 "$f" >"$l/$n"
     done
     rm -f "$l/luks2-detached.img"
+fi
+# Headers with costs cryptsetup refuses to write (one PBKDF2 iteration, 8 KiB Argon2)
+# that the target's passphrase opens, so mutations reach the merge and digest check.
+if python3 -c 'import cryptography' 2>/dev/null; then
+    python3 "$here/luks_seeds.py" "$l"
+else
+    echo "seed.sh: python3 cryptography not found, skipping the cheap LUKS seeds" >&2
 fi
 
 # --- committed regression inputs --------------------------------------------------------

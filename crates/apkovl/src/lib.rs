@@ -38,8 +38,9 @@
 //! hard link and symlink is created in place where the sysroot has nothing at its path
 //! (`renameat2(RENAME_NOREPLACE)` of the staged file, `linkat`, `symlinkat`) and
 //! swapped in with `renameat2(RENAME_EXCHANGE)` where something is there (the
-//! original is kept until the end), then directory ownership, modes and times are
-//! applied (deepest first). A failure at any point, commit included, undoes what was
+//! original is kept until the end; from 4,096 new regular files on, those are created
+//! by one thread per CPU, at most four, see `unpack/parallel.rs`), then directory
+//! ownership, modes and times are applied (deepest first). A failure at any point, commit included, undoes what was
 //! done, removes what the unpack created and leaves the sysroot as it was; the
 //! staging directory never survives an unpack. The staging directory holds at most
 //! `max_total_bytes` of data while the archive is read (runs of zero bytes are holes).

@@ -77,32 +77,77 @@ pub(crate) fn normalize(
     if raw.contains(&0) {
         return Err(NameError::Nul);
     }
-    if raw.iter().any(|&b| b < 0x20 || b == 0x7f) {
+    // Folds without an early exit compile to vector code: a name is up to 4 KiB and an
+    // overlay up to 100 000 of them.
+    if raw.iter().fold(false, |a, &b| a | (b < 0x20) | (b == 0x7f)) {
         return Err(NameError::Control);
     }
-    let mut out = Vec::with_capacity(raw.len());
-    for comp in raw.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => continue,
-            b".." => return Err(NameError::DotDot),
-            _ if comp.len() > max_component => {
-                return Err(NameError::ComponentTooLong {
-                    len: comp.len(),
-                    limit: max_component,
-                })
-            }
-            _ => {
-                if !out.is_empty() {
-                    out.push(b'/');
+    let out = match canonical(raw, max_component) {
+        Some(body) => body.to_vec(),
+        None => {
+            let mut out = Vec::with_capacity(raw.len());
+            for comp in raw.split(|&b| b == b'/') {
+                match comp {
+                    b"" | b"." => continue,
+                    b".." => return Err(NameError::DotDot),
+                    _ if comp.len() > max_component => {
+                        return Err(NameError::ComponentTooLong {
+                            len: comp.len(),
+                            limit: max_component,
+                        })
+                    }
+                    _ => {
+                        if !out.is_empty() {
+                            out.push(b'/');
+                        }
+                        out.extend_from_slice(comp);
+                    }
                 }
-                out.extend_from_slice(comp);
             }
+            out
         }
-    }
+    };
     Ok(Normalized {
         path: MemberPath(out),
         was_absolute: raw.first() == Some(&b'/'),
     })
+}
+
+/// `raw` without its trailing `/` when that is already the normalised name: no empty,
+/// `.` or `..` component and none longer than `max_component`. `None` sends the name
+/// through the component loop of [`normalize`], which also finds the errors. This is the
+/// common case (tar writes names so), checked in a few passes over the bytes instead of
+/// a step per component: a member 2,000 directories deep has 2,000 of them.
+fn canonical(raw: &[u8], max_component: usize) -> Option<&[u8]> {
+    let body = &raw[..raw.iter().rposition(|&b| b != b'/')? + 1];
+    // With a `/` added at both ends, every empty, `.` or `..` component shows as `//`,
+    // `/./` or `/../`; two more bytes let four-byte windows reach the end.
+    let mut p = Vec::with_capacity(body.len() + 4);
+    p.push(b'/');
+    p.extend_from_slice(body);
+    p.extend_from_slice(b"/\0\0");
+    let n = p.len() - 3;
+    let (w0, w1, w2, w3) = (&p[..n], &p[1..n + 1], &p[2..n + 2], &p[3..n + 3]);
+    let bad = w0
+        .iter()
+        .zip(w1)
+        .zip(w2)
+        .zip(w3)
+        .fold(false, |acc, (((&a, &b), &c), &d)| {
+            let (s1, s2, s3) = (b == b'/', c == b'/', d == b'/');
+            let (d1, d2) = (b == b'.', c == b'.');
+            acc | ((a == b'/') & (s1 | (d1 & (s2 | (d2 & s3)))))
+        });
+    if bad {
+        return None;
+    }
+    // A component longer than `max_component` holds a whole aligned block of
+    // ⌈max_component / 2⌉ bytes, so a `/` in every such block rules one out.
+    let block = max_component.div_ceil(2);
+    if block == 0 || body.chunks_exact(block).any(|c| !c.contains(&b'/')) {
+        return None;
+    }
+    Some(body)
 }
 
 /// The member name as `tar -v` lists it for apk: as stored, minus a leading `/` or `./`.
@@ -235,6 +280,11 @@ mod tests {
             (b"./", b"", false),
             (b"/", b"", true),
             (b"caf\xc3\xa9/\xff", b"caf\xc3\xa9/\xff", false),
+            (b"etc/hosts//", b"etc/hosts", false),
+            (b"etc/.", b"etc", false),
+            (b"etc/./", b"etc", false),
+            (b".", b"", false),
+            (b"//", b"", true),
         ];
         for (raw, want, abs) in ok {
             let n = normalize(raw, 4096, 255).unwrap();
@@ -276,6 +326,52 @@ mod tests {
                 limit: 4096
             })
         );
+    }
+
+    /// The rules as one loop over the components, for comparison with `normalize`.
+    fn reference(raw: &[u8]) -> Result<Vec<u8>, NameError> {
+        let mut out: Vec<u8> = Vec::new();
+        for comp in raw.split(|&b| b == b'/') {
+            match comp {
+                b"" | b"." => {}
+                b".." => return Err(NameError::DotDot),
+                _ if comp.len() > 3 => {
+                    return Err(NameError::ComponentTooLong {
+                        len: comp.len(),
+                        limit: 3,
+                    })
+                }
+                _ => {
+                    if !out.is_empty() {
+                        out.push(b'/');
+                    }
+                    out.extend_from_slice(comp);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A name copied whole (nothing but trailing `/` to drop) and a name rebuilt
+    /// component by component give what the plain component loop gives, errors
+    /// included, for every name of up to four pieces.
+    #[test]
+    fn normalize_fast_copy_matches_the_component_loop() {
+        let pieces: [&[u8]; 8] = [b"a", b"bc", b".", b"..", b"/", b"//", b"abcd", b".x"];
+        let mut names: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = names
+                .iter()
+                .flat_map(|n| pieces.iter().map(move |p| [&n[..], p].concat()))
+                .collect();
+            names.extend(longer);
+        }
+        names.sort();
+        names.dedup();
+        for raw in names.iter().filter(|n| !n.is_empty()) {
+            let got = normalize(raw, 4096, 3).map(|n| n.path.0);
+            assert_eq!(got, reference(raw), "{}", shown(raw));
+        }
     }
 
     #[test]

@@ -19,13 +19,14 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{fstat, fstatat, mkdirat, utimensat, FileStat, Mode, SFlag, UtimensatFlags};
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::parallel::create_file;
 use super::plan::{Item, Plan, Target};
 use super::stage::{
-    clear_stage_name, is_held, os_err, owner, renameat2, timespec, write_all, SlotName, Writer,
-    NO_SLOT, RENAME_EXCHANGE, RENAME_NOREPLACE,
+    clear_stage_name, is_held, os_err, owner, renameat2, timespec, SlotName, Writer, NO_SLOT,
+    RENAME_EXCHANGE, RENAME_NOREPLACE,
 };
 use super::tree::{Fs, ROOT};
 use super::UnpackError;
@@ -34,7 +35,7 @@ use crate::member::shown;
 use crate::root::{openat_owned, Root};
 
 /// How one entry reached its place, to undo it.
-enum Done {
+pub(super) enum Done {
     /// Created at a path that was empty (moved from the staging directory, linked or
     /// made there): undone by unlinking it.
     Created(u32),
@@ -45,7 +46,7 @@ enum Done {
 }
 
 /// A failure of the commit before it is undone.
-enum Fail {
+pub(super) enum Fail {
     /// A system call on `member`'s entry failed.
     Io(String, io::Error),
     Unpack(UnpackError),
@@ -64,15 +65,20 @@ pub(super) struct Stage<'a> {
     pub(super) w: Writer,
     /// Directories this commit created, in creation order (for rollback).
     created_dirs: Vec<u32>,
-    done: Vec<Done>,
+    pub(super) done: Vec<Done>,
     /// The directory last opened: consecutive entries share it, and reopening it costs
     /// a path walk as long as the path (thousands of components at worst).
     cache: Option<(u32, OwnedFd)>,
     /// The directory of the last hard link's file.
     src_cache: Option<(u32, OwnedFd)>,
+    /// While directory metadata is set: the parent of the cached directory.
+    up: Option<(u32, OwnedFd)>,
     /// Device and inode of each directory opened by node, to step up with `..` safely.
     inos: HashMap<u32, (u64, u64)>,
-    /// Tests: fail the placement that would be step number N (counted in `done`).
+    /// Threads for creating many new files (`parallel.rs`); below 2, none.
+    pub(super) workers: usize,
+    /// Tests: fail the placement that would be step number N (counted in `done`; with
+    /// threads, the Nth new file of the parallel pass).
     #[cfg(test)]
     pub(super) fail_at: Option<usize>,
     /// Tests: the error `fail_at` injects.
@@ -90,7 +96,9 @@ impl<'a> Stage<'a> {
             done: Vec::new(),
             cache: None,
             src_cache: None,
+            up: None,
             inos: HashMap::new(),
+            workers: super::parallel::default_workers(),
             #[cfg(test)]
             fail_at: None,
             #[cfg(test)]
@@ -159,8 +167,12 @@ impl<'a> Stage<'a> {
             });
             v
         };
-        for i in by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect()) {
-            self.place(&plan.items[i])?;
+        let files = by_parent(final_of(|k| matches!(k, Kind::File | Kind::Symlink)).collect());
+        let placed = self.place_parallel(&files)?;
+        for i in files {
+            if !placed.get(i).copied().unwrap_or(false) {
+                self.place(&plan.items[i])?;
+            }
         }
         for i in by_parent(final_of(|k| k == Kind::HardLink).collect()) {
             self.place(&plan.items[i])?;
@@ -185,28 +197,56 @@ impl<'a> Stage<'a> {
         let as_root = self.w.creds.as_root;
         for i in dirs {
             let item = &plan.items[i];
-            let n = &plan.tree.nodes[item.node as usize];
             let io = |e: Errno| Fail::Io(member_of(plan, item.node), e.into());
-            let pfd = self.dir_fd(n.parent)?;
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let fd = nix::fcntl::openat(Some(pfd), &n.name[..], flags, Mode::empty())
-                .map(owned)
-                .map_err(io)?;
-            let fd = fd.as_raw_fd();
-            if as_root {
-                nix::unistd::fchown(
-                    fd,
-                    Some(Uid::from_raw(owner(item.uid))),
-                    Some(Gid::from_raw(owner(item.gid))),
-                )
-                .map_err(io)?;
+            let (fd, st) = self.meta_fd(item.node)?;
+            let (uid, gid) = (owner(item.uid), owner(item.gid));
+            // Only what differs is changed; a chown clears setuid/setgid bits, so the
+            // mode comes after it and is then always set.
+            let chown = as_root && (st.st_uid != uid || st.st_gid != gid);
+            if chown {
+                nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                    .map_err(io)?;
             }
             let mode = super::stage::effective_mode(item.mode, item.uid, item.gid);
-            nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
+            if chown || st.st_mode & 0o7777 != mode {
+                nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
+            }
             let t = timespec(item.mtime);
             nix::sys::stat::futimens(fd, &t, &t).map_err(io)?;
         }
         Ok(())
+    }
+
+    /// The directory at `node` opened for reading (its owner, mode and times are set
+    /// through it) and its status; it becomes the cached directory. Deepest-first order
+    /// climbs one level at a time, so the parent is reached by `..` from it
+    /// ([`Stage::parent_of_cached`]); a sibling is opened by name from their parent,
+    /// kept in `up`.
+    fn meta_fd(&mut self, node: u32) -> Result<(RawFd, FileStat), Fail> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let plan = self.plan;
+        let (fd, st) = match self.parent_of_cached(node, flags) {
+            Some(found) => found,
+            None => {
+                let io = |e: Errno| Fail::Io(member_of(plan, node), e.into());
+                let n = &plan.tree.nodes[node as usize];
+                let up = match self.up.take() {
+                    Some((p, fd)) if p == n.parent => (p, fd),
+                    _ => {
+                        self.dir_fd(n.parent)?;
+                        self.cache.take().ok_or_else(|| io(Errno::EBADF))?
+                    }
+                };
+                let fd = openat_owned(&up.1, &n.name[..], flags, Mode::empty()).map_err(io)?;
+                self.up = Some(up);
+                let st = fstat(fd.as_raw_fd()).map_err(io)?;
+                self.inos.insert(node, (st.st_dev, st.st_ino));
+                (fd, st)
+            }
+        };
+        let raw = fd.as_raw_fd();
+        self.cache = Some((node, fd));
+        Ok((raw, st))
     }
 
     /// Places one non-directory member.
@@ -225,7 +265,7 @@ impl<'a> Stage<'a> {
             // Empty, or held in memory: written where it goes.
             (Kind::File, _) if item.slot == NO_SLOT || is_held(item.slot) => {
                 if empty {
-                    match self.new_file(item, pfd, name, self.w.held(item.slot)) {
+                    match create_file(&self.w.creds, item, pfd, name, self.w.held(item.slot)) {
                         Ok(()) => {
                             self.done.push(Done::Created(node));
                             return Ok(());
@@ -236,8 +276,14 @@ impl<'a> Stage<'a> {
                 }
                 let slot = self.w.slot();
                 let tmp = SlotName::new(slot);
-                self.new_file(item, sd, tmp.as_bytes(), self.w.held(item.slot))
-                    .map_err(io)?;
+                create_file(
+                    &self.w.creds,
+                    item,
+                    sd,
+                    tmp.as_bytes(),
+                    self.w.held(item.slot),
+                )
+                .map_err(io)?;
                 slot
             }
             (Kind::File, _) => {
@@ -311,22 +357,6 @@ impl<'a> Stage<'a> {
         Ok(())
     }
 
-    /// Creates the regular file `name` in `dir` with `data` and the member's metadata;
-    /// a failure after the create removes it again.
-    fn new_file(&self, item: &Item, dir: RawFd, name: &[u8], data: &[u8]) -> nix::Result<()> {
-        let flags =
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mode = super::stage::effective_mode(item.mode, item.uid, item.gid) & 0o777;
-        let fd = nix::fcntl::openat(Some(dir), name, flags, Mode::from_bits_truncate(mode))
-            .map(owned)?;
-        let written = write_all(&fd, data)
-            .and_then(|()| self.w.creds.finish_file(&fd, item).map_err(|(_, e)| e));
-        if written.is_err() {
-            let _ = unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir);
-        }
-        written
-    }
-
     /// The directory of a hard link's file, kept open for the next link.
     fn src_dir_fd(&mut self, node: u32) -> io::Result<RawFd> {
         if let Some((n, fd)) = &self.src_cache {
@@ -384,14 +414,15 @@ impl<'a> Stage<'a> {
 
     /// The directory at canonical node `node`, made if missing, kept open for the
     /// next call. The descriptor stays valid until the next call.
-    fn dir_fd(&mut self, node: u32) -> Result<RawFd, Fail> {
+    pub(super) fn dir_fd(&mut self, node: u32) -> Result<RawFd, Fail> {
         if let Some((n, fd)) = &self.cache {
             if *n == node {
                 return Ok(fd.as_raw_fd());
             }
         }
-        let fd = match self.parent_of_cached(node) {
-            Some(fd) => fd,
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match self.parent_of_cached(node, flags) {
+            Some((fd, _)) => fd,
             None => {
                 let fd = self.mkdir_p(node)?;
                 if let Ok(st) = fstat(fd.as_raw_fd()) {
@@ -410,16 +441,15 @@ impl<'a> Stage<'a> {
     /// top would cost the depth each time), accepted only when it is the very directory
     /// this commit saw at `node` before (device and inode), so nothing moved meanwhile
     /// can lead elsewhere.
-    fn parent_of_cached(&self, node: u32) -> Option<OwnedFd> {
+    fn parent_of_cached(&self, node: u32, flags: OFlag) -> Option<(OwnedFd, FileStat)> {
         let (c, fd) = self.cache.as_ref()?;
         if *c == ROOT || self.plan.tree.nodes[*c as usize].parent != node {
             return None;
         }
         let want = *self.inos.get(&node)?;
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let up = openat_owned(fd, "..", flags, Mode::empty()).ok()?;
         let st = fstat(up.as_raw_fd()).ok()?;
-        ((st.st_dev, st.st_ino) == want).then_some(up)
+        ((st.st_dev, st.st_ino) == want).then_some((up, st))
     }
 
     /// Opens the directory at canonical node `node`, creating missing components
@@ -460,16 +490,26 @@ impl<'a> Stage<'a> {
         for &n in chain.iter().rev() {
             let name = &tree.nodes[n as usize].name[..];
             let open = |fd: &OwnedFd| openat_owned(fd, name, flags, Mode::empty());
-            fd = match open(&fd) {
+            // Where the plan saw nothing and this commit has not been, the directory
+            // is made first: looking before costs a failed lookup per level.
+            let fresh = tree.nodes[n as usize].fs == Fs::Missing && !self.inos.contains_key(&n);
+            let looked = if fresh { Err(Errno::ENOENT) } else { open(&fd) };
+            fd = match looked {
                 Ok(next) => next,
                 Err(Errno::ENOENT) => {
                     match mkdirat(Some(fd.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
                         Ok(()) => self.created_dirs.push(n),
-                        // A race: never follow or replace what appeared.
+                        // Made earlier in this commit, or a race: entered only if it is
+                        // a directory (never followed, never replaced).
+                        Err(Errno::EEXIST) if fresh => {}
                         Err(Errno::EEXIST) => return Err(blocked()),
                         Err(e) => return Err(os_err(&member(), "mkdir", e)),
                     }
-                    open(&fd).map_err(|e| os_err(&member(), "open directory", e))?
+                    match open(&fd) {
+                        Ok(next) => next,
+                        Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Err(blocked()),
+                        Err(e) => return Err(os_err(&member(), "open directory", e)),
+                    }
                 }
                 Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Err(blocked()),
                 Err(e) => return Err(os_err(&member(), "open directory", e)),
@@ -483,6 +523,7 @@ impl<'a> Stage<'a> {
     fn unplace(&mut self) -> bool {
         self.cache = None;
         self.src_cache = None;
+        self.up = None;
         let mut all = true;
         let sd = self.w.dir.fd.as_raw_fd();
         for d in std::mem::take(&mut self.done).into_iter().rev() {
@@ -540,12 +581,7 @@ impl<'a> Stage<'a> {
     }
 }
 
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
-    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
-}
-
-fn member_of(plan: &Plan, node: u32) -> String {
+pub(super) fn member_of(plan: &Plan, node: u32) -> String {
     shown(&plan.tree.path(node))
 }
 

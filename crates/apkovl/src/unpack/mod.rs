@@ -1,6 +1,7 @@
 //! Verify-then-apply unpacking of an apkovl into a sysroot (rules in the crate docs).
 
 mod commit;
+mod parallel;
 mod plan;
 mod stage;
 #[cfg(test)]

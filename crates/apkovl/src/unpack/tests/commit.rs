@@ -288,6 +288,49 @@ fn deep_directory_chain_gets_every_mode_and_time() {
     assert_eq!(fs::read(p.join("f")).unwrap(), b"x");
 }
 
+/// Directory owners and modes are only changed where they differ from what the
+/// directory has, which is read back first: a directory made inside a setgid one
+/// inherits the bit and loses it again, an existing directory gets the member's mode,
+/// and siblings (opened by name from their parent) each get their own mode and time.
+#[test]
+fn directory_metadata_ends_exact_when_only_differences_are_applied() {
+    let dirs: [(&str, u32); 7] = [
+        ("top/", 0o2755),
+        ("top/plain/", 0o755),
+        ("top/sticky/", 0o1777),
+        ("top/private/", 0o700),
+        ("top/private/in/", 0o750),
+        ("old/", 0o755),
+        ("old/new/", 0o711),
+    ];
+    let data = simple(|t| {
+        for (i, (name, mode)) in dirs.iter().enumerate() {
+            t.header(&H {
+                name: name.as_bytes(),
+                flag: b'5',
+                mode: *mode,
+                mtime: 1_500_000_000 + i as u64,
+                ..H::default()
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("old")).unwrap();
+    fs::set_permissions(tmp.path().join("old"), fs::Permissions::from_mode(0o700)).unwrap();
+    unpack_with(
+        || Ok(&data[..]),
+        tmp.path(),
+        &Limits::default(),
+        Resolver::Openat2,
+    )
+    .unwrap();
+    for (i, (name, mode)) in dirs.iter().enumerate() {
+        let m = fs::symlink_metadata(tmp.path().join(name)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, *mode, "{name}");
+        assert_eq!(m.mtime(), 1_500_000_000 + i as i64, "{name}");
+    }
+}
+
 /// Small files are held in memory only up to the budget (1 MiB); the rest are staged.
 /// Either way each file lands with its content, and the memory is bounded.
 #[test]
@@ -340,4 +383,101 @@ fn no_space_during_the_commit_is_named_and_undone() {
         "{err}"
     );
     assert_eq!(snapshot(tmp.path()), before);
+}
+
+/// An overlay with more new files than `parallel::MIN_FILES`: empty, held in memory and
+/// staged ones spread over directories, some where the sysroot already has an entry.
+fn many_files() -> (Vec<u8>, usize) {
+    let count = crate::unpack::parallel::MIN_FILES + 900;
+    let data = simple(|t| {
+        t.file("keep/old", b"overlay");
+        for i in 0..count {
+            let name = format!("d{}/f{i}", i % 7);
+            let content = match i % 50 {
+                0 => big(b'b'),
+                1 => Vec::new(),
+                _ => format!("{i}").into_bytes(),
+            };
+            t.entry(
+                &H {
+                    name: name.as_bytes(),
+                    mode: if i % 3 == 0 { 0o600 } else { 0o644 },
+                    mtime: 1_400_000_000 + i as u64,
+                    size: content.len() as u64,
+                    ..H::default()
+                },
+                &content,
+            );
+        }
+    });
+    (data, count)
+}
+
+/// Many new files are created on several threads (here three, whatever the machine):
+/// each lands with its content, mode and time, existing entries (one there before, one
+/// that appeared after verification) are exchanged by the sequential pass, and no
+/// staging entry is left.
+#[test]
+fn many_new_files_created_on_threads_all_land_exact() {
+    let (data, count) = many_files();
+    let tmp = scratch_dir();
+    fs::create_dir(tmp.path().join("keep")).unwrap();
+    fs::write(tmp.path().join("keep/old"), b"before").unwrap();
+    let root = Root::open(tmp.path(), Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    // Appeared since verification: exchanged by the sequential pass, not clobbered.
+    fs::create_dir(tmp.path().join("d3")).unwrap();
+    fs::write(tmp.path().join("d3/f3"), b"appeared").unwrap();
+    stage.workers = 3;
+    stage.commit().unwrap();
+    stage.finish();
+    drop(stage);
+    for i in 0..count {
+        let p = tmp.path().join(format!("d{}/f{i}", i % 7));
+        let want = match i % 50 {
+            0 => big(b'b'),
+            1 => Vec::new(),
+            _ => format!("{i}").into_bytes(),
+        };
+        assert_eq!(fs::read(&p).unwrap(), want, "{}", p.display());
+        let m = fs::metadata(&p).unwrap();
+        let mode = if i % 3 == 0 { 0o600 } else { 0o644 };
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{}", p.display());
+        assert_eq!(m.mtime(), 1_400_000_000 + i as i64, "{}", p.display());
+    }
+    assert_eq!(fs::read(tmp.path().join("keep/old")).unwrap(), b"overlay");
+    let top = fs::read_dir(tmp.path()).unwrap().count();
+    assert_eq!(top, 8, "d0..d6 and keep, no staging directory");
+}
+
+/// A failure on one of the commit's threads undoes what every thread created, and the
+/// rest of the commit: the sysroot is exactly as before.
+#[test]
+fn failure_on_a_commit_thread_undoes_every_file_of_every_thread() {
+    let (data, _) = many_files();
+    let tmp = scratch_dir();
+    let root_path = tmp.path().join("sysroot");
+    fs::create_dir_all(root_path.join("keep")).unwrap();
+    fs::write(root_path.join("keep/old"), b"before").unwrap();
+    let before = snapshot(tmp.path());
+    let root = Root::open(&root_path, Resolver::Openat2).unwrap();
+    let mut plan = None;
+    let mut stage = verified(&data, &root, &mut plan, 0);
+    stage.workers = 2;
+    stage.fail_at = Some(crate::unpack::parallel::MIN_FILES - 100);
+    let err = stage.commit().unwrap_err();
+    assert!(
+        matches!(err, UnpackError::Commit { remains, .. } if remains.starts_with("nothing")),
+        "{err}"
+    );
+    drop(stage);
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+fn scratch_dir() -> tempfile::TempDir {
+    match Path::new("/dev/shm") {
+        shm if shm.is_dir() => tempfile::tempdir_in(shm).unwrap(),
+        _ => tempfile::tempdir().unwrap(),
+    }
 }
