@@ -281,6 +281,14 @@ else
     echo "seed.sh: python3 cryptography not found, skipping the cheap LUKS seeds" >&2
 fi
 
+# --- setconsole patterns (ere): PATTERN NUL TEXT, as README.md's autodetect_serial examples
+e="$corpus/ere"; mkdir -p "$e"
+n=0
+for p in 'dmi:.*:svnQEMU:.*' '^dmi:bvn[A-Za-z]+:' 'pn(APU|apu)[0-9]?' '[[:alpha:]]{2,4}x?$' 'a(b|c)*d{1,3}' '\bword\B' 'QEMU'; do
+    n=$((n + 1))
+    printf '%s\0dmi:bvnSeaBIOS:bvr1.16:svnQEMU:pnStandardPC:pvrpc-q35-7.2:' "$p" > "$e/seed-$n"
+done
+
 # --- committed regression inputs --------------------------------------------------------
 if [ -d "$here/regressions" ]; then
     for dir in "$here"/regressions/*/; do
