@@ -144,14 +144,7 @@ fn crypt_options_open_the_device_with_the_key_file_before_the_scan() {
         let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
             return;
         };
-        virtio(&m);
-        m.disk("vda2", "UNUSED", &[]);
-        std::fs::write(m.path("/dev/vda2"), &img).unwrap();
-        m.write(
-            "/sys/class/block/vda2/size",
-            format!("{}\n", img.len() / 512),
-        );
-        m.write("/sys/class/block/vda2/dev", "254:2\n");
+        luks_on_vda2(&m, &img);
         m.write("/key", &right);
         let (status, log) = findfs(&m, args);
         assert_eq!(status, 0, "{args}: {log}");
@@ -174,14 +167,7 @@ fn crypt_key_exec_runs_the_program_for_the_key() {
     let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
         return;
     };
-    virtio(&m);
-    m.disk("vda2", "UNUSED", &[]);
-    std::fs::write(m.path("/dev/vda2"), &img).unwrap();
-    m.write(
-        "/sys/class/block/vda2/size",
-        format!("{}\n", img.len() / 512),
-    );
-    m.write("/sys/class/block/vda2/dev", "254:2\n");
+    luks_on_vda2(&m, &img);
     m.exe("/sbin/getkey");
     m.fake
         .set_spawn_output("", std::str::from_utf8(&right).unwrap());
@@ -192,4 +178,16 @@ fn crypt_key_exec_runs_the_program_for_the_key() {
     let console = m.fake.out.console.lock().expect("console").clone();
     assert!(!console.contains("Enter passphrase"), "{console}");
     assert!(log.contains("mapping cryptdev: "), "{log}");
+}
+
+/// A virtio disk whose second partition holds the LUKS container IMG.
+fn luks_on_vda2(m: &Machine, img: &[u8]) {
+    virtio(m);
+    m.disk("vda2", "UNUSED", &[]);
+    std::fs::write(m.path("/dev/vda2"), img).unwrap();
+    m.write(
+        "/sys/class/block/vda2/size",
+        format!("{}\n", img.len() / 512),
+    );
+    m.write("/sys/class/block/vda2/dev", "254:2\n");
 }
