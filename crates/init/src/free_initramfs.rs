@@ -65,6 +65,10 @@ pub enum FreeError {
 /// a ramfs or tmpfs that is not the process' own root is freed, so the
 /// name run by hand on a running system deletes nothing of it.
 pub fn main(args: &[String]) -> i32 {
+    // The kernel named the process after the file it ran ("exe", from
+    // /proc/self/exe): show what it is in `ps` instead. Cosmetic, so a
+    // failure is ignored.
+    let _ = nix::sys::prctl::set_name(c"alpinit-free-in");
     match free(args) {
         Ok(()) => 0,
         Err(e) => {
