@@ -123,20 +123,27 @@ impl ModuleIndex {
     /// Adds the aliases of built-in modules from `modules.builtin.modinfo` (NUL-separated
     /// `module.key=value` records), so `fs-ext4` resolves on a kernel with ext4 built in.
     pub fn add_builtin_modinfo(&mut self, data: &[u8]) {
+        // Most records are other keys (license, description, parm, ...): the key is checked
+        // on the bytes, and only alias records are decoded. Cutting a record at its first `.`
+        // and after `alias=` (ASCII) keeps "both halves are UTF-8" the same as "the record is".
         for record in data.split(|&b| b == 0) {
-            let Ok(record) = std::str::from_utf8(record) else {
+            let Some(dot) = record.iter().position(|&b| b == b'.') else {
                 continue;
             };
-            let Some((module, rest)) = record.split_once('.') else {
+            let Some(alias) = record[dot + 1..].strip_prefix(b"alias=") else {
                 continue;
             };
-            if let Some(alias) = rest.strip_prefix("alias=") {
-                if !module.is_empty() && !alias.is_empty() {
-                    self.builtin_aliases.push(alias, module);
-                    let name = normalize_cow(module);
-                    if !self.builtin.contains(&*name) {
-                        self.builtin.insert(name.into_owned());
-                    }
+            let (Ok(module), Ok(alias)) = (
+                std::str::from_utf8(&record[..dot]),
+                std::str::from_utf8(alias),
+            ) else {
+                continue;
+            };
+            if !module.is_empty() && !alias.is_empty() {
+                self.builtin_aliases.push(alias, module);
+                let name = normalize_cow(module);
+                if !self.builtin.contains(&*name) {
+                    self.builtin.insert(name.into_owned());
                 }
             }
         }
@@ -460,5 +467,41 @@ mod tests {
         assert!(index.is_builtin("ext2"));
         assert!(index.builtin_alias_matches("fs_ext2"));
         assert!(!index.builtin_alias_matches("fs_ext3"));
+    }
+
+    #[test]
+    fn builtin_modinfo_records_only_valid_alias_records_count() {
+        // (record, module that must be built in afterwards or None, alias that must match)
+        let cases: [(&[u8], Option<&str>, Option<&str>); 8] = [
+            (
+                b"crc-t10dif.alias=crypto-crct10dif",
+                Some("crc_t10dif"),
+                Some("crypto_crct10dif"),
+            ),
+            (b"a.b.alias=x", None, None),
+            (b"m.alias=", None, None),
+            (b".alias=x", None, None),
+            (b"m\xff.alias=x", None, None),
+            (b"m.alias=x\xff", None, None),
+            (b"m.aliasx=y", None, None),
+            (
+                b"\xffjunk.license=GPL\0n.alias=pci:v*d1*",
+                Some("n"),
+                Some("pci:v0d1"),
+            ),
+        ];
+        for (record, module, alias) in cases {
+            let mut index = ModuleIndex::default();
+            index.add_builtin_modinfo(record);
+            let name = String::from_utf8_lossy(record);
+            match module {
+                Some(m) => assert!(index.is_builtin(m), "{name}: {m} built in"),
+                None => assert!(index.builtin.is_empty(), "{name}: {:?}", index.builtin),
+            }
+            match alias {
+                Some(a) => assert!(index.builtin_alias_matches(a), "{name}: {a} matches"),
+                None => assert!(!index.builtin_alias_matches("x"), "{name}"),
+            }
+        }
     }
 }
