@@ -76,10 +76,21 @@ pub fn shell_path(inherited: Option<&str>) -> String {
 /// recovery shell finds `ls`, `mount`, `vi` ... by name. Run after `/proc`
 /// is mounted: busybox reads `/proc/self/exe` for the links' target.
 /// Existing files (the image's own `/sbin/nlplug-findfs`, `/init`) are kept:
-/// busybox makes only the links that are missing.
+/// busybox makes only the links that are missing. Skipped when the image
+/// builder made the links already ([`APPLETS_MARKER`]).
 pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
-    let busybox = layout.path("/bin/busybox");
-    if !crate::failure::is_executable(&busybox) {
+    use std::os::unix::fs::PermissionsExt;
+    let busybox = layout.path(APPLETS_TARGET);
+    let Ok(meta) = std::fs::metadata(&busybox) else {
+        return;
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return;
+    }
+    if links_made_at_build(layout, meta.len()) {
+        crate::log::debug(&format!(
+            "busybox applet links made when the image was built ({APPLETS_MARKER})"
+        ));
         return;
     }
     let args = ["--install".to_owned(), "-s".to_owned()];
@@ -94,6 +105,42 @@ pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
         )),
         Err(e) => crate::log::warn(&format!("starting {} --install -s: {e}", busybox.display())),
     }
+}
+
+/// The marker `cargo xtask initramfs` writes when it made busybox's applet
+/// links in the image (`xtask/src/initramfs/applets.rs`): a first line
+/// `busybox /bin/busybox SIZE BANNER`, then the links, one per line.
+pub const APPLETS_MARKER: &str = "/lib/alpinit/applets";
+
+/// The busybox the links point to, the one the init runs.
+const APPLETS_TARGET: &str = "/bin/busybox";
+
+/// The marker's first line is all the init reads: its longest form (a
+/// size and busybox's version banner) is well under this.
+const MARKER_HEAD: u64 = 256;
+
+/// Whether the image's applet links were made when it was built, for the
+/// busybox the image has: the marker names `/bin/busybox` with its size
+/// (BUSYBOX_LEN). Another busybox at that path (a later cpio appended by
+/// the boot loader, say) may have other applets, so it gets the install.
+/// One open and one bounded read: no walk over the links.
+fn links_made_at_build(layout: &Layout, busybox_len: u64) -> bool {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(layout.path(APPLETS_MARKER)) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if file.take(MARKER_HEAD).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let mut fields = line.split_ascii_whitespace();
+    fields.next() == Some("busybox")
+        && fields.next() == Some(APPLETS_TARGET)
+        && fields.next().and_then(|n| n.parse::<u64>().ok()) == Some(busybox_len)
 }
 
 pub fn mount_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Result<Early, EarlyError> {
@@ -263,6 +310,37 @@ mod tests {
             .mounts()
             .iter()
             .any(|m| m.2.as_deref() == Some("tmpfs") && m.1.ends_with("dev")));
+    }
+
+    #[test]
+    fn applet_marker_counts_only_for_the_busybox_it_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        assert!(!links_made_at_build(&layout, 10), "no marker");
+        let marker = layout.path(APPLETS_MARKER);
+        std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        let links = "/sbin/mdev\n".repeat(100);
+        let good = format!("busybox /bin/busybox 10 BusyBox v1.35.0 (Debian 1:1.35.0-4)\n{links}");
+        std::fs::write(&marker, &good).unwrap();
+        assert!(links_made_at_build(&layout, 10));
+        assert!(!links_made_at_build(&layout, 11), "another size");
+        for bad in [
+            "busybox /usr/bin/busybox 10\n/sbin/mdev\n",
+            "busybox /bin/busybox ten\n",
+            "busybox /bin/busybox\n",
+            "/sbin/mdev\nbusybox /bin/busybox 10\n",
+            "",
+        ] {
+            std::fs::write(&marker, bad).unwrap();
+            assert!(!links_made_at_build(&layout, 10), "{bad:?}");
+        }
+        // Only the head is read: a first line longer than that is no marker.
+        let long = format!("busybox /bin/busybox 10 {}\n", "v".repeat(300));
+        std::fs::write(&marker, long).unwrap();
+        assert!(links_made_at_build(&layout, 10));
+        let padded = format!("busybox /bin/busybox {}10\n", " ".repeat(300));
+        std::fs::write(&marker, padded).unwrap();
+        assert!(!links_made_at_build(&layout, 10));
     }
 
     #[test]
