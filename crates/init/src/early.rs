@@ -88,8 +88,8 @@ pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
         return;
     }
     if links_made_at_build(layout, meta.len()) {
-        crate::log::debug(&format!(
-            "busybox applet links made when the image was built ({APPLETS_MARKER})"
+        crate::log::info(&format!(
+            "busybox applet links: made when the image was built ({APPLETS_MARKER})"
         ));
         return;
     }
