@@ -14,8 +14,9 @@ use crate::cpio::{Archive, Node};
 use crate::kernel::Arch;
 
 /// The marker in the image (relative to `/`). Its first line is
-/// `busybox TARGET SIZE BANNER`, then one line per link made, each an
-/// absolute path. The init compares TARGET and SIZE with the image's
+/// `busybox TARGET SIZE BANNER`, then a `boot PATH` line per link left to
+/// the init ([`AT_BOOT`]), then one line per link made, each an absolute
+/// path. The init compares TARGET and SIZE with the image's
 /// busybox before it trusts the links (`APPLETS_MARKER` in
 /// `crates/init/src/early.rs` names the same path).
 pub const MARKER: &str = "lib/alpinit/applets";
@@ -24,6 +25,15 @@ pub const MARKER: &str = "lib/alpinit/applets";
 /// the one busybox was run as (it reads `/proc/self/exe`), and the init
 /// runs `/bin/busybox`.
 pub const TARGET: &str = "/bin/busybox";
+
+/// Applets the kernel itself executes: `CONFIG_MODPROBE_PATH`
+/// (`/sbin/modprobe`) for its own `request_module()` calls. In the image
+/// it would run during the kernel's boot, before `/init` (six busybox
+/// spawns under QEMU, for `crypto-hmac(sha256)` and the like, where a
+/// missing file fails at once); `--install -s` at boot made it only after
+/// the init had started. The marker names it on a `boot PATH` line and
+/// the init makes that link when it skips the spawn.
+const AT_BOOT: [&str; 1] = ["sbin/modprobe"];
 
 /// The directories `busybox --install -s` puts applets in (`/` is the one
 /// of `linuxrc`); `--list-full` names each applet's with its path.
@@ -173,20 +183,25 @@ pub fn parse_list(text: &str) -> Result<Vec<String>> {
 
 /// A link per applet where the archive has no entry and no parent that is
 /// not a directory (a symlinked `bin` of a usr-merged `--extra` tree is
-/// left alone), then the marker. Returns the number of links made.
+/// left alone), then the marker. The [`AT_BOOT`] ones are named in the
+/// marker for the init to make. Returns the number of links made.
 fn add_links(archive: &mut Archive, applets: &[String], size: u64, banner: &str) -> usize {
-    let mut marker = format!("busybox {TARGET} {size} {banner}\n");
+    let mut at_boot = String::new();
+    let mut links = String::new();
     let mut made = 0;
     for applet in applets {
         if archive.get(applet).is_some() || !parents_are_dirs(archive, applet) {
             continue;
         }
+        if AT_BOOT.contains(&applet.as_str()) {
+            at_boot.push_str(&format!("boot /{applet}\n"));
+            continue;
+        }
         archive.add_symlink(applet, TARGET);
-        marker.push('/');
-        marker.push_str(applet);
-        marker.push('\n');
+        links.push_str(&format!("/{applet}\n"));
         made += 1;
     }
+    let marker = format!("busybox {TARGET} {size} {banner}\n{at_boot}{links}");
     archive.add_file(MARKER, 0o644, marker.into_bytes());
     made
 }

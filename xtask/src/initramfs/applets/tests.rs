@@ -16,7 +16,7 @@ fn fake_busybox(dir: &Path, name: &str, banner: &str, listing: &str) -> (PathBuf
     (path, script.into_bytes())
 }
 
-const LISTING: &str = "usr/bin/[\nbin/ash\nbin/busybox\nsbin/init\nsbin/mdev\n\
+const LISTING: &str = "usr/bin/[\nbin/ash\nbin/busybox\nsbin/init\nsbin/mdev\nsbin/modprobe\n\
                        sbin/nlplug-findfs\nbin/sh\nlinuxrc\nusr/bin/vi\nusr/sbin/chroot\n";
 
 /// What `assemble` has staged before the links: the init and its
@@ -75,6 +75,8 @@ fn built_archive_has_applet_links_the_marker_and_keeps_existing_entries() {
         assert_eq!(e.1 & S_IFMT, S_IFLNK, "{link}");
         assert_eq!(e.3, b"/bin/busybox", "{link}");
     }
+    // The kernel runs /sbin/modprobe by itself: not in the image.
+    assert!(entries.iter().all(|e| e.0 != "sbin/modprobe"));
     // What was there before is byte for byte what it was.
     assert_eq!(get("init").3, b"the init");
     assert_eq!(get("sbin/nlplug-findfs").3, b"../init");
@@ -88,8 +90,8 @@ fn built_archive_has_applet_links_the_marker_and_keeps_existing_entries() {
     assert_eq!(
         String::from_utf8(marker.3.clone()).expect("text"),
         format!(
-            "busybox /bin/busybox {} {BANNER}\n/usr/bin/[\n/bin/ash\n/sbin/init\n/linuxrc\n\
-             /usr/sbin/chroot\n",
+            "busybox /bin/busybox {} {BANNER}\nboot /sbin/modprobe\n/usr/bin/[\n/bin/ash\n\
+             /sbin/init\n/linuxrc\n/usr/sbin/chroot\n",
             bytes.len()
         )
     );
@@ -281,7 +283,8 @@ fn hosts_busybox_static_gives_the_links_the_shell_needs() {
         panic!("no links from {}", path.display());
     };
     assert!(n > 100, "{n} links");
-    for applet in ["sbin/modprobe", "bin/mount", "sbin/switch_root"] {
+    assert_eq!(archive.get("sbin/modprobe"), None);
+    for applet in ["bin/ls", "bin/mount", "sbin/switch_root"] {
         assert_eq!(
             archive.get(applet),
             Some(&Node::Symlink {
@@ -293,5 +296,7 @@ fn hosts_busybox_static_gives_the_links_the_shell_needs() {
     let Some(Node::File { data, .. }) = archive.get(MARKER) else {
         panic!("no marker");
     };
-    assert_eq!(String::from_utf8_lossy(data).lines().count(), n + 1);
+    let marker = String::from_utf8_lossy(data);
+    assert_eq!(marker.lines().nth(1), Some("boot /sbin/modprobe"));
+    assert_eq!(marker.lines().count(), n + 2);
 }

@@ -69,8 +69,12 @@ fn busybox_install_s_runs_first_so_applets_work_by_name() {
 fn applet_marker(m: &Machine, busybox_len: u64) {
     m.write(
         "/lib/alpinit/applets",
-        format!("busybox /bin/busybox {busybox_len} BusyBox v1.35.0 (Debian 1:1.35.0-4)\n/sbin/mdev\n/bin/ls\n"),
+        format!(
+            "busybox /bin/busybox {busybox_len} BusyBox v1.35.0 (Debian 1:1.35.0-4)\n\
+             boot /sbin/modprobe\n/sbin/mdev\n/bin/ls\n"
+        ),
     );
+    m.mkdir("/sbin");
 }
 
 fn install_spawned(boot: &super::machine::Boot) -> bool {
@@ -89,6 +93,14 @@ fn applet_links_made_at_build_skip_the_install_spawn() {
     boot.assert_clean_switch();
     assert!(!install_spawned(&boot), "{:?}", boot.spawned());
     assert!(boot.spawned().is_empty(), "{:?}", boot.spawned());
+    // The one link the image leaves to the init (the kernel runs it).
+    assert_eq!(
+        std::fs::read_link(m.path("/sbin/modprobe")).ok(),
+        Some(std::path::PathBuf::from("/bin/busybox"))
+    );
+    assert!(boot
+        .kmsg
+        .contains("busybox applet links: made when the image was built"));
 }
 
 #[test]
@@ -106,6 +118,10 @@ fn applet_marker_of_another_busybox_still_installs() {
                 .map(str::to_owned)
                 .as_slice()
         )
+    );
+    assert!(
+        !m.exists("/sbin/modprobe"),
+        "boot lines of a marker not ours"
     );
 }
 
