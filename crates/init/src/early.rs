@@ -127,8 +127,9 @@ const MAX_AT_BOOT: usize = 4;
 /// The busybox the links point to, the one the init runs.
 const APPLETS_TARGET: &str = "/bin/busybox";
 
-/// The marker's first line is all the init reads: its longest form (a
-/// size and busybox's version banner) is well under this.
+/// How much of the marker the init reads: the first line (a size and
+/// busybox's version banner) and the `boot` lines after it are well under
+/// this; the list of links made is not read at all.
 const MARKER_HEAD: u64 = 256;
 
 /// Whether the image's applet links were made when it was built, for the
