@@ -144,10 +144,22 @@ pub fn banner(bytes: &[u8]) -> Option<String> {
 
 /// `BUSYBOX --list-full`, parsed.
 fn list(busybox: &Path) -> Result<Vec<String>> {
-    let out = Command::new(busybox)
-        .arg("--list-full")
-        .output()
-        .with_context(|| format!("running {} --list-full", busybox.display()))?;
+    // ETXTBSY: a busybox written a moment ago (the tests' stand-in) can
+    // still be open for writing in a child another thread forked and has
+    // not yet exec'd; that passes within moments.
+    let mut tries = 0;
+    let out = loop {
+        match Command::new(busybox).arg("--list-full").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => {
+                break other
+                    .with_context(|| format!("running {} --list-full", busybox.display()))?
+            }
+        }
+    };
     if !out.status.success() {
         bail!("{} --list-full: {}", busybox.display(), out.status);
     }
