@@ -32,7 +32,6 @@ impl Archive {
         self.entries.len()
     }
 
-    #[cfg(test)]
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.entries.get(normalise(path).as_str())
     }

@@ -16,6 +16,8 @@ use crate::modules::ModuleIndex;
 use crate::process::run;
 use crate::{build, elf, paths};
 
+mod applets;
+
 /// Alpine's initramfs fstab (mkinitfs): what relocates sr0 and the stick.
 /// The files the image carries verbatim live under `initramfs/`.
 pub const FSTAB: &str = include_str!("../../initramfs/etc/fstab");
@@ -176,15 +178,32 @@ pub fn assemble(kernel: &Kernel, init: &Path, opts: &Options) -> Result<(Archive
     archive.add_file("etc/fstab", 0o644, FSTAB.as_bytes().to_vec());
     // The init answers to this name too: a stand-in for Alpine's C helper.
     archive.add_symlink("sbin/nlplug-findfs", "../init");
-    if opts.busybox {
-        let busybox = busybox(opts.arch)?;
-        archive.add_file("bin/busybox", 0o755, read(&busybox)?);
+    let busybox = if opts.busybox {
+        let path = busybox(opts.arch)?;
+        let bytes = read(&path)?;
+        archive.add_file("bin/busybox", 0o755, bytes.clone());
         archive.add_symlink("bin/sh", "busybox");
-    }
+        Some((path, bytes))
+    } else {
+        None
+    };
     let modules = add_modules(&mut archive, kernel, &opts.features)?;
     crate::feature_files::add(&mut archive, &opts.features)?;
     for (src, dest) in &opts.extras {
         add_tree(&mut archive, src, dest)?;
+    }
+    // Last, so that no link replaces what the image has (the init, the
+    // feature files, `--extra`).
+    if let Some((path, bytes)) = busybox {
+        match applets::add(&mut archive, &path, &bytes, opts.arch) {
+            applets::Outcome::Made(n) => {
+                eprintln!("busybox applet links: {n}, listed in /{}", applets::MARKER)
+            }
+            applets::Outcome::AtBoot(reason) => eprintln!(
+                "note: no busybox applet links in the image, the init makes them at boot \
+                 (busybox --install -s): {reason:#}"
+            ),
+        }
     }
     Ok((archive, modules))
 }

@@ -32,7 +32,7 @@ pub use key::{KeySource, DEFAULT_KEY_FILE, EXEC_LIMIT};
 /// nlplug-findfs' number of passphrase attempts.
 pub const TRIES: usize = 5;
 /// Modules a mapping needs; built-in ones fail to load and that is fine.
-const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
+pub(crate) const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptError {

@@ -303,6 +303,28 @@ impl Discovery<'_> {
         }
     }
 
+    /// The wanted device was found (root mode, the crypt device): what
+    /// the boot does with it next needs its modules (the file system, or
+    /// dm-crypt and its ciphers). Queue them now, ahead of the storage
+    /// drivers still loading, instead of after the wait for coldplug to
+    /// settle: they load while that wait runs. Diskless mode loads the
+    /// file system of each medium as it mounts it ([`Self::scan`]).
+    fn preload_for_wanted(&self, fstype: Option<&str>) {
+        if self.opts.scan_media {
+            return;
+        }
+        let modules = match fstype {
+            Some("crypto_LUKS") => crate::crypt::MODULES.to_vec(),
+            Some(t) => alpinit_probe::mount_fstype(t)
+                .map(alpinit_kmod::fs_modules)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for m in modules {
+            self.loader.request(m);
+        }
+    }
+
     fn block(&mut self, ev: &Uevent) {
         let (Some(devname), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) else {
             return;
@@ -380,6 +402,7 @@ impl Discovery<'_> {
             if matched && !sibling {
                 self.findings.wanted.add(devname);
                 self.found();
+                self.preload_for_wanted(fstype);
             }
         }
         let Some(fstype) = fstype else {

@@ -76,10 +76,28 @@ pub fn shell_path(inherited: Option<&str>) -> String {
 /// recovery shell finds `ls`, `mount`, `vi` ... by name. Run after `/proc`
 /// is mounted: busybox reads `/proc/self/exe` for the links' target.
 /// Existing files (the image's own `/sbin/nlplug-findfs`, `/init`) are kept:
-/// busybox makes only the links that are missing.
+/// busybox makes only the links that are missing. Skipped when the image
+/// builder made the links already ([`APPLETS_MARKER`]).
 pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
-    let busybox = layout.path("/bin/busybox");
-    if !crate::failure::is_executable(&busybox) {
+    use std::os::unix::fs::PermissionsExt;
+    let busybox = layout.path(APPLETS_TARGET);
+    let Ok(meta) = std::fs::metadata(&busybox) else {
+        return;
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return;
+    }
+    if let Some(at_boot) = links_made_at_build(layout, meta.len()) {
+        for link in at_boot.iter().flatten() {
+            match std::os::unix::fs::symlink(APPLETS_TARGET, layout.path(link)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => crate::log::warn(&format!("linking {link} to {APPLETS_TARGET}: {e}")),
+            }
+        }
+        crate::log::info(&format!(
+            "busybox applet links: made when the image was built ({APPLETS_MARKER})"
+        ));
         return;
     }
     let args = ["--install".to_owned(), "-s".to_owned()];
@@ -94,6 +112,58 @@ pub fn install_applets(p: &crate::platform::Platform<'_>, layout: &Layout) {
         )),
         Err(e) => crate::log::warn(&format!("starting {} --install -s: {e}", busybox.display())),
     }
+}
+
+/// The marker `cargo xtask initramfs` writes when it made busybox's applet
+/// links in the image (`xtask/src/initramfs/applets.rs`): a first line
+/// `busybox /bin/busybox SIZE BANNER`, a `boot PATH` line for each link
+/// left to the init (`/sbin/modprobe`, which the kernel would run before
+/// `/init` if the image had it), then the links made, one per line.
+pub const APPLETS_MARKER: &str = "/lib/alpinit/applets";
+
+/// At most this many `boot PATH` lines are honoured.
+const MAX_AT_BOOT: usize = 4;
+
+/// The busybox the links point to, the one the init runs.
+const APPLETS_TARGET: &str = "/bin/busybox";
+
+/// How much of the marker the init reads: the first line (a size and
+/// busybox's version banner) and the `boot` lines after it are well under
+/// this; the list of links made is not read at all.
+const MARKER_HEAD: u64 = 256;
+
+/// Whether the image's applet links were made when it was built, for the
+/// busybox the image has: the marker names `/bin/busybox` with its size
+/// (BUSYBOX_LEN). Another busybox at that path (a later cpio appended by
+/// the boot loader, say) may have other applets, so it gets the install.
+/// Returns the links the init is to make (`boot PATH` lines, absolute
+/// paths). One open and one bounded read: no walk over the links.
+fn links_made_at_build(layout: &Layout, busybox_len: u64) -> Option<[Option<String>; MAX_AT_BOOT]> {
+    use std::io::Read;
+    let file = std::fs::File::open(layout.path(APPLETS_MARKER)).ok()?;
+    let mut head = Vec::new();
+    file.take(MARKER_HEAD).read_to_end(&mut head).ok()?;
+    // Only whole lines: the last one may be cut at MARKER_HEAD.
+    let mut lines = head
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"));
+    let first = std::str::from_utf8(lines.next()?).ok()?;
+    let mut fields = first.split_ascii_whitespace();
+    let ours = fields.next() == Some("busybox")
+        && fields.next() == Some(APPLETS_TARGET)
+        && fields.next().and_then(|n| n.parse::<u64>().ok()) == Some(busybox_len);
+    if !ours {
+        return None;
+    }
+    let mut at_boot: [Option<String>; MAX_AT_BOOT] = Default::default();
+    let boot_lines = lines
+        .map_while(|l| std::str::from_utf8(l).ok()?.strip_prefix("boot "))
+        .map(str::trim_end)
+        .filter(|p| p.starts_with('/') && !p.split('/').any(|c| c == ".."));
+    for (slot, path) in at_boot.iter_mut().zip(boot_lines) {
+        *slot = Some(path.to_owned());
+    }
+    Some(at_boot)
 }
 
 pub fn mount_api_filesystems(sys: &dyn Sys, layout: &Layout) -> Result<Early, EarlyError> {
@@ -263,6 +333,59 @@ mod tests {
             .mounts()
             .iter()
             .any(|m| m.2.as_deref() == Some("tmpfs") && m.1.ends_with("dev")));
+    }
+
+    #[test]
+    fn applet_marker_counts_only_for_the_busybox_it_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let made = |len| links_made_at_build(&layout, len).is_some();
+        assert!(!made(10), "no marker");
+        let marker = layout.path(APPLETS_MARKER);
+        std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        let links = "/sbin/mdev\n".repeat(100);
+        let good = format!("busybox /bin/busybox 10 BusyBox v1.35.0 (Debian 1:1.35.0-4)\n{links}");
+        std::fs::write(&marker, &good).unwrap();
+        assert!(made(10));
+        assert!(!made(11), "another size");
+        for bad in [
+            "busybox /usr/bin/busybox 10\n/sbin/mdev\n",
+            "busybox /bin/busybox ten\n",
+            "busybox /bin/busybox\n",
+            "/sbin/mdev\nbusybox /bin/busybox 10\n",
+            "",
+        ] {
+            std::fs::write(&marker, bad).unwrap();
+            assert!(!made(10), "{bad:?}");
+        }
+        // Only the head is read, whole lines of it: a first line cut there
+        // is no marker.
+        let long = format!("busybox /bin/busybox 10 {}\n", "v".repeat(300));
+        std::fs::write(&marker, long).unwrap();
+        assert!(!made(10));
+    }
+
+    #[test]
+    fn applet_marker_boot_lines_name_the_links_left_to_the_init() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let marker = layout.path(APPLETS_MARKER);
+        std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        let head = "busybox /bin/busybox 10 BusyBox v1.35.0\n";
+        std::fs::write(
+            &marker,
+            format!("{head}boot /sbin/modprobe\nboot ../x\nboot /a/../b\n/bin/ls\nboot /late\n"),
+        )
+        .unwrap();
+        let at_boot = links_made_at_build(&layout, 10).unwrap();
+        assert_eq!(at_boot[0].as_deref(), Some("/sbin/modprobe"));
+        assert!(at_boot[1..].iter().all(Option::is_none), "{at_boot:?}");
+        // A boot line cut at the end of the head is not read.
+        let cut = format!("{head}boot /sbin/modprobe\nboot /{}\n", "y".repeat(300));
+        std::fs::write(&marker, cut).unwrap();
+        let at_boot = links_made_at_build(&layout, 10).unwrap();
+        assert_eq!(at_boot[0].as_deref(), Some("/sbin/modprobe"));
+        assert!(at_boot[1].is_none());
     }
 
     #[test]

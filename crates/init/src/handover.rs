@@ -124,7 +124,7 @@ pub fn switch_root(
         Ok(old) => old,
         Err(e) => return e,
     };
-    old.free();
+    crate::free_initramfs::in_background(old);
     if let Some(c) = console {
         crate::early::reopen_console(&Path::new("/dev").join(c));
     }
@@ -228,6 +228,17 @@ impl OldRoot {
     /// into other file systems.
     pub fn free(self) {
         free_dir(&self.dir, self.dev, FREE_DEPTH);
+    }
+
+    /// The initramfs' root directory, for the child that frees it
+    /// (`crate::free_initramfs`).
+    pub(crate) fn dir_fd(&self) -> std::os::fd::RawFd {
+        self.dir.as_raw_fd()
+    }
+
+    /// The initramfs root open as DIR on device DEV (that child's view).
+    pub(crate) fn from_parts(dir: OwnedFd, dev: u64) -> Self {
+        OldRoot { dir, dev }
     }
 }
 

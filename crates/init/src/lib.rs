@@ -16,6 +16,7 @@ pub mod ere;
 pub mod explain;
 pub mod failure;
 pub mod findfs_cli;
+pub mod free_initramfs;
 pub mod fstab;
 pub mod handover;
 pub mod in_root;
@@ -61,6 +62,9 @@ pub fn entry() {
         .unwrap_or("");
     if called == "nlplug-findfs" {
         std::process::exit(findfs_cli::main(&argv[1..]));
+    }
+    if called == free_initramfs::NAME {
+        std::process::exit(free_initramfs::main(&argv[1..]));
     }
     emergency::install_panic_hook();
     if std::process::id() != 1 {

@@ -2,14 +2,20 @@
 //! `modules.softdep`, `modules.builtin` (and, when present, `modules.builtin.modinfo` for the
 //! aliases of built-in modules).
 
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::class::{kind_of_path, Kind};
 use crate::config::ModprobeConfig;
-use crate::name::{module_name_from_path, normalize, normalize_alias};
-use crate::pattern::fnmatch;
+use crate::name::{module_name_cow, module_stem, normalize, normalize_alias, normalize_cow};
+
+mod alias;
+mod hash;
+mod words;
+
+use alias::AliasTable;
+use hash::{FxHashMap, FxHashSet};
+use words::words;
 
 /// Failure to load the indexes of a module directory.
 #[derive(Debug, thiserror::Error)]
@@ -53,75 +59,15 @@ pub(crate) struct Module {
     pub(crate) deps: Vec<usize>,
 }
 
-#[derive(Debug)]
-struct Alias {
-    /// Normalised pattern (see [`normalize_alias`]).
-    pattern: String,
-    /// Normalised module name.
-    target: String,
-}
-
-/// Aliases grouped by the bus prefix before the first `:`, so a modalias is matched only
-/// against patterns that can possibly match it (the generic kernel has ~30 000 aliases).
-#[derive(Debug, Default)]
-struct AliasTable {
-    entries: Vec<Alias>,
-    by_prefix: HashMap<String, Vec<usize>>,
-    /// Patterns whose prefix itself contains a wildcard (`acpi*:...`, `char_major_10_*`).
-    wild: Vec<usize>,
-}
-
-impl AliasTable {
-    fn push(&mut self, pattern: &str, target: &str) {
-        let pattern = normalize_alias(pattern);
-        let id = self.entries.len();
-        let prefix = bucket_key(&pattern);
-        if prefix.contains(['*', '?', '[', '\\']) {
-            self.wild.push(id);
-        } else {
-            self.by_prefix
-                .entry(prefix.to_owned())
-                .or_default()
-                .push(id);
-        }
-        self.entries.push(Alias {
-            pattern,
-            target: normalize(target),
-        });
-    }
-
-    /// Targets of the patterns matching the normalised `alias`, in file order, deduplicated.
-    fn matches(&self, alias: &str) -> Vec<&str> {
-        let bucket = self
-            .by_prefix
-            .get(bucket_key(alias))
-            .map_or(&[][..], Vec::as_slice);
-        let mut ids: Vec<usize> = bucket.iter().chain(&self.wild).copied().collect();
-        alpinit_sort::sort(&mut ids);
-        let mut out: Vec<&str> = Vec::new();
-        for id in ids {
-            let entry = &self.entries[id];
-            if !out.contains(&entry.target.as_str()) && fnmatch(&entry.pattern, alias) {
-                out.push(&entry.target);
-            }
-        }
-        out
-    }
-}
-
-fn bucket_key(s: &str) -> &str {
-    s.split_once(':').map_or(s, |(prefix, _)| prefix)
-}
-
 /// The parsed indexes of `<root>/lib/modules/<release>`.
 #[derive(Debug, Default)]
 pub struct ModuleIndex {
     moddir: PathBuf,
     pub(crate) modules: Vec<Module>,
-    pub(crate) by_name: HashMap<String, usize>,
+    pub(crate) by_name: FxHashMap<String, usize>,
     aliases: AliasTable,
-    softdeps: HashMap<String, Softdep>,
-    builtin: HashSet<String>,
+    softdeps: FxHashMap<String, Softdep>,
+    builtin: FxHashSet<String>,
     builtin_aliases: AliasTable,
 }
 
@@ -156,34 +102,48 @@ impl ModuleIndex {
             ..ModuleIndex::default()
         };
         index.parse_dep(dep);
+        index.aliases.reserve(alias.len());
         for (pattern, target) in alias.lines().filter_map(parse_alias_line) {
             index.aliases.push(pattern, target);
         }
         for (name, soft) in softdep.lines().filter_map(parse_softdep_line) {
             index.softdeps.entry(name).or_default().extend(&soft);
         }
-        index.builtin.extend(
-            builtin
-                .lines()
-                .filter_map(|line| module_name_from_path(line.trim())),
-        );
+        for name in builtin
+            .lines()
+            .filter_map(|line| module_name_cow(line.trim()))
+        {
+            if !index.builtin.contains(&*name) {
+                index.builtin.insert(name.into_owned());
+            }
+        }
         index
     }
 
     /// Adds the aliases of built-in modules from `modules.builtin.modinfo` (NUL-separated
     /// `module.key=value` records), so `fs-ext4` resolves on a kernel with ext4 built in.
     pub fn add_builtin_modinfo(&mut self, data: &[u8]) {
+        // Most records are other keys (license, description, parm, ...): the key is checked
+        // on the bytes, and only alias records are decoded. Cutting a record at its first `.`
+        // and after `alias=` (ASCII) keeps "both halves are UTF-8" the same as "the record is".
         for record in data.split(|&b| b == 0) {
-            let Ok(record) = std::str::from_utf8(record) else {
+            let Some(dot) = record.iter().position(|&b| b == b'.') else {
                 continue;
             };
-            let Some((module, rest)) = record.split_once('.') else {
+            let Some(alias) = record[dot + 1..].strip_prefix(b"alias=") else {
                 continue;
             };
-            if let Some(alias) = rest.strip_prefix("alias=") {
-                if !module.is_empty() && !alias.is_empty() {
-                    self.builtin_aliases.push(alias, module);
-                    self.builtin.insert(normalize(module));
+            let (Ok(module), Ok(alias)) = (
+                std::str::from_utf8(&record[..dot]),
+                std::str::from_utf8(alias),
+            ) else {
+                continue;
+            };
+            if !module.is_empty() && !alias.is_empty() {
+                self.builtin_aliases.push(alias, module);
+                let name = normalize_cow(module);
+                if !self.builtin.contains(&*name) {
+                    self.builtin.insert(name.into_owned());
                 }
             }
         }
@@ -206,10 +166,11 @@ impl ModuleIndex {
     /// Module id for a path, created on first sight (a dependency may be named before its own
     /// line). `None` for paths that are not module files.
     fn intern(&mut self, path: &str) -> Option<usize> {
-        let name = module_name_from_path(path)?;
-        if let Some(&id) = self.by_name.get(&name) {
+        let name = module_name_cow(path)?;
+        if let Some(&id) = self.by_name.get(&*name) {
             return Some(id);
         }
+        let name = name.into_owned();
         let id = self.modules.len();
         self.by_name.insert(name.clone(), id);
         self.modules.push(Module {
@@ -246,12 +207,12 @@ impl ModuleIndex {
 
     /// Whether `name` (either spelling) is a loadable module of this release.
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(&normalize(name))
+        self.by_name.contains_key(&*normalize_cow(name))
     }
 
     /// Whether `name` (either spelling) is built into the kernel.
     pub fn is_builtin(&self, name: &str) -> bool {
-        self.builtin.contains(&normalize(name))
+        self.builtin.contains(&*normalize_cow(name))
     }
 
     /// Module names (normalised with '_') whose alias pattern matches `modalias`, in
@@ -288,7 +249,7 @@ impl ModuleIndex {
     /// What the module `name` (either spelling) drives, from its path in
     /// modules.dep; `None` when the index has no such module.
     pub fn kind(&self, name: &str) -> Option<Kind> {
-        let id = *self.by_name.get(&normalize(name))?;
+        let id = *self.by_name.get(&*normalize_cow(name))?;
         Some(self.kind_of_id(id))
     }
 
@@ -305,7 +266,8 @@ fn read_index(moddir: &Path, file: &str, required: bool) -> Result<String, Index
     let path = moddir.join(file);
     match std::fs::read(&path) {
         // Index files are ASCII; a stray invalid byte must not cost the whole index.
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(bytes) => Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
         Err(e) if !required && e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
         Err(source) => Err(IndexError::Read { path, source }),
     }
@@ -314,7 +276,7 @@ fn read_index(moddir: &Path, file: &str, required: bool) -> Result<String, Index
 /// Parses `alias PATTERN MODULE` from modules.alias or a modprobe.d file. Returns the raw
 /// pattern and module name; `None` for comments, other directives and malformed lines.
 pub fn parse_alias_line(line: &str) -> Option<(&str, &str)> {
-    let mut words = line.split_whitespace();
+    let mut words = words(line);
     if words.next()? != "alias" {
         return None;
     }
@@ -331,7 +293,7 @@ pub fn parse_dep_line(line: &str) -> Option<(&str, Vec<&str>)> {
     if !safe_module_path(path) {
         return None;
     }
-    let deps: Vec<&str> = deps.split_whitespace().collect();
+    let deps: Vec<&str> = words(deps).collect();
     deps.iter()
         .all(|d| safe_module_path(d))
         .then_some((path, deps))
@@ -341,13 +303,13 @@ fn safe_module_path(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\0')
         && !path.split('/').any(|part| part == "..")
-        && module_name_from_path(path).is_some()
+        && module_stem(path).is_some()
 }
 
 /// Parses `softdep MODULE pre: A B post: C` (modules.softdep or modprobe.d). Returns the
 /// normalised module name and its soft dependencies as written (they may be aliases).
 pub fn parse_softdep_line(line: &str) -> Option<(String, Softdep)> {
-    let mut words = line.split_whitespace();
+    let mut words = words(line);
     if words.next()? != "softdep" {
         return None;
     }
@@ -505,5 +467,41 @@ mod tests {
         assert!(index.is_builtin("ext2"));
         assert!(index.builtin_alias_matches("fs_ext2"));
         assert!(!index.builtin_alias_matches("fs_ext3"));
+    }
+
+    #[test]
+    fn builtin_modinfo_records_only_valid_alias_records_count() {
+        // (record, module that must be built in afterwards or None, alias that must match)
+        let cases: [(&[u8], Option<&str>, Option<&str>); 8] = [
+            (
+                b"crc-t10dif.alias=crypto-crct10dif",
+                Some("crc_t10dif"),
+                Some("crypto_crct10dif"),
+            ),
+            (b"a.b.alias=x", None, None),
+            (b"m.alias=", None, None),
+            (b".alias=x", None, None),
+            (b"m\xff.alias=x", None, None),
+            (b"m.alias=x\xff", None, None),
+            (b"m.aliasx=y", None, None),
+            (
+                b"\xffjunk.license=GPL\0n.alias=pci:v*d1*",
+                Some("n"),
+                Some("pci:v0d1"),
+            ),
+        ];
+        for (record, module, alias) in cases {
+            let mut index = ModuleIndex::default();
+            index.add_builtin_modinfo(record);
+            let name = String::from_utf8_lossy(record);
+            match module {
+                Some(m) => assert!(index.is_builtin(m), "{name}: {m} built in"),
+                None => assert!(index.builtin.is_empty(), "{name}: {:?}", index.builtin),
+            }
+            match alias {
+                Some(a) => assert!(index.builtin_alias_matches(a), "{name}: {a} matches"),
+                None => assert!(!index.builtin_alias_matches("x"), "{name}"),
+            }
+        }
     }
 }

@@ -44,6 +44,9 @@ fn main() {
         "hostname",
         read_text("/etc/hostname").trim_end(),
     );
+    if pid == 1 {
+        children(&mut report);
+    }
     if let Ok(list) = fs::read_to_string(INSPECT_LIST) {
         for path in list.lines().map(str::trim).filter(|p| !p.is_empty()) {
             inspect(&mut report, path);
@@ -54,6 +57,82 @@ fn main() {
     if pid == 1 {
         power_off();
     }
+}
+
+/// The initramfs' process that frees it after the hand-over, as the
+/// kernel shortens its name (15 bytes).
+const FREER: &str = "alpinit-free-in";
+const FREER_ARGV0: &str = "alpinit-free-initramfs\0";
+/// How long the freer is waited for: it deletes a few MB of RAM files.
+const FREER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `child=NAME STATUS` for every process the initramfs left as a child of
+/// PID 1: the freer is waited for (bounded) and reaped, so its exit status
+/// shows it ran; any other child is reported `running`.
+fn children(report: &mut String) {
+    let started = std::time::Instant::now();
+    loop {
+        let kids = child_pids();
+        // Running, it is known by its argv[0] (its name is the file's,
+        // "exe", until it renames itself); exited, by that new name.
+        let freer_running = kids.iter().any(|(pid, comm, state)| {
+            state != "Z"
+                && (comm == FREER
+                    || read_text(&format!("/proc/{pid}/cmdline")).starts_with(FREER_ARGV0))
+        });
+        if !freer_running || started.elapsed() >= FREER_WAIT {
+            for (pid, comm, state) in kids {
+                if state == "Z" {
+                    let mut status = 0;
+                    // SAFETY: waitpid on a zombie child of ours writes only `status`.
+                    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                    let code = if rc == pid && libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status).to_string()
+                    } else {
+                        format!("wait status {status:#x}")
+                    };
+                    line(report, "child", &format!("{comm} {code}"));
+                } else {
+                    line(report, "child", &format!("{comm} running"));
+                }
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Children of this process: pid, name and state letter from /proc.
+fn child_pids() -> Vec<(i32, String, String)> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let stat = read_text(&format!("/proc/{pid}/stat"));
+        // `pid (comm) state ppid ...`: comm may hold spaces, so split after
+        // its closing parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
+            continue;
+        };
+        if ppid == me {
+            out.push((pid, comm, state.to_string()));
+        }
+    }
+    out
 }
 
 fn line(report: &mut String, key: &str, value: &str) {

@@ -68,6 +68,7 @@ pub(super) fn check_virtio_ext4(outcome: &Outcome, report: Option<&Report>) -> V
     booted(outcome, report, |failures, report| {
         want_hostname(failures, report, HOST_VIRTIO);
         want_media(failures, report, "/dev/vda1", &["/media/vda1"], "ext4");
+        want_initramfs_freed(failures, report);
     })
 }
 

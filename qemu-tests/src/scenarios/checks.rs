@@ -58,6 +58,18 @@ pub(super) fn media_ok(log: &str) -> bool {
     }
 }
 
+/// The initramfs was freed after the hand-over by its own child
+/// (`crates/init/src/free_initramfs.rs`), which exited 0 under the new
+/// root's init.
+pub(super) fn want_initramfs_freed(failures: &mut Vec<String>, report: &Report) {
+    let children = report.all("child");
+    if !children.contains(&"alpinit-free-in 0") {
+        failures.push(format!(
+            "the initramfs freer did not exit 0 under the new init: children {children:?}"
+        ));
+    }
+}
+
 pub(super) fn want_hostname(failures: &mut Vec<String>, report: &Report, want: &str) {
     if report.get("hostname") != Some(want) {
         failures.push(format!(

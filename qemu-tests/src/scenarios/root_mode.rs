@@ -56,6 +56,7 @@ pub(super) fn check_root_label(outcome: &Outcome, report: Option<&Report>) -> Ve
         ));
     }
     want_hostname(&mut failures, report, HOST_ROOT);
+    want_initramfs_freed(&mut failures, report);
     match report.mount_at("/") {
         Some(m) if m.source == "/dev/vda1" && m.fstype == "ext4" && m.is_read_only() => {}
         other => failures.push(format!("/ is {other:?}, want /dev/vda1 ext4 read-only")),

@@ -32,6 +32,11 @@ mod tests;
 use parse::{Column, Target};
 use peers::Peer;
 
+/// Our image with only what the ext4 root on virtio needs, the
+/// like-for-like of tiny-initramfs (which is told the VM's modules).
+const MIN_NAME: &str = "alpinit-min";
+const MIN_FEATURES: &[&str] = &["base", "virtio", "ext4"];
+
 /// The QEMU suite's console and panic behaviour, then the root.
 const CMDLINE: &str = "console=ttyS0 panic=-1 root=/dev/vda1";
 /// The root's hostname: the report proves the boot reached this disk.
@@ -155,8 +160,11 @@ pub fn run(args: &[String]) -> Result<()> {
             args.runs,
             load.trim()
         );
-        let table = parse::table(&title, &columns[0], &columns[1..]);
+        let (table, min_table) = tables_of(&title, columns);
         println!("\n{table}");
+        if let Some(min) = &min_table {
+            println!("\n{min}");
+        }
         if *variant == Variant::Luks2 {
             let theirs = cryptsetup_unlocks(&sides, args.runs, &dir, |side, log| {
                 let mut vm = Vm::new(accel);
@@ -177,6 +185,7 @@ pub fn run(args: &[String]) -> Result<()> {
             root_luks::print_unlock(&dir, args.runs, theirs);
         }
         tables.push(table);
+        tables.extend(min_table);
     }
     if tables.len() > 1 {
         println!("\n{}", tables.join("\n"));
@@ -208,8 +217,30 @@ fn sides(kernel: &kernel::Kernel, dir: &Path, luks: Option<&peers::Luks>) -> Res
         name: "alpinit".into(),
         image: ours.path.clone(),
         peer: None,
-        cmdline: ours_cmdline,
+        cmdline: ours_cmdline.clone(),
     }];
+    if luks.is_none() {
+        // tiny-initramfs is told the VM's modules (root_peers.rs): its
+        // like-for-like is our image with only the features this root
+        // needs, as mkinitfs.conf's `features=` would give.
+        let min = initramfs::build(&Options {
+            output: Some(dir.join("initramfs-alpinit-min.gz")),
+            features: MIN_FEATURES.iter().map(|f| f.to_string()).collect(),
+            ..Options::default()
+        })?;
+        println!(
+            "{MIN_NAME} (features {}): {} ({} bytes)",
+            MIN_FEATURES.join(","),
+            min.path.display(),
+            min.size
+        );
+        sides.push(Side {
+            name: MIN_NAME.into(),
+            image: min.path.clone(),
+            peer: None,
+            cmdline: ours_cmdline,
+        });
+    }
     let peers: Vec<Peer> = Peer::ALL
         .into_iter()
         .filter(|p| luks.is_none() || p.has_luks())
@@ -239,6 +270,41 @@ fn sides(kernel: &kernel::Kernel, dir: &Path, luks: Option<&peers::Luks>) -> Res
         });
     }
     Ok(sides)
+}
+
+/// The tables of one variant: our default image against every peer
+/// (tiny-initramfs without a target there), then, when the variant has
+/// it, our minimal image against tiny-initramfs, the one held to "no
+/// slower".
+fn tables_of(title: &str, mut columns: Vec<Column>) -> (String, Option<String>) {
+    let min = columns
+        .iter()
+        .position(|c| c.name == MIN_NAME)
+        .map(|i| columns.remove(i));
+    let tiny = columns
+        .iter()
+        .find(|c| c.name == Peer::TinyInitramfs.name())
+        .cloned();
+    let min_table = match (min, tiny) {
+        (Some(min), Some(tiny)) => Some(parse::table(
+            &format!(
+                "{title}\nthe same, {MIN_NAME} (features {}) against tiny-initramfs",
+                MIN_FEATURES.join(",")
+            ),
+            &min,
+            &[tiny],
+        )),
+        _ => None,
+    };
+    if min_table.is_some() {
+        for c in columns
+            .iter_mut()
+            .filter(|c| c.name == Peer::TinyInitramfs.name())
+        {
+            c.target = None;
+        }
+    }
+    (parse::table(title, &columns[0], &columns[1..]), min_table)
 }
 
 /// The target each peer is held to (issue 10): no slower than

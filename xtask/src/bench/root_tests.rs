@@ -144,6 +144,44 @@ fn table_gives_medians_ratios_and_whether_each_target_is_met() {
 }
 
 #[test]
+fn the_minimal_image_is_held_to_tiny_initramfs_and_the_default_one_to_the_others() {
+    let columns = vec![
+        column("alpinit", &[1.0, 1.2, 1.1], None),
+        column(MIN_NAME, &[0.5, 0.6, 0.55], None),
+        column("initramfs-tools", &[5.0], Some(0.3)),
+        column("tiny-initramfs", &[0.6, 0.5, 0.52], Some(1.0)),
+    ];
+    let (main, min) = tables_of("t", columns);
+    assert!(!main.contains(MIN_NAME), "{main}");
+    let tiny_row = main.lines().find(|l| l.contains("tiny-initramfs")).unwrap();
+    assert!(
+        tiny_row.ends_with(" -"),
+        "no target for the default image: {main}"
+    );
+    let min = min.expect("a table for the minimal image");
+    let lines: Vec<&str> = min.lines().collect();
+    assert!(
+        lines[3].contains(MIN_NAME) && lines[3].contains("0.550s"),
+        "{min}"
+    );
+    assert!(
+        lines[4].contains("1.06") && lines[4].ends_with("MISSED"),
+        "{min}"
+    );
+}
+
+#[test]
+fn without_the_minimal_image_tiny_initramfs_keeps_its_target() {
+    let columns = vec![
+        column("alpinit", &[0.5], None),
+        column("tiny-initramfs", &[0.6], Some(1.0)),
+    ];
+    let (main, min) = tables_of("t", columns);
+    assert!(min.is_none());
+    assert!(main.contains("<= 1.0 met"), "{main}");
+}
+
+#[test]
 fn targets_follow_the_issue() {
     assert_eq!(target(Peer::TinyInitramfs).max_ratio, 1.0);
     assert_eq!(target(Peer::InitramfsTools).max_ratio, 0.3);

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// One recorded platform call, in the order the boot made them.
@@ -51,6 +51,8 @@ pub enum Ev {
     SysfsWrite(PathBuf, String),
     /// A dm-crypt mapping created (name, table parameters).
     DmCreate(String, String),
+    /// The insertion of a held module ([`Fake::hold_insmod`]) returned.
+    InsmodReturned(String),
 }
 
 /// One step of the scripted uevent socket.
@@ -88,6 +90,8 @@ pub struct Fake {
     pub out: Arc<Output>,
     events: Arc<Mutex<Vec<Ev>>>,
     insmod: Arc<dyn Insmod>,
+    /// The same insertion, for holding modules ([`Fake::hold_insmod`]).
+    insmod_holds: Arc<FakeInsmod>,
     /// Mounting this source copies this directory onto the target.
     contents: Mutex<HashMap<String, PathBuf>>,
     script: Arc<Mutex<VecDeque<Step>>>,
@@ -112,7 +116,16 @@ pub struct Fake {
 
 struct FakeInsmod {
     events: Arc<Mutex<Vec<Ev>>>,
+    /// Modules whose insertion does not return until another module was
+    /// inserted (a slow driver probing while the boot goes on), with the
+    /// releasing module's name.
+    holds: Mutex<Vec<(String, String)>>,
+    inserted: Condvar,
 }
+
+/// How long a held insertion waits for its release at most: a boot that
+/// never loads the releasing module still ends, with the order recorded.
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
 
 impl Insmod for FakeInsmod {
     fn insmod(&self, name: &str, _image: &[u8], params: &str) -> io::Result<()> {
@@ -120,6 +133,19 @@ impl Insmod for FakeInsmod {
         events.push(Ev::Insmod(name.to_owned()));
         if !params.is_empty() {
             events.push(Ev::ModuleParams(name.to_owned(), params.to_owned()));
+        }
+        self.inserted.notify_all();
+        let until = lock(&self.holds)
+            .iter()
+            .find(|(held, _)| held == name)
+            .map(|(_, until)| until.clone());
+        if let Some(until) = until {
+            let released = |evs: &Vec<Ev>| evs.iter().any(|e| *e == Ev::Insmod(until.clone()));
+            let (mut events, _) = self
+                .inserted
+                .wait_timeout_while(events, HOLD_LIMIT, |evs| !released(evs))
+                .unwrap_or_else(|p| p.into_inner());
+            events.push(Ev::InsmodReturned(name.to_owned()));
         }
         Ok(())
     }
@@ -132,12 +158,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Default for Fake {
     fn default() -> Self {
         let events = Arc::new(Mutex::new(Vec::new()));
+        let insmod = Arc::new(FakeInsmod {
+            events: Arc::clone(&events),
+            holds: Mutex::default(),
+            inserted: Condvar::new(),
+        });
         Self {
             recorder: Recorder::new(),
             out: Arc::default(),
-            insmod: Arc::new(FakeInsmod {
-                events: Arc::clone(&events),
-            }),
+            insmod: Arc::clone(&insmod) as Arc<dyn Insmod>,
+            insmod_holds: insmod,
             events,
             contents: Mutex::default(),
             script: Arc::default(),
@@ -159,6 +189,13 @@ impl Default for Fake {
 }
 
 impl Fake {
+    /// The insertion of `module` returns only once `until` was inserted
+    /// (at most [`HOLD_LIMIT`]), then records [`Ev::InsmodReturned`]: a
+    /// driver still probing while the boot should go on without it.
+    pub fn hold_insmod(&self, module: &str, until: &str) {
+        lock(&self.insmod_holds.holds).push((module.to_owned(), until.to_owned()));
+    }
+
     pub fn platform(&self) -> Platform<'_> {
         Platform {
             fs: self,

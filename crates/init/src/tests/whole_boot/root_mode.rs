@@ -524,3 +524,26 @@ fn resume_offset_that_is_not_a_number_is_named() {
     boot.assert_console("resume: resume_offset=\"12k\" is not a number of pages");
     assert!(sysfs_writes(&m, &boot).is_empty());
 }
+
+/// The root's file system module is queued when the root device is
+/// probed, not after the storage drivers still loading have finished:
+/// here the disk driver's insertion does not return until ext4 was
+/// inserted (before the fix ext4 waited for it, the full hold).
+#[test]
+fn root_fs_module_loads_while_a_storage_driver_is_still_loading() {
+    let m = Machine::new();
+    m.cmdline("root=/dev/vda1");
+    root_disk(&m, "vda1", "ROOT");
+    m.modalias_device(
+        "virtio",
+        "/devices/pci0000:00/0000:00:05.0/virtio2",
+        "virtio:d00000002v00001AF4",
+    );
+    m.fake.hold_insmod("virtio_blk", "ext4");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let at = |wanted: &Ev| boot.events.iter().position(|e| e == wanted);
+    let ext4 = at(&Ev::Insmod("ext4".into())).expect("ext4 inserted");
+    let released = at(&Ev::InsmodReturned("virtio_blk".into())).expect("virtio_blk returned");
+    assert!(ext4 < released, "{:?}", boot.events);
+}

@@ -64,6 +64,67 @@ fn busybox_install_s_runs_first_so_applets_work_by_name() {
     );
 }
 
+/// The marker `cargo xtask initramfs` writes beside the links it made,
+/// naming BUSYBOX_LEN as the size of `/bin/busybox`.
+fn applet_marker(m: &Machine, busybox_len: u64) {
+    m.write(
+        "/lib/alpinit/applets",
+        format!(
+            "busybox /bin/busybox {busybox_len} BusyBox v1.35.0 (Debian 1:1.35.0-4)\n\
+             boot /sbin/modprobe\n/sbin/mdev\n/bin/ls\n"
+        ),
+    );
+    m.mkdir("/sbin");
+}
+
+fn install_spawned(boot: &super::machine::Boot) -> bool {
+    boot.spawned()
+        .iter()
+        .any(|a| a.get(1).map(String::as_str) == Some("--install"))
+}
+
+#[test]
+fn applet_links_made_at_build_skip_the_install_spawn() {
+    let m = Machine::new();
+    let len = std::fs::metadata(m.path("/bin/busybox")).unwrap().len();
+    applet_marker(&m, len);
+    repository_disk(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert!(!install_spawned(&boot), "{:?}", boot.spawned());
+    assert!(boot.spawned().is_empty(), "{:?}", boot.spawned());
+    // The one link the image leaves to the init (the kernel runs it).
+    assert_eq!(
+        std::fs::read_link(m.path("/sbin/modprobe")).ok(),
+        Some(std::path::PathBuf::from("/bin/busybox"))
+    );
+    assert!(boot
+        .kmsg
+        .contains("busybox applet links: made when the image was built"));
+}
+
+#[test]
+fn applet_marker_of_another_busybox_still_installs() {
+    let m = Machine::new();
+    let len = std::fs::metadata(m.path("/bin/busybox")).unwrap().len();
+    applet_marker(&m, len + 1);
+    repository_disk(&m);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    assert_eq!(
+        boot.spawned().first().map(Vec::as_slice),
+        Some(
+            ["/bin/busybox", "--install", "-s"]
+                .map(str::to_owned)
+                .as_slice()
+        )
+    );
+    assert!(
+        !m.exists("/sbin/modprobe"),
+        "boot lines of a marker not ours"
+    );
+}
+
 #[test]
 fn no_busybox_no_applet_install() {
     let m = Machine::new();
