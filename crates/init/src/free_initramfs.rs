@@ -3,8 +3,8 @@
 //! kernel modules: tens of MB of RAM) took about 40 ms of a one-second
 //! root-mode boot under QEMU/TCG (`cargo xtask bench root`). A child
 //! started as `alpinit-free-initramfs FD` deletes them while the new init
-//! starts; the new init reaps it, as every init reaps the orphans it
-//! inherits. Where the child cannot start (no `/proc` in the new root),
+//! starts; the new init reaps it, as every init reaps children it did
+//! not start. Where the child cannot start (no `/proc` in the new root),
 //! the initramfs is freed before the exec, as before.
 
 use crate::handover::OldRoot;
