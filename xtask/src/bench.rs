@@ -182,6 +182,23 @@ fn peak_memory_kib(log: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The value after ARG (`-n`): a number of runs, at least 1; every bench
+/// command reads its `-n` here.
+pub(crate) fn runs_value<'a>(
+    iter: &mut impl Iterator<Item = &'a String>,
+    arg: &str,
+) -> Result<usize> {
+    let runs: usize = iter
+        .next()
+        .with_context(|| format!("{arg} needs a value"))?
+        .parse()
+        .with_context(|| format!("{arg} wants a number"))?;
+    if runs == 0 {
+        bail!("{arg} must be at least 1");
+    }
+    Ok(runs)
+}
+
 /// `cargo xtask bench unpack [-n N] [--mb M]`: the alpinit unpacker against
 /// GNU `tar -xzf` on the same ~M MB overlay, N runs each, interleaved.
 pub fn unpack(args: &[String]) -> Result<()> {

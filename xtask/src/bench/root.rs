@@ -89,20 +89,11 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "-n" => {
-                runs = iter
-                    .next()
-                    .context("-n needs a value")?
-                    .parse()
-                    .context("-n wants a number")?;
-            }
+            "-n" => runs = crate::bench::runs_value(&mut iter, arg)?,
             "ext4" => variants.push(Variant::Ext4),
             "luks2" => variants.push(Variant::Luks2),
             other => bail!("unknown bench root argument {other:?} (ext4, luks2, -n N)"),
         }
-    }
-    if runs == 0 {
-        bail!("-n must be at least 1");
     }
     if variants.is_empty() {
         variants = vec![Variant::Ext4, Variant::Luks2];

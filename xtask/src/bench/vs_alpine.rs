@@ -119,13 +119,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "-n" => {
-                runs = iter
-                    .next()
-                    .context("-n needs a value")?
-                    .parse()
-                    .context("-n wants a number")?;
-            }
+            "-n" => runs = crate::bench::runs_value(&mut iter, arg)?,
             name if !name.starts_with('-') => {
                 let found = SCENARIOS.iter().find(|s| s.name == name).with_context(|| {
                     let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
@@ -135,9 +129,6 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             other => bail!("unknown bench vs-alpine option {other:?}"),
         }
-    }
-    if runs == 0 {
-        bail!("-n must be at least 1");
     }
     if scenarios.is_empty() {
         scenarios = SCENARIOS.to_vec();
