@@ -19,6 +19,12 @@ fn fake_busybox(dir: &Path, name: &str, banner: &str, listing: &str) -> (PathBuf
 const LISTING: &str = "usr/bin/[\nbin/ash\nbin/busybox\nsbin/init\nsbin/mdev\nsbin/modprobe\n\
                        sbin/nlplug-findfs\nbin/sh\nlinuxrc\nusr/bin/vi\nusr/sbin/chroot\n";
 
+/// The links for an x86_64 image on an x86_64 host: its own busybox lists
+/// itself.
+fn add_native(archive: &mut Archive, path: &Path, bytes: &[u8]) -> Outcome {
+    add_with(archive, path, bytes, Arch::X86_64, Some(Arch::X86_64), &[])
+}
+
 /// What `assemble` has staged before the links: the init and its
 /// nlplug-findfs link, busybox and `bin/sh`, and two `--extra` files at
 /// applet paths.
@@ -48,14 +54,7 @@ fn built_archive_has_applet_links_the_marker_and_keeps_existing_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, bytes) = fake_busybox(dir.path(), "busybox", BANNER, LISTING);
     let mut archive = staged(&bytes);
-    let outcome = add_with(
-        &mut archive,
-        &path,
-        &bytes,
-        Arch::X86_64,
-        Some(Arch::X86_64),
-        &[],
-    );
+    let outcome = add_native(&mut archive, &path, &bytes);
     assert!(matches!(outcome, Outcome::Made(5)), "{outcome:?}");
     let entries = entries(&archive);
     let get = |name: &str| {
@@ -103,14 +102,7 @@ fn extra_busybox_replacing_the_image_one_leaves_the_install_to_boot() {
     let (path, bytes) = fake_busybox(dir.path(), "busybox", BANNER, LISTING);
     let mut archive = staged(b"another busybox from --extra");
     let before = entries(&archive);
-    let outcome = add_with(
-        &mut archive,
-        &path,
-        &bytes,
-        Arch::X86_64,
-        Some(Arch::X86_64),
-        &[],
-    );
+    let outcome = add_native(&mut archive, &path, &bytes);
     let Outcome::AtBoot(reason) = outcome else {
         panic!("links made for a busybox the image does not have");
     };
@@ -137,14 +129,7 @@ fn no_links_under_a_parent_that_is_not_a_directory() {
     let mut archive = Archive::new();
     archive.add_file("bin/busybox", 0o755, bytes.clone());
     archive.add_symlink("sbin", "usr/sbin");
-    let outcome = add_with(
-        &mut archive,
-        &path,
-        &bytes,
-        Arch::X86_64,
-        Some(Arch::X86_64),
-        &[],
-    );
+    let outcome = add_native(&mut archive, &path, &bytes);
     assert!(matches!(outcome, Outcome::Made(1)), "{outcome:?}");
     assert_eq!(
         archive.get("usr/bin/["),
