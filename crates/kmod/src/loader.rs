@@ -35,9 +35,10 @@ use crate::plan::{Plan, PlanError, Planned};
 const WORKERS: usize = 4;
 
 /// How long loads of modules that settle slowly ([`Tier::First`]) keep
-/// other loads from starting. Under TCG the xhci chain takes about 200 ms
-/// (`README.md`, "Where the time goes"); a controller whose reset hangs
-/// must not hold the rest of the boot's modules longer than this.
+/// other loads from starting. Under TCG the xhci chain takes about 340 ms
+/// (`README.md`, "The critical path first"), on hardware a few ms; a
+/// controller whose reset hangs must not hold the rest of the boot's
+/// modules longer than this.
 const ALONE_MAX: Duration = Duration::from_millis(500);
 
 /// The order a request is taken in.
