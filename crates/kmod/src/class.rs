@@ -123,6 +123,27 @@ pub fn kind_of_path(path: &str) -> Kind {
         .map_or(Kind::Other, |(_, kind)| *kind)
 }
 
+/// Directories of drivers whose devices turn up long after the driver
+/// binds: a USB host controller's ports are debounced and reset before a
+/// stick is enumerated, and usb-storage then waits a second
+/// (`delay_use`) before it scans the stick's disk. Their loads start
+/// before any other, on their own ([`Loader`](crate::Loader)), so that
+/// the rest loads during that wait instead of before it. On their own
+/// because a module's `init_module` does not return before all the
+/// kernel's asynchronous work is done (`do_init_module` calls
+/// `async_synchronize_full`), so xhci_hcd loaded beside ata_piix waits
+/// out libata's port probe.
+const SLOW_TO_SETTLE: &[&str] = &["drivers/usb/host/", "drivers/usb/storage/"];
+
+/// Whether the module at `path` (as in [`kind_of_path`]) drives a bus
+/// whose devices take long to appear once it is bound (`SLOW_TO_SETTLE`).
+pub fn slow_to_settle(path: &str) -> bool {
+    path.find("kernel/").is_some_and(|at| {
+        let rel = &path[at + "kernel/".len()..];
+        SLOW_TO_SETTLE.iter().any(|prefix| rel.starts_with(prefix))
+    })
+}
+
 /// The kinds a request by modalias may be left to the new root for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Deferral {
@@ -184,6 +205,26 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(kind_of_path(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn usb_hosts_and_storage_settle_slowly() {
+        let cases = [
+            ("kernel/drivers/usb/host/xhci-pci.ko", true),
+            ("kernel/drivers/usb/host/ehci-hcd.ko.xz", true),
+            (
+                "/lib/modules/6.1/kernel/drivers/usb/storage/usb-storage.ko",
+                true,
+            ),
+            ("kernel/drivers/usb/storage/uas.ko", true),
+            ("kernel/drivers/usb/core/usbcore.ko", false),
+            ("kernel/drivers/ata/ata_piix.ko", false),
+            ("kernel/drivers/block/virtio_blk.ko", false),
+            ("updates/drivers/usb/host/out-of-tree.ko", false),
+        ];
+        for (path, want) in cases {
+            assert_eq!(slow_to_settle(path), want, "{path}");
         }
     }
 

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::class::{kind_of_path, Kind};
+use crate::class::{kind_of_path, slow_to_settle, Kind};
 use crate::config::ModprobeConfig;
 use crate::name::{module_name_cow, module_stem, normalize, normalize_alias, normalize_cow};
 
@@ -255,6 +255,20 @@ impl ModuleIndex {
 
     pub(crate) fn kind_of_id(&self, id: usize) -> Kind {
         kind_of_path(&self.modules[id].path)
+    }
+
+    /// Whether the module with this id drives a bus whose devices take
+    /// long to appear ([`slow_to_settle`]).
+    pub(crate) fn slow_to_settle_id(&self, id: usize) -> bool {
+        slow_to_settle(&self.modules[id].path)
+    }
+
+    /// [`Self::slow_to_settle_id`] by name (either spelling); false for a
+    /// module the index does not list.
+    pub(crate) fn slow_to_settle(&self, name: &str) -> bool {
+        self.by_name
+            .get(&*normalize_cow(name))
+            .is_some_and(|&id| self.slow_to_settle_id(id))
     }
 
     pub(crate) fn module_path(&self, id: usize) -> PathBuf {

@@ -16,14 +16,14 @@ mod name;
 mod pattern;
 mod plan;
 
-pub use class::{kind_of_path, Deferral, Kind};
+pub use class::{kind_of_path, slow_to_settle, Deferral, Kind};
 pub use config::{ConfigError, ModprobeConfig};
 pub use image::{read_image, ImageError, MAX_IMAGE_SIZE};
 pub use index::{
     parse_alias_line, parse_dep_line, parse_softdep_line, IndexError, ModuleIndex, Softdep,
 };
 pub use insmod::{Insmod, KernelInsmod};
-pub use loader::{LoadError, LoadEvent, Loader, Requested};
+pub use loader::{Hold, LoadError, LoadEvent, Loader, Requested};
 pub use name::{module_name_from_path, normalize, normalize_alias};
 pub use pattern::fnmatch;
 pub use plan::{LoadStep, PlanError};

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
@@ -33,6 +33,25 @@ use crate::plan::{Plan, PlanError, Planned};
 /// Worker threads. init_module sleeps in the kernel (probing, firmware, USB resets), so a few
 /// threads overlap that waiting even on one CPU; more would only add memory.
 const WORKERS: usize = 4;
+
+/// How long loads of modules that settle slowly ([`Tier::First`]) keep
+/// other loads from starting. Under TCG the xhci chain takes about 340 ms
+/// (`README.md`, "The critical path first"), on hardware a few ms; a
+/// controller whose reset hangs must not hold the rest of the boot's
+/// modules longer than this.
+const ALONE_MAX: Duration = Duration::from_millis(500);
+
+/// The order a request is taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// Drivers of buses whose devices take long to appear
+    /// ([`crate::slow_to_settle`]): taken first, and no other job starts
+    /// while one runs (at most [`ALONE_MAX`]).
+    First,
+    /// On the way to boot media.
+    Critical,
+    Rest,
+}
 const WORKER_STACK: usize = 256 << 10;
 
 /// Why a module could not be loaded.
@@ -88,12 +107,19 @@ enum Job {
 
 #[derive(Debug, Default)]
 struct State {
+    /// [`Tier::First`] requests, taken before all others.
+    first: VecDeque<Job>,
     /// Requests on the way to boot media, taken before `queue`.
     critical: VecDeque<Job>,
     queue: VecDeque<Job>,
-    /// Jobs in either queue, so a storm of identical uevents queues one job.
+    /// Jobs in any queue, so a storm of identical uevents queues one job.
     queued: HashSet<Job>,
     running: usize,
+    /// [`Tier::First`] jobs running, and until when they run alone.
+    first_running: usize,
+    alone_until: Option<Instant>,
+    /// Set by [`Loader::hold`]: no job starts.
+    held: bool,
     shutdown: bool,
     modules: HashMap<String, ModState>,
     log: Vec<LoadEvent>,
@@ -194,14 +220,23 @@ impl Loader {
             };
         }
         let critical = kinds.iter().any(|k| self.deferral.critical(*k));
+        let tier = if names.iter().any(|n| index.slow_to_settle(n)) {
+            Tier::First
+        } else if critical {
+            Tier::Critical
+        } else {
+            Tier::Rest
+        };
         self.enqueue(
             Job::Alias {
                 alias: modalias.to_owned(),
                 names,
             },
-            critical,
+            tier,
         );
-        Requested::Queued { critical }
+        Requested::Queued {
+            critical: tier != Tier::Rest,
+        }
     }
 
     /// Queue loading of a module by name or alias (non-blocking), ahead
@@ -209,18 +244,38 @@ impl Loader {
     /// deferred: a name is asked for explicitly.
     pub fn request(&self, name: &str) {
         let index = &self.shared.index;
-        let critical = index.resolve(name, &self.shared.config).is_ok_and(|ids| {
-            ids.iter()
-                .any(|&id| self.deferral.critical(index.kind_of_id(id)))
-        });
-        self.enqueue(Job::Name(name.to_owned()), critical);
+        let ids = index.resolve(name, &self.shared.config).unwrap_or_default();
+        let tier = if ids.iter().any(|&id| index.slow_to_settle_id(id)) {
+            Tier::First
+        } else if ids
+            .iter()
+            .any(|&id| self.deferral.critical(index.kind_of_id(id)))
+        {
+            Tier::Critical
+        } else {
+            Tier::Rest
+        };
+        self.enqueue(Job::Name(name.to_owned()), tier);
     }
 
     /// Load synchronously, return the outcome.
     pub fn load_now(&self, name: &str) -> Result<(), LoadError> {
         self.shared.lock().running += 1;
-        let _done = Finish(&self.shared);
+        let _done = Finish {
+            shared: &self.shared,
+            first: false,
+        };
         self.shared.load_name(name)
+    }
+
+    /// Keeps queued requests from starting until the returned guard is
+    /// dropped, so that a burst of requests (the coldplug sweep) is taken
+    /// in tier order rather than in the order it arrived: a worker idle
+    /// when the first request of the burst comes would start that one
+    /// before a [`Tier::First`] request later in the burst.
+    pub fn hold(&self) -> Hold<'_> {
+        self.shared.lock().held = true;
+        Hold(&self.shared)
     }
 
     /// True while any request is queued or running.
@@ -276,15 +331,18 @@ impl Loader {
         self.shared.lock().modules.get(&normalize(name)) == Some(&ModState::Loaded)
     }
 
-    fn enqueue(&self, job: Job, critical: bool) {
+    fn enqueue(&self, job: Job, tier: Tier) {
         if self.workers == 0 {
             self.shared.lock().running += 1;
-            let _done = Finish(&self.shared);
+            let _done = Finish {
+                shared: &self.shared,
+                first: false,
+            };
             self.shared.run_guarded(job);
             return;
         }
         let mut state = self.shared.lock();
-        if state.push(job, critical) {
+        if state.push(job, tier) {
             self.shared.changed.notify_all();
         }
     }
@@ -301,30 +359,60 @@ impl Drop for Loader {
 
 impl State {
     fn is_busy(&self) -> bool {
-        !self.critical.is_empty() || !self.queue.is_empty() || self.running > 0
+        !self.first.is_empty()
+            || !self.critical.is_empty()
+            || !self.queue.is_empty()
+            || self.running > 0
     }
 
     /// Queues `job` unless it is queued already; returns whether it was.
-    fn push(&mut self, job: Job, critical: bool) -> bool {
+    fn push(&mut self, job: Job, tier: Tier) -> bool {
         if !self.queued.insert(job.clone()) {
             return false;
         }
-        if critical {
-            self.critical.push_back(job);
-        } else {
-            self.queue.push_back(job);
+        match tier {
+            Tier::First => self.first.push_back(job),
+            Tier::Critical => self.critical.push_back(job),
+            Tier::Rest => self.queue.push_back(job),
         }
         true
     }
 
-    /// The next job: the oldest critical one, else the oldest other.
-    fn pop(&mut self) -> Option<Job> {
+    /// The next job at `now` and whether it is [`Tier::First`]: the
+    /// oldest first one, else (unless first ones still run alone) the
+    /// oldest critical one, else the oldest other.
+    fn pop(&mut self, now: Instant) -> Option<(Job, bool)> {
+        if self.held {
+            return None;
+        }
+        if let Some(job) = self.first.pop_front() {
+            self.queued.remove(&job);
+            self.first_running += 1;
+            self.alone_until.get_or_insert(now + ALONE_MAX);
+            return Some((job, true));
+        }
+        if self.alone(now) {
+            return None;
+        }
         let job = self
             .critical
             .pop_front()
             .or_else(|| self.queue.pop_front())?;
         self.queued.remove(&job);
-        Some(job)
+        Some((job, false))
+    }
+
+    /// Whether [`Tier::First`] jobs still keep others from starting.
+    fn alone(&self, now: Instant) -> bool {
+        self.first_running > 0 && self.alone_until.is_some_and(|until| now < until)
+    }
+
+    /// A [`Tier::First`] job ended.
+    fn first_done(&mut self) {
+        self.first_running = self.first_running.saturating_sub(1);
+        if self.first_running == 0 {
+            self.alone_until = None;
+        }
     }
 }
 
@@ -343,22 +431,43 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn wait_until<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        until: Instant,
+    ) -> MutexGuard<'a, State> {
+        let timeout = until.saturating_duration_since(Instant::now());
+        match self.changed.wait_timeout(guard, timeout) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
     fn work(&self) {
         loop {
-            let job = {
+            let (job, first) = {
                 let mut state = self.lock();
                 loop {
                     if state.shutdown {
                         return;
                     }
-                    if let Some(job) = state.pop() {
+                    let now = Instant::now();
+                    if let Some(taken) = state.pop(now) {
                         state.running += 1;
-                        break job;
+                        break taken;
                     }
-                    state = self.wait(state);
+                    state = match state.alone_until {
+                        // Jobs are queued behind first ones running alone:
+                        // look again when their time is up.
+                        Some(until) if state.alone(now) => self.wait_until(state, until),
+                        _ => self.wait(state),
+                    };
                 }
             };
-            let _done = Finish(self);
+            let _done = Finish {
+                shared: self,
+                first,
+            };
             self.run_guarded(job);
         }
     }
@@ -383,9 +492,12 @@ impl Shared {
         }
     }
 
-    fn finish(&self) {
+    fn finish(&self, first: bool) {
         let mut state = self.lock();
         state.running -= 1;
+        if first {
+            state.first_done();
+        }
         // Signalled under the lock: whoever sees the fd readable and then asks `busy()`, or
         // sees `busy()` false, observes both changes together.
         if let Some(event) = &self.event {
@@ -526,13 +638,27 @@ impl Shared {
     }
 }
 
-/// Gives a job's place in the busy count back when dropped, so neither an
-/// early return nor a panic can leave [`Loader::busy`] true for good.
-struct Finish<'a>(&'a Shared);
+/// Gives a job's place in the busy count back when dropped (and a
+/// [`Tier::First`] job's hold on the other workers), so neither an early
+/// return nor a panic can leave [`Loader::busy`] true for good.
+struct Finish<'a> {
+    shared: &'a Shared,
+    first: bool,
+}
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        self.0.finish();
+        self.shared.finish(self.first);
+    }
+}
+
+/// Returned by [`Loader::hold`]: lets the workers go when dropped.
+pub struct Hold<'a>(&'a Shared);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.lock().held = false;
+        self.0.changed.notify_all();
     }
 }
 
@@ -572,15 +698,16 @@ mod tests {
     /// queued twice.
     #[test]
     fn critical_requests_are_taken_before_older_others() {
+        let now = Instant::now();
         let mut state = State::default();
-        assert!(state.push(name("snd_hda_intel"), false));
-        assert!(state.push(name("e1000"), false));
-        assert!(state.push(name("virtio_blk"), true));
-        assert!(state.push(name("ext4"), true));
-        assert!(!state.push(name("virtio_blk"), true));
-        assert!(!state.push(name("e1000"), false));
+        assert!(state.push(name("snd_hda_intel"), Tier::Rest));
+        assert!(state.push(name("e1000"), Tier::Rest));
+        assert!(state.push(name("virtio_blk"), Tier::Critical));
+        assert!(state.push(name("ext4"), Tier::Critical));
+        assert!(!state.push(name("virtio_blk"), Tier::Critical));
+        assert!(!state.push(name("e1000"), Tier::Rest));
         assert!(state.is_busy());
-        let order: Vec<Job> = std::iter::from_fn(|| state.pop()).collect();
+        let order: Vec<Job> = std::iter::from_fn(|| state.pop(now).map(|(job, _)| job)).collect();
         assert_eq!(
             order,
             [
@@ -592,6 +719,37 @@ mod tests {
         );
         assert!(!state.is_busy());
         // Taken jobs may be asked for again.
-        assert!(state.push(name("ext4"), true));
+        assert!(state.push(name("ext4"), Tier::Critical));
+    }
+
+    /// A USB host controller's driver is taken before older critical
+    /// requests, and while it runs (at most `ALONE_MAX`) nothing else
+    /// starts; several first ones may run together.
+    #[test]
+    fn slow_to_settle_requests_run_first_and_alone() {
+        let now = Instant::now();
+        let mut state = State::default();
+        state.push(name("ata_piix"), Tier::Critical);
+        state.push(name("snd_hda_intel"), Tier::Rest);
+        state.push(name("xhci_pci"), Tier::First);
+        state.push(name("ehci_pci"), Tier::First);
+        assert_eq!(state.pop(now), Some((name("xhci_pci"), true)));
+        assert_eq!(state.pop(now), Some((name("ehci_pci"), true)));
+        assert_eq!(state.pop(now), None, "others wait while first ones run");
+        assert!(state.is_busy());
+        state.first_done();
+        assert_eq!(state.pop(now), None, "one first job still runs");
+        // A first job that hangs holds the others for ALONE_MAX at most.
+        assert_eq!(state.pop(now + ALONE_MAX), Some((name("ata_piix"), false)));
+        state.first_done();
+        assert_eq!(state.pop(now), Some((name("snd_hda_intel"), false)));
+        // Once no first job runs, a new one starts a new window.
+        state.push(name("usb_storage"), Tier::First);
+        state.push(name("sd_mod"), Tier::Critical);
+        let later = now + 2 * ALONE_MAX;
+        assert_eq!(state.pop(later), Some((name("usb_storage"), true)));
+        assert_eq!(state.pop(later), None);
+        state.first_done();
+        assert_eq!(state.pop(later), Some((name("sd_mod"), false)));
     }
 }

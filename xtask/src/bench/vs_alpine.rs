@@ -302,9 +302,11 @@ impl Row {
     }
 
     fn print_total(&self) {
-        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}s"));
+        // Three decimals: the targets are ratios like 0.15, and a median
+        // rounded to 10 ms cannot tell 0.149 from 0.151.
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}s"));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
             _ => "-".to_string(),
         };
         let (a, b) = (Self::total(&self.ours), Self::total(&self.alpine));
@@ -404,7 +406,7 @@ fn bench_scenario(assets: &Assets, scenario: &Scenario, runs: usize) -> Result<R
             match parsed {
                 Ok(t) => {
                     println!(
-                        "round {round}: {:<7} {:.2}s  ({})",
+                        "round {round}: {:<7} {:.3}s  ({})",
                         side.name(),
                         t.total(),
                         path.display()

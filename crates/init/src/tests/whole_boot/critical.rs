@@ -3,10 +3,32 @@
 //! to the new root (`modules::deferral`).
 
 use super::machine::{overlay, Machine, RELEASE};
+use crate::platform::fake::{Ev, Step};
+use alpinit_sys::Call;
 
 const SOUND: &str = "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00";
 const MOUSE: &str = "serio:ty01pr00id00ex00";
 const E1000: &str = "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00";
+
+/// Adds the module at PATH (under `kernel/`, with DEPS) to the machine's
+/// index, matched by ALIAS when there is one.
+fn add_module(m: &Machine, path: &str, deps: &[&str], alias: Option<&str>) {
+    let moddir = format!("/lib/modules/{RELEASE}");
+    let dep = m.read(&format!("{moddir}/modules.dep"));
+    m.write(
+        &format!("{moddir}/modules.dep"),
+        format!("{dep}{path}: {}\n", deps.join(" ")),
+    );
+    m.write(&format!("{moddir}/{path}"), "\x7fELF");
+    if let Some(alias) = alias {
+        let name = alpinit_kmod::module_name_from_path(path).expect("module name");
+        let aliases = m.read(&format!("{moddir}/modules.alias"));
+        m.write(
+            &format!("{moddir}/modules.alias"),
+            format!("{aliases}alias {alias} {name}\n"),
+        );
+    }
+}
 
 /// The machine's module index plus a sound card's and a mouse's modules,
 /// and those devices, an e1000 NIC and a virtio disk with an overlay.
@@ -92,4 +114,99 @@ fn modules_and_etc_modules_load_deferrable_modules_all_the_same() {
     for name in ["snd_ens1370", "psmouse", "e1000", "virtio_blk", "ext4"] {
         assert!(mods.contains(&name.to_owned()), "{name}: {mods:?}");
     }
+}
+
+const PIIX_IDE: &str = "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80";
+const XHCI: &str = "pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30";
+
+/// The IDE controller is swept first (PCI address order), yet the USB host
+/// controller's chain loads first and alone: a stick takes long to appear
+/// after its controller binds, and xhci loaded beside ata_piix would wait
+/// out libata's port probe (`alpinit_kmod::slow_to_settle`).
+#[test]
+fn usb_host_controller_loads_before_an_ide_controller_swept_ahead_of_it() {
+    let m = Machine::new();
+    add_module(&m, "kernel/drivers/ata/libata.ko", &[], None);
+    add_module(
+        &m,
+        "kernel/drivers/ata/ata_piix.ko",
+        &["kernel/drivers/ata/libata.ko"],
+        Some("pci:v00008086d00007010sv*sd*bc*sc*i*"),
+    );
+    add_module(&m, "kernel/drivers/usb/core/usbcore.ko", &[], None);
+    add_module(
+        &m,
+        "kernel/drivers/usb/host/xhci-pci.ko",
+        &["kernel/drivers/usb/core/usbcore.ko"],
+        Some("pci:v00001B36d0000000Dsv*sd*bc*sc*i*"),
+    );
+    m.modalias_device("pci", "/devices/pci0000:00/0000:00:01.1", PIIX_IDE);
+    m.modalias_device("pci", "/devices/pci0000:00/0000:00:02.0", XHCI);
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &ovl)]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let mods = boot.insmods();
+    let pos = |n: &str| {
+        mods.iter()
+            .position(|x| x == n)
+            .unwrap_or_else(|| panic!("{n}: {mods:?}"))
+    };
+    assert!(pos("usbcore") < pos("libata"), "{mods:?}");
+    assert!(pos("xhci_pci") < pos("libata"), "{mods:?}");
+    assert!(pos("xhci_pci") < pos("ata_piix"), "{mods:?}");
+}
+
+const USB_STORAGE: &str = "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00";
+const STICK_INTERFACE: &str = "/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0";
+
+/// While usb-storage holds a bound stick back (its one-second
+/// `delay_use`), the stick's disk driver, its file system and the
+/// modloop's loop and squashfs load: all of them before the partition
+/// shows up and is mounted.
+#[test]
+fn a_settling_usb_stick_gets_its_disk_driver_and_the_modloop_modules_meanwhile() {
+    let m = Machine::new();
+    add_module(&m, "kernel/drivers/scsi/sd_mod.ko", &[], None);
+    m.modalias_device("usb", STICK_INTERFACE, USB_STORAGE);
+    m.write(
+        &format!("/sys{STICK_INTERFACE}/uevent"),
+        format!("DEVTYPE=usb_interface\nDRIVER=usb-storage\nMODALIAS={USB_STORAGE}\n"),
+    );
+    m.mkdir("/sys/bus/usb/drivers/usb-storage");
+    std::os::unix::fs::symlink(
+        m.path(&format!("/sys{STICK_INTERFACE}")),
+        m.path("/sys/bus/usb/drivers/usb-storage/1-1:1.0"),
+    )
+    .unwrap();
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    let ev = m.stick("sda1", "STICK", &[("host.apkovl.tar.gz", &ovl)]);
+    // No SCSI host below the interface yet: usb-storage is still waiting.
+    let reveal = m.hide(&ev);
+    let host = m.path(&format!("/sys{STICK_INTERFACE}/host0"));
+    let parked = m.path("/.parked-host0");
+    std::fs::rename(&host, &parked).unwrap();
+    let mut steps: Vec<Step> = (0..3).map(|_| Step::Pause).collect();
+    steps.push(Step::Run(Box::new(move || {
+        std::fs::rename(&parked, &host).unwrap();
+        reveal();
+    })));
+    steps.push(Step::Event(ev));
+    m.fake.script(steps);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let at = |wanted: &Ev| boot.events.iter().position(|e| e == wanted);
+    let mounted = boot
+        .events
+        .iter()
+        .position(
+            |e| matches!(e, Ev::Sys(Call::Mount { target, .. }) if target.ends_with("media/sda1")),
+        )
+        .expect("sda1 mounted");
+    for module in ["sd_mod", "vfat", "loop", "squashfs"] {
+        let loaded = at(&Ev::Insmod(module.into()))
+            .unwrap_or_else(|| panic!("{module}: {:?}", boot.insmods()));
+        assert!(loaded < mounted, "{module}: {:?}", boot.events);
+    }
+    assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
