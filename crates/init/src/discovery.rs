@@ -68,6 +68,11 @@ pub struct Options {
     /// Mount file systems and look for apkovls and boot repositories
     /// (diskless mode); root mode only looks for `wanted`.
     pub scan_media: bool,
+    /// Load loop and squashfs while a USB stick settles
+    /// ([`Discovery::use_usb_delay`]): the init's diskless boot, which
+    /// needs them for the modloop. Not nlplug-findfs: its caller, Alpine's
+    /// init, loads them itself.
+    pub modloop_modules: bool,
 }
 
 /// What discovery found.
@@ -101,7 +106,11 @@ struct Discovery<'a> {
     preloaded: HashSet<&'static str>,
     /// [`Discovery::use_usb_delay`] requested loop and squashfs.
     after_discovery_requested: bool,
-    /// The evidence last logged, and whether it held the wait then.
+    /// The evidence last seen, and whether it was logged as holding the
+    /// wait: once per piece of evidence, so that the loader going busy and
+    /// idle again during one wait does not repeat the line (as
+    /// nlplug-findfs under Alpine's init, each line counts against the
+    /// kernel's /dev/kmsg burst of 10).
     last_pending: (Option<crate::pending::Pending>, bool),
     /// nlplug-findfs' `-f`: events of any other subsystem are dropped.
     only_subsystem: Option<&'a str>,
@@ -499,18 +508,19 @@ impl Discovery<'_> {
         let handled = |name: &str| self.blocks_seen.iter().any(|b| b.0 == name);
         let pending = crate::pending::storage(&sys)
             .or_else(|| crate::pending::unhandled_block(&sys, &handled));
-        let state = (pending, holds);
-        if state != self.last_pending {
-            if let Some(p) = &state.0 {
-                if holds {
-                    log::info(&format!("waiting: {p}"));
-                } else {
-                    log::debug(&format!("waiting: {p}"));
-                }
-            }
-            self.last_pending.clone_from(&state);
+        let changed = pending != self.last_pending.0;
+        if changed {
+            self.last_pending = (pending.clone(), false);
         }
-        state.0
+        if let Some(p) = &pending {
+            if holds && !self.last_pending.1 {
+                log::info(&format!("waiting: {p}"));
+                self.last_pending.1 = true;
+            } else if changed && !holds {
+                log::debug(&format!("waiting: {p}"));
+            }
+        }
+        pending
     }
 
     /// usb-storage waits a second (its `delay_use`) before it scans a
@@ -521,7 +531,7 @@ impl Discovery<'_> {
     /// load requested while waiting would hold discovery's end until it
     /// finished.
     fn use_usb_delay(&mut self, pending: &Option<crate::pending::Pending>, busy: bool) {
-        if self.opts.scan_media
+        if self.opts.modloop_modules
             && !busy
             && !self.after_discovery_requested
             && matches!(
@@ -582,6 +592,7 @@ pub fn find_media(
             policy,
             wanted,
             scan_media: true,
+            modloop_modules: true,
         },
     );
     // Once per wait for boot media or root, not on every discovery (the

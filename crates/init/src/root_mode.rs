@@ -30,6 +30,7 @@ pub fn device_options(cmdline: &Cmdline, early: &Early, spec: &str) -> discovery
         policy: WaitPolicy::default(),
         wanted: Some(DeviceSpec::parse(spec)),
         scan_media: false,
+        modloop_modules: false,
     }
 }
 

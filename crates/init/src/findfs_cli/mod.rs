@@ -113,6 +113,45 @@ pub fn main(argv: &[String]) -> i32 {
 /// `-a`/`-b` files; returns the exit status (reference §2.9: 0 when
 /// anything was found or with `-n`, else 1; 1 on an error).
 pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
+    let _unlimited = KmsgUnlimited::lift(layout);
+    run_lifted(p, layout, args)
+}
+
+/// Lifts the kernel's limit on /dev/kmsg writers (`kernel.printk_devkmsg`
+/// at its default `ratelimit`: a burst of 10 lines per 5 s per open file)
+/// while nlplug-findfs runs, and puts it back when dropped. Alpine's init
+/// leaves the limit on, and the lines that matter (`found apkovl`) come
+/// after a dozen probe and wait lines: they were dropped. The init lifts
+/// it for the whole boot (`early.rs`); a helper that may also be run by
+/// hand on an installed system restores what it found. `off` is left
+/// alone: no line goes to the kernel log then anyway.
+struct KmsgUnlimited {
+    path: std::path::PathBuf,
+    restore: Option<String>,
+}
+
+impl KmsgUnlimited {
+    fn lift(layout: &Layout) -> Self {
+        let path = layout.proc().join("sys/kernel/printk_devkmsg");
+        let restore = match std::fs::read_to_string(&path) {
+            Ok(mode) if mode.trim() == "ratelimit" && std::fs::write(&path, "on\n").is_ok() => {
+                Some(mode)
+            }
+            _ => None,
+        };
+        KmsgUnlimited { path, restore }
+    }
+}
+
+impl Drop for KmsgUnlimited {
+    fn drop(&mut self) {
+        if let Some(mode) = &self.restore {
+            let _ = std::fs::write(&self.path, mode);
+        }
+    }
+}
+
+fn run_lifted(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
     crate::log::set_debug(args.debug);
     let cmdline = alpinit_cmdline::Cmdline::parse(
         &std::fs::read_to_string(layout.proc().join("cmdline")).unwrap_or_default(),
@@ -137,6 +176,7 @@ pub fn run(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
         policy,
         wanted: args.device.as_deref().map(DeviceSpec::parse),
         scan_media: scan,
+        modloop_modules: false,
     };
     match crypt::open(p, layout, &loader, args, &options) {
         Ok(crypt::Opened::Nothing) => {}

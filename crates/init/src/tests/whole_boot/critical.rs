@@ -3,7 +3,7 @@
 //! to the new root (`modules::deferral`).
 
 use super::machine::{overlay, Machine, RELEASE};
-use crate::platform::fake::{Ev, Step};
+use crate::platform::fake::Ev;
 use alpinit_sys::Call;
 
 const SOUND: &str = "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00";
@@ -157,42 +157,16 @@ fn usb_host_controller_loads_before_an_ide_controller_swept_ahead_of_it() {
     assert!(pos("xhci_pci") < pos("ata_piix"), "{mods:?}");
 }
 
-const USB_STORAGE: &str = "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00";
-const STICK_INTERFACE: &str = "/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0";
-
 /// While usb-storage holds a bound stick back (its one-second
 /// `delay_use`), the stick's disk driver, its file system and the
 /// modloop's loop and squashfs load: all of them before the partition
-/// shows up and is mounted.
+/// shows up and is mounted. The wait is logged once.
 #[test]
 fn a_settling_usb_stick_gets_its_disk_driver_and_the_modloop_modules_meanwhile() {
     let m = Machine::new();
     add_module(&m, "kernel/drivers/scsi/sd_mod.ko", &[], None);
-    m.modalias_device("usb", STICK_INTERFACE, USB_STORAGE);
-    m.write(
-        &format!("/sys{STICK_INTERFACE}/uevent"),
-        format!("DEVTYPE=usb_interface\nDRIVER=usb-storage\nMODALIAS={USB_STORAGE}\n"),
-    );
-    m.mkdir("/sys/bus/usb/drivers/usb-storage");
-    std::os::unix::fs::symlink(
-        m.path(&format!("/sys{STICK_INTERFACE}")),
-        m.path("/sys/bus/usb/drivers/usb-storage/1-1:1.0"),
-    )
-    .unwrap();
     let ovl = overlay(&[("etc/hostname", b"box\n")]);
-    let ev = m.stick("sda1", "STICK", &[("host.apkovl.tar.gz", &ovl)]);
-    // No SCSI host below the interface yet: usb-storage is still waiting.
-    let reveal = m.hide(&ev);
-    let host = m.path(&format!("/sys{STICK_INTERFACE}/host0"));
-    let parked = m.path("/.parked-host0");
-    std::fs::rename(&host, &parked).unwrap();
-    let mut steps: Vec<Step> = (0..3).map(|_| Step::Pause).collect();
-    steps.push(Step::Run(Box::new(move || {
-        std::fs::rename(&parked, &host).unwrap();
-        reveal();
-    })));
-    steps.push(Step::Event(ev));
-    m.fake.script(steps);
+    m.settling_stick(3, "sda1", &[("host.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();
     boot.assert_clean_switch();
     let at = |wanted: &Ev| boot.events.iter().position(|e| e == wanted);
@@ -208,5 +182,11 @@ fn a_settling_usb_stick_gets_its_disk_driver_and_the_modloop_modules_meanwhile()
             .unwrap_or_else(|| panic!("{module}: {:?}", boot.insmods()));
         assert!(loaded < mounted, "{module}: {:?}", boot.events);
     }
+    assert_eq!(
+        boot.kmsg.matches("waiting: usb-storage interface").count(),
+        1,
+        "{}",
+        boot.kmsg
+    );
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }

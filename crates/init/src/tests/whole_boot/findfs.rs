@@ -191,3 +191,61 @@ fn luks_on_vda2(m: &Machine, img: &[u8]) {
     );
     m.write("/sys/class/block/vda2/dev", "254:2\n");
 }
+
+/// As nlplug-findfs, a settling stick is waited for and found, and loop
+/// and squashfs are left to the caller (Alpine's init loads them): the
+/// init loads them during the wait only for its own diskless boot.
+#[test]
+fn settling_stick_is_found_without_loading_the_modloop_modules() {
+    let m = Machine::new();
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.settling_stick(3, "sda1", &[("host.apkovl.tar.gz", &ovl)]);
+    let (status, log) = findfs(&m, "-p /sbin/mdev -b @/tmp/repositories -a @/tmp/apkovls");
+    assert_eq!(status, 0, "{log}");
+    assert!(
+        m.read("/tmp/apkovls")
+            .trim_end()
+            .ends_with("/media/sda1/host.apkovl.tar.gz"),
+        "{log}"
+    );
+    let inserted: Vec<_> = m
+        .fake
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            crate::platform::fake::Ev::Insmod(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert!(inserted.contains(&"usb_storage".to_owned()), "{inserted:?}");
+    for module in ["loop", "squashfs"] {
+        assert!(!inserted.contains(&module.to_owned()), "{inserted:?}");
+    }
+    assert_eq!(
+        log.matches("waiting: usb-storage interface").count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Alpine's init leaves /dev/kmsg rate-limited (10 lines per 5 s), which
+/// dropped our `found apkovl` line after a dozen probe and wait lines:
+/// the limit is lifted while nlplug-findfs runs and restored after it.
+#[test]
+fn kmsg_rate_limit_is_lifted_during_the_run_and_restored() {
+    let m = Machine::new();
+    let sysctl = "/proc/sys/kernel/printk_devkmsg";
+    m.write(sysctl, "ratelimit\n");
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let (read, path) = (Arc::clone(&seen), m.path(sysctl));
+    m.fake
+        .script([crate::platform::fake::Step::Run(Box::new(move || {
+            *read.lock().expect("seen") = std::fs::read_to_string(&path).expect("sysctl");
+        }))]);
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.settling_stick(3, "sda1", &[("host.apkovl.tar.gz", &ovl)]);
+    let (status, log) = findfs(&m, "-p /sbin/mdev -a @/tmp/apkovls");
+    assert_eq!(status, 0, "{log}");
+    assert_eq!(seen.lock().expect("seen").as_str(), "on\n");
+    assert_eq!(m.read(sysctl), "ratelimit\n");
+}

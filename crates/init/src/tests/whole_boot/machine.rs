@@ -305,6 +305,39 @@ impl Machine {
         self.fake.script(steps);
     }
 
+    /// A USB stick whose interface usb-storage has bound but not yet
+    /// scanned (its `delay_use`): the interface is in sysfs with
+    /// `DRIVER=usb-storage` and no SCSI host below it; after `pauses`
+    /// waits of the boot its host, disk and the FAT partition `name`
+    /// holding `files` appear.
+    pub fn settling_stick(&self, pauses: usize, name: &str, files: &[(&str, &[u8])]) {
+        const INTERFACE: &str = "/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1:1.0";
+        const MODALIAS: &str = "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00";
+        self.modalias_device("usb", INTERFACE, MODALIAS);
+        self.write(
+            &format!("/sys{INTERFACE}/uevent"),
+            format!("DEVTYPE=usb_interface\nDRIVER=usb-storage\nMODALIAS={MODALIAS}\n"),
+        );
+        self.mkdir("/sys/bus/usb/drivers/usb-storage");
+        std::os::unix::fs::symlink(
+            self.path(&format!("/sys{INTERFACE}")),
+            self.path("/sys/bus/usb/drivers/usb-storage/1-1:1.0"),
+        )
+        .expect("driver link");
+        let ev = self.stick(name, "STICK", files);
+        let reveal = self.hide(&ev);
+        let host = self.path(&format!("/sys{INTERFACE}/host0"));
+        let parked = self.path("/.parked-host0");
+        std::fs::rename(&host, &parked).expect("park the SCSI host");
+        let mut steps: Vec<Step> = (0..pauses).map(|_| Step::Pause).collect();
+        steps.push(Step::Run(Box::new(move || {
+            std::fs::rename(&parked, &host).expect("SCSI host back");
+            reveal();
+        })));
+        steps.push(Step::Event(ev));
+        self.fake.script(steps);
+    }
+
     /// A network interface in sysfs (`physical`: it has a `device` link).
     pub fn nic(&self, name: &str, index: u32, up: bool, physical: bool) -> String {
         let mac = format!("02:00:00:00:00:{index:02x}");
