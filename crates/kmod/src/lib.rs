@@ -15,6 +15,7 @@ mod loader;
 mod name;
 mod pattern;
 mod plan;
+mod queue;
 
 pub use class::{kind_of_path, slow_to_settle, Deferral, Kind};
 pub use config::{ConfigError, ModprobeConfig};

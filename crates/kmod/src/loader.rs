@@ -14,11 +14,11 @@
 //! panicking thread and starts the recovery shell there, once, for the
 //! first panicking thread only (see `crates/init/src/emergency.rs`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
@@ -29,29 +29,12 @@ use crate::index::ModuleIndex;
 use crate::insmod::Insmod;
 use crate::name::normalize;
 use crate::plan::{Plan, PlanError, Planned};
+use crate::queue::{Job, Queue, Tier};
 
 /// Worker threads. init_module sleeps in the kernel (probing, firmware, USB resets), so a few
 /// threads overlap that waiting even on one CPU; more would only add memory.
 const WORKERS: usize = 4;
 
-/// How long loads of modules that settle slowly ([`Tier::First`]) keep
-/// other loads from starting. Under TCG the xhci chain takes about 340 ms
-/// (`README.md`, "The critical path first"), on hardware a few ms; a
-/// controller whose reset hangs must not hold the rest of the boot's
-/// modules longer than this.
-const ALONE_MAX: Duration = Duration::from_millis(500);
-
-/// The order a request is taken in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    /// Drivers of buses whose devices take long to appear
-    /// ([`crate::slow_to_settle`]): taken first, and no other job starts
-    /// while one runs (at most [`ALONE_MAX`]).
-    First,
-    /// On the way to boot media.
-    Critical,
-    Rest,
-}
 const WORKER_STACK: usize = 256 << 10;
 
 /// Why a module could not be loaded.
@@ -95,31 +78,10 @@ pub enum Requested {
     Nothing,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Job {
-    /// A modalias and the modules it matched when requested.
-    Alias {
-        alias: String,
-        names: Vec<String>,
-    },
-    Name(String),
-}
-
 #[derive(Debug, Default)]
 struct State {
-    /// [`Tier::First`] requests, taken before all others.
-    first: VecDeque<Job>,
-    /// Requests on the way to boot media, taken before `queue`.
-    critical: VecDeque<Job>,
-    queue: VecDeque<Job>,
-    /// Jobs in any queue, so a storm of identical uevents queues one job.
-    queued: HashSet<Job>,
+    queue: Queue,
     running: usize,
-    /// [`Tier::First`] jobs running, and until when they run alone.
-    first_running: usize,
-    alone_until: Option<Instant>,
-    /// Set by [`Loader::hold`]: no job starts.
-    held: bool,
     shutdown: bool,
     modules: HashMap<String, ModState>,
     log: Vec<LoadEvent>,
@@ -272,9 +234,10 @@ impl Loader {
     /// dropped, so that a burst of requests (the coldplug sweep) is taken
     /// in tier order rather than in the order it arrived: a worker idle
     /// when the first request of the burst comes would start that one
-    /// before a [`Tier::First`] request later in the burst.
+    /// before a USB host controller's request later in the burst
+    /// ([`crate::slow_to_settle`]).
     pub fn hold(&self) -> Hold<'_> {
-        self.shared.lock().held = true;
+        self.shared.lock().queue.set_held(true);
         Hold(&self.shared)
     }
 
@@ -342,7 +305,7 @@ impl Loader {
             return;
         }
         let mut state = self.shared.lock();
-        if state.push(job, tier) {
+        if state.queue.push(job, tier) {
             self.shared.changed.notify_all();
         }
     }
@@ -359,60 +322,7 @@ impl Drop for Loader {
 
 impl State {
     fn is_busy(&self) -> bool {
-        !self.first.is_empty()
-            || !self.critical.is_empty()
-            || !self.queue.is_empty()
-            || self.running > 0
-    }
-
-    /// Queues `job` unless it is queued already; returns whether it was.
-    fn push(&mut self, job: Job, tier: Tier) -> bool {
-        if !self.queued.insert(job.clone()) {
-            return false;
-        }
-        match tier {
-            Tier::First => self.first.push_back(job),
-            Tier::Critical => self.critical.push_back(job),
-            Tier::Rest => self.queue.push_back(job),
-        }
-        true
-    }
-
-    /// The next job at `now` and whether it is [`Tier::First`]: the
-    /// oldest first one, else (unless first ones still run alone) the
-    /// oldest critical one, else the oldest other.
-    fn pop(&mut self, now: Instant) -> Option<(Job, bool)> {
-        if self.held {
-            return None;
-        }
-        if let Some(job) = self.first.pop_front() {
-            self.queued.remove(&job);
-            self.first_running += 1;
-            self.alone_until.get_or_insert(now + ALONE_MAX);
-            return Some((job, true));
-        }
-        if self.alone(now) {
-            return None;
-        }
-        let job = self
-            .critical
-            .pop_front()
-            .or_else(|| self.queue.pop_front())?;
-        self.queued.remove(&job);
-        Some((job, false))
-    }
-
-    /// Whether [`Tier::First`] jobs still keep others from starting.
-    fn alone(&self, now: Instant) -> bool {
-        self.first_running > 0 && self.alone_until.is_some_and(|until| now < until)
-    }
-
-    /// A [`Tier::First`] job ended.
-    fn first_done(&mut self) {
-        self.first_running = self.first_running.saturating_sub(1);
-        if self.first_running == 0 {
-            self.alone_until = None;
-        }
+        !self.queue.is_empty() || self.running > 0
     }
 }
 
@@ -452,15 +362,15 @@ impl Shared {
                         return;
                     }
                     let now = Instant::now();
-                    if let Some(taken) = state.pop(now) {
+                    if let Some(taken) = state.queue.pop(now) {
                         state.running += 1;
                         break taken;
                     }
-                    state = match state.alone_until {
+                    state = match state.queue.alone_until(now) {
                         // Jobs are queued behind first ones running alone:
                         // look again when their time is up.
-                        Some(until) if state.alone(now) => self.wait_until(state, until),
-                        _ => self.wait(state),
+                        Some(until) => self.wait_until(state, until),
+                        None => self.wait(state),
                     };
                 }
             };
@@ -496,7 +406,7 @@ impl Shared {
         let mut state = self.lock();
         state.running -= 1;
         if first {
-            state.first_done();
+            state.queue.first_done();
         }
         // Signalled under the lock: whoever sees the fd readable and then asks `busy()`, or
         // sees `busy()` false, observes both changes together.
@@ -657,7 +567,7 @@ pub struct Hold<'a>(&'a Shared);
 
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
-        self.0.lock().held = false;
+        self.0.lock().queue.set_held(false);
         self.0.changed.notify_all();
     }
 }
@@ -683,73 +593,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn name(n: &str) -> Job {
-        Job::Name(n.to_owned())
-    }
-
-    /// Requests on the way to boot media are taken before older others,
-    /// each queue in its own order, and a request already queued is not
-    /// queued twice.
-    #[test]
-    fn critical_requests_are_taken_before_older_others() {
-        let now = Instant::now();
-        let mut state = State::default();
-        assert!(state.push(name("snd_hda_intel"), Tier::Rest));
-        assert!(state.push(name("e1000"), Tier::Rest));
-        assert!(state.push(name("virtio_blk"), Tier::Critical));
-        assert!(state.push(name("ext4"), Tier::Critical));
-        assert!(!state.push(name("virtio_blk"), Tier::Critical));
-        assert!(!state.push(name("e1000"), Tier::Rest));
-        assert!(state.is_busy());
-        let order: Vec<Job> = std::iter::from_fn(|| state.pop(now).map(|(job, _)| job)).collect();
-        assert_eq!(
-            order,
-            [
-                name("virtio_blk"),
-                name("ext4"),
-                name("snd_hda_intel"),
-                name("e1000")
-            ]
-        );
-        assert!(!state.is_busy());
-        // Taken jobs may be asked for again.
-        assert!(state.push(name("ext4"), Tier::Critical));
-    }
-
-    /// A USB host controller's driver is taken before older critical
-    /// requests, and while it runs (at most `ALONE_MAX`) nothing else
-    /// starts; several first ones may run together.
-    #[test]
-    fn slow_to_settle_requests_run_first_and_alone() {
-        let now = Instant::now();
-        let mut state = State::default();
-        state.push(name("ata_piix"), Tier::Critical);
-        state.push(name("snd_hda_intel"), Tier::Rest);
-        state.push(name("xhci_pci"), Tier::First);
-        state.push(name("ehci_pci"), Tier::First);
-        assert_eq!(state.pop(now), Some((name("xhci_pci"), true)));
-        assert_eq!(state.pop(now), Some((name("ehci_pci"), true)));
-        assert_eq!(state.pop(now), None, "others wait while first ones run");
-        assert!(state.is_busy());
-        state.first_done();
-        assert_eq!(state.pop(now), None, "one first job still runs");
-        // A first job that hangs holds the others for ALONE_MAX at most.
-        assert_eq!(state.pop(now + ALONE_MAX), Some((name("ata_piix"), false)));
-        state.first_done();
-        assert_eq!(state.pop(now), Some((name("snd_hda_intel"), false)));
-        // Once no first job runs, a new one starts a new window.
-        state.push(name("usb_storage"), Tier::First);
-        state.push(name("sd_mod"), Tier::Critical);
-        let later = now + 2 * ALONE_MAX;
-        assert_eq!(state.pop(later), Some((name("usb_storage"), true)));
-        assert_eq!(state.pop(later), None);
-        state.first_done();
-        assert_eq!(state.pop(later), Some((name("sd_mod"), false)));
-    }
 }
