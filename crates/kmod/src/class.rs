@@ -113,10 +113,9 @@ const TREE: &[(&str, Kind)] = &[
 /// The kind of the module at `path` (as written in `modules.dep`:
 /// `kernel/drivers/ata/ahci.ko`, or an absolute path ending so).
 pub fn kind_of_path(path: &str) -> Kind {
-    let Some(at) = path.find("kernel/") else {
+    let Some(rel) = in_tree(path) else {
         return Kind::Other;
     };
-    let rel = &path[at + "kernel/".len()..];
     TREE.iter()
         .filter(|(prefix, _)| rel.starts_with(prefix))
         .max_by_key(|(prefix, _)| prefix.len())
@@ -138,10 +137,14 @@ const SLOW_TO_SETTLE: &[&str] = &["drivers/usb/host/", "drivers/usb/storage/"];
 /// Whether the module at `path` (as in [`kind_of_path`]) drives a bus
 /// whose devices take long to appear once it is bound (`SLOW_TO_SETTLE`).
 pub fn slow_to_settle(path: &str) -> bool {
-    path.find("kernel/").is_some_and(|at| {
-        let rel = &path[at + "kernel/".len()..];
-        SLOW_TO_SETTLE.iter().any(|prefix| rel.starts_with(prefix))
-    })
+    in_tree(path).is_some_and(|rel| SLOW_TO_SETTLE.iter().any(|prefix| rel.starts_with(prefix)))
+}
+
+/// PATH below the kernel's own tree (`drivers/ata/ata_piix.ko` of
+/// `kernel/drivers/ata/ata_piix.ko`); `None` out of tree.
+fn in_tree(path: &str) -> Option<&str> {
+    let at = path.find("kernel/")?;
+    Some(&path[at + "kernel/".len()..])
 }
 
 /// The kinds a request by modalias may be left to the new root for.

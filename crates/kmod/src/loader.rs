@@ -181,14 +181,10 @@ impl Loader {
                 modules: names,
             };
         }
-        let critical = kinds.iter().any(|k| self.deferral.critical(*k));
-        let tier = if names.iter().any(|n| index.slow_to_settle(n)) {
-            Tier::First
-        } else if critical {
-            Tier::Critical
-        } else {
-            Tier::Rest
-        };
+        let tier = Tier::of(
+            names.iter().any(|n| index.slow_to_settle(n)),
+            kinds.iter().any(|k| self.deferral.critical(*k)),
+        );
         self.enqueue(
             Job::Alias {
                 alias: modalias.to_owned(),
@@ -207,16 +203,11 @@ impl Loader {
     pub fn request(&self, name: &str) {
         let index = &self.shared.index;
         let ids = index.resolve(name, &self.shared.config).unwrap_or_default();
-        let tier = if ids.iter().any(|&id| index.slow_to_settle_id(id)) {
-            Tier::First
-        } else if ids
-            .iter()
-            .any(|&id| self.deferral.critical(index.kind_of_id(id)))
-        {
-            Tier::Critical
-        } else {
-            Tier::Rest
-        };
+        let tier = Tier::of(
+            ids.iter().any(|&id| index.slow_to_settle_id(id)),
+            ids.iter()
+                .any(|&id| self.deferral.critical(index.kind_of_id(id))),
+        );
         self.enqueue(Job::Name(name.to_owned()), tier);
     }
 

@@ -25,6 +25,20 @@ pub(crate) enum Tier {
     Rest,
 }
 
+impl Tier {
+    /// The tier of a request whose modules include one that settles
+    /// slowly (SLOW) or one on the way to boot media (CRITICAL).
+    pub(crate) fn of(slow: bool, critical: bool) -> Tier {
+        if slow {
+            Tier::First
+        } else if critical {
+            Tier::Critical
+        } else {
+            Tier::Rest
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Job {
     /// A modalias and the modules it matched when requested.
