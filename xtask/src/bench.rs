@@ -182,8 +182,8 @@ fn peak_memory_kib(log: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// The value after ARG (`-n`): a number of runs, at least 1; every bench
-/// command reads its `-n` here.
+/// The value after ARG (`-n`): a number of runs, at least 1, as `bench
+/// unpack`, `bench root` and `bench vs-alpine` read it.
 pub(crate) fn runs_value<'a>(
     iter: &mut impl Iterator<Item = &'a String>,
     arg: &str,
@@ -206,20 +206,17 @@ pub fn unpack(args: &[String]) -> Result<()> {
     let mut target_mb = 50u64;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let mut number = |what: &str| -> Result<u64> {
-            iter.next()
-                .with_context(|| format!("{arg} needs a value"))?
-                .parse()
-                .with_context(|| format!("{arg} wants {what}"))
-        };
         match arg.as_str() {
-            "-n" => runs = number("a number of runs")? as usize,
-            "--mb" => target_mb = number("a size in MB")?,
+            "-n" => runs = runs_value(&mut iter, arg)?,
+            "--mb" => {
+                target_mb = iter
+                    .next()
+                    .with_context(|| format!("{arg} needs a value"))?
+                    .parse()
+                    .with_context(|| format!("{arg} wants a size in MB"))?;
+            }
             other => bail!("unknown bench unpack option {other:?}"),
         }
-    }
-    if runs == 0 {
-        bail!("-n must be at least 1");
     }
     let unpacker = build_unpack_example()?;
     let work = scratch_dir();
