@@ -1,0 +1,511 @@
+//! Argon2i and Argon2id, version 0x13 (RFC 9106), with the lanes of a slice
+//! computed on threads.
+//!
+//! Why not RustCrypto's `argon2` crate (still the oracle of this module's tests):
+//! it computes the lanes one after the other, and cryptsetup formats LUKS2 key
+//! slots with up to four lanes (`--pbkdf-parallel`, default 4) timed against
+//! libargon2, which runs them on threads: on a four-core machine the crate takes
+//! about four times what `cryptsetup open` takes on the same header. And its block
+//! function is picked by CPUID alone: where AVX2 is emulated (QEMU's TCG) its AVX2
+//! path is 1.6 times slower than plain 64-bit arithmetic (README, "LUKS").
+//! The hash under Argon2, BLAKE2b, is RustCrypto's `blake2`.
+//!
+//! Memory is lane-major: lane `l` holds blocks `l * q .. (l + 1) * q`, `q` blocks
+//! a lane, four segments (slices) of `q / 4` each. Within a slice each lane
+//! writes only its own segment and reads only blocks that are final for the
+//! slice (RFC 9106 §3.4: a reference into another lane never falls in that lane's
+//! current segment), so lanes of one slice can run at once; slices are joined.
+
+use blake2::digest::{Digest, Update, VariableOutput};
+use blake2::{Blake2b512, Blake2bVar};
+
+/// 1 KiB, as 128 little-endian 64-bit words.
+const WORDS: usize = 128;
+const VERSION: u32 = 0x13;
+/// RFC 9106 §3.1: the salt is at least 8 bytes, the tag at least 4.
+const MIN_SALT: usize = 8;
+const MIN_TAG: usize = 4;
+
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Block([u64; WORDS]);
+
+impl Block {
+    const ZERO: Block = Block([0; WORDS]);
+
+    fn xor_with(&mut self, other: &Block) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a ^= b;
+        }
+    }
+
+    fn from_bytes(bytes: &[u8; 1024]) -> Block {
+        let mut b = Block::ZERO;
+        for (w, c) in b.0.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(c);
+            *w = u64::from_le_bytes(le);
+        }
+        b
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    I,
+    Id,
+}
+
+impl Variant {
+    /// The type field of H0 (RFC 9106 §3.2): 1 for Argon2i, 2 for Argon2id.
+    fn code(self) -> u32 {
+        match self {
+            Variant::I => 1,
+            Variant::Id => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    pub variant: Variant,
+    pub memory_kib: u32,
+    pub passes: u32,
+    pub lanes: u32,
+}
+
+/// Why a cost or an input is outside what RFC 9106 defines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("no lanes")]
+    NoLanes,
+    #[error("no passes")]
+    NoPasses,
+    #[error("memory {memory_kib} KiB is under 8 KiB a lane ({lanes} lanes)")]
+    MemoryTooSmall { memory_kib: u32, lanes: u32 },
+    #[error("salt of {0} bytes (at least {MIN_SALT})")]
+    SaltTooShort(usize),
+    #[error("output of {0} bytes (at least {MIN_TAG})")]
+    OutputTooShort(usize),
+    #[error("input of {0} bytes is over 2^32 - 1")]
+    InputTooLong(usize),
+}
+
+/// The memory a derivation with `cost` uses, in blocks: 4 × lanes × ⌊m / 4p⌋.
+pub fn blocks(cost: &Cost) -> usize {
+    let lanes = cost.lanes.max(1) as usize;
+    segment_length(cost) * 4 * lanes
+}
+
+fn segment_length(cost: &Cost) -> usize {
+    let lanes = cost.lanes.max(1) as usize;
+    (cost.memory_kib as usize / (4 * lanes)).max(2)
+}
+
+/// Derives `out` from `password` and `salt` into `memory`, which holds
+/// `blocks(cost)` blocks (a caller's buffer, so that it chooses how a failed
+/// allocation is reported, and wipes it).
+pub fn derive(
+    cost: &Cost,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Memory,
+) -> Result<(), ParamError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let inputs = Inputs {
+        password,
+        salt,
+        secret: &[],
+        ad: &[],
+    };
+    derive_with(cost, &inputs, out, memory, threads)
+}
+
+/// What goes into H0 besides the costs: LUKS gives a password and a salt; RFC
+/// 9106's secret `K` and associated data `X` are there for its test vectors.
+struct Inputs<'a> {
+    password: &'a [u8],
+    salt: &'a [u8],
+    secret: &'a [u8],
+    ad: &'a [u8],
+}
+
+/// `derive` on at most `threads` threads.
+fn derive_with(
+    cost: &Cost,
+    inputs: &Inputs<'_>,
+    out: &mut [u8],
+    memory: &mut Memory,
+    threads: usize,
+) -> Result<(), ParamError> {
+    if cost.lanes == 0 {
+        return Err(ParamError::NoLanes);
+    }
+    if cost.passes == 0 {
+        return Err(ParamError::NoPasses);
+    }
+    if u64::from(cost.memory_kib) < 8 * u64::from(cost.lanes) {
+        return Err(ParamError::MemoryTooSmall {
+            memory_kib: cost.memory_kib,
+            lanes: cost.lanes,
+        });
+    }
+    if inputs.salt.len() < MIN_SALT {
+        return Err(ParamError::SaltTooShort(inputs.salt.len()));
+    }
+    if out.len() < MIN_TAG {
+        return Err(ParamError::OutputTooShort(out.len()));
+    }
+    let len32 = |b: &[u8]| u32::try_from(b.len()).map_err(|_| ParamError::InputTooLong(b.len()));
+    let mut h0 = Blake2b512::new();
+    for word in [
+        cost.lanes,
+        len32(out)?,
+        cost.memory_kib,
+        cost.passes,
+        VERSION,
+        cost.variant.code(),
+    ] {
+        Digest::update(&mut h0, word.to_le_bytes());
+    }
+    for field in [inputs.password, inputs.salt, inputs.secret, inputs.ad] {
+        Digest::update(&mut h0, len32(field)?.to_le_bytes());
+        Digest::update(&mut h0, field);
+    }
+    let h0: [u8; 64] = h0.finalize().into();
+
+    let shape = Shape::of(cost);
+    memory.size(shape.lanes * shape.lane_length());
+    let mut bytes = [0u8; 1024];
+    for lane in 0..shape.lanes {
+        for column in 0..2u32 {
+            hprime(
+                &mut bytes,
+                &[&h0, &column.to_le_bytes(), &(lane as u32).to_le_bytes()],
+            );
+            memory.blocks[lane * shape.lane_length() + column as usize] = Block::from_bytes(&bytes);
+        }
+    }
+    let threads = threads.clamp(1, shape.lanes);
+    for pass in 0..shape.passes {
+        for slice in 0..4 {
+            fill_slice(&shape, pass, slice, &mut memory.blocks, threads);
+        }
+    }
+    let mut last = Block::ZERO;
+    for lane in 0..shape.lanes {
+        last.xor_with(&memory.blocks[lane * shape.lane_length() + shape.lane_length() - 1]);
+    }
+    for (c, w) in bytes.chunks_exact_mut(8).zip(&last.0) {
+        c.copy_from_slice(&w.to_le_bytes());
+    }
+    hprime(out, &[&bytes]);
+    bytes.fill(0);
+    Ok(())
+}
+
+/// The derivation's memory, zeroed when dropped (its blocks are derived from the
+/// passphrase).
+#[derive(Default)]
+pub struct Memory {
+    blocks: Vec<Block>,
+}
+
+impl Memory {
+    /// Reserves `blocks` blocks, reporting a failed allocation instead of aborting.
+    pub fn try_with_blocks(blocks: usize) -> Result<Memory, std::collections::TryReserveError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(blocks)?;
+        Ok(Memory { blocks: v })
+    }
+
+    fn size(&mut self, blocks: usize) {
+        self.blocks.clear();
+        self.blocks.resize(blocks, Block::ZERO);
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        for b in &mut self.blocks {
+            // A volatile write per word so that the wipe is not removed as a dead store.
+            for w in &mut b.0 {
+                // SAFETY: `w` is a valid, aligned, exclusive reference to a u64.
+                unsafe { std::ptr::write_volatile(w, 0) };
+            }
+        }
+    }
+}
+
+/// RFC 9106 §3.3, H': BLAKE2b stretched to `out.len()` bytes.
+fn hprime(out: &mut [u8], parts: &[&[u8]]) {
+    let len = (out.len() as u32).to_le_bytes();
+    if out.len() <= 64 {
+        blake2b_var(out, &[&len], parts);
+        return;
+    }
+    let mut h = Blake2b512::new();
+    Digest::update(&mut h, len);
+    for p in parts {
+        Digest::update(&mut h, p);
+    }
+    let mut v: [u8; 64] = h.finalize().into();
+    out[..32].copy_from_slice(&v[..32]);
+    let mut at = 32;
+    while out.len() - at > 64 {
+        v = Blake2b512::digest(v).into();
+        out[at..at + 32].copy_from_slice(&v[..32]);
+        at += 32;
+    }
+    blake2b_var(&mut out[at..], &[], &[&v]);
+}
+
+/// BLAKE2b with an output of 1 to 64 bytes (`hprime` never asks for another size).
+fn blake2b_var(out: &mut [u8], head: &[&[u8]], parts: &[&[u8]]) {
+    if let Ok(mut h) = Blake2bVar::new(out.len()) {
+        for p in head.iter().chain(parts) {
+            h.update(p);
+        }
+        // The output length is the one the hasher was made for: this cannot fail.
+        let _ = h.finalize_variable(out);
+    }
+}
+
+/// The memory's geometry and the inputs of the address blocks.
+struct Shape {
+    variant: Variant,
+    lanes: usize,
+    segment: usize,
+    passes: usize,
+    total_blocks: u64,
+}
+
+impl Shape {
+    fn of(cost: &Cost) -> Shape {
+        Shape {
+            variant: cost.variant,
+            lanes: cost.lanes as usize,
+            segment: segment_length(cost),
+            passes: cost.passes as usize,
+            total_blocks: blocks(cost) as u64,
+        }
+    }
+
+    fn lane_length(&self) -> usize {
+        self.segment * 4
+    }
+}
+
+/// The blocks of every lane, shared by the threads of one slice.
+struct Lanes {
+    base: *mut Block,
+    len: usize,
+}
+
+// SAFETY: threads of one slice write disjoint segments (one lane each) and read
+// only blocks no thread of the slice writes (module comment; RFC 9106 §3.4).
+unsafe impl Sync for Lanes {}
+
+impl Lanes {
+    /// # Safety
+    /// No thread may be writing block `i` (see `Sync` above).
+    unsafe fn get(&self, i: usize) -> &Block {
+        debug_assert!(i < self.len);
+        // SAFETY: `i < len` by construction of every index (taken modulo the
+        // lane length and the lane count); the caller guarantees no writer.
+        unsafe { &*self.base.add(i) }
+    }
+
+    /// # Safety
+    /// Block `i` is in the calling thread's own segment.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get_mut(&self, i: usize) -> &mut Block {
+        debug_assert!(i < self.len);
+        // SAFETY: as `get`; only the owning thread reads or writes its segment.
+        unsafe { &mut *self.base.add(i) }
+    }
+}
+
+fn fill_slice(shape: &Shape, pass: usize, slice: usize, memory: &mut [Block], threads: usize) {
+    let lanes = Lanes {
+        base: memory.as_mut_ptr(),
+        len: memory.len(),
+    };
+    let lanes = &lanes;
+    if threads <= 1 {
+        for lane in 0..shape.lanes {
+            // SAFETY: one thread: nothing else touches the memory.
+            unsafe { fill_segment(shape, pass, slice, lane, lanes) };
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        let mut unstarted = Vec::new();
+        for first in 1..threads {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                for lane in (first..shape.lanes).step_by(threads) {
+                    // SAFETY: this thread alone computes lanes first, first + threads, ...
+                    unsafe { fill_segment(shape, pass, slice, lane, lanes) };
+                }
+            });
+            if spawned.is_err() {
+                // No thread: this one computes those lanes after its own.
+                unstarted.push(first);
+            }
+        }
+        for first in std::iter::once(0).chain(unstarted) {
+            for lane in (first..shape.lanes).step_by(threads) {
+                // SAFETY: as above; a lane whose thread could not start is this thread's.
+                unsafe { fill_segment(shape, pass, slice, lane, lanes) };
+            }
+        }
+    });
+}
+
+/// Computes lane `lane`'s segment of `slice` in `pass` (RFC 9106 §3.4).
+///
+/// # Safety
+/// No other thread computes this lane's segment at the same time (`Lanes`).
+unsafe fn fill_segment(shape: &Shape, pass: usize, slice: usize, lane: usize, memory: &Lanes) {
+    let q = shape.lane_length();
+    let seg = shape.segment;
+    let independent = shape.variant == Variant::I || (pass == 0 && slice < 2);
+    let mut input = Block::ZERO;
+    let mut addresses = Block::ZERO;
+    if independent {
+        input.0[..6].copy_from_slice(&[
+            pass as u64,
+            lane as u64,
+            slice as u64,
+            shape.total_blocks,
+            shape.passes as u64,
+            u64::from(shape.variant.code()),
+        ]);
+    }
+    let next_addresses = |input: &mut Block, addresses: &mut Block| {
+        input.0[6] += 1;
+        *addresses = compress(&Block::ZERO, &compress(&Block::ZERO, input));
+    };
+    // The first two blocks of each lane come from H'.
+    let first = if pass == 0 && slice == 0 { 2 } else { 0 };
+    if independent && first != 0 {
+        next_addresses(&mut input, &mut addresses);
+    }
+    let lane_base = lane * q;
+    for index in first..seg {
+        let column = slice * seg + index;
+        let prev = lane_base + if column == 0 { q - 1 } else { column - 1 };
+        let pseudo_rand = if independent {
+            if index % WORDS == 0 {
+                next_addresses(&mut input, &mut addresses);
+            }
+            addresses.0[index % WORDS]
+        } else {
+            // SAFETY: the previous block of this lane is this thread's or final.
+            unsafe { memory.get(prev) }.0[0]
+        };
+        let ref_lane = if pass == 0 && slice == 0 {
+            lane
+        } else {
+            ((pseudo_rand >> 32) as usize) % shape.lanes
+        };
+        let ref_column = reference_column(shape, pass, slice, index, ref_lane == lane, pseudo_rand);
+        // SAFETY: the reference is final for this slice (RFC 9106 §3.4), and `prev` as above.
+        let block = compress(unsafe { memory.get(prev) }, unsafe {
+            memory.get(ref_lane * q + ref_column)
+        });
+        // SAFETY: the block being computed is in this thread's own segment.
+        let dst = unsafe { memory.get_mut(lane_base + column) };
+        if pass == 0 {
+            *dst = block;
+        } else {
+            dst.xor_with(&block);
+        }
+    }
+}
+
+/// RFC 9106 §3.4.2: the column of the reference block in its lane.
+fn reference_column(
+    shape: &Shape,
+    pass: usize,
+    slice: usize,
+    index: usize,
+    same_lane: bool,
+    pseudo_rand: u64,
+) -> usize {
+    let q = shape.lane_length();
+    let seg = shape.segment;
+    let finished = if pass == 0 { slice * seg } else { q - seg };
+    let area = if same_lane {
+        finished + index - 1
+    } else {
+        finished - usize::from(index == 0)
+    };
+    let j1 = pseudo_rand & 0xffff_ffff;
+    let x = (j1 * j1) >> 32;
+    let y = (area as u64 * x) >> 32;
+    let relative = area - 1 - y as usize;
+    let start = if pass == 0 || slice == 3 {
+        0
+    } else {
+        (slice + 1) * seg
+    };
+    (start + relative) % q
+}
+
+/// RFC 9106 §3.5, G: the BLAKE2b round with 32-bit multiplications, on rows,
+/// then on columns of the 8×8 matrix of 16-byte registers.
+fn compress(x: &Block, y: &Block) -> Block {
+    let mut r = *x;
+    r.xor_with(y);
+    let mut z = r;
+    for row in 0..8 {
+        let b = row * 16;
+        permute(&mut z.0, core::array::from_fn(|k| b + k));
+    }
+    for column in 0..8 {
+        let b = column * 2;
+        permute(
+            &mut z.0,
+            core::array::from_fn(|k| b + (k / 2) * 16 + (k % 2)),
+        );
+    }
+    z.xor_with(&r);
+    z
+}
+
+#[inline(always)]
+fn permute(v: &mut [u64; WORDS], i: [usize; 16]) {
+    mix(v, i[0], i[4], i[8], i[12]);
+    mix(v, i[1], i[5], i[9], i[13]);
+    mix(v, i[2], i[6], i[10], i[14]);
+    mix(v, i[3], i[7], i[11], i[15]);
+    mix(v, i[0], i[5], i[10], i[15]);
+    mix(v, i[1], i[6], i[11], i[12]);
+    mix(v, i[2], i[7], i[8], i[13]);
+    mix(v, i[3], i[4], i[9], i[14]);
+}
+
+#[inline(always)]
+fn mix(v: &mut [u64; WORDS], a: usize, b: usize, c: usize, d: usize) {
+    v[a] = blamka(v[a], v[b]);
+    v[d] = (v[d] ^ v[a]).rotate_right(32);
+    v[c] = blamka(v[c], v[d]);
+    v[b] = (v[b] ^ v[c]).rotate_right(24);
+    v[a] = blamka(v[a], v[b]);
+    v[d] = (v[d] ^ v[a]).rotate_right(16);
+    v[c] = blamka(v[c], v[d]);
+    v[b] = (v[b] ^ v[c]).rotate_right(63);
+}
+
+/// a + b + 2 · lo32(a) · lo32(b), modulo 2^64.
+#[inline(always)]
+fn blamka(a: u64, b: u64) -> u64 {
+    let product = (a & 0xffff_ffff).wrapping_mul(b & 0xffff_ffff);
+    a.wrapping_add(b).wrapping_add(product.wrapping_mul(2))
+}
+
+#[cfg(test)]
+#[path = "argon2_tests.rs"]
+mod tests;
