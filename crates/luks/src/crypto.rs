@@ -227,19 +227,19 @@ pub fn argon2(
     let m = u32::try_from(memory_kib).map_err(|_| bad(format!("memory {memory_kib}")))?;
     let t = u32::try_from(time).map_err(|_| bad(format!("time {time}")))?;
     let p = u32::try_from(lanes).map_err(|_| bad(format!("cpus {lanes}")))?;
-    let cost = crate::argon2::Cost {
+    let cost = alpinit_argon2::Cost {
         variant: match kind {
-            Argon2Kind::I => crate::argon2::Variant::I,
-            Argon2Kind::Id => crate::argon2::Variant::Id,
+            Argon2Kind::I => alpinit_argon2::Variant::I,
+            Argon2Kind::Id => alpinit_argon2::Variant::Id,
         },
         memory_kib: m,
         passes: t,
         lanes: p,
     };
-    let mut memory = crate::argon2::Memory::try_with_blocks(crate::argon2::blocks(&cost))
+    let mut memory = alpinit_argon2::Memory::try_with_blocks(alpinit_argon2::blocks(&cost))
         .map_err(|_| CryptoError::OutOfMemory { kib: memory_kib })?;
     // `memory` wipes its blocks when dropped: they hold material derived from the passphrase.
-    crate::argon2::derive(&cost, password, salt, out, &mut memory).map_err(|e| bad(e.to_string()))
+    alpinit_argon2::derive(&cost, password, salt, out, &mut memory).map_err(|e| bad(e.to_string()))
 }
 
 /// A cipher specification in dm-crypt's form, `aes-xts-plain64`.

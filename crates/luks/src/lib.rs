@@ -16,7 +16,6 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use zeroize::Zeroizing;
 
-mod argon2;
 mod base64;
 pub mod crypto;
 pub mod dm;

@@ -507,5 +507,4 @@ fn blamka(a: u64, b: u64) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "argon2_tests.rs"]
 mod tests;
