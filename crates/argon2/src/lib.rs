@@ -411,17 +411,17 @@ unsafe fn fill_segment(shape: &Shape, pass: usize, slice: usize, lane: usize, me
             ((pseudo_rand >> 32) as usize) % shape.lanes
         };
         let ref_column = reference_column(shape, pass, slice, index, ref_lane == lane, pseudo_rand);
-        // SAFETY: the reference is final for this slice (RFC 9106 §3.4), and `prev` as above.
-        let block = compress(unsafe { memory.get(prev) }, unsafe {
-            memory.get(ref_lane * q + ref_column)
-        });
-        // SAFETY: the block being computed is in this thread's own segment.
-        let dst = unsafe { memory.get_mut(lane_base + column) };
-        if pass == 0 {
-            *dst = block;
-        } else {
-            dst.xor_with(&block);
-        }
+        // SAFETY: the block being computed is in this thread's own segment; the
+        // reference is final for this slice (RFC 9106 §3.4) and differs from it, as
+        // does `prev` (above).
+        unsafe {
+            compress_into(
+                memory.get_mut(lane_base + column),
+                memory.get(prev),
+                memory.get(ref_lane * q + ref_column),
+                pass > 0,
+            )
+        };
     }
 }
 
@@ -457,38 +457,57 @@ fn reference_column(
 /// RFC 9106 §3.5, G: the BLAKE2b round with 32-bit multiplications, on rows,
 /// then on columns of the 8×8 matrix of 16-byte registers.
 fn compress(x: &Block, y: &Block) -> Block {
-    let mut r = *x;
-    r.xor_with(y);
-    let mut z = r;
+    let mut out = Block::ZERO;
+    compress_into(&mut out, x, y, false);
+    out
+}
+
+/// `out = G(x, y)`, or `out ^= G(x, y)` with `xor` (passes after the first).
+/// Each row and column is read once into locals (registers where there are
+/// enough), and `R = x ⊕ y` and the final `⊕ R` are folded into the two sweeps:
+/// where every memory access is emulated (QEMU's TCG) the accesses are the cost.
+/// One copy in the binary (not inlined): the address blocks use it too.
+#[inline(never)]
+fn compress_into(out: &mut Block, x: &Block, y: &Block, xor: bool) {
+    let mut r = Block::ZERO;
+    let mut z = Block::ZERO;
     for row in 0..8 {
-        let b = row * 16;
-        permute(&mut z.0, core::array::from_fn(|k| b + k));
+        let at: [usize; 16] = core::array::from_fn(|k| row * 16 + k);
+        let mut w: [u64; 16] = core::array::from_fn(|k| x.0[at[k]] ^ y.0[at[k]]);
+        for (k, &i) in at.iter().enumerate() {
+            r.0[i] = w[k];
+        }
+        permute(&mut w);
+        for (k, &i) in at.iter().enumerate() {
+            z.0[i] = w[k];
+        }
     }
     for column in 0..8 {
-        let b = column * 2;
-        permute(
-            &mut z.0,
-            core::array::from_fn(|k| b + (k / 2) * 16 + (k % 2)),
-        );
+        let at: [usize; 16] = core::array::from_fn(|k| column * 2 + (k / 2) * 16 + (k % 2));
+        let mut w: [u64; 16] = core::array::from_fn(|k| z.0[at[k]]);
+        permute(&mut w);
+        for (k, &i) in at.iter().enumerate() {
+            let g = w[k] ^ r.0[i];
+            out.0[i] = if xor { out.0[i] ^ g } else { g };
+        }
     }
-    z.xor_with(&r);
-    z
+}
+
+/// BLAKE2b's round without the message, on 16 words.
+#[inline(always)]
+fn permute(w: &mut [u64; 16]) {
+    mix(w, 0, 4, 8, 12);
+    mix(w, 1, 5, 9, 13);
+    mix(w, 2, 6, 10, 14);
+    mix(w, 3, 7, 11, 15);
+    mix(w, 0, 5, 10, 15);
+    mix(w, 1, 6, 11, 12);
+    mix(w, 2, 7, 8, 13);
+    mix(w, 3, 4, 9, 14);
 }
 
 #[inline(always)]
-fn permute(v: &mut [u64; WORDS], i: [usize; 16]) {
-    mix(v, i[0], i[4], i[8], i[12]);
-    mix(v, i[1], i[5], i[9], i[13]);
-    mix(v, i[2], i[6], i[10], i[14]);
-    mix(v, i[3], i[7], i[11], i[15]);
-    mix(v, i[0], i[5], i[10], i[15]);
-    mix(v, i[1], i[6], i[11], i[12]);
-    mix(v, i[2], i[7], i[8], i[13]);
-    mix(v, i[3], i[4], i[9], i[14]);
-}
-
-#[inline(always)]
-fn mix(v: &mut [u64; WORDS], a: usize, b: usize, c: usize, d: usize) {
+fn mix(v: &mut [u64; 16], a: usize, b: usize, c: usize, d: usize) {
     v[a] = blamka(v[a], v[b]);
     v[d] = (v[d] ^ v[a]).rotate_right(32);
     v[c] = blamka(v[c], v[d]);
