@@ -37,10 +37,10 @@ fn reference(c: &Cost, inputs: &Inputs<'_>, out_len: usize) -> Vec<u8> {
     out
 }
 
-fn ours(c: &Cost, inputs: &Inputs<'_>, out_len: usize, threads: usize) -> Vec<u8> {
+fn ours(c: &Cost, inputs: &Inputs<'_>, out_len: usize, threads: usize, engine: Engine) -> Vec<u8> {
     let mut out = vec![0u8; out_len];
     let mut memory = Memory::try_with_blocks(blocks(c)).unwrap();
-    derive_with(c, inputs, &mut out, &mut memory, threads).unwrap();
+    derive_with(c, inputs, &mut out, &mut memory, threads, engine).unwrap();
     out
 }
 
@@ -66,8 +66,11 @@ fn rfc9106_test_vectors_with_secret_and_associated_data() {
     ];
     for (variant, tag) in cases {
         let c = cost(variant, 32, 3, 4);
-        for threads in [1, 4] {
-            assert_eq!(hex(&ours(&c, &inputs, 32, threads)), tag, "{variant:?}");
+        for engine in Engine::available() {
+            for threads in [1, 4] {
+                let got = hex(&ours(&c, &inputs, 32, threads, engine));
+                assert_eq!(got, tag, "{variant:?} {engine:?}");
+            }
         }
         assert_eq!(hex(&reference(&c, &inputs, 32)), tag, "oracle {variant:?}");
     }
@@ -97,12 +100,14 @@ fn every_shape_matches_rustcrypto_argon2_on_one_thread_and_on_several() {
     for (variant, m, t, p, len) in shapes {
         let c = cost(variant, m, t, p);
         let want = reference(&c, &inputs, len);
-        for threads in [1, 2, 3, 4, 8] {
-            assert_eq!(
-                ours(&c, &inputs, len, threads),
-                want,
-                "{variant:?} m={m} t={t} p={p} len={len} threads={threads}"
-            );
+        for engine in Engine::available() {
+            for threads in [1, 2, 3, 4, 8] {
+                assert_eq!(
+                    ours(&c, &inputs, len, threads, engine),
+                    want,
+                    "{variant:?} m={m} t={t} p={p} len={len} threads={threads} {engine:?}"
+                );
+            }
         }
     }
 }
@@ -159,4 +164,11 @@ fn blocks_follow_rfc9106_rounding_to_four_lanes() {
     assert_eq!(blocks(&cost(Variant::Id, 65536, 4, 1)), 65536);
     assert_eq!(blocks(&cost(Variant::Id, 1000, 1, 3)), 996);
     assert_eq!(blocks(&cost(Variant::Id, 33, 1, 2)), 32);
+}
+
+#[test]
+fn the_chosen_engine_is_one_this_cpu_runs_and_a_single_one_is_taken_untimed() {
+    let available = Engine::available();
+    assert!(available.contains(&Engine::choose()));
+    assert_eq!(Engine::fastest(&[Engine::Portable]), Engine::Portable);
 }
