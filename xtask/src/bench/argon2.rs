@@ -193,8 +193,9 @@ pub(crate) fn table(samples: &[Sample]) -> Result<String> {
             shape.2
         );
         text.push_str(&format!(
-            "  {label:<28} {a:>9.3}s {b:>11.3}s {:>12.2}\n",
-            a / b
+            "  {label:<28} {a:>9.3}s {b:>11.3}s {:>12.2}   ours ran G: {}\n",
+            a / b,
+            ours[0].engine
         ));
     }
     Ok(text)
@@ -249,7 +250,9 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert!(row.starts_with("  64 MiB, 4 passes, 1 lanes"), "{row}");
         assert!(
-            row.contains("1.200s") && row.contains("2.500s") && row.ends_with("0.48"),
+            row.contains("1.200s")
+                && row.contains("2.500s")
+                && row.ends_with("0.48   ours ran G: avx2"),
             "{row}"
         );
     }
