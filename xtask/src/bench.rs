@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::process::run;
 use crate::{deps, paths, suite};
 
+pub(crate) mod argon2;
 pub(crate) mod root;
 pub(crate) mod trace;
 pub(crate) mod vs_alpine;

@@ -41,6 +41,31 @@ pub fn musl_bins_for(package: &str, bins: &[&str], arch: Arch) -> Result<Vec<Pat
     Ok(out)
 }
 
+/// `cargo build --release -p PACKAGE --example EXAMPLE --target x86_64-musl`, built
+/// with the init's release profile (`Cargo.toml`); returns the binary's path.
+pub fn musl_example(package: &str, example: &str) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        package,
+        "--example",
+        example,
+    ])
+    .args(["--target", paths::MUSL_TARGET]);
+    run(&mut cmd)?;
+    let path = paths::target_dir()
+        .join(paths::MUSL_TARGET)
+        .join("release/examples")
+        .join(example);
+    if !path.is_file() {
+        bail!("cargo built {package} but {} is missing", path.display());
+    }
+    Ok(path)
+}
+
 /// Which init: the default one fetches `https://` (the `https` feature, on by
 /// default), the small one (`--no-tls`) only `http://`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

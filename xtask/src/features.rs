@@ -75,12 +75,19 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("squashfs", &["squashfs", "loop"]),
     // LUKS roots unlocked in process (crates/init/src/crypt.rs): dm-crypt and
     // the cipher templates the supported specifications need (aes itself is
-    // built in). In the default image; the opt-in `cryptsetup` feature below
-    // adds the program for what the init does not open itself.
+    // built in), and the CPU's AES (AES-NI; ARMv8 CE and NEON): a mapping keeps
+    // the implementation it was made with, so without them the root would run
+    // on the generic C AES after the boot too (mkinitfs' cryptsetup feature
+    // takes all of kernel/arch/*/crypto). In the default image; the opt-in
+    // `cryptsetup` feature below adds the program for what the init does not
+    // open itself.
     (
         "dm-crypt",
         &[
             "dm-crypt",
+            "aesni-intel?",
+            "aes-ce-blk?",
+            "aes-neon-blk?",
             "xts?",
             "ecb?",
             "cbc?",

@@ -44,7 +44,8 @@ commands:
   bench unpack [-n N] [--mb M]
   bench vs-alpine [SCENARIO...] [-n N]
   bench hostile [SHAPE..] [--timeout S] [--mem-cap-mb M]
-  bench root [-n N]
+  bench root [ext4] [luks2] [-n N]
+  bench argon2 [-n N] [--no-vm]
 ";
 
 fn main() -> ExitCode {
@@ -247,7 +248,10 @@ fn bench_command(args: &[String]) -> Result<()> {
         Some((what, rest)) if what == "vs-alpine" => bench::vs_alpine::run(rest),
         Some((what, rest)) if what == "hostile" => bench_hostile::run(rest),
         Some((what, rest)) if what == "root" => bench::root::run(rest),
-        _ => bail!("bench wants `boot`, `unpack` or `hostile`\n{USAGE}"),
+        Some((what, rest)) if what == "argon2" => bench::argon2::run(rest),
+        _ => bail!(
+            "bench wants `boot`, `unpack`, `hostile`, `vs-alpine`, `root` or `argon2`\n{USAGE}"
+        ),
     }
 }
 

@@ -32,7 +32,21 @@ pub use key::{KeySource, DEFAULT_KEY_FILE, EXEC_LIMIT};
 /// nlplug-findfs' number of passphrase attempts.
 pub const TRIES: usize = 5;
 /// Modules a mapping needs; built-in ones fail to load and that is fine.
-pub(crate) const MODULES: &[&str] = &["dm-crypt", "xts", "ecb", "essiv", "sha512_generic"];
+/// `crypto-aes` and `crypto-xts(aes)` are the kernel's own aliases for the
+/// CPU's AES (aesni_intel; aes-ce-blk, aes-neon-blk on arm64): loaded before
+/// the table, the mapping gets them (it keeps what it was made with), and the
+/// kernel finds `xts(aes)` registered instead of running `modprobe` for it
+/// (six runs for an aes-xts-plain64 table: crypto-xts(aes), crypto-aes,
+/// crypto-ecb(aes), each also with `-all`).
+pub(crate) const MODULES: &[&str] = &[
+    "dm-crypt",
+    "crypto-aes",
+    "crypto-xts(aes)",
+    "xts",
+    "ecb",
+    "essiv",
+    "sha512_generic",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptError {

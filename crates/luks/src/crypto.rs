@@ -227,24 +227,19 @@ pub fn argon2(
     let m = u32::try_from(memory_kib).map_err(|_| bad(format!("memory {memory_kib}")))?;
     let t = u32::try_from(time).map_err(|_| bad(format!("time {time}")))?;
     let p = u32::try_from(lanes).map_err(|_| bad(format!("cpus {lanes}")))?;
-    let params = argon2::Params::new(m, t, p, Some(out.len())).map_err(|e| bad(e.to_string()))?;
-    let algorithm = match kind {
-        Argon2Kind::I => argon2::Algorithm::Argon2i,
-        Argon2Kind::Id => argon2::Algorithm::Argon2id,
+    let cost = alpinit_argon2::Cost {
+        variant: match kind {
+            Argon2Kind::I => alpinit_argon2::Variant::I,
+            Argon2Kind::Id => alpinit_argon2::Variant::Id,
+        },
+        memory_kib: m,
+        passes: t,
+        lanes: p,
     };
-    let blocks = params.block_count();
-    let ctx = argon2::Argon2::new(algorithm, argon2::Version::V0x13, params);
-    let mut memory: Vec<argon2::Block> = Vec::new();
-    memory
-        .try_reserve_exact(blocks)
+    let mut memory = alpinit_argon2::Memory::try_with_blocks(alpinit_argon2::blocks(&cost))
         .map_err(|_| CryptoError::OutOfMemory { kib: memory_kib })?;
-    memory.resize(blocks, argon2::Block::new());
-    let r = ctx.hash_password_into_with_memory(password, salt, out, &mut memory[..]);
-    // The blocks hold material derived from the passphrase.
-    for b in memory.iter_mut() {
-        *b = argon2::Block::new();
-    }
-    r.map_err(|e| bad(e.to_string()))
+    // `memory` wipes its blocks when dropped: they hold material derived from the passphrase.
+    alpinit_argon2::derive(&cost, password, salt, out, &mut memory).map_err(|e| bad(e.to_string()))
 }
 
 /// A cipher specification in dm-crypt's form, `aes-xts-plain64`.

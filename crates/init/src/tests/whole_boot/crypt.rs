@@ -338,3 +338,51 @@ fn diskless_cryptroot_failure_is_named() {
     boot.assert_kmsg("crypt device UUID=0000 not found");
     assert_eq!(boot.end, End::GaveUp);
 }
+
+/// The CPU's AES driver (here `aesni_intel`, found by the kernel's alias
+/// `crypto-aes`) is inserted before the mapping's table is loaded: dm-crypt
+/// keeps the implementation it was made with, so the root would otherwise run
+/// on the generic AES for good (and the kernel would run `modprobe` for
+/// `xts(aes)` during the table load).
+#[test]
+fn cpu_aes_driver_is_inserted_before_the_table_is_loaded() {
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    let moddir = format!("/lib/modules/{}", super::machine::RELEASE);
+    let dep = m.read(&format!("{moddir}/modules.dep"));
+    m.write(
+        &format!("{moddir}/modules.dep"),
+        format!("{dep}kernel/arch/x86/crypto/aesni-intel.ko:\n"),
+    );
+    m.write(
+        &format!("{moddir}/kernel/arch/x86/crypto/aesni-intel.ko"),
+        "\x7fELF",
+    );
+    let alias = m.read(&format!("{moddir}/modules.alias"));
+    m.write(
+        &format!("{moddir}/modules.alias"),
+        format!("{alias}alias crypto-aes aesni_intel\n"),
+    );
+    m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
+    luks_partition(&m, &img);
+    let ovl = overlay(&[("etc/hostname", b"sealed\n")]);
+    mapping_appears(
+        &m,
+        Fs::Vfat { label: "MEDIA" },
+        &[("sealed.apkovl.tar.gz", &ovl)],
+    );
+    m.fake
+        .type_passwords(&[std::str::from_utf8(&right).unwrap()]);
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let at = |want: &dyn Fn(&Ev) -> bool| boot.events.iter().position(want);
+    let aes = at(&|e| matches!(e, Ev::Insmod(n) if n == "aesni_intel"));
+    let table = at(&|e| matches!(e, Ev::DmCreate(..)));
+    assert!(aes.is_some() && table.is_some(), "{:?}", boot.insmods());
+    assert!(
+        aes < table,
+        "aesni_intel at {aes:?}, the table at {table:?}"
+    );
+}
