@@ -14,7 +14,7 @@ use super::Block;
 /// Whether the CPU has AVX2 and the kernel saves the YMM registers (Intel SDM
 /// vol. 1 §14.3). Asked of CPUID here rather than with std's
 /// `is_x86_feature_detected!`, whose table of every feature costs the init
-/// 4 KiB it does not have (README, "Size").
+/// 4 KiB it does not have (README, "Measured": the init's 2 MiB budget).
 // CPUID is a safe intrinsic since Rust 1.87, an unsafe one before (the
 // workspace's rust-version is older).
 #[allow(unused_unsafe)]

@@ -1,13 +1,13 @@
 //! Argon2i and Argon2id, version 0x13 (RFC 9106), with the lanes of a slice
 //! computed on threads.
 //!
-//! Why not RustCrypto's `argon2` crate (still the oracle of this module's tests):
-//! it computes the lanes one after the other, and cryptsetup formats LUKS2 key
-//! slots with up to four lanes (`--pbkdf-parallel`, default 4) timed against
-//! libargon2, which runs them on threads: on a four-core machine the crate takes
-//! about four times what `cryptsetup open` takes on the same header. And its block
-//! function is picked by CPUID alone: where AVX2 is emulated (QEMU's TCG) its AVX2
-//! path is 1.6 times slower than plain 64-bit arithmetic (README, "LUKS").
+//! Why not RustCrypto's `argon2` crate (still the oracle of this crate's tests
+//! and the peer of `cargo xtask bench argon2`): it computes the lanes one after
+//! the other, while cryptsetup formats LUKS2 key slots with up to four lanes
+//! (`--pbkdf-parallel`, default 4) and libargon2 computes them on threads; and it
+//! picks its AVX2 block function by the CPU flags alone, which under QEMU's TCG
+//! (AVX2 emulated) made the unlock about 1.7 times slower than plain 64-bit
+//! arithmetic (README, "Encrypted roots and media (LUKS)").
 //! The hash under Argon2, BLAKE2b, is RustCrypto's `blake2`.
 //!
 //! Memory is lane-major: lane `l` holds blocks `l * q .. (l + 1) * q`, `q` blocks
@@ -516,9 +516,9 @@ impl Engine {
     /// blocks (well under a millisecond natively, about one under emulation).
     /// The CPU's flags do not tell: where QEMU's TCG emulates AVX2 instruction
     /// by instruction, the AVX2 G is about 1.4 times slower than the portable
-    /// one; on hardware it is about 1.6 times faster (README, "LUKS";
-    /// `cargo xtask bench argon2`). Linux chooses its RAID-6 and XOR routines
-    /// by timing them at boot for the same reason.
+    /// one; on hardware it is about 1.6 times faster (README, "Encrypted roots
+    /// and media (LUKS)"). Linux chooses its RAID-6 and XOR routines by timing
+    /// them at boot for the same reason.
     fn fastest(engines: &[Engine]) -> Engine {
         const BLOCKS: usize = 32;
         let mut x = Block::ZERO;
