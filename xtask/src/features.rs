@@ -75,10 +75,12 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("squashfs", &["squashfs", "loop"]),
     // LUKS roots unlocked in process (crates/init/src/crypt.rs): dm-crypt and
     // the cipher templates the supported specifications need (aes itself is
-    // built in), and the CPU's AES (AES-NI; ARMv8 CE and NEON): a mapping keeps
-    // the implementation it was made with, so without them the root would run
-    // on the generic C AES after the boot too (mkinitfs' cryptsetup feature
-    // takes all of kernel/arch/*/crypto). In the default image; the opt-in
+    // built in), and the CPU's AES (AES-NI; on arm64 the crypto extensions, and
+    // bit-sliced NEON for cores without them such as the Raspberry Pi 4's, the
+    // two that arm64's `crypto-xts(aes)` alias names): a mapping keeps the
+    // implementation it was made with, so without them the root would run on
+    // the generic C AES after the boot too (mkinitfs' cryptsetup feature takes
+    // all of kernel/arch/*/crypto). In the default image; the opt-in
     // `cryptsetup` feature below adds the program for what the init does not
     // open itself.
     (
@@ -87,7 +89,7 @@ pub const FEATURES: &[(&str, &[&str])] = &[
             "dm-crypt",
             "aesni-intel?",
             "aes-ce-blk?",
-            "aes-neon-blk?",
+            "aes-neon-bs?",
             "xts?",
             "ecb?",
             "cbc?",

@@ -33,7 +33,7 @@ pub use key::{KeySource, DEFAULT_KEY_FILE, EXEC_LIMIT};
 pub const TRIES: usize = 5;
 /// Modules a mapping needs; built-in ones fail to load and that is fine.
 /// `crypto-aes` and `crypto-xts(aes)` are the kernel's own aliases for the
-/// CPU's AES (aesni_intel; aes-ce-blk, aes-neon-blk on arm64): loaded before
+/// CPU's AES (aesni_intel; aes-ce-blk, aes-neon-bs on arm64): loaded before
 /// the table, the mapping gets them (it keeps what it was made with), and the
 /// kernel finds `xts(aes)` registered instead of running `modprobe` for it
 /// (six runs for an aes-xts-plain64 table: crypto-xts(aes), crypto-aes,
