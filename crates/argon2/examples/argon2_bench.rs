@@ -55,12 +55,7 @@ fn report(which: &str, m: u32, t: u32, p: u32) {
             passes: t,
             lanes: p,
         };
-        alpinit_argon2::Memory::try_with_blocks(alpinit_argon2::blocks(&cost))
-            .ok()
-            .and_then(|mut memory| {
-                alpinit_argon2::derive(&cost, password, &salt, &mut tag, &mut memory).ok()
-            })
-            .is_some()
+        alpinit_argon2::derive(&cost, password, &salt, &mut tag).is_ok()
     } else {
         use rustcrypto_argon2 as rc;
         rc::Params::new(m, t, p, Some(tag.len()))
