@@ -1,47 +1,45 @@
-//! The program of `cargo xtask bench argon2` (xtask/src/bench/argon2.rs): one
-//! Argon2id derivation by this crate (`ours`) or by RustCrypto's `argon2`
-//! (`rustcrypto`), built with the init's release profile, timed, on one line.
+//! The program of `cargo xtask bench argon2` (xtask/src/bench/argon2.rs):
+//! Argon2id derivations by this crate (`ours`) and by RustCrypto's `argon2`
+//! (`rustcrypto`), built with the init's release profile, alternating, each
+//! timed on a line of its own.
 //!
-//! `argon2_bench IMPL M_KIB PASSES LANES` runs one; with no arguments (as `/init`
-//! of a VM) it runs `ARGON2_BENCH_RUNS` rounds (the kernel passes `x=y` words of
-//! its command line as the environment) of both on LUKS2 benchmark header's
-//! costs (`xtask/src/bench/root_luks.rs`: 64 MiB, 4 passes, 1 lane), then exits.
+//! `argon2_bench ROUNDS M_KIB PASSES LANES` runs ROUNDS rounds of both on
+//! those costs; with no arguments (as `/init` of a VM) it takes ROUNDS from
+//! `ARGON2_BENCH_RUNS` (the kernel passes `x=y` words of its command line as
+//! the environment) and the LUKS2 benchmark header's costs
+//! (`xtask/src/bench/root_luks.rs`: 64 MiB, 4 passes, 1 lane), then exits.
 
 use std::time::Instant;
 
 /// The bench root LUKS2 header's Argon2id costs.
-const VM_COST: (u32, u32, u32) = (65536, 4, 1);
+const VM_COST: [u32; 3] = [65536, 4, 1];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        let runs = std::env::var("ARGON2_BENCH_RUNS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3usize);
-        let (m, t, p) = VM_COST;
-        for round in 0..runs {
-            // The order alternates, so that neither always runs on a warm machine.
-            let order = if round % 2 == 0 {
-                ["ours", "rustcrypto"]
-            } else {
-                ["rustcrypto", "ours"]
-            };
-            for which in order {
-                report(which, m, t, p);
-            }
-        }
-        println!("argon2-bench done");
-        return;
-    }
     let number = |i: usize| args.get(i).and_then(|v| v.parse::<u32>().ok());
-    match (args[0].as_str(), number(1), number(2), number(3)) {
-        (which @ ("ours" | "rustcrypto"), Some(m), Some(t), Some(p)) => report(which, m, t, p),
+    let (rounds, [m, t, p]) = match (number(0), number(1), number(2), number(3)) {
+        _ if args.is_empty() => {
+            let runs = std::env::var("ARGON2_BENCH_RUNS").ok();
+            (runs.and_then(|v| v.parse().ok()).unwrap_or(3), VM_COST)
+        }
+        (Some(rounds), Some(m), Some(t), Some(p)) if args.len() == 4 => (rounds, [m, t, p]),
         _ => {
-            eprintln!("usage: argon2_bench ours|rustcrypto M_KIB PASSES LANES");
+            eprintln!("usage: argon2_bench [ROUNDS M_KIB PASSES LANES]");
             std::process::exit(2);
         }
+    };
+    for round in 0..rounds {
+        // The order alternates, so that neither always runs on a warm machine.
+        let order = if round % 2 == 0 {
+            ["ours", "rustcrypto"]
+        } else {
+            ["rustcrypto", "ours"]
+        };
+        for which in order {
+            report(which, m, t, p);
+        }
     }
+    println!("argon2-bench done");
 }
 
 fn report(which: &str, m: u32, t: u32, p: u32) {
@@ -55,12 +53,7 @@ fn report(which: &str, m: u32, t: u32, p: u32) {
             passes: t,
             lanes: p,
         };
-        alpinit_argon2::Memory::try_with_blocks(alpinit_argon2::blocks(&cost))
-            .ok()
-            .and_then(|mut memory| {
-                alpinit_argon2::derive(&cost, password, &salt, &mut tag, &mut memory).ok()
-            })
-            .is_some()
+        alpinit_argon2::derive(&cost, password, &salt, &mut tag).is_ok()
     } else {
         use rustcrypto_argon2 as rc;
         rc::Params::new(m, t, p, Some(tag.len()))

@@ -5,8 +5,8 @@
 
 use core::arch::x86_64::{
     __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_mul_epu32, _mm256_permute2x128_si256,
-    _mm256_permute4x64_epi64, _mm256_setr_epi8, _mm256_shuffle_epi32, _mm256_shuffle_epi8,
-    _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256,
+    _mm256_permute4x64_epi64, _mm256_shuffle_epi32, _mm256_shuffle_epi8, _mm256_srli_epi64,
+    _mm256_storeu_si256, _mm256_xor_si256,
 };
 
 use super::Block;
@@ -105,9 +105,9 @@ fn mix(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> (__m256i, __m256i, __m
     let a = blamka(a, b);
     let d = rotr32(_mm256_xor_si256(d, a));
     let c = blamka(c, d);
-    let b = rotr_bytes(_mm256_xor_si256(b, c), 3);
+    let b = rotr_bytes(_mm256_xor_si256(b, c), &ROTR24);
     let a = blamka(a, b);
-    let d = rotr_bytes(_mm256_xor_si256(d, a), 2);
+    let d = rotr_bytes(_mm256_xor_si256(d, a), &ROTR16);
     let c = blamka(c, d);
     let b = rotr63(_mm256_xor_si256(b, c));
     (a, b, c, d)
@@ -128,46 +128,28 @@ fn rotr32(x: __m256i) -> __m256i {
     _mm256_shuffle_epi32::<0b10_11_00_01>(x)
 }
 
-/// Each 64-bit lane rotated right by `bytes` (2 or 3) whole bytes: byte i of a
-/// lane takes byte (i + bytes) mod 8.
+/// `_mm256_shuffle_epi8` masks rotating each 64-bit lane right by 3 and by 2
+/// whole bytes: byte i of a lane takes byte (i + n) mod 8.
+const ROTR24: [i8; 32] = rotation(3);
+const ROTR16: [i8; 32] = rotation(2);
+
+const fn rotation(bytes: i8) -> [i8; 32] {
+    let mut mask = [0i8; 32];
+    let mut i = 0;
+    while i < 32 {
+        let at = (i % 16) as i8;
+        mask[i] = (at % 8 + bytes) % 8 + (at / 8) * 8;
+        i += 1;
+    }
+    mask
+}
+
+/// Each 64-bit lane rotated by `mask` (`ROTR24`, `ROTR16`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn rotr_bytes(x: __m256i, bytes: i8) -> __m256i {
-    let at = |i: i8| (i % 8 + bytes) % 8 + (i / 8) * 8;
-    let mask = _mm256_setr_epi8(
-        at(0),
-        at(1),
-        at(2),
-        at(3),
-        at(4),
-        at(5),
-        at(6),
-        at(7),
-        at(8),
-        at(9),
-        at(10),
-        at(11),
-        at(12),
-        at(13),
-        at(14),
-        at(15),
-        at(0),
-        at(1),
-        at(2),
-        at(3),
-        at(4),
-        at(5),
-        at(6),
-        at(7),
-        at(8),
-        at(9),
-        at(10),
-        at(11),
-        at(12),
-        at(13),
-        at(14),
-        at(15),
-    );
+fn rotr_bytes(x: __m256i, mask: &[i8; 32]) -> __m256i {
+    // SAFETY: `mask` is 32 readable bytes; the load is unaligned.
+    let mask = unsafe { _mm256_loadu_si256(mask.as_ptr().cast()) };
     _mm256_shuffle_epi8(x, mask)
 }
 

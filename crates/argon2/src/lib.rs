@@ -74,7 +74,8 @@ pub struct Cost {
     pub lanes: u32,
 }
 
-/// Why a cost or an input is outside what RFC 9106 defines.
+/// Why a derivation did not run: a cost or an input outside what RFC 9106
+/// defines, or memory that could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
     #[error("no lanes")]
@@ -89,29 +90,20 @@ pub enum ParamError {
     OutputTooShort(usize),
     #[error("input of {0} bytes is over 2^32 - 1")]
     InputTooLong(usize),
+    #[error("{blocks} KiB of memory could not be allocated")]
+    OutOfMemory { blocks: usize },
 }
 
-/// The memory a derivation with `cost` uses, in blocks: 4 × lanes × ⌊m / 4p⌋.
-pub fn blocks(cost: &Cost) -> usize {
-    let lanes = cost.lanes.max(1) as usize;
-    segment_length(cost) * 4 * lanes
-}
-
+/// Blocks in a segment: RFC 9106 rounds the memory to m' = 4p ⌊m / 4p⌋ blocks.
 fn segment_length(cost: &Cost) -> usize {
     let lanes = cost.lanes.max(1) as usize;
     (cost.memory_kib as usize / (4 * lanes)).max(2)
 }
 
-/// Derives `out` from `password` and `salt` into `memory`, which holds
-/// `blocks(cost)` blocks (a caller's buffer, so that it chooses how a failed
-/// allocation is reported, and wipes it).
-pub fn derive(
-    cost: &Cost,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-    memory: &mut Memory,
-) -> Result<(), ParamError> {
+/// Derives `out` from `password` and `salt`. The memory (`blocks(cost)` KiB) is
+/// allocated here, a failed allocation reported rather than aborting, and wiped
+/// before it is freed.
+pub fn derive(cost: &Cost, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), ParamError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let inputs = Inputs {
         password,
@@ -119,7 +111,7 @@ pub fn derive(
         secret: &[],
         ad: &[],
     };
-    derive_with(cost, &inputs, out, memory, threads, Engine::choose())
+    derive_with(cost, &inputs, out, threads, Engine::choose())
 }
 
 /// The name of the G implementation `derive` runs on this machine (`portable`,
@@ -146,7 +138,6 @@ fn derive_with(
     cost: &Cost,
     inputs: &Inputs<'_>,
     out: &mut [u8],
-    memory: &mut Memory,
     threads: usize,
     engine: Engine,
 ) -> Result<(), ParamError> {
@@ -207,7 +198,7 @@ fn derive_with(
     );
 
     let shape = Shape::of(cost, engine);
-    memory.size(shape.lanes * shape.lane_length());
+    let mut memory = Memory::zeroed(shape.total_blocks())?;
     let mut bytes = [0u8; 1024];
     for lane in 0..shape.lanes {
         for column in 0..2u32 {
@@ -238,22 +229,18 @@ fn derive_with(
 
 /// The derivation's memory, zeroed when dropped (its blocks are derived from the
 /// passphrase).
-#[derive(Default)]
-pub struct Memory {
+struct Memory {
     blocks: Vec<Block>,
 }
 
 impl Memory {
-    /// Reserves `blocks` blocks, reporting a failed allocation instead of aborting.
-    pub fn try_with_blocks(blocks: usize) -> Result<Memory, std::collections::TryReserveError> {
+    /// `blocks` zeroed blocks, a failed allocation reported instead of aborting.
+    fn zeroed(blocks: usize) -> Result<Memory, ParamError> {
         let mut v = Vec::new();
-        v.try_reserve_exact(blocks)?;
+        v.try_reserve_exact(blocks)
+            .map_err(|_| ParamError::OutOfMemory { blocks })?;
+        v.resize(blocks, Block::ZERO);
         Ok(Memory { blocks: v })
-    }
-
-    fn size(&mut self, blocks: usize) {
-        self.blocks.clear();
-        self.blocks.resize(blocks, Block::ZERO);
     }
 }
 
@@ -310,7 +297,6 @@ struct Shape {
     lanes: usize,
     segment: usize,
     passes: usize,
-    total_blocks: u64,
 }
 
 impl Shape {
@@ -321,12 +307,15 @@ impl Shape {
             lanes: cost.lanes as usize,
             segment: segment_length(cost),
             passes: cost.passes as usize,
-            total_blocks: blocks(cost) as u64,
         }
     }
 
     fn lane_length(&self) -> usize {
         self.segment * 4
+    }
+
+    fn total_blocks(&self) -> usize {
+        self.lanes * self.lane_length()
     }
 }
 
@@ -366,13 +355,7 @@ fn fill_slice(shape: &Shape, pass: usize, slice: usize, memory: &mut [Block], th
         len: memory.len(),
     };
     let lanes = &lanes;
-    if threads <= 1 {
-        for lane in 0..shape.lanes {
-            // SAFETY: one thread: nothing else touches the memory.
-            unsafe { fill_segment(shape, pass, slice, lane, lanes) };
-        }
-        return;
-    }
+    // With one thread nothing is spawned: the calling thread takes every lane.
     std::thread::scope(|scope| {
         let mut unstarted = Vec::new();
         for first in 1..threads {
@@ -411,7 +394,7 @@ unsafe fn fill_segment(shape: &Shape, pass: usize, slice: usize, lane: usize, me
             pass as u64,
             lane as u64,
             slice as u64,
-            shape.total_blocks,
+            shape.total_blocks() as u64,
             shape.passes as u64,
             u64::from(shape.variant.code()),
         ]);

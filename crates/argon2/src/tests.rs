@@ -39,8 +39,7 @@ fn reference(c: &Cost, inputs: &Inputs<'_>, out_len: usize) -> Vec<u8> {
 
 fn ours(c: &Cost, inputs: &Inputs<'_>, out_len: usize, threads: usize, engine: Engine) -> Vec<u8> {
     let mut out = vec![0u8; out_len];
-    let mut memory = Memory::try_with_blocks(blocks(c)).unwrap();
-    derive_with(c, inputs, &mut out, &mut memory, threads, engine).unwrap();
+    derive_with(c, inputs, &mut out, threads, engine).unwrap();
     out
 }
 
@@ -116,8 +115,7 @@ fn every_shape_matches_rustcrypto_argon2_on_one_thread_and_on_several() {
 fn derive_uses_this_machines_threads_and_gives_the_same_key() {
     let c = cost(Variant::Id, 512, 2, 4);
     let mut out = [0u8; 64];
-    let mut memory = Memory::try_with_blocks(blocks(&c)).unwrap();
-    derive(&c, b"pass", &[7; 16], &mut out, &mut memory).unwrap();
+    derive(&c, b"pass", &[7; 16], &mut out).unwrap();
     let inputs = Inputs {
         password: b"pass",
         salt: &[7; 16],
@@ -147,15 +145,19 @@ fn costs_and_inputs_outside_rfc9106_are_refused() {
     ];
     for (c, salt_len, out_len, want) in cases {
         let mut out = vec![0u8; out_len];
-        let mut memory = Memory::default();
         let salt = vec![1u8; salt_len];
         assert_eq!(
-            derive(&c, b"p", &salt, &mut out, &mut memory),
+            derive(&c, b"p", &salt, &mut out),
             Err(want.clone()),
             "{want}"
         );
         assert!(out.iter().all(|&b| b == 0), "{want}: output written");
     }
+}
+
+/// The memory of a derivation with `c`, in blocks.
+fn blocks(c: &Cost) -> usize {
+    Shape::of(c, Engine::Portable).total_blocks()
 }
 
 #[test]

@@ -236,10 +236,12 @@ pub fn argon2(
         passes: t,
         lanes: p,
     };
-    let mut memory = alpinit_argon2::Memory::try_with_blocks(alpinit_argon2::blocks(&cost))
-        .map_err(|_| CryptoError::OutOfMemory { kib: memory_kib })?;
-    // `memory` wipes its blocks when dropped: they hold material derived from the passphrase.
-    alpinit_argon2::derive(&cost, password, salt, out, &mut memory).map_err(|e| bad(e.to_string()))
+    alpinit_argon2::derive(&cost, password, salt, out).map_err(|e| match e {
+        alpinit_argon2::ParamError::OutOfMemory { .. } => {
+            CryptoError::OutOfMemory { kib: memory_kib }
+        }
+        e => bad(e.to_string()),
+    })
 }
 
 /// A cipher specification in dm-crypt's form, `aes-xts-plain64`.

@@ -69,16 +69,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let mut samples = Vec::new();
     for shape in SHAPES {
-        for round in 0..runs {
-            let order = if round % 2 == 0 {
-                ["ours", "rustcrypto"]
-            } else {
-                ["rustcrypto", "ours"]
-            };
-            for which in order {
-                samples.push(native(&program, which, shape)?);
-            }
-        }
+        samples.extend(native(&program, runs, shape)?);
     }
     println!(
         "\nArgon2id on this machine ({cpus} CPUs), medians of {runs}, alternating:\n{}",
@@ -98,15 +89,22 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn native(program: &Path, which: &str, (m, t, p): (u32, u32, u32)) -> Result<Sample> {
+/// RUNS alternating rounds of both derivations with one shape's costs.
+fn native(program: &Path, runs: usize, (m, t, p): (u32, u32, u32)) -> Result<Vec<Sample>> {
     let out = Command::new(program)
-        .args([which, &m.to_string(), &t.to_string(), &p.to_string()])
+        .args([runs as u32, m, t, p].map(|n| n.to_string()))
         .output()
         .with_context(|| format!("running {}", program.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(parse_line)
-        .with_context(|| format!("{which} m={m} t={t} p={p} printed no result: {text}"))
+    let samples: Vec<Sample> = text.lines().filter_map(parse_line).collect();
+    if samples.len() != 2 * runs {
+        bail!(
+            "m={m} t={t} p={p}: {} of {} results: {text}",
+            samples.len(),
+            2 * runs
+        );
+    }
+    Ok(samples)
 }
 
 fn in_vm(program: &Path, runs: usize) -> Result<Vec<Sample>> {

@@ -2,7 +2,7 @@
 //! leaves the rest (sound, pointers, network drivers without networking)
 //! to the new root (`modules::deferral`).
 
-use super::machine::{overlay, Machine, RELEASE};
+use super::machine::{overlay, Machine};
 use crate::platform::fake::Ev;
 use alpinit_sys::Call;
 
@@ -10,32 +10,11 @@ const SOUND: &str = "pci:v00001274d00005000sv00001AF4sd00001100bc04sc01i00";
 const MOUSE: &str = "serio:ty01pr00id00ex00";
 const E1000: &str = "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00";
 
-/// Adds the module at PATH (under `kernel/`, with DEPS) to the machine's
-/// index, matched by ALIAS when there is one.
-fn add_module(m: &Machine, path: &str, deps: &[&str], alias: Option<&str>) {
-    let moddir = format!("/lib/modules/{RELEASE}");
-    let dep = m.read(&format!("{moddir}/modules.dep"));
-    m.write(
-        &format!("{moddir}/modules.dep"),
-        format!("{dep}{path}: {}\n", deps.join(" ")),
-    );
-    m.write(&format!("{moddir}/{path}"), "\x7fELF");
-    if let Some(alias) = alias {
-        let name = alpinit_kmod::module_name_from_path(path).expect("module name");
-        let aliases = m.read(&format!("{moddir}/modules.alias"));
-        m.write(
-            &format!("{moddir}/modules.alias"),
-            format!("{aliases}alias {alias} {name}\n"),
-        );
-    }
-}
-
 /// The machine's module index plus a sound card's and a mouse's modules,
 /// and those devices, an e1000 NIC and a virtio disk with an overlay.
 fn machine(cmdline: &str) -> Machine {
     let m = Machine::new();
     m.cmdline(cmdline);
-    let moddir = format!("/lib/modules/{RELEASE}");
     for (path, alias) in [
         (
             "kernel/sound/pci/snd-ens1370.ko",
@@ -46,15 +25,7 @@ fn machine(cmdline: &str) -> Machine {
             "serio:ty01pr*id*ex*",
         ),
     ] {
-        let dep = m.read(&format!("{moddir}/modules.dep"));
-        m.write(&format!("{moddir}/modules.dep"), format!("{dep}{path}:\n"));
-        m.write(&format!("{moddir}/{path}"), "\x7fELF");
-        let name = alpinit_kmod::module_name_from_path(path).expect("module name");
-        let aliases = m.read(&format!("{moddir}/modules.alias"));
-        m.write(
-            &format!("{moddir}/modules.alias"),
-            format!("{aliases}alias {alias} {name}\n"),
-        );
+        m.add_module(path, &[], Some(alias));
     }
     m.modalias_device("pci", "/devices/pci0000:00/0000:00:04.0", SOUND);
     m.modalias_device("serio", "/devices/platform/i8042/serio1", MOUSE);
@@ -126,16 +97,14 @@ const XHCI: &str = "pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30";
 #[test]
 fn usb_host_controller_loads_before_an_ide_controller_swept_ahead_of_it() {
     let m = Machine::new();
-    add_module(&m, "kernel/drivers/ata/libata.ko", &[], None);
-    add_module(
-        &m,
+    m.add_module("kernel/drivers/ata/libata.ko", &[], None);
+    m.add_module(
         "kernel/drivers/ata/ata_piix.ko",
         &["kernel/drivers/ata/libata.ko"],
         Some("pci:v00008086d00007010sv*sd*bc*sc*i*"),
     );
-    add_module(&m, "kernel/drivers/usb/core/usbcore.ko", &[], None);
-    add_module(
-        &m,
+    m.add_module("kernel/drivers/usb/core/usbcore.ko", &[], None);
+    m.add_module(
         "kernel/drivers/usb/host/xhci-pci.ko",
         &["kernel/drivers/usb/core/usbcore.ko"],
         Some("pci:v00001B36d0000000Dsv*sd*bc*sc*i*"),
@@ -164,7 +133,7 @@ fn usb_host_controller_loads_before_an_ide_controller_swept_ahead_of_it() {
 #[test]
 fn a_settling_usb_stick_gets_its_disk_driver_and_the_modloop_modules_meanwhile() {
     let m = Machine::new();
-    add_module(&m, "kernel/drivers/scsi/sd_mod.ko", &[], None);
+    m.add_module("kernel/drivers/scsi/sd_mod.ko", &[], None);
     let ovl = overlay(&[("etc/hostname", b"box\n")]);
     m.settling_stick(3, "sda1", &[("host.apkovl.tar.gz", &ovl)]);
     let boot = m.boot();

@@ -39,6 +39,26 @@ fn mapping_appears(m: &Machine, fs: Fs, files: &[(&str, &[u8])]) {
     });
 }
 
+/// Diskless mode with the boot medium (a vfat holding `sealed.apkovl.tar.gz`,
+/// hostname `sealed`) inside LUKS2 on `vda2`, opened as `media` by the typed
+/// passphrase. False when the host cannot make the container (no cryptsetup).
+fn medium_in_luks(m: &Machine) -> bool {
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return false;
+    };
+    m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
+    luks_partition(m, &img);
+    let ovl = overlay(&[("etc/hostname", b"sealed\n")]);
+    mapping_appears(
+        m,
+        Fs::Vfat { label: "MEDIA" },
+        &[("sealed.apkovl.tar.gz", &ovl)],
+    );
+    m.fake
+        .type_passwords(&[std::str::from_utf8(&right).unwrap()]);
+    true
+}
+
 /// The tables of the mappings created, by name.
 fn dm_tables(boot: &super::record::Boot) -> Vec<(String, String)> {
     boot.events
@@ -295,19 +315,9 @@ fn exec_key_failures_ask_no_passphrase() {
 #[test]
 fn diskless_boot_medium_inside_luks_is_found_after_unlock() {
     let m = Machine::new();
-    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+    if !medium_in_luks(&m) {
         return;
-    };
-    m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
-    luks_partition(&m, &img);
-    let ovl = overlay(&[("etc/hostname", b"sealed\n")]);
-    mapping_appears(
-        &m,
-        Fs::Vfat { label: "MEDIA" },
-        &[("sealed.apkovl.tar.gz", &ovl)],
-    );
-    m.fake
-        .type_passwords(&[std::str::from_utf8(&right).unwrap()]);
+    }
     let boot = m.boot();
     boot.assert_clean_switch();
     boot.assert_console("Enter passphrase for /dev/vda2: ");
@@ -347,34 +357,14 @@ fn diskless_cryptroot_failure_is_named() {
 #[test]
 fn cpu_aes_driver_is_inserted_before_the_table_is_loaded() {
     let m = Machine::new();
-    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+    m.add_module(
+        "kernel/arch/x86/crypto/aesni-intel.ko",
+        &[],
+        Some("crypto-aes"),
+    );
+    if !medium_in_luks(&m) {
         return;
-    };
-    let moddir = format!("/lib/modules/{}", super::machine::RELEASE);
-    let dep = m.read(&format!("{moddir}/modules.dep"));
-    m.write(
-        &format!("{moddir}/modules.dep"),
-        format!("{dep}kernel/arch/x86/crypto/aesni-intel.ko:\n"),
-    );
-    m.write(
-        &format!("{moddir}/kernel/arch/x86/crypto/aesni-intel.ko"),
-        "\x7fELF",
-    );
-    let alias = m.read(&format!("{moddir}/modules.alias"));
-    m.write(
-        &format!("{moddir}/modules.alias"),
-        format!("{alias}alias crypto-aes aesni_intel\n"),
-    );
-    m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
-    luks_partition(&m, &img);
-    let ovl = overlay(&[("etc/hostname", b"sealed\n")]);
-    mapping_appears(
-        &m,
-        Fs::Vfat { label: "MEDIA" },
-        &[("sealed.apkovl.tar.gz", &ovl)],
-    );
-    m.fake
-        .type_passwords(&[std::str::from_utf8(&right).unwrap()]);
+    }
     let boot = m.boot();
     boot.assert_clean_switch();
     let at = |want: &dyn Fn(&Ev) -> bool| boot.events.iter().position(want);

@@ -139,6 +139,25 @@ impl Machine {
     pub fn exists(&self, rel: &str) -> bool {
         std::fs::symlink_metadata(self.path(rel)).is_ok()
     }
+    /// Adds the module at PATH (under `kernel/`, with DEPS) to the machine's
+    /// index, matched by ALIAS when there is one.
+    pub fn add_module(&self, path: &str, deps: &[&str], alias: Option<&str>) {
+        let moddir = format!("/lib/modules/{RELEASE}");
+        let dep = self.read(&format!("{moddir}/modules.dep"));
+        self.write(
+            &format!("{moddir}/modules.dep"),
+            format!("{dep}{path}: {}\n", deps.join(" ")),
+        );
+        self.write(&format!("{moddir}/{path}"), "\x7fELF");
+        if let Some(alias) = alias {
+            let name = alpinit_kmod::module_name_from_path(path).expect("module name");
+            let aliases = self.read(&format!("{moddir}/modules.alias"));
+            self.write(
+                &format!("{moddir}/modules.alias"),
+                format!("{aliases}alias {alias} {name}\n"),
+            );
+        }
+    }
     pub fn cmdline(&self, text: &str) -> &Self {
         self.write("/proc/cmdline", format!("{text}\n"));
         self
