@@ -18,7 +18,7 @@ have() {
     return 1
 }
 
-for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header fstab net_config; do
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header pem_key bmap ere fstab net_config; do
     mkdir -p "$corpus/$t"
 done
 
@@ -288,6 +288,29 @@ for p in 'dmi:.*:svnQEMU:.*' '^dmi:bvn[A-Za-z]+:' 'pn(APU|apu)[0-9]?' '[[:alpha:
     n=$((n + 1))
     printf '%s\0dmi:bvnSeaBIOS:bvr1.16:svnQEMU:pnStandardPC:pvrpc-q35-7.2:' "$p" > "$e/seed-$n"
 done
+
+# --- pem_key: public keys as /etc/alpinit/keys holds them (SPKI RSA and Ed25519, PKCS#1 RSA)
+k="$corpus/pem_key"; mkdir -p "$k"
+if have openssl; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.key" 2>/dev/null
+    openssl pkey -in "$work/rsa.key" -pubout -out "$k/spki-rsa.pem"
+    openssl rsa -in "$work/rsa.key" -RSAPublicKey_out -out "$k/pkcs1-rsa.pem" 2>/dev/null
+    openssl genpkey -algorithm ED25519 -out "$work/ed.key"
+    openssl pkey -in "$work/ed.key" -pubout -out "$k/spki-ed25519.pem"
+fi
+
+# --- bmap: busybox binary keymaps (magic, 256 table flags, NR_KEYS u16 per flagged table)
+b="$corpus/bmap"; mkdir -p "$b"
+python3 - "$b" <<'PY'
+import struct, sys
+out = sys.argv[1]
+for name, tables in (("none", []), ("one", [0]), ("three", [0, 1, 4])):
+    flags = bytearray(256)
+    for t in tables:
+        flags[t] = 1
+    keys = b"".join(struct.pack("=H", (0xF000 | (t << 8) | k) & 0xFFFF) for t in tables for k in range(128))
+    open(f"{out}/{name}", "wb").write(b"bkeymap" + bytes(flags) + keys)
+PY
 
 # --- fstab: the new root's /etc/fstab (setup-disk's, hand-written, /proc/mounts-like) -----
 # printf formats: \t is a tab, \\040 an fstab escape (backslash, 040) in the file.
