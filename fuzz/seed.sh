@@ -18,7 +18,7 @@ have() {
     return 1
 }
 
-for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header; do
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header pem_key bmap ere fstab net_config; do
     mkdir -p "$corpus/$t"
 done
 
@@ -288,6 +288,90 @@ for p in 'dmi:.*:svnQEMU:.*' '^dmi:bvn[A-Za-z]+:' 'pn(APU|apu)[0-9]?' '[[:alpha:
     n=$((n + 1))
     printf '%s\0dmi:bvnSeaBIOS:bvr1.16:svnQEMU:pnStandardPC:pvrpc-q35-7.2:' "$p" > "$e/seed-$n"
 done
+
+# --- pem_key: public keys as /etc/alpinit/keys holds them (SPKI RSA and Ed25519, PKCS#1 RSA)
+k="$corpus/pem_key"; mkdir -p "$k"
+if have openssl; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.key" 2>/dev/null
+    openssl pkey -in "$work/rsa.key" -pubout -out "$k/spki-rsa.pem"
+    openssl rsa -in "$work/rsa.key" -RSAPublicKey_out -out "$k/pkcs1-rsa.pem" 2>/dev/null
+    openssl genpkey -algorithm ED25519 -out "$work/ed.key"
+    openssl pkey -in "$work/ed.key" -pubout -out "$k/spki-ed25519.pem"
+fi
+
+# --- bmap: busybox binary keymaps (magic, 256 table flags, NR_KEYS u16 per flagged table)
+b="$corpus/bmap"; mkdir -p "$b"
+python3 - "$b" <<'PY'
+import struct, sys
+out = sys.argv[1]
+for name, tables in (("none", []), ("one", [0]), ("three", [0, 1, 4])):
+    flags = bytearray(256)
+    for t in tables:
+        flags[t] = 1
+    keys = b"".join(struct.pack("=H", (0xF000 | (t << 8) | k) & 0xFFFF) for t in tables for k in range(128))
+    open(f"{out}/{name}", "wb").write(b"bkeymap" + bytes(flags) + keys)
+PY
+
+# --- fstab: the new root's /etc/fstab (setup-disk's, hand-written, /proc/mounts-like) -----
+# printf formats: \t is a tab, \\040 an fstab escape (backslash, 040) in the file.
+fs="$corpus/fstab"
+printf 'UUID=0b5d6c3a-2f7e-4e0a-9a43-58b8c4f0c1de\t/\text4\trw,relatime 0 1
+UUID=5c1e7a2b-9d0f-4b3e-8a61-2f4d9c0e7b15\t/boot\text4\trw,relatime 0 2
+UUID=8f3b2d6e-1c4a-4f7b-9e2d-6a5c3b1f0e98\tswap\tswap\tdefaults\t0 0
+/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0
+/dev/usbdisk\t/media/usb\tvfat\tnoauto\t0 0
+tmpfs\t/tmp\ttmpfs\tnosuid,nodev\t0\t0
+' >"$fs/alpine-default"
+printf '# /etc/fstab: static file system information.
+#
+# <file system>  <mount point>  <type>  <options>  <dump>  <pass>
+LABEL=root  /  xfs  defaults,noatime  0  1
+  # indented comment
+PARTUUID=6b1c2f0a-02  /usr  ext4  ro,nodev,x-systemd.automount  0  2
+LABEL=My\\040Data\t/media/my\\040data\tvfat\trw,uid=1000,utf8,comment=x-gvfs-show\t0\t0
+/srv/export  /home/share  none  bind,ro  0  0
+/dev/mapper/vg-swap none swap sw 0 0
+tmpfs / tmpfs size=2g,mode=0755
+proc /proc
+
+   \t
+/dev/vdb1 /mnt/tab\\011in\\134name ext2 nosuid,noexec,sync,dirsync,nodiratime extra fields 0 0
+' >"$fs/commented"
+printf 'UUID=1 / ext4 rw 0 1\r\nLABEL=boot /boot vfat ro,noauto\r\n#UUID=2 /old ext4 rw 0 0\r\n' >"$fs/crlf"
+printf '%s\n' 'rootfs / rootfs rw 0 0' 'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0' \
+    'devtmpfs /dev devtmpfs rw,nosuid,relatime,size=10240k,nr_inodes=255655,mode=755 0 0' \
+    '/dev/sda1 /media/my\040stick vfat ro,relatime,fmask=0022,codepage=437 0 0' \
+    'overlay /sysroot overlay rw,lowerdir=/lower,upperdir=/upper,workdir=/work 0 0' >"$fs/proc-mounts"
+
+# --- net_config: selector byte ('0' mactab, '1' /etc/modules, '2' ip=, '3' BOOTIF=,
+# '4' URL, '5' MAC, '6' base URL NUL Location, '7' every parser on the same text) ---------
+nc="$corpus/net_config"
+printf '0eth-lan 52:54:00:12:34:56\n# name  mac\nwan0\t52:54:00:AB:CD:EF # uplink\nbad/name 52:54:00:00:00:01\neth1 52:54:00:00:00\n' >"$nc/mactab"
+printf '1af_packet\nipv6\n# /etc/modules\nloop   max_loop=8   foo=bar  \nnbd\tmax_part=8 # network block devices\nusb-storage\n' >"$nc/modules"
+i=0
+for v in 'dhcp' '10.0.0.2::10.0.0.1:255.255.255.0:host:eth0:none' \
+    '10.0.2.15::10.0.2.2:255.255.255.0::eth0:none:10.0.2.3:1.1.1.1' \
+    ':::::eth0:dhcp' '::::::on' 'off' '192.168.1.10:::::eth1' '172.16.0.9::0.0.0.0:255.255.255.252:::off::9.9.9.9' \
+    '10.0.0.1:::255.0.255.0' ':::::../../etc'; do
+    i=$((i + 1))
+    printf '2%s' "$v" >"$nc/ip-$i"
+done
+printf '3%s' '01-52-54-00-12-34-56' >"$nc/bootif-pxe"
+printf '3%s' '02:00:00:00:00:03' >"$nc/bootif-colon"
+printf '3%s' '01-AA-BB-CC-DD-EE' >"$nc/bootif-short"
+i=0
+for v in 'http://10.0.2.2:8000/{MAC}.apkovl.tar.gz' 'https://[fe80::1]/x' \
+    'https://dl-cdn.alpinelinux.org/alpine/v3.21/main' 'HTTPS://Example.COM:8443/a/b?uuid={UUID}#frag' \
+    'http://h?x' 'ftp://10.0.2.2/x' 'http://u:p@h:0/'; do
+    i=$((i + 1))
+    printf '4%s' "$v" >"$nc/url-$i"
+done
+printf '5%s' '52:54:00:12:34:56' >"$nc/mac"
+printf '5%s\n' ' AA:BB:CC:DD:EE:FF' >"$nc/mac-upper"
+printf '6https://h:8443/dir/file?q=1\0../up/./x?z#f' >"$nc/join-relative"
+printf '6http://10.0.2.2/a\0//other:9/y' >"$nc/join-network-path"
+printf '6http://h/x/y\0HTTPS://Mirror/alpine/' >"$nc/join-absolute"
+printf '7%s\n' 'eth0 52:54:00:12:34:56' >"$nc/all"
 
 # --- committed regression inputs --------------------------------------------------------
 if [ -d "$here/regressions" ]; then

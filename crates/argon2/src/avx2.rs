@@ -49,17 +49,17 @@ pub(crate) unsafe fn compress_into(out: &mut Block, x: &Block, y: &Block, xor: b
         unsafe { _mm256_loadu_si256(b.0.as_ptr().add(4 * i).cast()) }
     };
     let r: [__m256i; VECTORS] = core::array::from_fn(|i| _mm256_xor_si256(load(x, i), load(y, i)));
-    let mut z = r;
-    // Row k: words 16k .. 16k + 15, vectors 4k .. 4k + 3.
-    for k in 0..8 {
-        let [a, b, c, d] = round([z[4 * k], z[4 * k + 1], z[4 * k + 2], z[4 * k + 3]]);
-        z[4 * k..4 * k + 4].copy_from_slice(&[a, b, c, d]);
-    }
+    // Row k: words 16k .. 16k + 15, vectors 4k .. 4k + 3 (z[k]): built in place,
+    // where a copy of `r` to work on would be a 1 KiB `memcpy` per block.
+    let mut z: [[__m256i; 4]; 8] =
+        core::array::from_fn(|k| round([r[4 * k], r[4 * k + 1], r[4 * k + 2], r[4 * k + 3]]));
     // Column j: words 2j, 2j + 1 of each row; columns 2m and 2m + 1 share their
     // vectors (m, 4 + m for a; 8 + m, 12 + m for b; ...), low and high halves.
+    // `m` picks a column in every row, which no iterator over `z` gives.
+    #[allow(clippy::needless_range_loop)]
     for m in 0..4 {
         let pair = |v: usize| {
-            let (p, q) = (z[v + m], z[v + 4 + m]);
+            let (p, q) = (z[v / 4][m], z[v / 4 + 1][m]);
             (
                 _mm256_permute2x128_si256::<0x20>(p, q),
                 _mm256_permute2x128_si256::<0x31>(p, q),
@@ -69,12 +69,12 @@ pub(crate) unsafe fn compress_into(out: &mut Block, x: &Block, y: &Block, xor: b
         let even = round([a.0, b.0, c.0, d.0]);
         let odd = round([a.1, b.1, c.1, d.1]);
         for (g, v) in [0, 8, 16, 24].into_iter().enumerate() {
-            z[v + m] = _mm256_permute2x128_si256::<0x20>(even[g], odd[g]);
-            z[v + 4 + m] = _mm256_permute2x128_si256::<0x31>(even[g], odd[g]);
+            z[v / 4][m] = _mm256_permute2x128_si256::<0x20>(even[g], odd[g]);
+            z[v / 4 + 1][m] = _mm256_permute2x128_si256::<0x31>(even[g], odd[g]);
         }
     }
     for i in 0..VECTORS {
-        let mut g = _mm256_xor_si256(z[i], r[i]);
+        let mut g = _mm256_xor_si256(z[i / 4][i % 4], r[i]);
         if xor {
             g = _mm256_xor_si256(g, load(out, i));
         }

@@ -174,3 +174,24 @@ fn the_chosen_engine_is_one_this_cpu_runs_and_a_single_one_is_taken_untimed() {
     assert!(available.contains(&Engine::choose()));
     assert_eq!(Engine::fastest(&[Engine::Portable]), Engine::Portable);
 }
+
+/// The memory comes from the kernel zeroed (it is not zeroed again here), and a
+/// mapping the kernel refuses is an error, not an abort: 2^50 bytes is beyond
+/// the address space a process has on x86_64 (47 bits) and arm64 (48), so the
+/// refusal does not depend on the overcommit policy; a size whose bytes do not
+/// fit a usize is refused before any mapping is asked for.
+#[test]
+fn memory_is_zeroed_by_the_kernel_and_a_refused_mapping_is_out_of_memory() {
+    let mut memory = Memory::zeroed(1024).expect("1 MiB");
+    assert_eq!(memory.blocks().len(), 1024);
+    assert!(memory.blocks().iter().all(|b| b.0.iter().all(|w| *w == 0)));
+    memory.blocks()[1023].0[127] = 7;
+    assert_eq!(memory.blocks()[1023].0[127], 7);
+    drop(memory);
+    for blocks in [1usize << 40, usize::MAX / 512, 0] {
+        assert!(
+            matches!(Memory::zeroed(blocks), Err(ParamError::OutOfMemory { blocks: b }) if b == blocks),
+            "{blocks}"
+        );
+    }
+}

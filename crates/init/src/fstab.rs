@@ -41,9 +41,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Three octal digits make one byte, so the first is at most 3: `\400`
+        // and above are not escapes and stay as written (their value would not
+        // fit the byte: in u8 arithmetic it overflowed, fuzz target `fstab`).
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
@@ -228,6 +232,15 @@ mod tests {
     use alpinit_sys::{Call, Recorder};
 
     const INITRAMFS_FSTAB: &str = "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n/dev/usbdisk\t/media/usb\tvfat\tnoauto,ro 0 0\n";
+
+    /// Fuzz target `fstab`: `\400` overflowed the u8 arithmetic (a panic
+    /// where overflow is checked); above `\377` is not an escape.
+    #[test]
+    fn octal_escape_above_0o377_stays_as_written() {
+        let e = parse("/dev/sda1 /m\\400x\\377\\777 ext4\n");
+        assert_eq!(e[0].file.as_bytes(), b"/m\\400x\xef\xbf\xbd\\777");
+        assert_eq!(parse("\\400 /\n")[0].spec, "\\400");
+    }
 
     #[test]
     fn parse_table() {

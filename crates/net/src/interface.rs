@@ -139,7 +139,8 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut parts = text.trim().split(':');
     for byte in &mut mac {
         let part = parts.next()?;
-        if part.len() != 2 {
+        // Two hex digits: `from_str_radix` also takes a sign (`+0`).
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         *byte = u8::from_str_radix(part, 16).ok()?;

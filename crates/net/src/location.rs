@@ -103,8 +103,10 @@ impl Url {
             Some((host, "")) => (host, default_port),
             Some((host, port)) => (
                 host,
-                port.parse::<u16>()
-                    .ok()
+                // Digits only: `u16::from_str` also takes a leading `+`.
+                Some(port)
+                    .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|p| p.parse::<u16>().ok())
                     .filter(|p| *p != 0)
                     .ok_or_else(|| UrlError::Port(url.to_owned()))?,
             ),
@@ -112,6 +114,12 @@ impl Url {
         };
         if host.is_empty() {
             return Err(UrlError::NoHost(url.to_owned()));
+        }
+        // A colon left in the host is an unbracketed IPv6 literal or a second port
+        // (`http://a:1:80/`): taken as a host it printed back as another host and
+        // port, and a relative redirect went there (fuzz target `net_config`).
+        if host.contains(':') {
+            return Err(UrlError::Authority(url.to_owned()));
         }
         let target = if target.starts_with('/') {
             target.to_owned()

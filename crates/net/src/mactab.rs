@@ -17,11 +17,9 @@ pub fn parse_mactab(text: &str) -> Vec<(String, String)> {
             let mut f = l.split_whitespace();
             let name = f.next()?;
             let mac = f.next()?.to_ascii_lowercase();
-            let valid_name = !name.is_empty()
-                && name.len() <= 15
-                && name != "."
-                && name != ".."
-                && !name.contains(['/', ':']);
+            // The rule `ip=`'s device follows: a name the kernel could give an
+            // interface (printable ASCII; a NUL would cut it in netlink).
+            let valid_name = crate::ipconfig::valid_ifname(name).is_ok();
             let valid_mac = crate::interface::parse_mac(&mac).is_some();
             (valid_name && valid_mac).then(|| (name.to_owned(), mac))
         })

@@ -221,6 +221,30 @@ fn parse_mac_cases() {
     }
 }
 
+/// Fuzz target `net_config`: `u8::from_str_radix` takes a sign, so `+0` passed as
+/// a pair and a mactab line with it was kept though no interface could match it.
+#[test]
+fn mac_pair_with_a_sign_is_refused() {
+    assert_eq!(parse_mac("+0:00:00:00:00:00"), None);
+    assert_eq!(parse_mac("02:00:00:00:00:+1"), None);
+    assert_eq!(parse_mac("02:00:00:00:00:-1"), None);
+    assert!(parse_mactab("eth0 +2:00:00:00:00:01\n").is_empty());
+}
+
+/// Fuzz target `net_config`: mactab names took any bytes but `/`, `:` and
+/// whitespace (a NUL would cut the name in netlink); now the rule `ip=`'s
+/// device follows.
+#[test]
+fn mactab_name_with_control_or_non_ascii_bytes_is_skipped() {
+    let entries = parse_mactab(
+        "a\u{0}b 02:00:00:00:00:01\nl\u{e4}n 02:00:00:00:00:02\nb\u{7f} 02:00:00:00:00:03\nok 02:00:00:00:00:04\n",
+    );
+    assert_eq!(
+        entries,
+        [("ok".to_string(), "02:00:00:00:00:04".to_string())]
+    );
+}
+
 #[test]
 fn mactab_parses_names_and_macs_and_skips_bad_lines() {
     let entries = parse_mactab(

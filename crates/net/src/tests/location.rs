@@ -90,6 +90,36 @@ fn url_parse_cases() {
     }
 }
 
+/// Fuzz target `net_config`: `rsplit_once(':')` took `http://a:1:80/x` as host
+/// `a:1`, port 80, which printed back as `a:1:80` and a relative redirect from it
+/// went to host `a`, port 1; `http://fe80::1/x` passed as host `fe80:`, port 1.
+#[test]
+fn url_host_with_a_colon_is_refused() {
+    for bad in [
+        "http://a:1:80/x",
+        "http://fe80::1/x",
+        "http://a::",
+        "https://::1/",
+    ] {
+        assert_eq!(
+            Url::parse(bad),
+            Err(UrlError::Authority(bad.to_owned())),
+            "{bad}"
+        );
+    }
+    let base = Url::parse("http://h/dir/x").unwrap();
+    assert!(base.join("//a:1:80/y").is_err());
+}
+
+/// Fuzz target `net_config`: `u16::from_str` takes a leading `+`.
+#[test]
+fn url_port_with_a_sign_is_refused() {
+    for bad in ["http://h:+80/", "http://h:-1/", "http://h: 80/"] {
+        assert!(Url::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(Url::parse("http://h:080/").map(|u| u.port), Ok(80));
+}
+
 #[test]
 fn url_join_cases() {
     let base = Url::parse("https://h:8443/dir/file?q=1").unwrap();
