@@ -233,7 +233,7 @@ fn check_bootif(value: &str) {
 
 /// Properties of every accepted URL: no spaces or control characters were in
 /// it, the target starts with `/` and has no fragment, the host is non-empty,
-/// lowercase and free of userinfo and brackets, the port is not zero, and
+/// lowercase and free of userinfo, brackets and colons, the port is not zero, and
 /// the URL rebuilt from scheme, `authority()` and target parses to itself
 /// (what `join` and the `Host` header rely on).
 fn check_url(url: &Url) {
@@ -243,8 +243,10 @@ fn check_url(url: &Url) {
     );
     assert!(!url.host.is_empty(), "{url:?}");
     assert_eq!(url.host, url.host.to_ascii_lowercase());
+    // No `:` either: an unbracketed IPv6 literal or a second port is refused
+    // (regressions/net_config/url-host-with-colon).
     assert!(
-        !url.host.contains(['/', '?', '#', '@', '[', ']']),
+        !url.host.contains(['/', '?', '#', '@', '[', ']', ':']),
         "{url:?}"
     );
     assert_ne!(url.port, 0);
@@ -277,6 +279,7 @@ fn check_url_text(text: &str) -> Option<Url> {
     let default = if url.https { 443 } else { 80 };
     match authority.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() => {
+            assert!(port.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
             assert_eq!(url.host, host.to_ascii_lowercase());
             assert_eq!(port.parse::<u16>(), Ok(url.port));
         }
