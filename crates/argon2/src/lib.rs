@@ -100,9 +100,9 @@ fn segment_length(cost: &Cost) -> usize {
     (cost.memory_kib as usize / (4 * lanes)).max(2)
 }
 
-/// Derives `out` from `password` and `salt`. The memory (`blocks(cost)` KiB) is
-/// allocated here, a failed allocation reported rather than aborting, and wiped
-/// before it is freed.
+/// Derives `out` from `password` and `salt`. The memory (1 KiB a block, the
+/// cost's memory rounded as RFC 9106 says) is mapped here, a refused mapping
+/// reported rather than aborting, and wiped before it is unmapped.
 pub fn derive(cost: &Cost, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), ParamError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let inputs = Inputs {
@@ -240,13 +240,11 @@ struct Memory {
 impl Memory {
     /// `blocks` zeroed blocks, a failed mapping reported instead of aborting.
     fn zeroed(blocks: usize) -> Result<Memory, ParamError> {
-        let oom = ParamError::OutOfMemory { blocks };
+        let oom = || ParamError::OutOfMemory { blocks };
         let bytes = blocks
             .checked_mul(std::mem::size_of::<Block>())
-            .ok_or(oom.clone())?;
-        if bytes == 0 {
-            return Err(oom);
-        }
+            .filter(|b| *b > 0)
+            .ok_or_else(oom)?;
         // SAFETY: a fresh private anonymous mapping: no address is given and no
         // file is involved, so nothing existing is touched.
         let at = unsafe {
@@ -260,11 +258,11 @@ impl Memory {
             )
         };
         if at == libc::MAP_FAILED {
-            return Err(oom);
+            return Err(oom());
         }
         // Page-aligned, so aligned for Block (64 bytes); mmap never returns null
         // for a mapping without MAP_FIXED.
-        let blocks_at = std::ptr::NonNull::new(at.cast::<Block>()).ok_or(oom)?;
+        let blocks_at = std::ptr::NonNull::new(at.cast::<Block>()).ok_or_else(oom)?;
         Ok(Memory {
             blocks: blocks_at,
             len: blocks,

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use alpinit_qemu_tests::qemu::{self, Vm};
 use anyhow::{bail, Context, Result};
-use flate2::{Compression, GzBuilder};
 
 use crate::cpio::Archive;
 use crate::kernel::{self, KernelSpec};
@@ -117,9 +116,7 @@ fn in_vm(program: &Path, runs: usize) -> Result<Vec<Sample>> {
     let init = fs::read(program).with_context(|| format!("reading {}", program.display()))?;
     archive.add_file("init", 0o755, init);
     let image = dir.join("initramfs.gz");
-    let mut gz = GzBuilder::new().write(Vec::new(), Compression::new(6));
-    archive.write(&mut gz, 0).context("writing the cpio")?;
-    fs::write(&image, gz.finish().context("gzip")?)
+    fs::write(&image, crate::initramfs::compress(&archive, 0)?)
         .with_context(|| format!("writing {}", image.display()))?;
     let mut vm = Vm::new(accel);
     vm.kernel_boot(
@@ -154,6 +151,7 @@ pub(crate) fn table(samples: &[Sample]) -> Result<String> {
         "memory, passes, lanes", "ours", "RustCrypto", "ours/theirs"
     );
     for shape in shapes {
+        let (m, t, p) = shape;
         let of = |which: &str| -> Vec<&Sample> {
             samples
                 .iter()
@@ -161,15 +159,15 @@ pub(crate) fn table(samples: &[Sample]) -> Result<String> {
                 .collect()
         };
         let (ours, theirs) = (of("ours"), of("rustcrypto"));
-        if let Some(bad) = ours.iter().chain(&theirs).find(|s| s.tag != ours[0].tag) {
+        let Some(first) = ours.first() else {
+            bail!("m={m} t={t} p={p}: ours has no result");
+        };
+        if let Some(bad) = ours.iter().chain(&theirs).find(|s| s.tag != first.tag) {
             bail!(
-                "m={} t={} p={}: {} derived {} where ours derived {}",
-                shape.0,
-                shape.1,
-                shape.2,
+                "m={m} t={t} p={p}: {} derived {} where ours derived {}",
                 bad.which,
                 bad.tag,
-                ours[0].tag
+                first.tag
             );
         }
         let median = |v: &[&Sample]| {
@@ -177,23 +175,13 @@ pub(crate) fn table(samples: &[Sample]) -> Result<String> {
             super::median(&mut secs)
         };
         let (Some(a), Some(b)) = (median(&ours), median(&theirs)) else {
-            bail!(
-                "m={} t={} p={}: a side has no result",
-                shape.0,
-                shape.1,
-                shape.2
-            );
+            bail!("m={m} t={t} p={p}: a side has no result");
         };
-        let label = format!(
-            "{} MiB, {} passes, {} lanes",
-            shape.0 / 1024,
-            shape.1,
-            shape.2
-        );
+        let label = format!("{} MiB, {t} passes, {p} lanes", m / 1024);
         text.push_str(&format!(
             "  {label:<28} {a:>9.3}s {b:>11.3}s {:>12.2}   ours ran G: {}\n",
             a / b,
-            ours[0].engine
+            first.engine
         ));
     }
     Ok(text)
