@@ -19,7 +19,9 @@ mod queue;
 
 pub use class::{kind_of_path, slow_to_settle, Deferral, Kind};
 pub use config::{ConfigError, ModprobeConfig};
-pub use image::{read_image, ImageError, MAX_IMAGE_SIZE};
+pub use image::{
+    open_module, read_file_image, read_image, ImageError, ModuleSource, MAX_IMAGE_SIZE,
+};
 pub use index::{
     parse_alias_line, parse_dep_line, parse_softdep_line, IndexError, ModuleIndex, Softdep,
 };

@@ -24,7 +24,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::class::{Deferral, Kind};
 use crate::config::ModprobeConfig;
-use crate::image::read_image;
+use crate::image::{open_module, ModuleSource};
 use crate::index::ModuleIndex;
 use crate::insmod::Insmod;
 use crate::name::normalize;
@@ -509,12 +509,18 @@ impl Shared {
         // Under catch_unwind so a panic cannot leave the module `Loading`,
         // which would block every later request for it.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            read_image(&step.path)
+            open_module(&step.path)
                 .map_err(|e| error_chain(&e))
-                .and_then(|image| {
-                    self.insmod
-                        .insmod(&step.name, &image, &step.params)
-                        .map_err(|e| format!("insmod {}: {e}", step.path.display()))
+                .and_then(|source| {
+                    match source {
+                        ModuleSource::File(file) => {
+                            self.insmod.insmod_file(&step.name, &file, &step.params)
+                        }
+                        ModuleSource::Image(image) => {
+                            self.insmod.insmod(&step.name, &image, &step.params)
+                        }
+                    }
+                    .map_err(|e| format!("insmod {}: {e}", step.path.display()))
                 })
         }))
         .unwrap_or_else(|payload| {

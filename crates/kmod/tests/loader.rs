@@ -62,6 +62,31 @@ fn compressed_modules_reach_the_kernel_decompressed() {
 }
 
 #[test]
+fn plain_modules_reach_the_kernel_as_files_compressed_ones_as_images() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("ext4").unwrap();
+    let via: Vec<(String, bool)> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.name, c.from_file))
+        .collect();
+    let expect = |name: &str, from_file: bool| (name.to_owned(), from_file);
+    assert_eq!(
+        via,
+        [
+            expect("crc32c_intel", true),
+            expect("crc32c_generic", true),
+            expect("jbd2", false),
+            expect("mbcache", false),
+            expect("crc16", false),
+            expect("ext4", true),
+        ]
+    );
+}
+
+#[test]
 fn each_module_once_under_concurrent_requests() {
     let fixture = Fixture::new();
     let recorder = Arc::new(Recorder::gated());

@@ -178,6 +178,9 @@ pub struct Call {
     pub name: String,
     pub params: String,
     pub image: Vec<u8>,
+    /// Through `insmod_file` (a plain module the kernel would read itself) rather than
+    /// `insmod` (an image decompressed by the loader).
+    pub from_file: bool,
 }
 
 /// Records insmod calls; fails the modules it is told to; optionally holds every call until
@@ -246,6 +249,22 @@ impl Recorder {
 
 impl Insmod for Recorder {
     fn insmod(&self, name: &str, image: &[u8], params: &str) -> std::io::Result<()> {
+        self.record(name, image, params, false)
+    }
+
+    fn insmod_file(&self, name: &str, file: &std::fs::File, params: &str) -> std::io::Result<()> {
+        self.record(name, &alpinit_kmod::read_file_image(file)?, params, true)
+    }
+}
+
+impl Recorder {
+    fn record(
+        &self,
+        name: &str,
+        image: &[u8],
+        params: &str,
+        from_file: bool,
+    ) -> std::io::Result<()> {
         *self.entered.lock().unwrap() += 1;
         self.entered_cv.notify_all();
         if let Some((open, cv)) = &self.gate {
@@ -261,6 +280,7 @@ impl Insmod for Recorder {
             name: name.to_owned(),
             params: params.to_owned(),
             image: image.to_vec(),
+            from_file,
         });
         if self.fail.contains(name) {
             return Err(std::io::Error::from_raw_os_error(libc::ENOEXEC));
