@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 
 use crate::image::read_file_image;
 
@@ -16,6 +17,53 @@ pub trait Insmod: Send + Sync {
     /// [`Insmod::insmod`]; the kernel reads the file itself instead ([`KernelInsmod`]).
     fn insmod_file(&self, name: &str, file: &File, params: &str) -> io::Result<()> {
         self.insmod(name, &read_file_image(file)?, params)
+    }
+
+    /// Runs `insert` while the kernel refuses its own module requests at once instead of
+    /// running its `modprobe` helper ([`KernelInsmod`] empties `kernel.modprobe` for the
+    /// call and puts it back after), for a module whose initialisation makes only requests
+    /// no module can answer ([`crate::FUTILE_REQUESTS_AFTER`]). By default `insert` just
+    /// runs. The loader inserts nothing else meanwhile.
+    fn refusing_requests(&self, insert: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()> {
+        insert()
+    }
+}
+
+/// The kernel's module request helper (`CONFIG_MODPROBE_PATH`; `kernel.modprobe`). Empty,
+/// `request_module` returns ENOENT without running anything (`__request_module` in
+/// `kernel/module/kmod.c`).
+pub const MODPROBE_SYSCTL: &str = "/proc/sys/kernel/modprobe";
+
+/// Runs `insert` with the helper named in `sysctl` emptied, then puts it back. With no such
+/// file, or no helper set, or the file not writable, `insert` runs as it is.
+fn without_helper(sysctl: &Path, insert: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()> {
+    let saved = match std::fs::read(sysctl) {
+        Ok(saved) if !saved.trim_ascii().is_empty() => saved,
+        _ => return insert(),
+    };
+    if std::fs::write(sysctl, b"\n").is_err() {
+        return insert();
+    }
+    let _restore = RestoreHelper {
+        sysctl,
+        saved: &saved,
+    };
+    insert()
+}
+
+/// Puts `kernel.modprobe` back when dropped, also when the insertion panicked: the new
+/// root's own module requests need it.
+struct RestoreHelper<'a> {
+    sysctl: &'a Path,
+    saved: &'a [u8],
+}
+
+impl Drop for RestoreHelper<'_> {
+    fn drop(&mut self) {
+        // A failed write is retried once; there is nothing else to fall back to.
+        if std::fs::write(self.sysctl, self.saved).is_err() {
+            let _ = std::fs::write(self.sysctl, self.saved);
+        }
     }
 }
 
@@ -53,6 +101,10 @@ fn module_result(rc: libc::c_long) -> io::Result<()> {
 }
 
 impl Insmod for KernelInsmod {
+    fn refusing_requests(&self, insert: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()> {
+        without_helper(Path::new(MODPROBE_SYSCTL), insert)
+    }
+
     fn insmod_file(&self, name: &str, file: &File, params: &str) -> io::Result<()> {
         let c_params = params_cstring(params)?;
         // SAFETY: the descriptor is open for the whole call (`file` is borrowed) and `params`
@@ -87,5 +139,73 @@ impl Insmod for KernelInsmod {
             )
         };
         module_result(rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_is_emptied_for_the_insertion_and_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysctl = dir.path().join("modprobe");
+        std::fs::write(&sysctl, "/sbin/modprobe\n").unwrap();
+        let mut seen = String::new();
+        without_helper(&sysctl, &mut || {
+            seen = std::fs::read_to_string(&sysctl)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, "\n");
+        assert_eq!(
+            std::fs::read_to_string(&sysctl).unwrap(),
+            "/sbin/modprobe\n"
+        );
+    }
+
+    #[test]
+    fn helper_is_put_back_after_a_failed_or_panicking_insertion() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysctl = dir.path().join("modprobe");
+        std::fs::write(&sysctl, "/sbin/modprobe\n").unwrap();
+        let err = without_helper(&sysctl, &mut || {
+            Err(io::Error::from_raw_os_error(libc::ENOEXEC))
+        });
+        assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
+        assert_eq!(
+            std::fs::read_to_string(&sysctl).unwrap(),
+            "/sbin/modprobe\n"
+        );
+        let panicked = std::panic::catch_unwind(|| {
+            let _ = without_helper(&sysctl, &mut || panic!("insertion bug"));
+        });
+        assert!(panicked.is_err());
+        assert_eq!(
+            std::fs::read_to_string(&sysctl).unwrap(),
+            "/sbin/modprobe\n"
+        );
+    }
+
+    #[test]
+    fn no_helper_file_or_none_set_leaves_things_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let mut ran = 0;
+        without_helper(&missing, &mut || {
+            ran += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(!missing.exists());
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        without_helper(&empty, &mut || {
+            ran += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&empty).unwrap(), "\n");
+        assert_eq!(ran, 2);
     }
 }

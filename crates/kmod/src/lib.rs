@@ -29,7 +29,7 @@ pub use insmod::{Insmod, KernelInsmod};
 pub use loader::{Hold, LoadError, LoadEvent, Loader, Requested};
 pub use name::{module_name_from_path, normalize, normalize_alias};
 pub use pattern::fnmatch;
-pub use plan::{LoadStep, PlanError};
+pub use plan::{LoadStep, PlanError, FUTILE_REQUESTS_AFTER};
 
 /// What to load before mounting a filesystem of type `fstype` (a blkid / mount type name).
 ///
