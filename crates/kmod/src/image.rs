@@ -1,4 +1,5 @@
-//! Reading module files into memory, decompressing `.ko.gz`, `.ko.xz` and `.ko.zst`.
+//! Opening module files: a plain `.ko` is handed to the kernel as a file, `.ko.gz`, `.ko.xz`
+//! and `.ko.zst` are decompressed into memory.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -42,6 +43,42 @@ fn compression_of(path: &Path) -> Compression {
         Some("zst") => Compression::Zstd,
         _ => Compression::None,
     }
+}
+
+/// A module ready to be inserted.
+#[derive(Debug)]
+pub enum ModuleSource {
+    /// A plain `.ko`, for `finit_module(2)`: the kernel reads it from the file itself.
+    File(File),
+    /// A compressed module, decompressed here (the kernel may lack
+    /// CONFIG_MODULE_DECOMPRESS).
+    Image(Vec<u8>),
+}
+
+/// The module at `path` as the kernel will get it: a plain file opened, a compressed one
+/// decompressed according to its suffix.
+pub fn open_module(path: &Path) -> Result<ModuleSource, ImageError> {
+    if compression_of(path) != Compression::None {
+        return read_image(path).map(ModuleSource::Image);
+    }
+    File::open(path)
+        .map(ModuleSource::File)
+        .map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The whole of an opened plain module, at most [`MAX_IMAGE_SIZE`] bytes: for
+/// `init_module(2)` where `finit_module(2)` cannot be used.
+pub fn read_file_image(file: &File) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut sink = LimitedWriter {
+        out: &mut out,
+        limit: MAX_IMAGE_SIZE,
+    };
+    copy_from(file, &mut sink)?;
+    Ok(out)
 }
 
 /// The module image at `path`, decompressed according to its suffix.

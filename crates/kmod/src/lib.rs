@@ -19,7 +19,9 @@ mod queue;
 
 pub use class::{kind_of_path, slow_to_settle, Deferral, Kind};
 pub use config::{ConfigError, ModprobeConfig};
-pub use image::{read_image, ImageError, MAX_IMAGE_SIZE};
+pub use image::{
+    open_module, read_file_image, read_image, ImageError, ModuleSource, MAX_IMAGE_SIZE,
+};
 pub use index::{
     parse_alias_line, parse_dep_line, parse_softdep_line, IndexError, ModuleIndex, Softdep,
 };
@@ -27,7 +29,7 @@ pub use insmod::{Insmod, KernelInsmod};
 pub use loader::{Hold, LoadError, LoadEvent, Loader, Requested};
 pub use name::{module_name_from_path, normalize, normalize_alias};
 pub use pattern::fnmatch;
-pub use plan::{LoadStep, PlanError};
+pub use plan::{LoadStep, PlanError, FUTILE_REQUESTS_AFTER};
 
 /// What to load before mounting a filesystem of type `fstype` (a blkid / mount type name).
 ///

@@ -17,14 +17,14 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::class::{Deferral, Kind};
 use crate::config::ModprobeConfig;
-use crate::image::read_image;
+use crate::image::{open_module, ModuleSource};
 use crate::index::ModuleIndex;
 use crate::insmod::Insmod;
 use crate::name::normalize;
@@ -95,6 +95,10 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     event: Option<EventFd>,
+    /// Held shared by every insertion, exclusively by one that refuses the kernel's module
+    /// requests ([`LoadStep::refuse_requests`](crate::LoadStep)), so that only its own
+    /// requests are refused.
+    inserting: RwLock<()>,
 }
 
 /// Loads modules on worker threads: each module at most once per Loader (concurrent requests
@@ -121,6 +125,7 @@ impl Loader {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             event,
+            inserting: RwLock::new(()),
         });
         let mut workers = 0;
         for n in 0..WORKERS {
@@ -509,13 +514,19 @@ impl Shared {
         // Under catch_unwind so a panic cannot leave the module `Loading`,
         // which would block every later request for it.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            read_image(&step.path)
-                .map_err(|e| error_chain(&e))
-                .and_then(|image| {
-                    self.insmod
-                        .insmod(&step.name, &image, &step.params)
-                        .map_err(|e| format!("insmod {}: {e}", step.path.display()))
-                })
+            let source = open_module(&step.path).map_err(|e| error_chain(&e))?;
+            let mut insert = || match &source {
+                ModuleSource::File(file) => self.insmod.insmod_file(&step.name, file, &step.params),
+                ModuleSource::Image(image) => self.insmod.insmod(&step.name, image, &step.params),
+            };
+            let inserted = if step.refuse_requests {
+                let _alone = self.inserting.write().unwrap_or_else(|p| p.into_inner());
+                self.insmod.refusing_requests(&mut insert)
+            } else {
+                let _shared = self.inserting.read().unwrap_or_else(|p| p.into_inner());
+                insert()
+            };
+            inserted.map_err(|e| format!("insmod {}: {e}", step.path.display()))
         }))
         .unwrap_or_else(|payload| {
             Err(format!(

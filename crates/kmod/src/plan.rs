@@ -23,7 +23,23 @@ pub struct LoadStep {
     pub name: String,
     pub path: PathBuf,
     pub params: String,
+    /// Its initialisation makes module requests that no module can answer (see
+    /// [`FUTILE_REQUESTS_AFTER`]): insert it with the kernel's requests refused.
+    pub refuse_requests: bool,
 }
+
+/// Modules that depend on this one make only futile module requests while they initialise.
+///
+/// `crypto_simd` (the kernel's `crypto/simd.c`) wraps each internal SIMD algorithm a
+/// module registers (`__xts-aes-aesni` ...) in a `cryptd(...)` instance; allocating that
+/// instance looks the name up first and, not finding it, calls `request_module` for
+/// `crypto-cryptd(__xts-aes-aesni)` and then `...-all` (`crypto_larval_lookup` in
+/// `crypto/api.c`), before the crypto manager builds the instance from the `cryptd`
+/// template, which is a dependency and already loaded. No module has such an alias, so each
+/// request runs the kernel's `modprobe` helper for nothing: aesni_intel alone makes 16 (two
+/// for each of its eight modes), about 0.2 s of a boot under emulation
+/// (`trace_event=module:module_request`; README, "Encrypted roots and media (LUKS)").
+pub const FUTILE_REQUESTS_AFTER: &str = "crypto_simd";
 
 /// A step with what the loader needs to decide whether a failure stops the chain.
 #[derive(Debug, Clone)]
@@ -162,11 +178,16 @@ impl ModuleIndex {
             params.push_str(extra);
         }
         plan.seen.insert(id, Some(plan.steps.len()));
+        let refuse_requests = self.modules[id]
+            .deps
+            .iter()
+            .any(|&dep| self.modules[dep].name == FUTILE_REQUESTS_AFTER);
         plan.steps.push(Planned {
             step: LoadStep {
                 name: name.clone(),
                 path: self.module_path(id),
                 params,
+                refuse_requests,
             },
             optional,
         });

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alpinit_kmod::{read_image, Insmod, KernelInsmod};
+use alpinit_kmod::{open_module, read_image, Insmod, KernelInsmod, ModuleSource};
 
 fn tool_output(tool: &str, args: &[&str], input: &Path) -> Option<Vec<u8>> {
     let out = Command::new(tool).args(args).arg(input).output();
@@ -58,4 +58,31 @@ fn kernel_insmod_rejects_bad_input() {
     assert!(KernelInsmod
         .insmod("x", b"definitely not a module", "")
         .is_err());
+}
+
+#[test]
+fn kernel_insmod_file_rejects_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bogus.ko");
+    std::fs::write(&path, b"definitely not a module").unwrap();
+    let ModuleSource::File(file) = open_module(&path).unwrap() else {
+        panic!("a plain .ko must be opened, not read");
+    };
+    let err = KernelInsmod
+        .insmod_file("x", &file, "a=1\0b=2")
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    // As for init_module: EPERM unprivileged, ENOEXEC as root, ENOSYS/EPERM sandboxed (then
+    // the fallback's init_module fails the same way).
+    assert!(KernelInsmod.insmod_file("x", &file, "").is_err());
+}
+
+#[test]
+fn open_module_names_a_missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["gone.ko", "gone.ko.zst"] {
+        let path = tmp.path().join(name);
+        let err = open_module(&path).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
 }

@@ -62,6 +62,79 @@ fn compressed_modules_reach_the_kernel_decompressed() {
 }
 
 #[test]
+fn plain_modules_reach_the_kernel_as_files_compressed_ones_as_images() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("ext4").unwrap();
+    let via: Vec<(String, bool)> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.name, c.from_file))
+        .collect();
+    let expect = |name: &str, from_file: bool| (name.to_owned(), from_file);
+    assert_eq!(
+        via,
+        [
+            expect("crc32c_intel", true),
+            expect("crc32c_generic", true),
+            expect("jbd2", false),
+            expect("mbcache", false),
+            expect("crc16", false),
+            expect("ext4", true),
+        ]
+    );
+}
+
+#[test]
+fn simd_crypto_module_is_inserted_with_the_kernels_requests_refused() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let loader = loader(&fixture, common::config(), &recorder);
+    loader.load_now("aesni_intel").unwrap();
+    loader.load_now("ext4").unwrap();
+    let refused: Vec<(String, bool)> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.name, c.refused))
+        .filter(|(name, _)| !name.starts_with("crc") && !["jbd2", "mbcache"].contains(&&**name))
+        .collect();
+    let expect = |name: &str, refused: bool| (name.to_owned(), refused);
+    // Only the module that depends on crypto_simd: crypto_simd and cryptd themselves make
+    // no requests, and ext4 needs its own (none here, but a mount may).
+    assert_eq!(
+        refused,
+        [
+            expect("cryptd", false),
+            expect("crypto_simd", false),
+            expect("aesni_intel", true),
+            expect("ext4", false),
+        ]
+    );
+}
+
+#[test]
+fn nothing_is_inserted_beside_a_module_with_requests_refused() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::slow(Duration::from_millis(20)));
+    let loader = loader(&fixture, common::config(), &recorder);
+    // Independent chains on the workers, the SIMD module among them.
+    loader.request("usb-storage");
+    loader.request("ext4");
+    loader.request("aesni_intel");
+    loader.request("virtio_blk");
+    loader.request("vfat");
+    assert!(loader.wait_idle(deadline()));
+    let calls = recorder.calls();
+    assert!(calls.iter().any(|c| c.name == "aesni_intel" && c.refused));
+    assert_eq!(
+        recorder.overlaps.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "{calls:?}"
+    );
+}
+
+#[test]
 fn each_module_once_under_concurrent_requests() {
     let fixture = Fixture::new();
     let recorder = Arc::new(Recorder::gated());

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use alpinit_kmod::{Insmod, ModprobeConfig, ModuleIndex};
@@ -73,7 +74,12 @@ const MODULES: &[(&str, &[&str])] = &[
     ("kernel/drivers/i2c/busses/i2c-piix4.ko", &[]),
     ("kernel/drivers/watchdog/i6300esb.ko", &[]),
     ("kernel/drivers/hwmon/coretemp.ko", &[]),
-    ("kernel/arch/x86/crypto/aesni-intel.ko", &[]),
+    (
+        "kernel/arch/x86/crypto/aesni-intel.ko",
+        &["kernel/crypto/crypto_simd.ko", "kernel/crypto/cryptd.ko"],
+    ),
+    ("kernel/crypto/crypto_simd.ko", &["kernel/crypto/cryptd.ko"]),
+    ("kernel/crypto/cryptd.ko", &[]),
 ];
 
 const ALIAS: &str = "\
@@ -178,6 +184,11 @@ pub struct Call {
     pub name: String,
     pub params: String,
     pub image: Vec<u8>,
+    /// Through `insmod_file` (a plain module the kernel would read itself) rather than
+    /// `insmod` (an image decompressed by the loader).
+    pub from_file: bool,
+    /// Inside `refusing_requests`.
+    pub refused: bool,
 }
 
 /// Records insmod calls; fails the modules it is told to; optionally holds every call until
@@ -190,6 +201,13 @@ pub struct Recorder {
     gate: Option<(Mutex<bool>, Condvar)>,
     entered: Mutex<usize>,
     entered_cv: Condvar,
+    /// Insertions in progress, and inside `refusing_requests` now.
+    active: AtomicUsize,
+    refusing: AtomicBool,
+    /// How often an insertion ran beside one with requests refused.
+    pub overlaps: AtomicUsize,
+    /// How long each insertion takes, so that concurrent ones meet.
+    hold: Option<std::time::Duration>,
 }
 
 impl Recorder {
@@ -204,6 +222,14 @@ impl Recorder {
     pub fn panicking(names: &[&str]) -> Recorder {
         Recorder {
             panic: names.iter().map(|n| n.to_string()).collect(),
+            ..Recorder::default()
+        }
+    }
+
+    /// Each insertion takes `hold`, so that concurrent ones meet.
+    pub fn slow(hold: std::time::Duration) -> Recorder {
+        Recorder {
+            hold: Some(hold),
             ..Recorder::default()
         }
     }
@@ -246,8 +272,45 @@ impl Recorder {
 
 impl Insmod for Recorder {
     fn insmod(&self, name: &str, image: &[u8], params: &str) -> std::io::Result<()> {
+        self.record(name, image, params, false)
+    }
+
+    fn insmod_file(&self, name: &str, file: &std::fs::File, params: &str) -> std::io::Result<()> {
+        self.record(name, &alpinit_kmod::read_file_image(file)?, params, true)
+    }
+
+    fn refusing_requests(
+        &self,
+        insert: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.refusing.store(true, Ordering::SeqCst);
+        let result = insert();
+        self.refusing.store(false, Ordering::SeqCst);
+        result
+    }
+}
+
+impl Recorder {
+    fn record(
+        &self,
+        name: &str,
+        image: &[u8],
+        params: &str,
+        from_file: bool,
+    ) -> std::io::Result<()> {
         *self.entered.lock().unwrap() += 1;
         self.entered_cv.notify_all();
+        let refused = self.refusing.load(Ordering::SeqCst);
+        if self.active.fetch_add(1, Ordering::SeqCst) > 0 && refused {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(hold) = self.hold {
+            std::thread::sleep(hold);
+        }
+        if !refused && self.refusing.load(Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        self.active.fetch_sub(1, Ordering::SeqCst);
         if let Some((open, cv)) = &self.gate {
             let mut open = open.lock().unwrap();
             while !*open {
@@ -261,6 +324,8 @@ impl Insmod for Recorder {
             name: name.to_owned(),
             params: params.to_owned(),
             image: image.to_vec(),
+            from_file,
+            refused,
         });
         if self.fail.contains(name) {
             return Err(std::io::Error::from_raw_os_error(libc::ENOEXEC));
