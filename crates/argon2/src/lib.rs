@@ -574,6 +574,8 @@ impl Engine {
 
     /// Every engine this CPU can run, the portable one first.
     fn available() -> Vec<Engine> {
+        // Only x86_64 has a second engine to add.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut engines = vec![Engine::Portable];
         #[cfg(target_arch = "x86_64")]
         if avx2::usable() {

@@ -37,8 +37,8 @@ pub struct LoadStep {
 /// `crypto/api.c`), before the crypto manager builds the instance from the `cryptd`
 /// template, which is a dependency and already loaded. No module has such an alias, so each
 /// request runs the kernel's `modprobe` helper for nothing: aesni_intel alone makes 16 (two
-/// for each of its eight modes), about 0.2 s of a boot under emulation
-/// (`trace_event=module:module_request`; README, "Encrypted roots and media (LUKS)").
+/// for each of its eight modes), about 0.3 s of a LUKS boot under emulation
+/// (`trace_event=module:module_request`; README, "The critical path first").
 pub const FUTILE_REQUESTS_AFTER: &str = "crypto_simd";
 
 /// A step with what the loader needs to decide whether a failure stops the chain.
