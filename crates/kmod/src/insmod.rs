@@ -145,12 +145,25 @@ impl Insmod for KernelInsmod {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    const HELPER: &str = "/sbin/modprobe\n";
+
+    /// A stand-in for `kernel.modprobe` naming the usual helper.
+    fn helper_file(dir: &Path) -> PathBuf {
+        let sysctl = dir.join("modprobe");
+        std::fs::write(&sysctl, HELPER).unwrap();
+        sysctl
+    }
+
+    fn assert_put_back(sysctl: &Path) {
+        assert_eq!(std::fs::read_to_string(sysctl).unwrap(), HELPER);
+    }
 
     #[test]
     fn helper_is_emptied_for_the_insertion_and_put_back() {
         let dir = tempfile::tempdir().unwrap();
-        let sysctl = dir.path().join("modprobe");
-        std::fs::write(&sysctl, "/sbin/modprobe\n").unwrap();
+        let sysctl = helper_file(dir.path());
         let mut seen = String::new();
         without_helper(&sysctl, &mut || {
             seen = std::fs::read_to_string(&sysctl)?;
@@ -158,33 +171,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, "\n");
-        assert_eq!(
-            std::fs::read_to_string(&sysctl).unwrap(),
-            "/sbin/modprobe\n"
-        );
+        assert_put_back(&sysctl);
     }
 
     #[test]
     fn helper_is_put_back_after_a_failed_or_panicking_insertion() {
         let dir = tempfile::tempdir().unwrap();
-        let sysctl = dir.path().join("modprobe");
-        std::fs::write(&sysctl, "/sbin/modprobe\n").unwrap();
+        let sysctl = helper_file(dir.path());
         let err = without_helper(&sysctl, &mut || {
             Err(io::Error::from_raw_os_error(libc::ENOEXEC))
         });
         assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::ENOEXEC));
-        assert_eq!(
-            std::fs::read_to_string(&sysctl).unwrap(),
-            "/sbin/modprobe\n"
-        );
+        assert_put_back(&sysctl);
         let panicked = std::panic::catch_unwind(|| {
             let _ = without_helper(&sysctl, &mut || panic!("insertion bug"));
         });
         assert!(panicked.is_err());
-        assert_eq!(
-            std::fs::read_to_string(&sysctl).unwrap(),
-            "/sbin/modprobe\n"
-        );
+        assert_put_back(&sysctl);
     }
 
     #[test]
