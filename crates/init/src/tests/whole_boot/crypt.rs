@@ -382,10 +382,9 @@ fn cpu_aes_driver_is_inserted_before_the_table_is_loaded() {
     );
 }
 
-/// The modules of other cipher modes are not loaded for an XTS volume (the
-/// ESSIV template, its `authenc` dependency and the SHA-512 module took about
-/// 40 ms of the TCG benchmark's LUKS2 boot); a CBC-ESSIV volume gets them, before
-/// its table is loaded.
+/// The modules of other cipher modes (the ESSIV template, its `authenc`
+/// dependency, the SHA-512 module) are not loaded for an XTS volume; a
+/// CBC-ESSIV volume gets them, before its table is loaded.
 #[test]
 fn only_the_volumes_cipher_mode_modules_are_inserted() {
     for (args, essiv) in [
