@@ -536,15 +536,19 @@ impl Engine {
         *CHOSEN.get_or_init(|| Engine::fastest(&Engine::available()))
     }
 
-    /// The engine that computes G fastest on this machine, timed on a few dozen
-    /// blocks (well under a millisecond natively, about one under emulation).
+    /// The engine that computes G fastest on this machine, timed on a few hundred
+    /// blocks (well under a millisecond natively, a few under emulation).
     /// The CPU's flags do not tell: where QEMU's TCG emulates AVX2 instruction
     /// by instruction, the AVX2 G is about 1.4 times slower than the portable
     /// one; on hardware it is about 1.6 times faster (README, "Encrypted roots
     /// and media (LUKS)"). Linux chooses its RAID-6 and XOR routines by timing
     /// them at boot for the same reason.
     fn fastest(engines: &[Engine]) -> Engine {
-        const BLOCKS: usize = 32;
+        // Five rounds of 64 blocks: with three of 32 (0.2 ms an engine under TCG)
+        // the AVX2 form was taken in one of 33 boots of the TCG VM, whose
+        // derivation was then 0.4 s slower (README, "Encrypted roots and media").
+        const BLOCKS: usize = 64;
+        const ROUNDS: usize = 5;
         let mut x = Block::ZERO;
         let mut y = Block::ZERO;
         for (i, (a, b)) in x.0.iter_mut().zip(y.0.iter_mut()).enumerate() {
@@ -553,9 +557,9 @@ impl Engine {
         }
         let mut out = Block::ZERO;
         let mut best = vec![std::time::Duration::MAX; engines.len()];
-        // Three rounds, alternating, the best of each: an interrupt or another
-        // thread taking the CPU inflates one sample, not every one.
-        for _ in 0..3 {
+        // Rounds alternating, the best of each: an interrupt or another thread
+        // taking the CPU inflates one sample, not every one.
+        for _ in 0..ROUNDS {
             for (engine, best) in engines.iter().zip(best.iter_mut()) {
                 let started = std::time::Instant::now();
                 for _ in 0..BLOCKS {
@@ -578,7 +582,7 @@ impl Engine {
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut engines = vec![Engine::Portable];
         #[cfg(target_arch = "x86_64")]
-        if avx2::usable() {
+        if avx2::usable() && std::env::var_os("A2_PORT").is_none() {
             engines.push(Engine::Avx2);
         }
         engines
@@ -596,34 +600,59 @@ impl Engine {
 }
 
 /// `out = G(x, y)`, or `out ^= G(x, y)` with `xor` (passes after the first).
-/// Each row and column is read once into locals (registers where there are
-/// enough), and `R = x ⊕ y` and the final `⊕ R` are folded into the two sweeps:
-/// where every memory access is emulated (QEMU's TCG) the accesses are the cost.
-/// The rows of `R` and of `P(R)` are built in place by `array::from_fn`: a
-/// zeroed scratch block would cost two 1 KiB `memset`s per block, which TCG
-/// runs one emulated `rep stos` step per word (64 MiB, 4 passes in the TCG VM:
-/// 1.530 s with them, 1.442 s without, `cargo xtask bench argon2`).
 /// One copy in the binary (not inlined): the address blocks use it too.
 #[inline(never)]
 fn compress_into(out: &mut Block, x: &Block, y: &Block, xor: bool) {
-    // rows[row] = (row of R, the same row after P).
-    let rows: [([u64; 16], [u64; 16]); 8] = core::array::from_fn(|row| {
-        let r: [u64; 16] = core::array::from_fn(|k| x.0[row * 16 + k] ^ y.0[row * 16 + k]);
-        let mut z = r;
+    if xor {
+        compress_with::<true>(out, x, y);
+    } else {
+        compress_with::<false>(out, x, y);
+    }
+}
+
+/// [`compress_into`] for one value of `XOR`, so that the 128 stores of the
+/// result are straight-line code. Where every memory access and every branch
+/// is emulated (QEMU's TCG) those are the cost, hence:
+/// - `R = x ⊕ y` is stored whole first, and each row of `P` then reads its
+///   16 words back: the row's permutation has the registers to itself, where
+///   keeping the row of `R` live beside it spilled to the stack (a row took
+///   425 instructions with 165 memory accesses, now 327 with 60; the first
+///   derivation of the bench root's key slot in the TCG VM went from 1.655 s
+///   to 1.560 s, medians of 6 boots, README "Encrypted roots and media");
+/// - the rows of `R` and of `P(R)` are built in place by `array::from_fn`: a
+///   zeroed scratch block would cost two 1 KiB `memset`s per block, which
+///   TCG runs one emulated `rep stos` step per word (64 MiB, 4 passes in the
+///   TCG VM: 1.530 s with them, 1.442 s without, `cargo xtask bench argon2`);
+/// - the final `⊕ R` (and `⊕ out`) is folded into the column sweep's stores,
+///   with no branch per word.
+#[inline(always)]
+fn compress_with<const XOR: bool>(out: &mut Block, x: &Block, y: &Block) {
+    let r: [u64; WORDS] = core::array::from_fn(|i| x.0[i] ^ y.0[i]);
+    // Row k of P(R): words 16k .. 16k + 15.
+    let rows: [[u64; 16]; 8] = core::array::from_fn(|row| {
+        let mut z: [u64; 16] = core::array::from_fn(|k| r[row * 16 + k]);
         permute(&mut z);
-        (r, z)
+        z
     });
     for column in 0..8 {
         // Word k of this column: row k / 2, the column's two words in that row.
-        let row_of = |k: usize| k / 2;
-        let in_row = |k: usize| column * 2 + k % 2;
-        let mut w: [u64; 16] = core::array::from_fn(|k| rows[row_of(k)].1[in_row(k)]);
+        let at = |k: usize| (k / 2) * 16 + column * 2 + k % 2;
+        let mut w: [u64; 16] = core::array::from_fn(|k| rows[k / 2][column * 2 + k % 2]);
         permute(&mut w);
-        for (k, g) in w.iter().enumerate() {
-            let g = g ^ rows[row_of(k)].0[in_row(k)];
-            let i = row_of(k) * 16 + in_row(k);
-            out.0[i] = if xor { out.0[i] ^ g } else { g };
+        // Unrolled, and volatile: as plain stores in a loop (or unrolled),
+        // LLVM pairs them into SSE shuffles across columns, which TCG
+        // emulates slower than the 64-bit code (2.3 times, `qemu-x86_64`).
+        macro_rules! put {
+            ($($k:literal)*) => {$(
+                let i = at($k);
+                let g = w[$k] ^ r[i];
+                let word = &mut out.0[i];
+                let value = if XOR { *word ^ g } else { g };
+                // SAFETY: `word` is a valid, aligned, exclusive reference to a u64.
+                unsafe { core::ptr::write_volatile(word, value) };
+            )*};
         }
+        put!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     }
 }
 

@@ -31,22 +31,31 @@ pub use key::{KeySource, DEFAULT_KEY_FILE, EXEC_LIMIT};
 
 /// nlplug-findfs' number of passphrase attempts.
 pub const TRIES: usize = 5;
-/// Modules a mapping needs; built-in ones fail to load and that is fine.
-/// `crypto-aes` and `crypto-xts(aes)` are the kernel's own aliases for the
-/// CPU's AES (aesni_intel; aes-ce-blk, aes-neon-bs on arm64): loaded before
-/// the table, the mapping gets them (it keeps what it was made with), and the
-/// kernel finds `xts(aes)` registered instead of running `modprobe` for it
-/// (six runs for an aes-xts-plain64 table: crypto-xts(aes), crypto-aes,
-/// crypto-ecb(aes), each also with `-all`).
-pub(crate) const MODULES: &[&str] = &[
-    "dm-crypt",
-    "crypto-aes",
-    "crypto-xts(aes)",
-    "xts",
-    "ecb",
-    "essiv",
-    "sha512_generic",
-];
+/// Modules every mapping needs, queued as soon as a LUKS device is seen
+/// (before its header says its cipher); built-in ones fail to load and that
+/// is fine. `crypto-aes` and `crypto-xts(aes)` are the kernel's own aliases
+/// for the CPU's AES (aesni_intel; aes-ce-blk, aes-neon-bs on arm64): loaded
+/// before the table, the mapping gets them (it keeps what it was made with),
+/// and the kernel finds `xts(aes)` registered instead of running `modprobe`
+/// for it (six runs for an aes-xts-plain64 table: crypto-xts(aes),
+/// crypto-aes, crypto-ecb(aes), each also with `-all`). XTS is here because
+/// it is cryptsetup's default; what other modes add is [`cipher_modules`].
+pub(crate) const MODULES: &[&str] = &["dm-crypt", "crypto-aes", "crypto-xts(aes)", "xts", "ecb"];
+
+/// What the segment's `cipher` needs beyond [`MODULES`]: CBC's template, and
+/// for ESSIV its template (with `authenc`, its dependency) and the hashes. An
+/// XTS volume loads none of these: three modules it never uses, whose
+/// loading (and, for `sha512_generic`, the kernel's self-tests of SHA-384 and
+/// SHA-512 at registration) takes the one CPU of a TCG boot from the unlock.
+pub(crate) fn cipher_modules(cipher: &str) -> &'static [&'static str] {
+    if cipher.contains("-essiv:") {
+        &["cbc", "essiv", "sha512_generic"]
+    } else if cipher.contains("-cbc-") {
+        &["cbc"]
+    } else {
+        &[]
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptError {
@@ -319,6 +328,7 @@ pub fn open(
             })
         }
     };
+    crate::modules::load_now_all(loader, cipher_modules(&segment.cipher));
     if let (Some(sectors), false) = (opts.offset, *header_at == HeaderAt::Data) {
         segment.offset = sectors.saturating_mul(512);
     }

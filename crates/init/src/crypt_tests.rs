@@ -101,8 +101,13 @@ fn options_from_the_command_line() {
 }
 
 /// A LUKS2 container from cryptsetup, when it is installed (as the luks crate's
-/// fixture tests).
+/// fixture tests), with cryptsetup's default cipher (aes-xts-plain64).
 pub(crate) fn container(dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    container_with(dir, &[])
+}
+
+/// [`container`] with more `luksFormat` arguments (`--cipher`, `--key-size`).
+pub(crate) fn container_with(dir: &Path, args: &[&str]) -> Option<(Vec<u8>, Vec<u8>)> {
     if std::process::Command::new("cryptsetup")
         .arg("--version")
         .output()
@@ -134,6 +139,7 @@ pub(crate) fn container(dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
             "16k",
         ])
         .args(["--luks2-keyslots-size", "1m", "--offset", "4096"])
+        .args(args)
         .arg(&img)
         .output()
         .unwrap();
@@ -305,4 +311,21 @@ fn exec_key_is_the_programs_bounded_output() {
         missing.run(&KernelSpawn, root, limit),
         Err(CryptError::ExecKey { .. })
     ));
+}
+
+/// Which modules each supported cipher adds to the mapping's common ones.
+#[test]
+fn cipher_modules_by_segment_cipher() {
+    for (cipher, want) in [
+        ("aes-xts-plain64", &[][..]),
+        ("aes-xts-plain", &[][..]),
+        (
+            "aes-cbc-essiv:sha256",
+            &["cbc", "essiv", "sha512_generic"][..],
+        ),
+        ("aes-cbc-plain64", &["cbc"][..]),
+        ("aes-cbc-plain", &["cbc"][..]),
+    ] {
+        assert_eq!(super::cipher_modules(cipher), want, "{cipher}");
+    }
 }

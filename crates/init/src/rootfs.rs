@@ -65,12 +65,32 @@ pub fn find_root(
 ) -> Result<RootDevice, RootError> {
     let findings = discovery::discover(p, layout, loader, options);
     crate::modules::report_missing_drivers(layout, loader.index());
-    let devname = match findings.wanted.unique("root device", spec)? {
+    root_device(
+        layout,
+        loader,
+        spec,
+        rootfstype,
+        &findings.wanted,
+        findings.block_devices,
+    )
+}
+
+/// The root device among `wanted` (what matched `spec`, of `block_devices`
+/// seen) and its file system, whose modules are loaded.
+pub fn root_device(
+    layout: &Layout,
+    loader: &alpinit_kmod::Loader,
+    spec: &str,
+    rootfstype: Option<&str>,
+    wanted: &crate::devices::Matches,
+    block_devices: usize,
+) -> Result<RootDevice, RootError> {
+    let devname = match wanted.unique("root device", spec)? {
         Some(d) => d.to_owned(),
         None => {
             return Err(RootError::NotFound {
                 spec: spec.to_owned(),
-                block_devices: findings.block_devices,
+                block_devices,
             })
         }
     };

@@ -43,7 +43,12 @@ fn mapping_appears(m: &Machine, fs: Fs, files: &[(&str, &[u8])]) {
 /// hostname `sealed`) inside LUKS2 on `vda2`, opened as `media` by the typed
 /// passphrase. False when the host cannot make the container (no cryptsetup).
 fn medium_in_luks(m: &Machine) -> bool {
-    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+    medium_in_luks_with(m, &[])
+}
+
+/// [`medium_in_luks`], the container made with `luksFormat` arguments `args`.
+fn medium_in_luks_with(m: &Machine, args: &[&str]) -> bool {
+    let Some((img, right)) = crate::crypt::tests::container_with(&m.path("/.luks"), args) else {
         return false;
     };
     m.cmdline("cryptroot=/dev/vda2 cryptdm=media");
@@ -374,5 +379,86 @@ fn cpu_aes_driver_is_inserted_before_the_table_is_loaded() {
     assert!(
         aes < table,
         "aesni_intel at {aes:?}, the table at {table:?}"
+    );
+}
+
+/// The modules of other cipher modes (the ESSIV template, its `authenc`
+/// dependency, the SHA-512 module) are not loaded for an XTS volume; a
+/// CBC-ESSIV volume gets them, before its table is loaded.
+#[test]
+fn only_the_volumes_cipher_mode_modules_are_inserted() {
+    for (args, essiv) in [
+        (&[][..], false),
+        (
+            &["--cipher", "aes-cbc-essiv:sha256", "--key-size", "256"][..],
+            true,
+        ),
+    ] {
+        let m = Machine::new();
+        m.add_module("kernel/crypto/xts.ko", &[], None);
+        m.add_module("kernel/crypto/authenc.ko", &[], None);
+        m.add_module(
+            "kernel/crypto/essiv.ko",
+            &["kernel/crypto/authenc.ko"],
+            None,
+        );
+        m.add_module("kernel/crypto/sha512_generic.ko", &[], None);
+        if !medium_in_luks_with(&m, args) {
+            return;
+        }
+        let boot = m.boot();
+        boot.assert_clean_switch();
+        let at = |name: &str| {
+            boot.events
+                .iter()
+                .position(|e| matches!(e, Ev::Insmod(n) if n == name))
+        };
+        let table = boot
+            .events
+            .iter()
+            .position(|e| matches!(e, Ev::DmCreate(..)));
+        assert!(at("xts") < table, "{args:?}: {:?}", boot.insmods());
+        for name in ["essiv", "authenc", "sha512_generic"] {
+            match essiv {
+                true => assert!(
+                    at(name).is_some() && at(name) < table,
+                    "{args:?}: {name}: {:?}",
+                    boot.insmods()
+                ),
+                false => assert_eq!(at(name), None, "{args:?}: {:?}", boot.insmods()),
+            }
+        }
+    }
+}
+
+/// Root mode on a LUKS mapping: the root is the mapping just made, there once
+/// its table is loaded, so it is mounted without a second discovery (one
+/// coldplug sweep in the whole boot, where there were two).
+#[test]
+fn root_on_the_mapping_just_made_needs_no_second_sweep() {
+    let m = Machine::new();
+    let Some((img, right)) = crate::crypt::tests::container(&m.path("/.luks")) else {
+        return;
+    };
+    m.cmdline("root=/dev/mapper/root cryptroot=/dev/vda2 cryptkey panic=1");
+    luks_partition(&m, &img);
+    m.write("/crypto_keyfile.bin", &right);
+    std::fs::remove_dir_all(m.path("/sysroot")).unwrap();
+    m.mkdir("/sysroot");
+    mapping_appears(&m, Fs::Ext4 { label: "ROOT" }, &[("sbin/init", b"#!")]);
+    let init = m.path("/.contents/dm-0/sbin/init");
+    std::fs::set_permissions(init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let root = boot.mount_on("/sysroot").expect("root mounted");
+    assert_eq!(
+        (root.source.as_str(), root.fstype.as_deref()),
+        ("/dev/dm-0", Some("ext4"))
+    );
+    assert_eq!(
+        boot.kmsg.matches(" devices swept in ").count(),
+        1,
+        "{}",
+        boot.kmsg
     );
 }
