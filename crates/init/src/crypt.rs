@@ -47,13 +47,13 @@ pub(crate) const MODULES: &[&str] = &["dm-crypt", "crypto-aes", "crypto-xts(aes)
 /// XTS volume loads none of these: three modules it never uses, whose
 /// loading (and, for `sha512_generic`, the kernel's self-tests of SHA-384 and
 /// SHA-512 at registration) takes the one CPU of a TCG boot from the unlock.
+/// Read with the luks crate's own parser; a cipher it does not know (opened
+/// by cryptsetup instead) adds nothing.
 pub(crate) fn cipher_modules(cipher: &str) -> &'static [&'static str] {
-    if cipher.contains("-essiv:") {
-        &["cbc", "essiv", "sha512_generic"]
-    } else if cipher.contains("-cbc-") {
-        &["cbc"]
-    } else {
-        &[]
+    match alpinit_luks::crypto::CipherSpec::parse(cipher) {
+        Ok(spec) if spec.is_essiv() => &["cbc", "essiv", "sha512_generic"],
+        Ok(spec) if spec.is_cbc() => &["cbc"],
+        _ => &[],
     }
 }
 

@@ -107,8 +107,8 @@ pub fn mount(
     // cryptroot=: unlock and map first, as nlplug-findfs does during the
     // device wait; root=/dev/mapper/NAME is then the mapping.
     let mut root = root.to_owned();
-    // The root is the mapping just made: see the first root wait below.
-    let mut root_is_mapping = false;
+    // The mapping just made when it is the root: see the first root wait below.
+    let mut mapping = None;
     let crypt = crate::crypt::CryptOptions::from_cmdline(cmdline)
         .or_else(|source| policy.handle(p, &Failure::Crypt { source }).map(|()| None))?;
     if let Some(crypt) = crypt {
@@ -118,7 +118,7 @@ pub fn mount(
                     if root == format!("/dev/mapper/{}", crypt.name) {
                         root = format!("/dev/{dm}");
                         options.wanted = Some(DeviceSpec::parse(&root));
-                        root_is_mapping = true;
+                        mapping = Some(dm);
                     }
                     break;
                 }
@@ -151,18 +151,17 @@ pub fn mount(
     }
     loop {
         let progress = Progress::begin("Mounting root");
-        let found = match std::mem::take(&mut root_is_mapping) {
-            // The mapping exists once its table is loaded, and the crypt
-            // device's wait let coldplug settle: no second discovery (a sweep
-            // of every bus, about 30 ms under TCG) unless its node is missing
-            // (a /dev without devtmpfs, where discovery makes it).
-            true => match present(layout, &DeviceSpec::parse(&root)) {
-                (now, seen) if !now.is_empty() => {
-                    rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &now, seen)
-                }
-                _ => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
-            },
-            false => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
+        // The mapping exists once its table is loaded, and the crypt device's
+        // wait let coldplug settle: no second discovery (a sweep of every bus,
+        // about 30 ms under TCG) unless its node is missing (a /dev without
+        // devtmpfs, where discovery makes it).
+        let found = match mapping.take().filter(|dm| layout.dev().join(dm).exists()) {
+            Some(dm) => {
+                let mut matched = Matches::default();
+                matched.add(&dm);
+                rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, 1)
+            }
+            None => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
         };
         let dev = match found {
             Ok(dev) => dev,

@@ -291,6 +291,16 @@ impl CipherSpec {
         Ok(CipherSpec { mode, iv })
     }
 
+    /// Whether the mode is CBC (`aes-cbc-*`).
+    pub fn is_cbc(&self) -> bool {
+        self.mode == Mode::Cbc
+    }
+
+    /// Whether the IV is ESSIV (`essiv:sha256`).
+    pub fn is_essiv(&self) -> bool {
+        self.iv == Iv::EssivSha256
+    }
+
     /// Whether `key_len` bytes are a valid key for this cipher.
     pub fn key_len_ok(&self, key_len: usize) -> bool {
         match self.mode {
