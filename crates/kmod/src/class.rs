@@ -140,6 +140,35 @@ pub fn slow_to_settle(path: &str) -> bool {
     in_tree(path).is_some_and(|rel| SLOW_TO_SETTLE.iter().any(|prefix| rel.starts_with(prefix)))
 }
 
+/// Directories whose modules register no device driver: file systems,
+/// libraries and crypto algorithms (`arch/<arch>/crypto/` too, the CPU's).
+const DRIVERLESS: &[&str] = &["fs/", "lib/", "crypto/"];
+
+/// The module parameter that skips `do_init_module`'s wait for all of the
+/// kernel's asynchronous work (kernel/module/main.c; any module takes it
+/// since Linux 4.2, `Documentation/admin-guide/kernel-parameters.txt`,
+/// "module.async_probe").
+pub const ASYNC_PROBE: &str = "async_probe=1";
+
+/// Whether the module at `path` (as in [`kind_of_path`]) registers no
+/// device driver, so that inserting it with [`ASYNC_PROBE`] changes
+/// nothing but the wait: without it, the insertion of ext4, jbd2 or
+/// crc32c does not return before every driver's asynchronous probe is
+/// done (libata's probe of empty IDE ports: 50 ms of an idle CPU between
+/// crc32c_intel and crc32c_generic in a traced `vs-alpine virtio-repo`
+/// boot), and the boot medium's file system waits for a disk controller
+/// it does not use. Drivers keep the wait: their probe is what the boot
+/// waits for.
+pub fn drives_no_device(path: &str) -> bool {
+    in_tree(path).is_some_and(|rel| {
+        DRIVERLESS.iter().any(|prefix| rel.starts_with(prefix))
+            || rel
+                .strip_prefix("arch/")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(_, r)| r.starts_with("crypto/"))
+    })
+}
+
 /// PATH below the kernel's own tree (`drivers/ata/ata_piix.ko` of
 /// `kernel/drivers/ata/ata_piix.ko`); `None` out of tree.
 fn in_tree(path: &str) -> Option<&str> {
@@ -173,6 +202,29 @@ impl Deferral {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn driverless_modules_by_path() {
+        for (path, none) in [
+            ("kernel/fs/ext4/ext4.ko", true),
+            ("kernel/fs/jbd2/jbd2.ko.xz", true),
+            ("kernel/lib/crc16.ko", true),
+            ("kernel/crypto/xts.ko", true),
+            ("kernel/arch/x86/crypto/aesni-intel.ko", true),
+            ("kernel/arch/arm64/crypto/sha2-ce.ko", true),
+            ("/lib/modules/6.1.0-57-amd64/kernel/fs/vfat/vfat.ko", true),
+            ("kernel/drivers/ata/ata_piix.ko", false),
+            ("kernel/drivers/block/virtio_blk.ko", false),
+            ("kernel/drivers/md/dm-crypt.ko", false),
+            ("kernel/arch/x86/kvm/kvm.ko", false),
+            ("kernel/drivers/crypto/ccp/ccp.ko", false),
+            ("kernel/net/packet/af_packet.ko", false),
+            ("extra/fs/zfs.ko", false),
+            ("updates/lib/x.ko", false),
+        ] {
+            assert_eq!(super::drives_no_device(path), none, "{path}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -171,11 +171,13 @@ impl ModuleIndex {
             self.plan_module(dep, optional, config, "", plan);
         }
         let mut params = config.options(name);
-        if !extra.is_empty() {
-            if !params.is_empty() {
-                params.push(' ');
-            }
-            params.push_str(extra);
+        push_param(&mut params, extra);
+        if crate::class::drives_no_device(&self.modules[id].path)
+            && !params
+                .split_whitespace()
+                .any(|p| p.split('=').next() == Some("async_probe"))
+        {
+            push_param(&mut params, crate::class::ASYNC_PROBE);
         }
         plan.seen.insert(id, Some(plan.steps.len()));
         let refuse_requests = self.modules[id]
@@ -219,6 +221,17 @@ impl ModuleIndex {
 pub(crate) struct Plan {
     pub(crate) steps: Vec<Planned>,
     seen: HashMap<usize, Option<usize>>,
+}
+
+/// Appends WORDS to a module's parameter string.
+fn push_param(params: &mut String, words: &str) {
+    if words.is_empty() {
+        return;
+    }
+    if !params.is_empty() {
+        params.push(' ');
+    }
+    params.push_str(words);
 }
 
 #[cfg(test)]
@@ -375,7 +388,14 @@ alias usb:v*p*d*dc*dsc*dp*ic08isc06ip62in* uas
         let params: Vec<&str> = plan.iter().map(|s| s.params.as_str()).collect();
         assert_eq!(
             params,
-            ["", "", "", "", "delay_use=0 quirks=0bc2:2100:u", "x=1"]
+            [
+                "",
+                "",
+                "async_probe=1",
+                "",
+                "delay_use=0 quirks=0bc2:2100:u",
+                "x=1"
+            ]
         );
     }
 

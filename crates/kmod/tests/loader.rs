@@ -567,3 +567,46 @@ fn requests_by_name_are_never_deferred() {
     names.sort();
     assert_eq!(names, ["e1000", "snd_ens1370"]);
 }
+
+/// Regression: ext4's chain waited out libata's probe of empty IDE ports
+/// (`do_init_module` waits for all asynchronous work unless the module was
+/// given `async_probe`), 50 ms of an idle CPU on the way to the boot medium.
+#[test]
+fn modules_that_drive_no_device_skip_the_wait_for_asynchronous_probes() {
+    let fixture = Fixture::new();
+    let recorder = Arc::new(Recorder::default());
+    let conf = fixture.dir.path().join("etc/modprobe.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("x.conf"),
+        "options ext4 debug_want_extra_isize=0\noptions jbd2 async_probe=0\n",
+    )
+    .unwrap();
+    let config = ModprobeConfig::load_dirs(&[&conf]).unwrap();
+    let loader = loader(&fixture, config, &recorder);
+    loader.load_now("fs-ext4").unwrap();
+    loader.load_now("uas").unwrap();
+    let params: Vec<(String, String)> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.name, c.params))
+        .collect();
+    let want = [
+        ("crc32c_intel", "async_probe=1"),
+        ("crc32c_generic", "async_probe=1"),
+        ("jbd2", "async_probe=0"),
+        ("mbcache", "async_probe=1"),
+        ("crc16", "async_probe=1"),
+        ("ext4", "debug_want_extra_isize=0 async_probe=1"),
+        ("usb_common", ""),
+        ("usbcore", ""),
+        ("scsi_mod", ""),
+        ("usb_storage", ""),
+        ("uas", ""),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(params, want);
+}
