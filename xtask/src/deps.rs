@@ -42,6 +42,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("musl-tools", "musl-gcc"),
     // The C and assembly of ring in the aarch64 cross build (`cross.rs`).
     (crate::cross::CROSS_GCC_PACKAGE, crate::cross::CROSS_CC),
+    // Its C library headers: a recommendation of the compiler, which
+    // `--no-install-recommends` leaves out (ring's `stdint.h` then fails).
+    (
+        "libc6-dev-arm64-cross",
+        "/usr/aarch64-linux-gnu/include/stdint.h",
+    ),
     ("pxelinux", "/usr/lib/PXELINUX/pxelinux.0"),
     ("openssl", "openssl"),
     // Boot media of other file systems (QEMU btrfs-xfs) and the prober's

@@ -228,3 +228,18 @@ fn aarch64_needs_the_arm64_dpkg_arch_before_apt_update_and_its_rust_target() {
         .said
         .contains(&"sudo dpkg --add-architecture arm64".to_string()));
 }
+
+/// Regression: on a fresh machine the cross compiler came without its C
+/// library headers (a recommendation, which `--no-install-recommends`
+/// skips) and ring's C for aarch64 failed on `bits/libc-header-start.h`.
+#[test]
+fn the_cross_compiler_comes_with_its_c_library_headers() {
+    let marker = PACKAGES
+        .iter()
+        .find(|(p, _)| *p == "libc6-dev-arm64-cross")
+        .map(|(_, m)| *m);
+    assert_eq!(marker, Some("/usr/aarch64-linux-gnu/include/stdint.h"));
+    assert!(PACKAGES
+        .iter()
+        .any(|(p, _)| *p == crate::cross::CROSS_GCC_PACKAGE));
+}

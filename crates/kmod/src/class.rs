@@ -141,8 +141,11 @@ pub fn slow_to_settle(path: &str) -> bool {
 }
 
 /// Directories whose modules register no device driver: file systems,
-/// libraries and crypto algorithms (`arch/<arch>/crypto/` too, the CPU's).
-const DRIVERLESS: &[&str] = &["fs/", "lib/", "crypto/"];
+/// libraries, crypto algorithms (`arch/<arch>/crypto/` too, the CPU's),
+/// I/O schedulers and integrity code (`block/`), and device-mapper and MD
+/// (`drivers/md/`: targets and RAID personalities, a misc device and block
+/// devices of their own, no driver bound to a bus device).
+const DRIVERLESS: &[&str] = &["fs/", "lib/", "crypto/", "block/", "drivers/md/"];
 
 /// The module parameter that skips `do_init_module`'s wait for all of the
 /// kernel's asynchronous work (kernel/module/main.c; any module takes it
@@ -156,7 +159,8 @@ pub const ASYNC_PROBE: &str = "async_probe=1";
 /// crc32c does not return before every driver's asynchronous probe is
 /// done (libata's probe of empty IDE ports: 50 ms of an idle CPU between
 /// crc32c_intel and crc32c_generic in a traced `vs-alpine virtio-repo`
-/// boot), and the boot medium's file system waits for a disk controller
+/// boot; 44 ms after dm_mod in a LUKS2 root boot, every loader worker
+/// waiting), and the boot medium's file system waits for a disk controller
 /// it does not use. Drivers keep the wait: their probe is what the boot
 /// waits for.
 pub fn drives_no_device(path: &str) -> bool {
@@ -214,7 +218,11 @@ mod tests {
             ("/lib/modules/6.1.0-57-amd64/kernel/fs/vfat/vfat.ko", true),
             ("kernel/drivers/ata/ata_piix.ko", false),
             ("kernel/drivers/block/virtio_blk.ko", false),
-            ("kernel/drivers/md/dm-crypt.ko", false),
+            ("kernel/drivers/md/dm-crypt.ko", true),
+            ("kernel/drivers/md/dm-mod.ko", true),
+            ("kernel/drivers/md/raid1.ko", true),
+            ("kernel/block/t10-pi.ko", true),
+            ("kernel/drivers/block/loop.ko", false),
             ("kernel/arch/x86/kvm/kvm.ko", false),
             ("kernel/drivers/crypto/ccp/ccp.ko", false),
             ("kernel/net/packet/af_packet.ko", false),
