@@ -243,18 +243,25 @@ fn options_reach_insmod() {
     config.add_options("uas", "from_etc_modules=1");
     let loader = loader(&fixture, config, &recorder);
     loader.load_now("uas").unwrap();
+    assert_params(
+        &recorder,
+        &[
+            ("usb_common", ""),
+            ("usbcore", "autosuspend=-1"),
+            ("scsi_mod", ""),
+            ("usb_storage", "delay_use=0 quirks=0bc2:2100:u"),
+            ("uas", "from_etc_modules=1"),
+        ],
+    );
+}
+
+/// Each insertion the recorder saw, by module name with its parameters.
+fn assert_params(recorder: &Recorder, want: &[(&str, &str)]) {
     let params: Vec<(String, String)> = recorder
         .calls()
         .into_iter()
         .map(|c| (c.name, c.params))
         .collect();
-    let want = [
-        ("usb_common", ""),
-        ("usbcore", "autosuspend=-1"),
-        ("scsi_mod", ""),
-        ("usb_storage", "delay_use=0 quirks=0bc2:2100:u"),
-        ("uas", "from_etc_modules=1"),
-    ];
     let want: Vec<(String, String)> = want
         .iter()
         .map(|(n, p)| (n.to_string(), p.to_string()))
@@ -586,27 +593,20 @@ fn modules_that_drive_no_device_skip_the_wait_for_asynchronous_probes() {
     let loader = loader(&fixture, config, &recorder);
     loader.load_now("fs-ext4").unwrap();
     loader.load_now("uas").unwrap();
-    let params: Vec<(String, String)> = recorder
-        .calls()
-        .into_iter()
-        .map(|c| (c.name, c.params))
-        .collect();
-    let want = [
-        ("crc32c_intel", "async_probe=1"),
-        ("crc32c_generic", "async_probe=1"),
-        ("jbd2", "async_probe=0"),
-        ("mbcache", "async_probe=1"),
-        ("crc16", "async_probe=1"),
-        ("ext4", "debug_want_extra_isize=0 async_probe=1"),
-        ("usb_common", ""),
-        ("usbcore", ""),
-        ("scsi_mod", ""),
-        ("usb_storage", ""),
-        ("uas", ""),
-    ];
-    let want: Vec<(String, String)> = want
-        .iter()
-        .map(|(n, p)| (n.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(params, want);
+    assert_params(
+        &recorder,
+        &[
+            ("crc32c_intel", "async_probe=1"),
+            ("crc32c_generic", "async_probe=1"),
+            ("jbd2", "async_probe=0"),
+            ("mbcache", "async_probe=1"),
+            ("crc16", "async_probe=1"),
+            ("ext4", "debug_want_extra_isize=0 async_probe=1"),
+            ("usb_common", ""),
+            ("usbcore", ""),
+            ("scsi_mod", ""),
+            ("usb_storage", ""),
+            ("uas", ""),
+        ],
+    );
 }
