@@ -582,7 +582,7 @@ impl Engine {
         #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut engines = vec![Engine::Portable];
         #[cfg(target_arch = "x86_64")]
-        if avx2::usable() && std::env::var_os("A2_PORT").is_none() {
+        if avx2::usable() {
             engines.push(Engine::Avx2);
         }
         engines
