@@ -237,6 +237,13 @@ impl Loader {
         Hold(&self.shared)
     }
 
+    /// True while a request for a module that settles slowly (a USB host
+    /// controller's driver, [`crate::slow_to_settle`]) is queued or
+    /// running.
+    pub fn settling_drivers_pending(&self) -> bool {
+        self.shared.lock().queue.first_pending()
+    }
+
     /// True while any request is queued or running.
     pub fn busy(&self) -> bool {
         self.shared.lock().is_busy()

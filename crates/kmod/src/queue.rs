@@ -70,6 +70,11 @@ impl Queue {
         self.first.is_empty() && self.critical.is_empty() && self.rest.is_empty()
     }
 
+    /// Whether a [`Tier::First`] job is queued or running.
+    pub(crate) fn first_pending(&self) -> bool {
+        !self.first.is_empty() || self.first_running > 0
+    }
+
     pub(crate) fn set_held(&mut self, held: bool) {
         self.held = held;
     }
@@ -175,8 +180,10 @@ mod tests {
         queue.push(name("snd_hda_intel"), Tier::Rest);
         queue.push(name("xhci_pci"), Tier::First);
         queue.push(name("ehci_pci"), Tier::First);
+        assert!(queue.first_pending());
         assert_eq!(queue.pop(now), Some((name("xhci_pci"), true)));
         assert_eq!(queue.pop(now), Some((name("ehci_pci"), true)));
+        assert!(queue.first_pending(), "running");
         assert_eq!(queue.pop(now), None, "others wait while first ones run");
         assert_eq!(queue.alone_until(now), Some(now + ALONE_MAX));
         queue.first_done();
@@ -185,6 +192,7 @@ mod tests {
         assert_eq!(queue.alone_until(now + ALONE_MAX), None);
         assert_eq!(queue.pop(now + ALONE_MAX), Some((name("ata_piix"), false)));
         queue.first_done();
+        assert!(!queue.first_pending(), "only other tiers left");
         assert_eq!(queue.pop(now), Some((name("snd_hda_intel"), false)));
         // Once no first job runs, a new one starts a new window.
         queue.push(name("usb_storage"), Tier::First);

@@ -159,3 +159,103 @@ fn a_settling_usb_stick_gets_its_disk_driver_and_the_modloop_modules_meanwhile()
     );
     assert_eq!(m.read("/sysroot/etc/hostname"), "box\n");
 }
+
+/// A machine whose image has the USB stick drivers; with HOST an xhci
+/// controller whose driver coldplug loads, with HUB its root hub (a USB
+/// device, `DEVTYPE=usb_device` on the `usb` bus). No disk.
+fn usb_machine(host: bool, hub: bool) -> Machine {
+    let m = Machine::new();
+    m.add_module("kernel/drivers/usb/core/usbcore.ko", &[], None);
+    for path in [
+        "kernel/drivers/usb/storage/usb-storage.ko",
+        "kernel/drivers/usb/storage/uas.ko",
+    ] {
+        m.add_module(path, &["kernel/drivers/usb/core/usbcore.ko"], None);
+    }
+    if host {
+        m.add_module(
+            "kernel/drivers/usb/host/xhci-pci.ko",
+            &["kernel/drivers/usb/core/usbcore.ko"],
+            Some("pci:v00001B36d0000000Dsv*sd*bc*sc*i*"),
+        );
+        m.modalias_device("pci", "/devices/pci0000:00/0000:00:02.0", XHCI);
+    }
+    if hub {
+        const HUB: &str = "/devices/pci0000:00/0000:00:02.0/usb1";
+        m.write(
+            &format!("/sys{HUB}/uevent"),
+            "MAJOR=189\nMINOR=0\nDEVNAME=bus/usb/001/001\nDEVTYPE=usb_device\nDRIVER=usb\n",
+        );
+        m.mkdir("/sys/bus/usb/devices");
+        std::os::unix::fs::symlink(
+            "../../../../bus/usb",
+            m.path(&format!("/sys{HUB}/subsystem")),
+        )
+        .expect("subsystem link");
+        std::os::unix::fs::symlink(
+            format!("../../..{HUB}"),
+            m.path("/sys/bus/usb/devices/usb1"),
+        )
+        .expect("bus link");
+    }
+    m
+}
+
+/// [`usb_machine`] with a disk holding an overlay (diskless mode).
+fn usb_diskless(host: bool, hub: bool) -> Machine {
+    let m = usb_machine(host, hub);
+    let ovl = overlay(&[("etc/hostname", b"box\n")]);
+    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &ovl)]);
+    m
+}
+
+/// With a USB host controller up (its root hub there), the stick drivers
+/// load before any stick shows up, so that one is bound as soon as the
+/// hub enumerates it (`Discovery::preload_usb_storage`), and after the
+/// host controller's own driver; without a USB device nothing asks for
+/// them. (The wait for a host controller driver still loading is pinned
+/// by the loader's queue test `slow_to_settle_requests_run_first_and_alone`:
+/// this machine's loader inserts in order.)
+#[test]
+fn a_usb_host_controller_gets_the_stick_drivers_before_any_stick() {
+    for host in [true, false] {
+        let boot = usb_diskless(host, true).boot();
+        boot.assert_clean_switch();
+        let mods = boot.insmods();
+        let pos = |n: &str| mods.iter().position(|x| x == n);
+        for module in ["usb_storage", "uas"] {
+            let at = pos(module).unwrap_or_else(|| panic!("{module} ({host}): {mods:?}"));
+            if host {
+                assert!(pos("xhci_pci") < Some(at), "{module}: {mods:?}");
+            }
+        }
+    }
+    for host in [true, false] {
+        let boot = usb_diskless(host, false).boot();
+        boot.assert_clean_switch();
+        let mods = boot.insmods();
+        for module in ["usb_storage", "uas"] {
+            assert!(!mods.contains(&module.to_owned()), "{module}: {mods:?}");
+        }
+    }
+}
+
+/// Root mode: once the root device is found, a USB stick cannot matter
+/// any more, and the stick drivers are not loaded for one.
+#[test]
+fn root_mode_with_its_root_found_loads_no_stick_drivers() {
+    let m = usb_machine(false, true);
+    m.cmdline("root=/dev/vda1");
+    m.disk("vda1", "ROOT", &[("sbin/init", b"#!")]);
+    std::fs::set_permissions(
+        m.path("/.contents/vda1/sbin/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let boot = m.boot();
+    boot.assert_clean_switch();
+    let mods = boot.insmods();
+    for module in ["usb_storage", "uas"] {
+        assert!(!mods.contains(&module.to_owned()), "{module}: {mods:?}");
+    }
+}
