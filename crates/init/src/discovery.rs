@@ -649,9 +649,6 @@ pub fn find_media(
     )))
 }
 
-/// `/devices/.../block/sda/sda1` → `sda`.
-/// RAM disks, loop and zram devices are never boot media (the boot skips
-/// them; `alpinit explain` says so).
 /// The drivers of USB sticks ([`Discovery::preload_usb_storage`]).
 const USB_STORAGE: [&str; 2] = ["usb-storage", "uas"];
 
@@ -661,10 +658,13 @@ fn is_usb_device(ev: &Uevent) -> bool {
     ev.subsystem.as_deref() == Some("usb") && ev.get("DEVTYPE") == Some("usb_device")
 }
 
+/// RAM disks, loop and zram devices are never boot media (the boot skips
+/// them; `alpinit explain` says so).
 pub fn never_media(devname: &str) -> bool {
     devname.starts_with("ram") || devname.starts_with("loop") || devname.starts_with("zram")
 }
 
+/// `/devices/.../block/sda/sda1` → `sda`.
 pub fn parent_disk(devpath: &str) -> Option<&str> {
     let mut parts = devpath.rsplit('/');
     parts.next()?;
