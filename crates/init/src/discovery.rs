@@ -349,15 +349,18 @@ impl Discovery<'_> {
     /// configuration). `uas` as well: usb-storage leaves a UAS stick to
     /// it. Only modules the image has: this is a guess, not a need; and
     /// in root mode only while the wanted device is still to be found.
+    /// Called on every turn of the discovery loop: the checks that need
+    /// no lock come first, the loader's state last.
     fn preload_usb_storage(&mut self) {
         let root_found = !self.opts.scan_media && !self.findings.wanted.is_empty();
         if !self.usb_device_seen
             || root_found
+            || self.preloaded.contains("usb-storage")
             || self.loader.settling_drivers_pending()
-            || !self.preloaded.insert("usb-storage")
         {
             return;
         }
+        self.preloaded.insert("usb-storage");
         for m in USB_STORAGE {
             if self.loader.index().contains(m) {
                 self.loader.request(m);

@@ -206,6 +206,8 @@ impl Deferral {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn driverless_modules_by_path() {
         for (path, none) in [
@@ -229,11 +231,9 @@ mod tests {
             ("extra/fs/zfs.ko", false),
             ("updates/lib/x.ko", false),
         ] {
-            assert_eq!(super::drives_no_device(path), none, "{path}");
+            assert_eq!(drives_no_device(path), none, "{path}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn module_kinds_by_path() {

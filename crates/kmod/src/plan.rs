@@ -173,9 +173,7 @@ impl ModuleIndex {
         let mut params = config.options(name);
         push_param(&mut params, extra);
         if crate::class::drives_no_device(&self.modules[id].path)
-            && !params
-                .split_whitespace()
-                .any(|p| p.split('=').next() == Some("async_probe"))
+            && !sets_param(&params, crate::class::ASYNC_PROBE)
         {
             push_param(&mut params, crate::class::ASYNC_PROBE);
         }
@@ -221,6 +219,15 @@ impl ModuleIndex {
 pub(crate) struct Plan {
     pub(crate) steps: Vec<Planned>,
     seen: HashMap<usize, Option<usize>>,
+}
+
+/// Whether PARAMS already set the parameter that ASSIGNMENT (`name=value`)
+/// sets, whatever the value.
+fn sets_param(params: &str, assignment: &str) -> bool {
+    let name = assignment.split('=').next().unwrap_or(assignment);
+    params
+        .split_whitespace()
+        .any(|p| p.split('=').next() == Some(name))
 }
 
 /// Appends WORDS to a module's parameter string.

@@ -235,10 +235,7 @@ fn blacklist_applies_to_aliases_only() {
 fn options_reach_insmod() {
     let fixture = Fixture::new();
     let recorder = Arc::new(Recorder::default());
-    let conf = fixture.dir.path().join("etc/modprobe.d");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(conf.join("usb.conf"), "options usb-storage delay_use=0\n").unwrap();
-    let mut config = ModprobeConfig::load_dirs(&[&conf]).unwrap();
+    let mut config = modprobe_d(&fixture, "options usb-storage delay_use=0\n");
     config.add_cmdline(&["usbcore.autosuspend=-1", "usb_storage.quirks=0bc2:2100:u"]);
     config.add_options("uas", "from_etc_modules=1");
     let loader = loader(&fixture, config, &recorder);
@@ -253,6 +250,14 @@ fn options_reach_insmod() {
             ("uas", "from_etc_modules=1"),
         ],
     );
+}
+
+/// The configuration of one modprobe.d file with TEXT in the fixture.
+fn modprobe_d(fixture: &Fixture, text: &str) -> ModprobeConfig {
+    let conf = fixture.dir.path().join("etc/modprobe.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("test.conf"), text).unwrap();
+    ModprobeConfig::load_dirs(&[&conf]).unwrap()
 }
 
 /// Each insertion the recorder saw, by module name with its parameters.
@@ -582,14 +587,10 @@ fn requests_by_name_are_never_deferred() {
 fn modules_that_drive_no_device_skip_the_wait_for_asynchronous_probes() {
     let fixture = Fixture::new();
     let recorder = Arc::new(Recorder::default());
-    let conf = fixture.dir.path().join("etc/modprobe.d");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("x.conf"),
+    let config = modprobe_d(
+        &fixture,
         "options ext4 debug_want_extra_isize=0\noptions jbd2 async_probe=0\n",
-    )
-    .unwrap();
-    let config = ModprobeConfig::load_dirs(&[&conf]).unwrap();
+    );
     let loader = loader(&fixture, config, &recorder);
     loader.load_now("fs-ext4").unwrap();
     loader.load_now("uas").unwrap();

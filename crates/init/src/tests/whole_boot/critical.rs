@@ -246,12 +246,7 @@ fn a_usb_host_controller_gets_the_stick_drivers_before_any_stick() {
 fn root_mode_with_its_root_found_loads_no_stick_drivers() {
     let m = usb_machine(false, true);
     m.cmdline("root=/dev/vda1");
-    m.disk("vda1", "ROOT", &[("sbin/init", b"#!")]);
-    std::fs::set_permissions(
-        m.path("/.contents/vda1/sbin/init"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    super::root_mode::root_disk(&m, "vda1", "ROOT");
     let boot = m.boot();
     boot.assert_clean_switch();
     let mods = boot.insmods();

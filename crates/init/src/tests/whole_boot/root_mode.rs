@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 /// An installed root on `name`: its mount shows an executable /sbin/init;
 /// the initramfs' sysroot starts empty.
-fn root_disk(m: &Machine, name: &str, label: &'static str) -> alpinit_uevent::Uevent {
+pub(super) fn root_disk(m: &Machine, name: &str, label: &'static str) -> alpinit_uevent::Uevent {
     std::fs::remove_dir_all(m.path("/sysroot")).unwrap();
     m.mkdir("/sysroot");
     let ev = m.disk(name, label, &[("sbin/init", b"#!")]);
