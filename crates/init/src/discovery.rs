@@ -14,50 +14,10 @@ use alpinit_uevent::{Action, Uevent};
 use std::collections::HashSet;
 use std::time::Instant;
 
-/// A device named on the command line (`apkovl=DEV:..`, later `root=`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Name(String),
-    Uuid(String),
-    Label(String),
-    PartUuid(String),
-}
+mod preload;
+mod spec;
 
-impl DeviceSpec {
-    pub fn parse(s: &str) -> Self {
-        if let Some(v) = s.strip_prefix("UUID=") {
-            Self::Uuid(v.to_owned())
-        } else if let Some(v) = s.strip_prefix("LABEL=") {
-            Self::Label(v.to_owned())
-        } else if let Some(v) = s.strip_prefix("PARTUUID=") {
-            Self::PartUuid(v.to_owned())
-        } else {
-            Self::Name(s.strip_prefix("/dev/").unwrap_or(s).to_owned())
-        }
-    }
-
-    /// The path a `Name` specification names (`/dev/mapper/x`, `sda1` as
-    /// `/dev/sda1`), for matching by device number.
-    pub fn path(&self) -> Option<String> {
-        match self {
-            Self::Name(n) if n.starts_with('/') => Some(n.clone()),
-            Self::Name(n) => Some(format!("/dev/{n}")),
-            _ => None,
-        }
-    }
-
-    pub fn matches(&self, devname: &str, id: &Identity) -> bool {
-        match self {
-            Self::Name(n) => n == devname,
-            Self::Uuid(u) => id.uuid.as_deref() == Some(u),
-            Self::Label(l) => id.label.as_deref() == Some(l),
-            Self::PartUuid(p) => id
-                .partuuid
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(p)),
-        }
-    }
-}
+pub use spec::DeviceSpec;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -275,7 +235,7 @@ impl Discovery<'_> {
         if ev.subsystem.as_deref() == Some("usb") {
             self.last_usb_event = Some(self.p.clock.now());
         }
-        if is_usb_device(ev) {
+        if preload::is_usb_device(ev) {
             self.usb_device_seen = true;
         }
         self.preload_media_modules(ev);
@@ -307,86 +267,6 @@ impl Discovery<'_> {
             if let (Some(name), Some(major), Some(minor)) = (&ev.devname, ev.major, ev.minor) {
                 let _ = devices::make_node(self.p.fs, self.layout, name, false, major, minor);
             }
-        }
-    }
-
-    /// A USB storage interface takes a second (usb-storage's delay_use) to
-    /// show its disk, a CD drive its disc: load the disk driver and the
-    /// file system such media usually carry meanwhile, while the CPU would
-    /// otherwise idle, so that neither the disk's appearance nor the mount
-    /// waits for them. The stick's disk is a SCSI disk: without this its
-    /// `sd_mod` (with the T10 checksum modules it needs) is asked for only
-    /// when the scan finds it, about 230 ms of loading under TCG
-    /// (`README.md`, "Where the time goes").
-    fn preload_media_modules(&mut self, ev: &Uevent) {
-        let (disk, fstype) = match ev.get("DRIVER") {
-            Some("usb-storage" | "uas") => (Some("sd_mod"), "vfat"),
-            Some("sr") => (None, "iso9660"),
-            _ => return,
-        };
-        if self.preloaded.insert(fstype) {
-            for m in disk
-                .into_iter()
-                .chain(alpinit_kmod::fs_modules(fstype).iter().copied())
-            {
-                self.loader.request(m);
-            }
-        }
-    }
-
-    /// A USB host controller is up (a USB device, its root hub, exists)
-    /// and no host controller driver is loading any more: the stick's
-    /// drivers load while the hubs debounce and reset their ports (0.34 s
-    /// under TCG, the CPU idle for half of it), so that a stick is bound
-    /// as soon as it is enumerated and usb-storage's `delay_use` second
-    /// starts then. Asked for when the stick's interface showed up,
-    /// usb-storage bound it 52-72 ms after its enumeration; loaded
-    /// meanwhile, 30-37 ms (ISO + USB boots under TCG, `README.md`, "The
-    /// critical path first"). Not at the root hub's uevent itself: that
-    /// comes while the controller's probe still registers its second
-    /// hub, and loading beside it delayed that hub by 37 ms. Alpine's
-    /// media load `usb-storage` up front too (`modules=` in their boot
-    /// configuration). `uas` as well: usb-storage leaves a UAS stick to
-    /// it. Only modules the image has: this is a guess, not a need; and
-    /// in root mode only while the wanted device is still to be found.
-    /// Called on every turn of the discovery loop: the checks that need
-    /// no lock come first, the loader's state last.
-    fn preload_usb_storage(&mut self) {
-        let root_found = !self.opts.scan_media && !self.findings.wanted.is_empty();
-        if !self.usb_device_seen
-            || root_found
-            || self.preloaded.contains("usb-storage")
-            || self.loader.settling_drivers_pending()
-        {
-            return;
-        }
-        self.preloaded.insert("usb-storage");
-        for m in USB_STORAGE {
-            if self.loader.index().contains(m) {
-                self.loader.request(m);
-            }
-        }
-    }
-
-    /// The wanted device was found (root mode, the crypt device): what
-    /// the boot does with it next needs its modules (the file system, or
-    /// dm-crypt and its ciphers). Queue them now, ahead of the storage
-    /// drivers still loading, instead of after the wait for coldplug to
-    /// settle: they load while that wait runs. Diskless mode loads the
-    /// file system of each medium as it mounts it ([`Self::scan`]).
-    fn preload_for_wanted(&self, fstype: Option<&str>) {
-        if self.opts.scan_media {
-            return;
-        }
-        let modules = match fstype {
-            Some("crypto_LUKS") => crate::crypt::MODULES.to_vec(),
-            Some(t) => alpinit_probe::mount_fstype(t)
-                .map(alpinit_kmod::fs_modules)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        for m in modules {
-            self.loader.request(m);
         }
     }
 
@@ -652,15 +532,6 @@ pub fn find_media(
     )))
 }
 
-/// The drivers of USB sticks ([`Discovery::preload_usb_storage`]).
-const USB_STORAGE: [&str; 2] = ["usb-storage", "uas"];
-
-/// A USB device, not one of its interfaces (`DEVTYPE=usb_device` on the
-/// `usb` bus): a root hub, a hub, a stick.
-fn is_usb_device(ev: &Uevent) -> bool {
-    ev.subsystem.as_deref() == Some("usb") && ev.get("DEVTYPE") == Some("usb_device")
-}
-
 /// RAM disks, loop and zram devices are never boot media (the boot skips
 /// them; `alpinit explain` says so).
 pub fn never_media(devname: &str) -> bool {
@@ -677,26 +548,6 @@ pub fn parent_disk(devpath: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn device_spec_table() {
-        let id = Identity {
-            uuid: Some("1234-ABCD".into()),
-            label: Some("ALPINE".into()),
-            partuuid: Some("0a0b0c0d-01".into()),
-        };
-        for (spec, want) in [
-            ("/dev/sda1", true),
-            ("sda1", true),
-            ("/dev/sdb1", false),
-            ("UUID=1234-ABCD", true),
-            ("UUID=1234-abcd", false),
-            ("LABEL=ALPINE", true),
-            ("PARTUUID=0A0B0C0D-01", true),
-        ] {
-            assert_eq!(DeviceSpec::parse(spec).matches("sda1", &id), want, "{spec}");
-        }
-    }
 
     #[test]
     fn parent_disk_of_partition() {

@@ -1,6 +1,6 @@
 //! Runs the unpacker in a child under an address-space cap and a time limit, and
-//! reads its peak memory (`VmHWM`) at its exit stop, as `bench::timed` in
-//! `xtask/src/bench.rs` does (see there why `ru_maxrss` alone is not used).
+//! reads its peak memory (`VmHWM`) at its exit stop, as `bench::unpack::timed` in
+//! `xtask/src/bench/unpack.rs` does (see there why `ru_maxrss` alone is not used).
 
 use std::fs;
 use std::io::Read;
