@@ -138,6 +138,8 @@ pub const FEATURES: &[(&str, &[&str])] = &[
         ],
     ),
     ("zfs", &["zfs?", "spl?"]),
+    // mkinitfs features.d/aoe.modules: ATA over Ethernet (`aoe=`).
+    ("aoe", &["aoe"]),
 ];
 
 pub fn all_names() -> Vec<&'static str> {

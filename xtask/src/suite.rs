@@ -229,7 +229,8 @@ fn build_image(
             "initramfs-mactab.gz"
         }
         ImageKind::Assemble => {
-            opts.features.extend(["lvm", "raid"].map(String::from));
+            opts.features
+                .extend(["lvm", "raid", "aoe"].map(String::from));
             "initramfs-assemble.gz"
         }
         ImageKind::Signed => {

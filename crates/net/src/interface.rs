@@ -17,6 +17,10 @@ pub trait Links {
     fn rename(&self, _ifname: &str, _new_name: &str) -> io::Result<()> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
+    /// Sets the link's MTU; for `aoe_mtu=` (ATA over Ethernet's jumbo frames).
+    fn set_mtu(&self, _ifname: &str, _mtu: u32) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// How often the carrier is polled; Alpine's loop sleeps 0.1 s.

@@ -76,6 +76,11 @@ impl Links for KernelLinks {
         let index = ifindex(ifname)?;
         Socket::open()?.request(&rename_message(1, index, new_name))
     }
+
+    fn set_mtu(&self, ifname: &str, mtu: u32) -> io::Result<()> {
+        let index = ifindex(ifname)?;
+        Socket::open()?.request(&mtu_message(1, index, mtu))
+    }
 }
 
 fn ifindex(ifname: &str) -> io::Result<u32> {
@@ -168,6 +173,19 @@ pub(crate) fn rename_message(seq: u32, index: u32, name: &str) -> Vec<u8> {
     let mut value = name.as_bytes().to_vec();
     value.push(0);
     attribute(&mut buf, IFLA_IFNAME, &value);
+    finish(buf)
+}
+
+/// RTM_NEWLINK setting IFLA_MTU.
+pub(crate) fn mtu_message(seq: u32, index: u32, mtu: u32) -> Vec<u8> {
+    const IFLA_MTU: u16 = 4;
+    let mut buf = Vec::with_capacity(40);
+    header(&mut buf, RTM_NEWLINK, 0, seq);
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    buf.extend_from_slice(&index.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // flags
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // change: none
+    attribute(&mut buf, IFLA_MTU, &mtu.to_ne_bytes());
     finish(buf)
 }
 

@@ -4,6 +4,7 @@
 
 mod aarch64;
 mod alpine_mkinitfs;
+mod aoe;
 mod assemble;
 mod boot_media;
 mod catalog;
@@ -72,7 +73,7 @@ pub enum ImageKind {
     /// the test key (`crate::alpine_repo::image_files`).
     RealApk,
     /// The default image plus the features `lvm` and `raid` (Debian's lvm
-    /// and mdadm with their libraries).
+    /// and mdadm with their libraries) and `aoe` (the module).
     Assemble,
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).

@@ -30,6 +30,8 @@ pub enum Ev {
     Dhcp(String),
     Apply(String),
     LinkUp(String, bool),
+    /// A link's MTU set.
+    Mtu(String, u32),
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
@@ -423,6 +425,10 @@ impl Links for Fake {
             .map(|s| s.join("class/net").join(ifname).join("ifindex"))
             .and_then(|p| std::fs::read_to_string(p).ok());
         Ok(text.and_then(|t| t.trim().parse().ok()).unwrap_or(2))
+    }
+    fn set_mtu(&self, ifname: &str, mtu: u32) -> io::Result<()> {
+        self.push(Ev::Mtu(ifname.to_owned(), mtu));
+        Ok(())
     }
     fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
         self.push(Ev::Rename(ifname.to_owned(), new_name.to_owned()));

@@ -1,6 +1,8 @@
 use std::net::Ipv4Addr;
 
-use crate::rtnetlink::{ack_errno, address_message, link_message, rename_message, route_message};
+use crate::rtnetlink::{
+    ack_errno, address_message, link_message, mtu_message, rename_message, route_message,
+};
 use crate::Lease;
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
@@ -114,4 +116,19 @@ fn rename_message_carries_the_new_name() {
     assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 8);
     assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 3);
     assert_eq!(&msg[36..40], b"lan\0");
+}
+
+#[test]
+fn mtu_message_carries_the_mtu_and_changes_no_flag() {
+    let msg = mtu_message(5, 3, 9000);
+    assert_eq!(
+        u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize,
+        msg.len()
+    );
+    assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 3);
+    assert_eq!(&msg[24..32], &[0; 8], "no flag set, none changed");
+    // IFLA_MTU: length 8 (4 + u32), type 4.
+    assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 8);
+    assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 4);
+    assert_eq!(u32::from_ne_bytes(msg[36..40].try_into().unwrap()), 9000);
 }

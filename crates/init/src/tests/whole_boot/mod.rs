@@ -6,6 +6,7 @@
 pub(crate) mod machine;
 mod record;
 
+mod aoe;
 mod assemble;
 mod consoles;
 mod critical;
