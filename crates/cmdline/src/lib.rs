@@ -19,6 +19,7 @@
 mod aoe;
 mod apkovl;
 mod views;
+mod wireguard;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ mod tests;
 pub use aoe::Aoe;
 pub use apkovl::ApkovlSpec;
 pub use views::{CmdlineError, DEFAULT_UEVENT_BUF_SIZE, MAX_UEVENT_BUF_SIZE, MAX_USBDELAY};
+pub use wireguard::{Wireguard, DEFAULT_WIREGUARD_CONFIG};
 
 /// Alpine's `myopts` list, in the order the script declares it.
 ///

@@ -289,6 +289,7 @@ pub(crate) fn touch_all(cmdline: &Cmdline) {
         cmdline.keep_apk_new(),
     );
     let _ = (cmdline.bootstrap_usr_merged(), cmdline.needs_network());
+    let _ = cmdline.wireguard();
     if let Some(aoe) = cmdline.aoe() {
         // Every accepted target names a node inside /dev/etherd.
         for t in &aoe.targets {

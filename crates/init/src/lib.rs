@@ -47,6 +47,7 @@ pub mod splash;
 pub mod switch;
 pub mod sysroot;
 pub mod wait;
+pub mod wireguard;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use alpinit_cmdline::Cmdline;
 
 /// Options this init reads but does not act on yet; said once at boot so
 /// nothing is dropped silently.
-pub const NOT_ACTED_ON: &[&str] = &["dasd", "nbd", "s390x_net", "wireguard", "zfcp"];
+pub const NOT_ACTED_ON: &[&str] = &["dasd", "nbd", "s390x_net", "zfcp"];
 
 /// The command line and the log settings it implies, before anything is said.
 pub fn parse(layout: &Layout) -> Cmdline {
@@ -84,6 +84,7 @@ mod tests {
         "uevent_buf_size",
         "usbdelay",
         "usrflags",
+        "wireguard",
     ];
 
     /// Regression: ip= and BOOTIF= were reported as ignored on network boots.

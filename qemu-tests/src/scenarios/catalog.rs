@@ -278,6 +278,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
     .chain(aoe::scenarios())
+    .chain(wireguard::scenarios())
     .chain(luks::scenarios())
     .chain(luks_roots::scenarios())
     .chain(rollback::scenarios())

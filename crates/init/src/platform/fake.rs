@@ -32,6 +32,10 @@ pub enum Ev {
     LinkUp(String, bool),
     /// A link's MTU set.
     Mtu(String, u32),
+    /// A virtual link created (name, kind).
+    LinkAdd(String, String),
+    /// An address added (interface, `address/prefix`).
+    Address(String, String),
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
@@ -428,6 +432,17 @@ impl Links for Fake {
     }
     fn set_mtu(&self, ifname: &str, mtu: u32) -> io::Result<()> {
         self.push(Ev::Mtu(ifname.to_owned(), mtu));
+        Ok(())
+    }
+    fn add_link(&self, name: &str, kind: &str) -> io::Result<()> {
+        self.push(Ev::LinkAdd(name.to_owned(), kind.to_owned()));
+        Ok(())
+    }
+    fn add_address(&self, ifname: &str, address: std::net::IpAddr, prefix: u8) -> io::Result<()> {
+        self.push(Ev::Address(
+            ifname.to_owned(),
+            format!("{address}/{prefix}"),
+        ));
         Ok(())
     }
     fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {

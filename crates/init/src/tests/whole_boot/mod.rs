@@ -22,3 +22,4 @@ mod shell;
 mod signed;
 mod tail;
 mod upstream;
+mod wireguard;
