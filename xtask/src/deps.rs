@@ -56,6 +56,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("xfsprogs", "mkfs.xfs"),
     ("exfatprogs", "mkfs.exfat"),
     ("squashfs-tools", "mksquashfs"),
+    // `wg` for the wireguard feature (QEMU wireguard-tunnel).
+    ("wireguard-tools", "wg"),
     ("f2fs-tools", "mkfs.f2fs"),
     ("ntfs-3g", "mkntfs"),
     ("cryptsetup-bin", "cryptsetup"),

@@ -1,7 +1,8 @@
 //! Programs an image feature carries, as mkinitfs' `features.d/*.files`
 //! (`lvm.files`: `/sbin/lvm`; `raid.files`: `/sbin/mdadm`,
 //! `/etc/mdadm.conf`; `cryptsetup.files`: `/sbin/cryptsetup`;
-//! `zfs.files`: `/usr/sbin/zfs`, `/usr/sbin/zpool`), taken from the host's
+//! `zfs.files`: `/usr/sbin/zfs`, `/usr/sbin/zpool`; `wireguard.files`:
+//! `/usr/bin/wg`, `/etc/wireguard/initrd.conf`), taken from the host's
 //! Debian packages with their shared-library closure as `ldd` lists it.
 //! The init runs them at the paths mkinitfs uses (`crates/init/src/assemble`).
 //! `btrfs` carries no program: the init registers members in process.
@@ -74,11 +75,25 @@ pub const FEATURE_FILES: &[(&str, &[FeatureFile])] = &[
             ),
         ],
     ),
+    (
+        "wireguard",
+        &[
+            file("usr/bin/wg", &["/usr/bin/wg"], "wireguard-tools"),
+            // The tunnel's keys and peers: the host's own, if it has one.
+            FeatureFile {
+                dest: "etc/wireguard/initrd.conf",
+                host: &["/etc/wireguard/initrd.conf"],
+                package: "wireguard-tools",
+                optional: true,
+            },
+        ],
+    ),
 ];
 
-/// Features whose programs (and glibc) come from the host: in an image
-/// only when named in `--features`, not in the default set.
-pub const OPT_IN: &[&str] = &["lvm", "raid", "cryptsetup", "zfs"];
+/// Features in an image only when named in `--features`, not in the
+/// default set: those whose programs (and glibc) come from the host, and
+/// `aoe` (mkinitfs' default features have none of them).
+pub const OPT_IN: &[&str] = &["lvm", "raid", "cryptsetup", "zfs", "wireguard", "aoe"];
 
 /// The shared libraries `ldd` lists for `program` (none for a static one).
 pub fn libraries(program: &Path) -> Result<Vec<String>> {
@@ -156,6 +171,7 @@ mod tests {
             "sbin/cryptsetup",
             "usr/sbin/zpool",
             "usr/sbin/zfs",
+            "usr/bin/wg",
         ] {
             assert!(dests.contains(&d), "{d}");
         }

@@ -138,6 +138,11 @@ pub const FEATURES: &[(&str, &[&str])] = &[
         ],
     ),
     ("zfs", &["zfs?", "spl?"]),
+    // mkinitfs features.d/aoe.modules: ATA over Ethernet (`aoe=`).
+    ("aoe", &["aoe"]),
+    // mkinitfs features.d/wireguard.modules (`wireguard=`); its program is
+    // in feature_files.rs.
+    ("wireguard", &["wireguard"]),
 ];
 
 pub fn all_names() -> Vec<&'static str> {

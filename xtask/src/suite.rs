@@ -229,7 +229,16 @@ fn build_image(
             "initramfs-mactab.gz"
         }
         ImageKind::Assemble => {
-            opts.features.extend(["lvm", "raid"].map(String::from));
+            opts.features
+                .extend(["lvm", "raid", "aoe", "wireguard"].map(String::from));
+            let conf = out_dir.join("images").join("wireguard-initrd.conf");
+            std::fs::create_dir_all(out_dir.join("images")).context("creating images/")?;
+            std::fs::write(&conf, scenarios::WIREGUARD_CONF)
+                .with_context(|| format!("writing {}", conf.display()))?;
+            // Where Alpine's init looks without a third field
+            // (`alpinit_cmdline::DEFAULT_WIREGUARD_CONFIG`).
+            opts.extras
+                .push((conf, "/etc/wireguard/initrd.conf".to_string()));
             "initramfs-assemble.gz"
         }
         ImageKind::Signed => {

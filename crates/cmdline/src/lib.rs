@@ -16,14 +16,18 @@
 //! their answers from them on each call, so there is a single source of truth that can be
 //! logged as-is.
 
+mod aoe;
 mod apkovl;
 mod views;
+mod wireguard;
 
 #[cfg(test)]
 mod tests;
 
+pub use aoe::Aoe;
 pub use apkovl::ApkovlSpec;
 pub use views::{CmdlineError, DEFAULT_UEVENT_BUF_SIZE, MAX_UEVENT_BUF_SIZE, MAX_USBDELAY};
+pub use wireguard::{Wireguard, DEFAULT_WIREGUARD_CONFIG};
 
 /// Alpine's `myopts` list, in the order the script declares it.
 ///

@@ -217,7 +217,7 @@ impl Cmdline {
 }
 
 /// Splits a comma list, dropping empty entries as the script's unquoted expansion does.
-fn split_commas(list: &str) -> Vec<String> {
+pub(crate) fn split_commas(list: &str) -> Vec<String> {
     list.split(',')
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
@@ -289,4 +289,11 @@ pub(crate) fn touch_all(cmdline: &Cmdline) {
         cmdline.keep_apk_new(),
     );
     let _ = (cmdline.bootstrap_usr_merged(), cmdline.needs_network());
+    let _ = cmdline.wireguard();
+    if let Some(aoe) = cmdline.aoe() {
+        // Every accepted target names a node inside /dev/etherd.
+        for t in &aoe.targets {
+            assert!(!t.contains('/') && t.split('.').count() == 2, "{t:?}");
+        }
+    }
 }

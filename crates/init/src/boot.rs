@@ -9,7 +9,7 @@ use crate::platform::Platform;
 use crate::switch::hand_over;
 use crate::{
     bootchart, consoles, discovery, early, install, keymap, modules, network, new_root, options,
-    overlay, resume, root_mode, splash,
+    overlay, resume, root_mode, splash, wireguard,
 };
 use std::time::Duration;
 
@@ -52,6 +52,12 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
 
     if let Some(root) = cmdline.root() {
         root_mode::mount(p, layout, &cmdline, &loader, root, &early, &policy)?;
+        // Alpine makes the tunnel before the root wait; nothing here needs
+        // it before the root is mounted, and its NIC is there only now.
+        if let Some(wg) = cmdline.wireguard() {
+            network::configure(p, layout, &cmdline);
+            wireguard::setup(p, layout, &loader, &wg);
+        }
         return hand_over(p, layout, &cmdline, &loader, &policy, &[]);
     }
 
@@ -66,6 +72,9 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
     )?;
     modules::request_after_discovery(&loader);
     let net = network::start(p, layout, &cmdline);
+    if let Some(wg) = cmdline.wireguard() {
+        wireguard::setup(p, layout, &loader, &wg);
+    }
     single(p, &policy, cmdline.single())?;
     // No tmpfs root: after the shell, go on (the user may have mounted one).
     new_root::prepare(p, layout, &cmdline).or_else(|f| policy.handle(p, &f))?;

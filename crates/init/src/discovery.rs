@@ -33,6 +33,8 @@ pub struct Options {
     /// needs them for the modloop. Not nlplug-findfs: its caller, Alpine's
     /// init, loads them itself.
     pub modloop_modules: bool,
+    /// `aoe=`: ATA over Ethernet set up while discovery runs ([`crate::aoe`]).
+    pub aoe: Option<alpinit_cmdline::Aoe>,
 }
 
 /// What discovery found.
@@ -77,6 +79,7 @@ struct Discovery<'a> {
     /// nlplug-findfs' `-f`: events of any other subsystem are dropped.
     only_subsystem: Option<&'a str>,
     assembler: crate::assemble::Assembler,
+    aoe: Option<crate::aoe::Setup>,
 }
 
 pub fn discover(p: &Platform<'_>, layout: &Layout, loader: &Loader, opts: &Options) -> Findings {
@@ -126,6 +129,7 @@ pub fn discover_only(
         last_pending: (None, false),
         only_subsystem,
         assembler: crate::assemble::Assembler::default(),
+        aoe: opts.aoe.clone().map(crate::aoe::Setup::new),
     };
     let swept = alpinit_uevent::sweep_buses(&layout.sys());
     let sweep_ms = p.clock.now().duration_since(started).as_millis();
@@ -134,6 +138,9 @@ pub fn discover_only(
     let hold = loader.hold();
     for ev in &swept {
         d.handle(ev, false);
+    }
+    if let Some(aoe) = d.aoe.as_mut() {
+        aoe.start(p, layout, loader);
     }
     drop(hold);
     log::info(&format!(
@@ -153,6 +160,9 @@ pub fn discover_only(
         }
         d.log_modules();
         d.preload_usb_storage();
+        if let Some(aoe) = d.aoe.as_mut() {
+            aoe.tick(p, layout);
+        }
         let busy = loader.busy();
         if !busy && !coldplug_logged {
             coldplug_logged = true;
@@ -237,6 +247,13 @@ impl Discovery<'_> {
         }
         if preload::is_usb_device(ev) {
             self.usb_device_seen = true;
+        }
+        if let Some(aoe) = self.aoe.as_mut() {
+            if ev.subsystem.as_deref() == Some("net") && ev.action == Action::Add {
+                if let Some(iface) = ev.get("INTERFACE") {
+                    aoe.interface_added(self.p, self.layout, iface);
+                }
+            }
         }
         self.preload_media_modules(ev);
         if !matches!(ev.action, Action::Add | Action::Change) {
@@ -428,7 +445,12 @@ impl Discovery<'_> {
         let sys = self.layout.sys();
         let handled = |name: &str| self.blocks_seen.iter().any(|b| b.0 == name);
         let pending = crate::pending::storage(&sys)
-            .or_else(|| crate::pending::unhandled_block(&sys, &handled));
+            .or_else(|| crate::pending::unhandled_block(&sys, &handled))
+            .or_else(|| {
+                let aoe = self.aoe.as_ref()?;
+                aoe.missing_target(self.layout)
+                    .map(crate::pending::Pending::AoeTargetMissing)
+            });
         let changed = pending != self.last_pending.0;
         if changed {
             self.last_pending = (pending.clone(), false);
@@ -514,6 +536,7 @@ pub fn find_media(
             wanted,
             scan_media: true,
             modloop_modules: true,
+            aoe: cmdline.aoe(),
         },
     );
     // Once per wait for boot media or root, not on every discovery (the

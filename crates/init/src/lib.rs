@@ -2,6 +2,7 @@
 //! program. [`entry`] is PID 1's `main`; [`boot`] reads as the list of boot
 //! phases.
 
+pub mod aoe;
 pub mod assemble;
 pub mod boot;
 pub mod bootchart;
@@ -46,6 +47,7 @@ pub mod splash;
 pub mod switch;
 pub mod sysroot;
 pub mod wait;
+pub mod wireguard;
 
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,9 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
             config.add_options(name, args);
         }
     }
+    if let Some(options) = cmdline.aoe().as_ref().and_then(crate::aoe::module_options) {
+        config.add_options("aoe", &options);
+    }
     let config = Arc::new(config);
     let index = match layout.modules_dir().map(|d| ModuleIndex::load(&d)) {
         Some(Ok(i)) => i,
@@ -110,7 +113,11 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
 pub fn deferral(cmdline: &Cmdline) -> Deferral {
     Deferral {
         enabled: true,
-        network: cmdline.needs_network(),
+        // AoE's interfaces and a WireGuard tunnel's NIC need their drivers
+        // in the initramfs too.
+        network: cmdline.needs_network()
+            || cmdline.aoe().is_some()
+            || cmdline.wireguard().is_some(),
     }
 }
 

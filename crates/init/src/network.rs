@@ -31,9 +31,11 @@ impl Network {
     }
 }
 
-/// The network phase: configured when `ip=` or a URL asks for it.
+/// The network phase: configured when `ip=` or a URL asks for it, or a
+/// `wireguard=` tunnel will run over it (Alpine's `configure_ip` before
+/// `setup_wireguard`).
 pub fn start(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
-    if cmdline.needs_network() {
+    if cmdline.needs_network() || cmdline.wireguard().is_some() {
         configure(p, layout, cmdline)
     } else {
         Network::default()

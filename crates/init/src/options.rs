@@ -8,16 +8,7 @@ use alpinit_cmdline::Cmdline;
 
 /// Options this init reads but does not act on yet; said once at boot so
 /// nothing is dropped silently.
-pub const NOT_ACTED_ON: &[&str] = &[
-    "aoe",
-    "aoe_iflist",
-    "aoe_mtu",
-    "dasd",
-    "nbd",
-    "s390x_net",
-    "wireguard",
-    "zfcp",
-];
+pub const NOT_ACTED_ON: &[&str] = &["dasd", "nbd", "s390x_net", "zfcp"];
 
 /// The command line and the log settings it implies, before anything is said.
 pub fn parse(layout: &Layout) -> Cmdline {
@@ -33,6 +24,9 @@ pub fn announce(cmdline: &Cmdline) {
     log::info(&format!("Alpine Init alpinit {VERSION}"));
     if !cmdline.quiet() {
         log::console(&format!("Alpine Init alpinit {VERSION}\n"));
+    }
+    if let Some(aoe) = cmdline.aoe() {
+        crate::aoe::announce(&aoe);
     }
     for (name, value) in cmdline.options() {
         if NOT_ACTED_ON.contains(&name) {
@@ -51,6 +45,9 @@ mod tests {
     const ACTED_ON: &[&str] = &[
         "BOOTIF",
         "alpine_repo",
+        "aoe",
+        "aoe_iflist",
+        "aoe_mtu",
         "apkovl",
         "autodetect_serial",
         "blacklist",
@@ -87,6 +84,7 @@ mod tests {
         "uevent_buf_size",
         "usbdelay",
         "usrflags",
+        "wireguard",
     ];
 
     /// Regression: ip= and BOOTIF= were reported as ignored on network boots.

@@ -22,7 +22,9 @@
 //!   device yet (the driver scans namespaces in a work item after its
 //!   probe returned, so the module load does not cover it);
 //! * a block device in `/sys/class/block` that discovery has not handled
-//!   (its uevent is still queued).
+//!   (its uevent is still queued);
+//! * an AoE target named by `aoe=` without its `/dev/etherd` node yet
+//!   (checked by discovery itself, [`crate::aoe`]).
 
 use std::fmt;
 use std::fs;
@@ -39,6 +41,7 @@ pub enum Pending {
     NvmeNotLive(PathBuf, String),
     NvmeWithoutNamespace(PathBuf),
     BlockNotHandled(String),
+    AoeTargetMissing(PathBuf),
 }
 
 impl fmt::Display for Pending {
@@ -66,6 +69,9 @@ impl fmt::Display for Pending {
                 write!(f, "NVMe controller {} has no namespace yet", p.display())
             }
             Self::BlockNotHandled(name) => write!(f, "block device {name} not handled yet"),
+            Self::AoeTargetMissing(node) => {
+                write!(f, "AoE target {} not discovered yet", node.display())
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ pub fn device_options(cmdline: &Cmdline, early: &Early, spec: &str) -> discovery
         wanted: Some(DeviceSpec::parse(spec)),
         scan_media: false,
         modloop_modules: false,
+        aoe: cmdline.aoe(),
     }
 }
 

@@ -17,6 +17,46 @@ pub trait Links {
     fn rename(&self, _ifname: &str, _new_name: &str) -> io::Result<()> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
+    /// Sets the link's MTU; for `aoe_mtu=` (ATA over Ethernet's jumbo frames).
+    fn set_mtu(&self, _ifname: &str, _mtu: u32) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+    /// Creates a virtual link (`ip link add NAME type KIND`); for `wireguard=`.
+    fn add_link(&self, _name: &str, _kind: &str) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+    /// Adds an address (`ip addr add dev IF ADDRESS/PREFIX`); for `wireguard=`.
+    fn add_address(
+        &self,
+        _ifname: &str,
+        _address: std::net::IpAddr,
+        _prefix_len: u8,
+    ) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// Whether NAME can name a network interface (the kernel's rules:
+/// 1-15 printable bytes, no `/`, `:` or space, not `.` or `..`).
+pub fn valid_interface_name(name: &str) -> bool {
+    crate::ipconfig::valid_ifname(name).is_ok()
+}
+
+/// `ADDRESS/PREFIX` or a bare address (a host address, as `ip addr add`
+/// takes it), IPv4 or IPv6.
+pub fn parse_address(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let address: std::net::IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(_) => return None,
+    };
+    (prefix <= max).then_some((address, prefix))
 }
 
 /// How often the carrier is polled; Alpine's loop sleeps 0.1 s.

@@ -42,7 +42,10 @@ pub use deadline::{Deadline, DeadlineExceeded};
 pub use dhcp::{dhcp, dhcp_with, DhcpTransport, UdpTransport, BACKOFF};
 pub use dns::{resolve, DnsError};
 pub use http::{fetch, FetchError, FetchOptions, ResponseError};
-pub use interface::{choose_interface, interface_mac, machine_uuid, parse_mac, Links};
+pub use interface::{
+    choose_interface, interface_mac, machine_uuid, parse_address, parse_mac, valid_interface_name,
+    Links,
+};
 pub use ipconfig::{parse_bootif, parse_ip, IpConfig};
 pub use lease::{resolv_conf, Lease};
 pub use location::{local_name, substitute, Url, UrlError};

@@ -1,13 +1,13 @@
 //! Link up/down, address and default route over rtnetlink.
 //!
-//! Only three fixed requests are needed (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE), so they
-//! are encoded here directly (~100 lines) instead of pulling in netlink-packet-route and
+//! Only a few fixed requests are needed (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE), so they
+//! are encoded here directly (~150 lines) instead of pulling in netlink-packet-route and
 //! its dependency tree. Each request asks for an ACK, and the receive has a timeout, so a
 //! kernel that never answers cannot hang PID 1.
 
 use std::ffi::CString;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
@@ -30,6 +31,7 @@ const IFA_BROADCAST: u16 = 4;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 const IFF_UP: u32 = 1;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
@@ -75,6 +77,24 @@ impl Links for KernelLinks {
     fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
         let index = ifindex(ifname)?;
         Socket::open()?.request(&rename_message(1, index, new_name))
+    }
+
+    fn set_mtu(&self, ifname: &str, mtu: u32) -> io::Result<()> {
+        let index = ifindex(ifname)?;
+        Socket::open()?.request(&mtu_message(1, index, mtu))
+    }
+
+    fn add_link(&self, name: &str, kind: &str) -> io::Result<()> {
+        Socket::open()?.request(&link_add_message(1, name, kind))
+    }
+
+    fn add_address(&self, ifname: &str, address: IpAddr, prefix_len: u8) -> io::Result<()> {
+        let index = ifindex(ifname)?;
+        let message = match address {
+            IpAddr::V4(a) => address_message(1, index, a, prefix_len),
+            IpAddr::V6(a) => address6_message(1, index, a, prefix_len),
+        };
+        Socket::open()?.request(&message)
     }
 }
 
@@ -168,6 +188,48 @@ pub(crate) fn rename_message(seq: u32, index: u32, name: &str) -> Vec<u8> {
     let mut value = name.as_bytes().to_vec();
     value.push(0);
     attribute(&mut buf, IFLA_IFNAME, &value);
+    finish(buf)
+}
+
+/// RTM_NEWLINK setting IFLA_MTU.
+pub(crate) fn mtu_message(seq: u32, index: u32, mtu: u32) -> Vec<u8> {
+    const IFLA_MTU: u16 = 4;
+    let mut buf = Vec::with_capacity(40);
+    header(&mut buf, RTM_NEWLINK, 0, seq);
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    buf.extend_from_slice(&index.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // flags
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // change: none
+    attribute(&mut buf, IFLA_MTU, &mtu.to_ne_bytes());
+    finish(buf)
+}
+
+/// RTM_NEWLINK creating the link NAME of KIND (`ip link add NAME type KIND`); it must not
+/// exist yet.
+pub(crate) fn link_add_message(seq: u32, name: &str, kind: &str) -> Vec<u8> {
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_LINKINFO: u16 = 18;
+    const IFLA_INFO_KIND: u16 = 1;
+    let mut buf = Vec::with_capacity(64);
+    header(&mut buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, seq);
+    buf.extend_from_slice(&[0; 16]); // ifinfomsg: a new link, no flags changed
+    let mut value = name.as_bytes().to_vec();
+    value.push(0);
+    attribute(&mut buf, IFLA_IFNAME, &value);
+    let mut info = Vec::new();
+    attribute(&mut info, IFLA_INFO_KIND, kind.as_bytes());
+    attribute(&mut buf, IFLA_LINKINFO, &info);
+    finish(buf)
+}
+
+/// RTM_NEWADDR for the IPv6 `address/prefix_len`.
+pub(crate) fn address6_message(seq: u32, index: u32, address: Ipv6Addr, prefix_len: u8) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64);
+    header(&mut buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, seq);
+    buf.extend_from_slice(&[AF_INET6, prefix_len, 0, RT_SCOPE_UNIVERSE]);
+    buf.extend_from_slice(&index.to_ne_bytes());
+    attribute(&mut buf, IFA_LOCAL, &address.octets());
+    attribute(&mut buf, IFA_ADDRESS, &address.octets());
     finish(buf)
 }
 

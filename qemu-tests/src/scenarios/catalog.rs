@@ -277,6 +277,8 @@ pub fn all() -> Vec<Scenario> {
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
+    .chain(aoe::scenarios())
+    .chain(wireguard::scenarios())
     .chain(luks::scenarios())
     .chain(luks_roots::scenarios())
     .chain(rollback::scenarios())

@@ -78,7 +78,7 @@ pub(super) fn setup_explain(assets: &Assets, dir: &Path) -> Result<Setup> {
     let mut vm = kernel_vm(
         assets,
         ImageKind::Standard,
-        &format!("quiet init=/{EXPLAIN_BIN} init_args=explain aoe_iflist=eth0"),
+        &format!("quiet init=/{EXPLAIN_BIN} init_args=explain dasd=0.0.0100"),
     )?;
     vm.virtio_disk(&img);
     Ok(reported(assets, vm))
@@ -90,7 +90,7 @@ pub(super) fn check_explain(outcome: &Outcome, _report: Option<&Report>) -> Vec<
     for want in [
         "alpinit 0.1.0 explain: what a boot of this machine would do",
         "  in effect: init=/usr/bin/alpinit init_args=explain panic=-1 quiet console=ttyS0",
-        "  ignored (parsed, not supported by this version): aoe_iflist=eth0",
+        "  ignored (parsed, not supported by this version): dasd=0.0.0100",
         "  vda1 label=\"VDA\"",
         "ext4, scanned (mounted at /media/vda1): 1 apkovl(s), 1 boot repository",
         "  chosen: /media/vda1/host.apkovl.tar.gz",

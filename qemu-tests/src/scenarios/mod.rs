@@ -4,6 +4,7 @@
 
 mod aarch64;
 mod alpine_mkinitfs;
+mod aoe;
 mod assemble;
 mod boot_media;
 mod catalog;
@@ -25,6 +26,7 @@ mod rollback;
 mod root_mode;
 mod shell_init;
 mod waits;
+mod wireguard;
 
 use assemble::*;
 use boot_media::*;
@@ -41,6 +43,7 @@ use packages::*;
 pub use rollback::{signed_image_key, SIGNED_KEY_IN_IMAGE};
 use root_mode::*;
 use waits::*;
+pub use wireguard::WIREGUARD_CONF;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -72,7 +75,9 @@ pub enum ImageKind {
     /// the test key (`crate::alpine_repo::image_files`).
     RealApk,
     /// The default image plus the features `lvm` and `raid` (Debian's lvm
-    /// and mdadm with their libraries).
+    /// and mdadm with their libraries), `aoe` (the module) and `wireguard`
+    /// (Debian's `wg`, and [`WIREGUARD_CONF`] as Alpine's
+    /// `/etc/wireguard/initrd.conf`).
     Assemble,
     /// Built by Alpine's own mkinitfs from the Alpine mini root, alpinit as
     /// `-i` (Alpine's busybox and apk, no nlplug-findfs).

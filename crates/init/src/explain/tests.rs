@@ -41,7 +41,7 @@ fn report_names_options_devices_and_the_chosen_apkovl() {
     let m = Machine::new();
     m.cmdline(
         "BOOT_IMAGE=/boot/vmlinuz console=tty0 console=ttyS0 modules=sd-mod,usb-storage \
-         aoe_iflist=eth0 usb-storage.delay_use=0 quiet",
+         dasd=0.0.0100 usb-storage.delay_use=0 quiet",
     );
     let ovl = overlay(&[("etc/hostname", b"box\n")]);
     m.stick("sda1", "STICK", &[]);
@@ -56,7 +56,7 @@ fn report_names_options_devices_and_the_chosen_apkovl() {
     assert_eq!(verdict.exit_status(), 0);
     for want in [
         "  in effect: modules=sd-mod,usb-storage quiet console=tty0 console=ttyS0\n",
-        "  ignored (parsed, not supported by this version): aoe_iflist=eth0\n",
+        "  ignored (parsed, not supported by this version): dasd=0.0.0100\n",
         "  module parameters: usb-storage.delay_use=0\n",
         "  for the kernel only: BOOT_IMAGE=/boot/vmlinuz\n",
         "  loop0 loop1: not scanned: ram, loop and zram devices are never boot media\n",

@@ -177,6 +177,7 @@ fn run_lifted(p: &Platform<'_>, layout: &Layout, args: &Args) -> i32 {
         wanted: args.device.as_deref().map(DeviceSpec::parse),
         scan_media: scan,
         modloop_modules: false,
+        aoe: None,
     };
     match crypt::open(p, layout, &loader, args, &options) {
         Ok(crypt::Opened::Nothing) => {}

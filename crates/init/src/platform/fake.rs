@@ -30,6 +30,12 @@ pub enum Ev {
     Dhcp(String),
     Apply(String),
     LinkUp(String, bool),
+    /// A link's MTU set.
+    Mtu(String, u32),
+    /// A virtual link created (name, kind).
+    LinkAdd(String, String),
+    /// An address added (interface, `address/prefix`).
+    Address(String, String),
     Rename(String, String),
     Fetch(String),
     Spawn(Vec<String>),
@@ -423,6 +429,21 @@ impl Links for Fake {
             .map(|s| s.join("class/net").join(ifname).join("ifindex"))
             .and_then(|p| std::fs::read_to_string(p).ok());
         Ok(text.and_then(|t| t.trim().parse().ok()).unwrap_or(2))
+    }
+    fn set_mtu(&self, ifname: &str, mtu: u32) -> io::Result<()> {
+        self.push(Ev::Mtu(ifname.to_owned(), mtu));
+        Ok(())
+    }
+    fn add_link(&self, name: &str, kind: &str) -> io::Result<()> {
+        self.push(Ev::LinkAdd(name.to_owned(), kind.to_owned()));
+        Ok(())
+    }
+    fn add_address(&self, ifname: &str, address: std::net::IpAddr, prefix: u8) -> io::Result<()> {
+        self.push(Ev::Address(
+            ifname.to_owned(),
+            format!("{address}/{prefix}"),
+        ));
+        Ok(())
     }
     fn rename(&self, ifname: &str, new_name: &str) -> io::Result<()> {
         self.push(Ev::Rename(ifname.to_owned(), new_name.to_owned()));

@@ -1,6 +1,9 @@
 use std::net::Ipv4Addr;
 
-use crate::rtnetlink::{ack_errno, address_message, link_message, rename_message, route_message};
+use crate::rtnetlink::{
+    ack_errno, address6_message, address_message, link_add_message, link_message, mtu_message,
+    rename_message, route_message,
+};
 use crate::Lease;
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
@@ -114,4 +117,81 @@ fn rename_message_carries_the_new_name() {
     assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 8);
     assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 3);
     assert_eq!(&msg[36..40], b"lan\0");
+}
+
+#[test]
+fn mtu_message_carries_the_mtu_and_changes_no_flag() {
+    let msg = mtu_message(5, 3, 9000);
+    assert_eq!(
+        u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize,
+        msg.len()
+    );
+    assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 3);
+    assert_eq!(&msg[24..32], &[0; 8], "no flag set, none changed");
+    // IFLA_MTU: length 8 (4 + u32), type 4.
+    assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 8);
+    assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 4);
+    assert_eq!(u32::from_ne_bytes(msg[36..40].try_into().unwrap()), 9000);
+}
+
+#[test]
+fn link_add_message_names_the_link_and_its_kind() {
+    let msg = link_add_message(6, "wg0", "wireguard");
+    assert_eq!(
+        u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize,
+        msg.len()
+    );
+    // NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE.
+    assert_eq!(
+        u16::from_ne_bytes([msg[6], msg[7]]),
+        0x1 | 0x4 | 0x200 | 0x400
+    );
+    assert_eq!(&msg[16..32], &[0; 16], "a new link: index 0");
+    // IFLA_IFNAME "wg0\0", then IFLA_LINKINFO { IFLA_INFO_KIND "wireguard" }.
+    assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 3);
+    assert_eq!(&msg[36..40], b"wg0\0");
+    // The nested attribute is padded to 16 bytes.
+    assert_eq!(u16::from_ne_bytes([msg[40], msg[41]]), 4 + 16);
+    assert_eq!(u16::from_ne_bytes([msg[42], msg[43]]), 18);
+    assert_eq!(u16::from_ne_bytes([msg[44], msg[45]]), 4 + 9);
+    assert_eq!(u16::from_ne_bytes([msg[46], msg[47]]), 1);
+    assert_eq!(&msg[48..57], b"wireguard");
+}
+
+#[test]
+fn address6_message_carries_the_address_and_prefix() {
+    let address: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let msg = address6_message(7, 9, address, 64);
+    assert_eq!(&msg[16..20], &[10, 64, 0, 0], "AF_INET6, /64, universe");
+    assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 9);
+    assert_eq!(u16::from_ne_bytes([msg[24], msg[25]]), 20);
+    assert_eq!(u16::from_ne_bytes([msg[26], msg[27]]), 2, "IFA_LOCAL");
+    assert_eq!(&msg[28..44], &address.octets());
+    assert_eq!(u16::from_ne_bytes([msg[46], msg[47]]), 1, "IFA_ADDRESS");
+    assert_eq!(&msg[48..64], &address.octets());
+}
+
+#[test]
+fn addresses_as_ip_addr_add_takes_them() {
+    let v4 = |s: &str| std::net::IpAddr::V4(s.parse().unwrap());
+    let v6 = |s: &str| std::net::IpAddr::V6(s.parse().unwrap());
+    let rows = [
+        ("192.168.0.1/24", Some((v4("192.168.0.1"), 24))),
+        ("10.0.0.1", Some((v4("10.0.0.1"), 32))),
+        ("fd00::1/64", Some((v6("fd00::1"), 64))),
+        ("fd00::1", Some((v6("fd00::1"), 128))),
+        ("10.0.0.1/33", None),
+        ("fd00::1/129", None),
+        ("10.0.0.1/", None),
+        ("10.0.0.1/+8", None),
+        ("10.0.0/8", None),
+        ("wg0", None),
+        ("", None),
+    ];
+    for (text, want) in rows {
+        assert_eq!(crate::parse_address(text), want, "{text}");
+    }
+    assert!(crate::valid_interface_name("wg0"));
+    assert!(!crate::valid_interface_name("../wg"));
+    assert!(!crate::valid_interface_name("a-name-too-long-"));
 }

@@ -6,6 +6,7 @@
 pub(crate) mod machine;
 mod record;
 
+mod aoe;
 mod assemble;
 mod consoles;
 mod critical;
@@ -21,3 +22,4 @@ mod shell;
 mod signed;
 mod tail;
 mod upstream;
+mod wireguard;

@@ -31,8 +31,8 @@
 //! | 23 | `tmpfs_root_ip_dhcp_BOOTIF` | [`tmpfs_root_ip_dhcp_bootif`] |
 //! | 24 | `tmpfs_root_ip_mactab` | [`tmpfs_root_ip_mactab`] |
 //! | 25 | `tmpfs_root_alpine_repo` | [`tmpfs_root_alpine_repo`] |
-//! | 26 | `aoe` | pending: ATA over Ethernet (aoe=) |
-//! | 27 | `wireguard` | pending: wireguard= |
+//! | 26 | `aoe` | [`super::aoe::aoe`] |
+//! | 27 | `wireguard` | [`super::wireguard::wireguard`] |
 //! | 28 | `resume_offset` | [`root_mode::resume_offset`] |
 //! | 29 | `mount_usr` | [`root_mode::mount_usr`] |
 //! | 30 | `autodetect_serial_setconsole` | [`autodetect_serial_setconsole`] |
@@ -51,10 +51,7 @@ use alpinit_sys::MountFlags;
 
 /// Upstream cases for behaviours alpinit does not have yet, with the
 /// behaviour each needs.
-pub const PENDING: &[(&str, &str)] = &[
-    ("aoe", "ATA over Ethernet (aoe=)"),
-    ("wireguard", "wireguard="),
-];
+pub const PENDING: &[(&str, &str)] = &[];
 
 /// Upstream's `fake_sysroot_init`: `/sbin -> usr/sbin` with an executable init.
 fn fake_sysroot_init(m: &Machine) {
