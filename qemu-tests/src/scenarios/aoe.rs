@@ -10,10 +10,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::boot_media::{booted, top_apkovl};
+use super::boot_media::{booted, disk_and_nic};
 use super::checks::*;
 use super::*;
-use crate::netboot::qemu_mac;
 
 pub(super) fn scenarios() -> [Scenario; 1] {
     [Scenario {
@@ -32,20 +31,14 @@ const FLAGS: &str = "/sys/class/net/eth0/flags";
 const IFLIST: &str = "/sys/module/aoe/parameters/aoe_iflist";
 
 fn setup_aoe_interface(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(
+    disk_and_nic(
         assets,
-        HOST_AOE,
-        &[MTU, OPERSTATE, FLAGS, IFLIST],
-        Vec::new(),
-    )?;
-    let img = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
-    let mut vm = kernel_vm(
-        assets,
+        dir,
         ImageKind::Assemble,
         "aoe=yes aoe_iflist=eth0 aoe_mtu=9000",
-    )?;
-    vm.virtio_disk(&img).user_nic("n0", &qemu_mac(0x31));
-    Ok(reported(assets, vm))
+        HOST_AOE,
+        &[MTU, OPERSTATE, FLAGS, IFLIST],
+    )
 }
 
 fn check_aoe_interface(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {

@@ -43,6 +43,24 @@ pub(super) fn overlay_disk(
     disk(dir, name, fs_kind, &[top_apkovl(ovl)])
 }
 
+/// Boots IMAGE with CMDLINE from a virtio disk whose apkovl names HOSTNAME
+/// and asks the report for INSPECT, with a NIC on QEMU's user network.
+pub(super) fn disk_and_nic(
+    assets: &Assets,
+    dir: &Path,
+    image: ImageKind,
+    cmdline: &str,
+    hostname: &str,
+    inspect: &[&str],
+) -> Result<Setup> {
+    let ovl = overlay(assets, hostname, inspect, Vec::new())?;
+    let img = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
+    let mut vm = kernel_vm(assets, image, cmdline)?;
+    vm.virtio_disk(&img)
+        .user_nic("n0", &crate::netboot::qemu_mac(0x30));
+    Ok(reported(assets, vm))
+}
+
 /// The USB stick's FAT partition read-only in the new root, at
 /// `/media/sda1` or Alpine's `/media/usb`.
 pub(super) fn want_stick_media(failures: &mut Vec<String>, report: &Report) {

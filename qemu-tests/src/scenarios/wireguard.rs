@@ -7,10 +7,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::boot_media::{booted, top_apkovl};
+use super::boot_media::{booted, disk_and_nic};
 use super::checks::*;
 use super::*;
-use crate::netboot::qemu_mac;
 
 /// The image's tunnel configuration: a test key (not a secret), the listen
 /// port the check finds in `/proc/net/udp`, and one peer.
@@ -42,15 +41,14 @@ const FIB: &str = "/proc/net/fib_trie";
 const INET6: &str = "/proc/net/if_inet6";
 
 fn setup_wireguard_tunnel(assets: &Assets, dir: &Path) -> Result<Setup> {
-    let ovl = overlay(assets, HOST_WG, &[FLAGS, UDP, FIB, INET6], Vec::new())?;
-    let img = disk(dir, "vda", Filesystem::Ext4, &[top_apkovl(ovl)])?;
-    let mut vm = kernel_vm(
+    disk_and_nic(
         assets,
+        dir,
         ImageKind::Assemble,
         "wireguard=wg0;10.200.0.1/24,fd00::1/64",
-    )?;
-    vm.virtio_disk(&img).user_nic("n0", &qemu_mac(0x32));
-    Ok(reported(assets, vm))
+        HOST_WG,
+        &[FLAGS, UDP, FIB, INET6],
+    )
 }
 
 fn check_wireguard_tunnel(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {

@@ -11,10 +11,16 @@ const AOE_MODULE: &str = "kernel/drivers/block/aoe/aoe.ko";
 
 /// A machine with the aoe module in its index and a root to hand over to.
 fn aoe_machine(cmdline: &str) -> Machine {
-    let m = Machine::new();
-    m.cmdline(cmdline);
-    m.add_module(AOE_MODULE, &[], None);
-    m.sysroot_init();
+    Machine::with_module(cmdline, AOE_MODULE)
+}
+
+/// `aoe=0.1` on eth0, the module's control file there, and a disk with an
+/// apkovl (a first finding, so that only the target holds the wait).
+fn target_machine() -> Machine {
+    let m = aoe_machine("aoe=0.1 aoe_iflist=eth0");
+    m.nic("eth0", 2, false, true);
+    m.write("/dev/etherd/discover", "");
+    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &overlay(&[]))]);
     m
 }
 
@@ -112,10 +118,7 @@ fn aoe_raises_an_interface_that_appears_during_discovery_then_discovers() {
 /// a second, and goes on as soon as it exists.
 #[test]
 fn aoe_waits_for_a_named_target_and_rediscovers_each_second() {
-    let m = aoe_machine("aoe=0.1 aoe_iflist=eth0");
-    m.nic("eth0", 2, false, true);
-    m.write("/dev/etherd/discover", "");
-    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &overlay(&[]))]);
+    let m = target_machine();
     let node: PathBuf = m.path("/dev/etherd/e0.1");
     let mut steps: Vec<Step> = (0..30).map(|_| Step::Pause).collect();
     steps.push(Step::Run(Box::new(move || {
@@ -140,10 +143,7 @@ fn aoe_waits_for_a_named_target_and_rediscovers_each_second() {
 /// bounds (Alpine's loop had none), and the boot goes on with what it found.
 #[test]
 fn aoe_target_that_never_appears_is_waited_for_within_bounds() {
-    let m = aoe_machine("aoe=0.1 aoe_iflist=eth0");
-    m.nic("eth0", 2, false, true);
-    m.write("/dev/etherd/discover", "");
-    m.disk("vda1", "DATA", &[("host.apkovl.tar.gz", &overlay(&[]))]);
+    let m = target_machine();
     let boot = m.boot();
     boot.assert_kmsg("etherd/e0.1 not discovered yet");
     let elapsed = m.fake.elapsed();

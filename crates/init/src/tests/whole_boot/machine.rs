@@ -158,6 +158,15 @@ impl Machine {
             );
         }
     }
+    /// A machine booting CMDLINE, with the module at PATH (no alias) in its
+    /// index and a root to hand over to.
+    pub fn with_module(cmdline: &str, path: &str) -> Machine {
+        let m = Machine::new();
+        m.cmdline(cmdline);
+        m.add_module(path, &[], None);
+        m.sysroot_init();
+        m
+    }
     pub fn cmdline(&self, text: &str) -> &Self {
         self.write("/proc/cmdline", format!("{text}\n"));
         self

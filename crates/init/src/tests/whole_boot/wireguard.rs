@@ -8,11 +8,7 @@ use crate::platform::fake::Ev;
 const WIREGUARD_MODULE: &str = "kernel/drivers/net/wireguard/wireguard.ko";
 
 fn wg_machine(cmdline: &str) -> Machine {
-    let m = Machine::new();
-    m.cmdline(cmdline);
-    m.add_module(WIREGUARD_MODULE, &[], None);
-    m.sysroot_init();
-    m
+    Machine::with_module(cmdline, WIREGUARD_MODULE)
 }
 
 fn spawned(events: &[Ev], argv0_suffix: &str) -> Vec<Vec<String>> {
