@@ -36,11 +36,11 @@ pub enum CmdlineError {
 
 impl Cmdline {
     /// A non-empty raw value (the script's `[ -n "$KOPT_name" ]`).
-    fn non_empty(&self, name: &str) -> Option<&str> {
+    pub(crate) fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|value| !value.is_empty())
     }
 
-    fn comma_list(&self, name: &str) -> Vec<String> {
+    pub(crate) fn comma_list(&self, name: &str) -> Vec<String> {
         self.get(name).map(split_commas).unwrap_or_default()
     }
 

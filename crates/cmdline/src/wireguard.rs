@@ -22,7 +22,7 @@ pub struct Wireguard {
 impl Cmdline {
     /// The tunnel `wireguard=` asks for, when it is non-empty.
     pub fn wireguard(&self) -> Option<Wireguard> {
-        let value = self.get("wireguard").filter(|v| !v.is_empty())?;
+        let value = self.non_empty("wireguard")?;
         let mut fields = value.split(';');
         let device = fields.next().unwrap_or_default().to_owned();
         let addresses = fields
