@@ -10,7 +10,7 @@ use crate::kernel::Arch;
 use crate::process::run;
 use crate::{cross, paths};
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // Into the workspace's own target dir, whatever the caller's is, so
     // users find the init where the docs say.
