@@ -21,22 +21,11 @@ fn target_dir() -> PathBuf {
 /// Builds the init with `--features https` (release, musl, stripped by the
 /// release profile) and returns its path.
 pub fn init() -> Result<PathBuf> {
-    let mut cmd = crate::build::cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "alpinit",
-        "--bin",
-        "alpinit",
-        "--features",
-        "https",
-        "--target",
-    ])
-    .arg(paths::MUSL_TARGET)
-    .arg("--target-dir")
-    .arg(target_dir());
+    let mut cmd = crate::build::cargo_release("alpinit");
+    cmd.args(["--bin", "alpinit", "--features", "https", "--target"])
+        .arg(paths::MUSL_TARGET)
+        .arg("--target-dir")
+        .arg(target_dir());
     run(&mut cmd)?;
     let path = target_dir()
         .join(paths::MUSL_TARGET)

@@ -107,16 +107,8 @@ fn measure(unpacker: &Path, work: &Path, runs: usize, target_mb: u64) -> Result<
 }
 
 pub(crate) fn build_unpack_example() -> Result<PathBuf> {
-    let mut cmd = crate::build::cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "alpinit-apkovl",
-        "--example",
-        "unpack",
-    ]);
+    let mut cmd = crate::build::cargo_release("alpinit-apkovl");
+    cmd.args(["--example", "unpack"]);
     run(&mut cmd)?;
     let bin = paths::target_dir()
         .join("release")
