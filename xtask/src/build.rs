@@ -19,13 +19,20 @@ fn cargo() -> Command {
     cmd
 }
 
+/// `cargo build --release --quiet -p PACKAGE` into the workspace's target
+/// dir ([`cargo`]); the caller adds what to build and where.
+pub(crate) fn cargo_release(package: &str) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--quiet", "-p", package]);
+    cmd
+}
+
 /// `cargo build --release -p PACKAGE --bin B... --target ARCH-musl`
 /// (cross-built for aarch64, see `cross`); returns the paths of the binaries.
 pub fn musl_bins_for(package: &str, bins: &[&str], arch: Arch) -> Result<Vec<PathBuf>> {
-    let mut cmd = cargo();
+    let mut cmd = cargo_release(package);
     cross::apply(&mut cmd, arch);
-    cmd.args(["build", "--release", "--quiet", "-p", package, "--target"])
-        .arg(arch.musl_target());
+    cmd.arg("--target").arg(arch.musl_target());
     for bin in bins {
         cmd.args(["--bin", bin]);
     }
@@ -44,17 +51,8 @@ pub fn musl_bins_for(package: &str, bins: &[&str], arch: Arch) -> Result<Vec<Pat
 /// `cargo build --release -p PACKAGE --example EXAMPLE --target x86_64-musl`, built
 /// with the init's release profile (`Cargo.toml`); returns the binary's path.
 pub fn musl_example(package: &str, example: &str) -> Result<PathBuf> {
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        package,
-        "--example",
-        example,
-    ])
-    .args(["--target", paths::MUSL_TARGET]);
+    let mut cmd = cargo_release(package);
+    cmd.args(["--example", example, "--target", paths::MUSL_TARGET]);
     run(&mut cmd)?;
     let path = paths::target_dir()
         .join(paths::MUSL_TARGET)
@@ -149,22 +147,13 @@ fn stable_init(arch: Arch, tls: Tls) -> Result<PathBuf> {
         return bins.pop().ok_or_else(|| anyhow::anyhow!("no init binary"));
     }
     let dir = paths::target_dir().join("alpinit-notls");
-    let mut cmd = cargo();
+    let mut cmd = cargo_release("alpinit");
     cross::apply(&mut cmd, arch);
-    cmd.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "alpinit",
-        "--bin",
-        "alpinit",
-    ])
-    .arg("--no-default-features")
-    .arg("--target")
-    .arg(arch.musl_target())
-    .arg("--target-dir")
-    .arg(&dir);
+    cmd.args(["--bin", "alpinit", "--no-default-features"])
+        .arg("--target")
+        .arg(arch.musl_target())
+        .arg("--target-dir")
+        .arg(&dir);
     run(&mut cmd)?;
     built(dir.join(arch.musl_target()).join("release/alpinit"))
 }

@@ -2,7 +2,6 @@
 //! its `https` feature, and a CA bundle holding the harness's test CA.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use alpinit_qemu_tests::test_ca::{self, TestCa};
 use anyhow::{bail, Result};
@@ -22,21 +21,8 @@ fn target_dir() -> PathBuf {
 /// Builds the init with `--features https` (release, musl, stripped by the
 /// release profile) and returns its path.
 pub fn init() -> Result<PathBuf> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.env_remove("CARGO_TARGET_DIR")
-        .current_dir(paths::workspace_root())
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "alpinit",
-            "--bin",
-            "alpinit",
-            "--features",
-            "https",
-            "--target",
-        ])
+    let mut cmd = crate::build::cargo_release("alpinit");
+    cmd.args(["--bin", "alpinit", "--features", "https", "--target"])
         .arg(paths::MUSL_TARGET)
         .arg("--target-dir")
         .arg(target_dir());

@@ -24,7 +24,7 @@ pub struct Aoe {
 impl Cmdline {
     /// ATA over Ethernet, when `aoe=` is non-empty.
     pub fn aoe(&self) -> Option<Aoe> {
-        let value = self.get("aoe").filter(|v| !v.is_empty())?;
+        let value = self.non_empty("aoe")?;
         let (targets, bad_targets) = if value == "yes" {
             (Vec::new(), Vec::new())
         } else {
@@ -32,11 +32,8 @@ impl Cmdline {
                 .into_iter()
                 .partition(|t| is_shelf_slot(t))
         };
-        let interfaces = self
-            .get("aoe_iflist")
-            .map(crate::views::split_commas)
-            .unwrap_or_default();
-        let raw_mtu = self.get("aoe_mtu").filter(|v| !v.is_empty());
+        let interfaces = self.comma_list("aoe_iflist");
+        let raw_mtu = self.non_empty("aoe_mtu");
         let mtu = raw_mtu.and_then(|v| {
             v.bytes()
                 .all(|b| b.is_ascii_digit())

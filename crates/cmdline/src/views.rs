@@ -36,11 +36,11 @@ pub enum CmdlineError {
 
 impl Cmdline {
     /// A non-empty raw value (the script's `[ -n "$KOPT_name" ]`).
-    fn non_empty(&self, name: &str) -> Option<&str> {
+    pub(crate) fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|value| !value.is_empty())
     }
 
-    fn comma_list(&self, name: &str) -> Vec<String> {
+    pub(crate) fn comma_list(&self, name: &str) -> Vec<String> {
         self.get(name).map(split_commas).unwrap_or_default()
     }
 
@@ -214,6 +214,19 @@ impl Cmdline {
             || matches!(self.apkovl(), Some(ApkovlSpec::Url(_)))
             || self.alpine_repo().iter().any(|repo| is_url(repo))
     }
+
+    /// The network is configured: [`Self::needs_network`], or a `wireguard=`
+    /// tunnel runs over it (the script calls `configure_ip` before
+    /// `setup_wireguard`, outside `do_networking`).
+    pub fn configures_network(&self) -> bool {
+        self.needs_network() || self.non_empty("wireguard").is_some()
+    }
+
+    /// The NIC drivers are needed in the initramfs: the network is
+    /// configured ([`Self::configures_network`]) or AoE runs over a link.
+    pub fn uses_nics(&self) -> bool {
+        self.configures_network() || self.non_empty("aoe").is_some()
+    }
 }
 
 /// Splits a comma list, dropping empty entries as the script's unquoted expansion does.
@@ -289,6 +302,7 @@ pub(crate) fn touch_all(cmdline: &Cmdline) {
         cmdline.keep_apk_new(),
     );
     let _ = (cmdline.bootstrap_usr_merged(), cmdline.needs_network());
+    let _ = (cmdline.configures_network(), cmdline.uses_nics());
     let _ = cmdline.wireguard();
     if let Some(aoe) = cmdline.aoe() {
         // Every accepted target names a node inside /dev/etherd.

@@ -22,7 +22,7 @@ pub struct Wireguard {
 impl Cmdline {
     /// The tunnel `wireguard=` asks for, when it is non-empty.
     pub fn wireguard(&self) -> Option<Wireguard> {
-        let value = self.get("wireguard").filter(|v| !v.is_empty())?;
+        let value = self.non_empty("wireguard")?;
         let mut fields = value.split(';');
         let device = fields.next().unwrap_or_default().to_owned();
         let addresses = fields
@@ -87,6 +87,28 @@ mod tests {
                 config: config.to_owned(),
             });
             assert_eq!(got, want, "{line}");
+        }
+    }
+
+    /// Who configures the network and who needs the NIC drivers: `wireguard=`
+    /// configures it without being a network boot; `aoe=` only needs the links.
+    #[test]
+    fn network_users_table() {
+        // (command line, needs_network, configures_network, uses_nics)
+        let cases = [
+            ("ip=dhcp", true, true, true),
+            ("wireguard=wg0;10.0.0.1/24", false, true, true),
+            ("aoe=yes aoe_iflist=eth0", false, false, true),
+            ("aoe_iflist=eth0 wireguard=", false, false, false),
+            ("root=/dev/vda1", false, false, false),
+        ];
+        for (text, needs, configures, nics) in cases {
+            let c = Cmdline::parse(text);
+            assert_eq!(
+                (c.needs_network(), c.configures_network(), c.uses_nics()),
+                (needs, configures, nics),
+                "{text:?}"
+            );
         }
     }
 }

@@ -20,14 +20,12 @@ use crate::log;
 use crate::platform::Platform;
 use alpinit_cmdline::Aoe;
 use alpinit_kmod::Loader;
+use alpinit_uevent::{Action, Uevent};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Alpine's loop writes a `discover` and sleeps a second.
 const REDISCOVER: Duration = Duration::from_secs(1);
-
-/// `IFF_UP` in `/sys/class/net/IF/flags`.
-const IFF_UP: u32 = 0x1;
 
 /// The module option the `aoe` module gets (Alpine's `modprobe aoe
 /// aoe_iflist=...`): the interfaces it may use.
@@ -78,25 +76,35 @@ impl Setup {
         }
     }
 
+    /// A uevent: a network interface that appeared is raised when it is
+    /// one of `aoe_iflist=`.
+    pub fn event(&mut self, p: &Platform<'_>, layout: &Layout, ev: &Uevent) {
+        if ev.subsystem.as_deref() != Some("net") || ev.action != Action::Add {
+            return;
+        }
+        if let Some(iface) = ev.get("INTERFACE") {
+            self.interface_added(p, layout, iface);
+        }
+    }
+
     /// A network interface appeared: raised (with the MTU) when it is one
     /// of `aoe_iflist=`. Without a list, Alpine leaves links alone.
-    pub fn interface_added(&mut self, p: &Platform<'_>, layout: &Layout, iface: &str) {
+    fn interface_added(&mut self, p: &Platform<'_>, layout: &Layout, iface: &str) {
         if !self.aoe.interfaces.iter().any(|i| i == iface) || self.ready.iter().any(|i| i == iface)
         {
             return;
         }
         self.ready.push(iface.to_owned());
-        let dir = layout.sys().join("class/net").join(iface);
+        let sys = layout.sys();
         let links = p.net.links();
-        let flags = read_number(&dir.join("flags"), 16);
-        if flags.is_none_or(|f| f & IFF_UP == 0) {
+        if !alpinit_net::link_is_up(&sys, iface) {
             match links.set_up(iface, true) {
                 Ok(()) => log::info(&format!("aoe: {iface} up")),
                 Err(e) => log::warn(&format!("aoe: setting {iface} up: {e}")),
             }
         }
         if let Some(mtu) = self.aoe.mtu {
-            if read_number(&dir.join("mtu"), 10) != Some(mtu) {
+            if alpinit_net::link_mtu(&sys, iface) != Some(mtu) {
                 match links.set_mtu(iface, mtu) {
                     Ok(()) => log::info(&format!("aoe: {iface} mtu {mtu}")),
                     Err(e) => log::warn(&format!("aoe: setting the MTU of {iface} to {mtu}: {e}")),
@@ -110,12 +118,12 @@ impl Setup {
     /// up, and once a second while a target is missing, as soon as the
     /// module's control file exists.
     pub fn tick(&mut self, p: &Platform<'_>, layout: &Layout) {
-        let missing = self.missing_target(layout).is_some();
         let now = p.clock.now();
+        // The stat of each target only once a second is up.
         let second_passed = self
             .last_discover
             .is_none_or(|t| now.saturating_duration_since(t) >= REDISCOVER);
-        if !(self.discover_due || missing && second_passed) {
+        if !(self.discover_due || second_passed && self.missing_target(layout).is_some()) {
             return;
         }
         let control = layout.dev().join("etherd/discover");
@@ -141,16 +149,4 @@ impl Setup {
             .map(|t| layout.dev().join(format!("etherd/e{t}")))
             .find(|node| !node.exists())
     }
-}
-
-/// A sysfs number (`flags` is hexadecimal with `0x`, `mtu` decimal).
-fn read_number(path: &std::path::Path, radix: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    let digits = if radix == 16 {
-        text.strip_prefix("0x").unwrap_or(text)
-    } else {
-        text
-    };
-    u32::from_str_radix(digits, radix).ok()
 }

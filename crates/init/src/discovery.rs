@@ -249,11 +249,7 @@ impl Discovery<'_> {
             self.usb_device_seen = true;
         }
         if let Some(aoe) = self.aoe.as_mut() {
-            if ev.subsystem.as_deref() == Some("net") && ev.action == Action::Add {
-                if let Some(iface) = ev.get("INTERFACE") {
-                    aoe.interface_added(self.p, self.layout, iface);
-                }
-            }
+            aoe.event(self.p, self.layout, ev);
         }
         self.preload_media_modules(ev);
         if !matches!(ev.action, Action::Add | Action::Change) {

@@ -113,11 +113,7 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
 pub fn deferral(cmdline: &Cmdline) -> Deferral {
     Deferral {
         enabled: true,
-        // AoE's interfaces and a WireGuard tunnel's NIC need their drivers
-        // in the initramfs too.
-        network: cmdline.needs_network()
-            || cmdline.aoe().is_some()
-            || cmdline.wireguard().is_some(),
+        network: cmdline.uses_nics(),
     }
 }
 

@@ -35,7 +35,7 @@ impl Network {
 /// `wireguard=` tunnel will run over it (Alpine's `configure_ip` before
 /// `setup_wireguard`).
 pub fn start(p: &Platform<'_>, layout: &Layout, cmdline: &Cmdline) -> Network {
-    if cmdline.needs_network() || cmdline.wireguard().is_some() {
+    if cmdline.configures_network() {
         configure(p, layout, cmdline)
     } else {
         Network::default()

@@ -161,6 +161,22 @@ fn has_carrier(dir: &Path) -> bool {
         || read_trimmed(&dir.join("carrier")).as_deref() == Some("1")
 }
 
+/// Whether `ifname` is administratively up (IFF_UP in its sysfs `flags`,
+/// which the kernel prints as `0x` and hex digits); false when unreadable.
+pub fn link_is_up(sys: &Path, ifname: &str) -> bool {
+    const IFF_UP: u32 = 0x1;
+    read_trimmed(&sys.join("class/net").join(ifname).join("flags"))
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & IFF_UP != 0)
+}
+
+/// The MTU of `ifname` from sysfs; `None` when unreadable.
+pub fn link_mtu(sys: &Path, ifname: &str) -> Option<u32> {
+    read_trimmed(&sys.join("class/net").join(ifname).join("mtu"))?
+        .parse()
+        .ok()
+}
+
 fn read_trimmed(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }

@@ -43,8 +43,8 @@ pub use dhcp::{dhcp, dhcp_with, DhcpTransport, UdpTransport, BACKOFF};
 pub use dns::{resolve, DnsError};
 pub use http::{fetch, FetchError, FetchOptions, ResponseError};
 pub use interface::{
-    choose_interface, interface_mac, machine_uuid, parse_address, parse_mac, valid_interface_name,
-    Links,
+    choose_interface, interface_mac, link_is_up, link_mtu, machine_uuid, parse_address, parse_mac,
+    valid_interface_name, Links,
 };
 pub use ipconfig::{parse_bootif, parse_ip, IpConfig};
 pub use lease::{resolv_conf, Lease};

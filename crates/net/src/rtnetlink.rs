@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -90,11 +90,7 @@ impl Links for KernelLinks {
 
     fn add_address(&self, ifname: &str, address: IpAddr, prefix_len: u8) -> io::Result<()> {
         let index = ifindex(ifname)?;
-        let message = match address {
-            IpAddr::V4(a) => address_message(1, index, a, prefix_len),
-            IpAddr::V6(a) => address6_message(1, index, a, prefix_len),
-        };
-        Socket::open()?.request(&message)
+        Socket::open()?.request(&address_message(1, index, address, prefix_len))
     }
 }
 
@@ -132,7 +128,7 @@ pub fn apply(lease: &Lease) -> Result<(), NetError> {
     request("link up", link_message(1, index, true))?;
     request(
         "address add",
-        address_message(2, index, lease.address, lease.prefix_len),
+        address_message(2, index, lease.address.into(), lease.prefix_len),
     )?;
     if let Some(router) = lease.router {
         request(
@@ -165,41 +161,44 @@ fn finish(mut buf: Vec<u8>) -> Vec<u8> {
     buf
 }
 
-/// RTM_NEWLINK changing only IFF_UP.
-pub(crate) fn link_message(seq: u32, index: u32, up: bool) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(32);
-    header(&mut buf, RTM_NEWLINK, 0, seq);
+/// An RTM_NEWLINK request for the link INDEX (0: a new one) that sets the
+/// IFF_* FLAGS selected by CHANGE; its attributes follow.
+fn link_request(seq: u32, nl_flags: u16, index: u32, flags: u32, change: u32) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64);
+    header(&mut buf, RTM_NEWLINK, nl_flags, seq);
     buf.extend_from_slice(&[0, 0, 0, 0]); // family AF_UNSPEC, pad, ARPHRD type 0
     buf.extend_from_slice(&index.to_ne_bytes());
-    buf.extend_from_slice(&(if up { IFF_UP } else { 0 }).to_ne_bytes());
-    buf.extend_from_slice(&IFF_UP.to_ne_bytes()); // ifi_change: touch only IFF_UP
-    finish(buf)
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    buf.extend_from_slice(&change.to_ne_bytes());
+    buf
+}
+
+/// A NUL-terminated interface name, as IFLA_IFNAME carries it.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut value = name.as_bytes().to_vec();
+    value.push(0);
+    value
+}
+
+const IFLA_IFNAME: u16 = 3;
+
+/// RTM_NEWLINK changing only IFF_UP.
+pub(crate) fn link_message(seq: u32, index: u32, up: bool) -> Vec<u8> {
+    let flags = if up { IFF_UP } else { 0 };
+    finish(link_request(seq, 0, index, flags, IFF_UP))
 }
 
 /// RTM_NEWLINK setting IFLA_IFNAME (the link must be down).
 pub(crate) fn rename_message(seq: u32, index: u32, name: &str) -> Vec<u8> {
-    const IFLA_IFNAME: u16 = 3;
-    let mut buf = Vec::with_capacity(48);
-    header(&mut buf, RTM_NEWLINK, 0, seq);
-    buf.extend_from_slice(&[0, 0, 0, 0]);
-    buf.extend_from_slice(&index.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // flags
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // change: none
-    let mut value = name.as_bytes().to_vec();
-    value.push(0);
-    attribute(&mut buf, IFLA_IFNAME, &value);
+    let mut buf = link_request(seq, 0, index, 0, 0);
+    attribute(&mut buf, IFLA_IFNAME, &ifname(name));
     finish(buf)
 }
 
 /// RTM_NEWLINK setting IFLA_MTU.
 pub(crate) fn mtu_message(seq: u32, index: u32, mtu: u32) -> Vec<u8> {
     const IFLA_MTU: u16 = 4;
-    let mut buf = Vec::with_capacity(40);
-    header(&mut buf, RTM_NEWLINK, 0, seq);
-    buf.extend_from_slice(&[0, 0, 0, 0]);
-    buf.extend_from_slice(&index.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // flags
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // change: none
+    let mut buf = link_request(seq, 0, index, 0, 0);
     attribute(&mut buf, IFLA_MTU, &mtu.to_ne_bytes());
     finish(buf)
 }
@@ -207,44 +206,35 @@ pub(crate) fn mtu_message(seq: u32, index: u32, mtu: u32) -> Vec<u8> {
 /// RTM_NEWLINK creating the link NAME of KIND (`ip link add NAME type KIND`); it must not
 /// exist yet.
 pub(crate) fn link_add_message(seq: u32, name: &str, kind: &str) -> Vec<u8> {
-    const IFLA_IFNAME: u16 = 3;
     const IFLA_LINKINFO: u16 = 18;
     const IFLA_INFO_KIND: u16 = 1;
-    let mut buf = Vec::with_capacity(64);
-    header(&mut buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, seq);
-    buf.extend_from_slice(&[0; 16]); // ifinfomsg: a new link, no flags changed
-    let mut value = name.as_bytes().to_vec();
-    value.push(0);
-    attribute(&mut buf, IFLA_IFNAME, &value);
+    let mut buf = link_request(seq, NLM_F_CREATE | NLM_F_EXCL, 0, 0, 0);
+    attribute(&mut buf, IFLA_IFNAME, &ifname(name));
     let mut info = Vec::new();
     attribute(&mut info, IFLA_INFO_KIND, kind.as_bytes());
     attribute(&mut buf, IFLA_LINKINFO, &info);
     finish(buf)
 }
 
-/// RTM_NEWADDR for the IPv6 `address/prefix_len`.
-pub(crate) fn address6_message(seq: u32, index: u32, address: Ipv6Addr, prefix_len: u8) -> Vec<u8> {
+/// RTM_NEWADDR for `address/prefix_len`, IPv4 or IPv6; an IPv4 address gets its subnet
+/// broadcast (none for /31 and /32).
+pub(crate) fn address_message(seq: u32, index: u32, address: IpAddr, prefix_len: u8) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
     header(&mut buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, seq);
-    buf.extend_from_slice(&[AF_INET6, prefix_len, 0, RT_SCOPE_UNIVERSE]);
+    let (family, octets) = match address {
+        IpAddr::V4(a) => (AF_INET, a.octets().to_vec()),
+        IpAddr::V6(a) => (AF_INET6, a.octets().to_vec()),
+    };
+    buf.extend_from_slice(&[family, prefix_len, 0, RT_SCOPE_UNIVERSE]);
     buf.extend_from_slice(&index.to_ne_bytes());
-    attribute(&mut buf, IFA_LOCAL, &address.octets());
-    attribute(&mut buf, IFA_ADDRESS, &address.octets());
-    finish(buf)
-}
-
-/// RTM_NEWADDR for `address/prefix_len` with the subnet broadcast (none for /31 and /32).
-pub(crate) fn address_message(seq: u32, index: u32, address: Ipv4Addr, prefix_len: u8) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(48);
-    header(&mut buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, seq);
-    buf.extend_from_slice(&[AF_INET, prefix_len, 0, RT_SCOPE_UNIVERSE]);
-    buf.extend_from_slice(&index.to_ne_bytes());
-    attribute(&mut buf, IFA_LOCAL, &address.octets());
-    attribute(&mut buf, IFA_ADDRESS, &address.octets());
-    if prefix_len < 31 {
-        let host_bits = u32::MAX >> prefix_len;
-        let broadcast = Ipv4Addr::from(u32::from(address) | host_bits);
-        attribute(&mut buf, IFA_BROADCAST, &broadcast.octets());
+    attribute(&mut buf, IFA_LOCAL, &octets);
+    attribute(&mut buf, IFA_ADDRESS, &octets);
+    if let IpAddr::V4(a) = address {
+        if prefix_len < 31 {
+            let host_bits = u32::MAX >> prefix_len;
+            let broadcast = Ipv4Addr::from(u32::from(a) | host_bits);
+            attribute(&mut buf, IFA_BROADCAST, &broadcast.octets());
+        }
     }
     finish(buf)
 }

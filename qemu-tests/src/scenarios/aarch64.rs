@@ -33,20 +33,8 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             setup: setup_net_dhcp_mac,
             check: check_net_dhcp_mac,
         },
-        Scenario {
-            name: "virtio-ext4",
-            about: "virtio disk, ext4 partition with the apkovl at top level",
-            image: ImageKind::Standard,
-            setup: setup_virtio_ext4,
-            check: check_virtio_ext4,
-        },
-        Scenario {
-            name: "usb-fat32",
-            about: "USB stick on xhci, FAT32 partition with the apkovl",
-            image: ImageKind::Standard,
-            setup: setup_usb_fat32,
-            check: check_usb_fat32,
-        },
+        super::boot_media::virtio_ext4(),
+        super::boot_media::usb_fat32(),
         super::real_apk::aarch64_scenario(),
     ]
 }

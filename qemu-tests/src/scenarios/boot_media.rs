@@ -73,6 +73,28 @@ pub(super) fn want_stick_media(failures: &mut Vec<String>, report: &Report) {
     );
 }
 
+/// The scenarios both architectures boot the same way.
+pub(super) fn virtio_ext4() -> Scenario {
+    Scenario {
+        name: "virtio-ext4",
+        about: "virtio disk, ext4 partition with the apkovl at top level",
+        image: ImageKind::Standard,
+        setup: setup_virtio_ext4,
+        check: check_virtio_ext4,
+    }
+}
+
+/// See [`virtio_ext4`].
+pub(super) fn usb_fat32() -> Scenario {
+    Scenario {
+        name: "usb-fat32",
+        about: "USB stick on xhci, FAT32 partition with the apkovl",
+        image: ImageKind::Standard,
+        setup: setup_usb_fat32,
+        check: check_usb_fat32,
+    }
+}
+
 pub(super) const HOST_VIRTIO: &str = "alpinit-virtio";
 
 pub(super) fn setup_virtio_ext4(assets: &Assets, dir: &Path) -> Result<Setup> {

@@ -5,13 +5,7 @@ use super::*;
 
 pub fn all() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "virtio-ext4",
-            about: "virtio disk, ext4 partition with the apkovl at top level",
-            image: ImageKind::Standard,
-            setup: setup_virtio_ext4,
-            check: check_virtio_ext4,
-        },
+        super::boot_media::virtio_ext4(),
         Scenario {
             name: "explain",
             about: "the booted guest runs `alpinit explain`: options, boot medium, chosen apkovl, exit status 0",
@@ -19,13 +13,7 @@ pub fn all() -> Vec<Scenario> {
             setup: setup_explain,
             check: check_explain,
         },
-        Scenario {
-            name: "usb-fat32",
-            about: "USB stick on xhci, FAT32 partition with the apkovl",
-            image: ImageKind::Standard,
-            setup: setup_usb_fat32,
-            check: check_usb_fat32,
-        },
+        super::boot_media::usb_fat32(),
         Scenario {
             name: "iso-usb",
             about: "isolinux ISO with a boot repository plus a USB stick with the apkovl",

@@ -107,18 +107,8 @@ fn measure(unpacker: &Path, work: &Path, runs: usize, target_mb: u64) -> Result<
 }
 
 pub(crate) fn build_unpack_example() -> Result<PathBuf> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.env_remove("CARGO_TARGET_DIR")
-        .current_dir(paths::workspace_root())
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "alpinit-apkovl",
-            "--example",
-            "unpack",
-        ]);
+    let mut cmd = crate::build::cargo_release("alpinit-apkovl");
+    cmd.args(["--example", "unpack"]);
     run(&mut cmd)?;
     let bin = paths::target_dir()
         .join("release")

@@ -1,8 +1,8 @@
 use std::net::Ipv4Addr;
 
 use crate::rtnetlink::{
-    ack_errno, address6_message, address_message, link_add_message, link_message, mtu_message,
-    rename_message, route_message,
+    ack_errno, address_message, link_add_message, link_message, mtu_message, rename_message,
+    route_message,
 };
 use crate::Lease;
 
@@ -44,7 +44,7 @@ fn link_message_layout() {
 #[test]
 fn address_message_layout() {
     let address = Ipv4Addr::new(10, 0, 2, 15);
-    let msg = address_message(2, 4, address, 24);
+    let msg = address_message(2, 4, address.into(), 24);
     assert_eq!(u32_at(&msg, 0) as usize, msg.len());
     assert_eq!(u16_at(&msg, 4), 20, "RTM_NEWADDR");
     assert_eq!(u16_at(&msg, 6), 0x1 | 0x4 | 0x400 | 0x100);
@@ -58,7 +58,7 @@ fn address_message_layout() {
             (4, vec![10, 0, 2, 255]),
         ]
     );
-    let host = address_message(2, 4, address, 32);
+    let host = address_message(2, 4, address.into(), 32);
     assert_eq!(attributes(&host, 8).len(), 2, "no broadcast for /32");
 }
 
@@ -159,9 +159,9 @@ fn link_add_message_names_the_link_and_its_kind() {
 }
 
 #[test]
-fn address6_message_carries_the_address_and_prefix() {
+fn ipv6_address_message_carries_the_address_and_prefix() {
     let address: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
-    let msg = address6_message(7, 9, address, 64);
+    let msg = address_message(7, 9, address.into(), 64);
     assert_eq!(&msg[16..20], &[10, 64, 0, 0], "AF_INET6, /64, universe");
     assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 9);
     assert_eq!(u16::from_ne_bytes([msg[24], msg[25]]), 20);
