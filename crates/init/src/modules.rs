@@ -55,10 +55,22 @@ pub fn start(p: &crate::platform::Platform<'_>, layout: &Layout, cmdline: &Cmdli
     loader
 }
 
-pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Loader {
-    let etc_modules = std::fs::read_to_string(layout.path("/etc/modules"))
+/// The image's `/etc/modules`: names and their options.
+fn etc_modules(layout: &Layout) -> Vec<(String, String)> {
+    std::fs::read_to_string(layout.path("/etc/modules"))
         .map(|t| alpinit_kmod::parse_etc_modules(&t))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Whether `modules=` or the image's `/etc/modules` names a module (the
+/// drivers an installed system or an image was told it boots with;
+/// `rootfstype=` alone names no driver).
+pub fn named(layout: &Layout, cmdline: &Cmdline) -> bool {
+    !cmdline.modules().is_empty() || !etc_modules(layout).is_empty()
+}
+
+pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Loader {
+    let etc_modules = etc_modules(layout);
     let mut config = config(layout, cmdline);
     let memdisk = crate::memdisk::configure(layout, cmdline, &mut config);
     for (name, args) in &etc_modules {

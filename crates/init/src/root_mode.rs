@@ -94,6 +94,49 @@ pub(crate) fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) 
     (matches, seen)
 }
 
+/// How long the first root wait lets the modules named by `modules=`,
+/// `rootfstype=` and the image's `/etc/modules` finish loading before it
+/// sweeps every bus: far more than they take on hardware (milliseconds
+/// each) or under emulation (a virtio disk's and ext4's, 0.4 s), and short
+/// enough that a named module which hangs costs the boot little.
+const NAMED_MODULES_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The root, when it is already there once the modules the command line
+/// and the image name are loaded. Alpine's `modprobe -a` of those returns
+/// before nlplug-findfs starts (reference §3.4 step 12, §3.5 step 1), so
+/// the root wait begins in the same place; a root they brought (its
+/// driver named, as tiny-initramfs is told its modules) then needs no
+/// sweep of every bus and no coldplug: the new root's own device manager
+/// (mdev or udev, Alpine's `hwdrivers`) loads the rest, as it does after
+/// nlplug-findfs stopped at the root. `None` when nothing is named, when
+/// the root is not there or the named modules are still loading: the
+/// usual discovery follows. (Without named modules a root already there
+/// goes through discovery too, as before: its drivers are built in, and
+/// coldplug is what loads the others.)
+///
+/// Only a root on one device with a file system of its own: a btrfs
+/// member may need its siblings registered, and a LUKS, LVM or RAID
+/// member its assembly, which discovery does.
+fn brought_by_named_modules(
+    layout: &Layout,
+    cmdline: &Cmdline,
+    loader: &Loader,
+    spec: &str,
+) -> Option<(Matches, usize)> {
+    if !crate::modules::named(layout, cmdline)
+        || !loader.wait_idle(std::time::Instant::now() + NAMED_MODULES_WAIT)
+    {
+        return None;
+    }
+    let (now, seen) = present(layout, &DeviceSpec::parse(spec));
+    let devname = now.unique("root device", spec).ok().flatten()?;
+    let fstype = alpinit_probe::probe_path(&layout.dev().join(devname))
+        .ok()?
+        .fstype?;
+    let plain = fstype != "btrfs" && alpinit_probe::mount_fstype(&fstype).is_some();
+    plain.then_some((now, seen))
+}
+
 /// Everything of root mode before the hand-over.
 pub fn mount(
     p: &Platform<'_>,
@@ -129,6 +172,7 @@ pub fn mount(
     }
     let mut single = cmdline.single();
     let mut resume = true;
+    let mut first_wait = true;
     if let Some(dataset) = root.strip_prefix("ZFS=") {
         // No device to wait for first: the pool is imported by zpool.
         if single {
@@ -156,13 +200,25 @@ pub fn mount(
         // wait let coldplug settle: no second discovery (a sweep of every bus,
         // about 30 ms under TCG) unless its node is missing (a /dev without
         // devtmpfs, where discovery makes it).
-        let found = match mapping.take().filter(|dm| layout.dev().join(dm).exists()) {
+        let mapped = mapping.take().filter(|dm| layout.dev().join(dm).exists());
+        // `single`'s shell comes after the wait, with the keyboards'
+        // drivers coldplug loads.
+        let first = !single && std::mem::take(&mut first_wait);
+        let found = match mapped {
             Some(dm) => {
                 let mut matched = Matches::default();
                 matched.add(&dm);
                 rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, 1)
             }
-            None => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
+            None => match first
+                .then(|| brought_by_named_modules(layout, cmdline, loader, &root))
+                .flatten()
+            {
+                Some((matched, seen)) => {
+                    rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, seen)
+                }
+                None => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
+            },
         };
         let dev = match found {
             Ok(dev) => dev,

@@ -32,8 +32,9 @@ mod tests;
 use parse::{Column, Target};
 use peers::Peer;
 
-/// Our image with only what the ext4 root on virtio needs, the
-/// like-for-like of tiny-initramfs (which is told the VM's modules).
+/// Our image with only what the ext4 root on virtio needs and the VM's
+/// modules named in its `/etc/modules`, the like-for-like of
+/// tiny-initramfs (which is told them when it is built).
 const MIN_NAME: &str = "alpinit-min";
 const MIN_FEATURES: &[&str] = &["base", "virtio", "ext4"];
 
@@ -213,15 +214,23 @@ fn sides(kernel: &kernel::Kernel, dir: &Path, luks: Option<&peers::Luks>) -> Res
     if luks.is_none() {
         // tiny-initramfs is told the VM's modules (root_peers.rs): its
         // like-for-like is our image with only the features this root
-        // needs, as mkinitfs.conf's `features=` would give.
+        // needs, as mkinitfs.conf's `features=` would give, and the same
+        // modules named in its /etc/modules (which Alpine's init loads
+        // before it looks for the root, as ours does).
+        let etc_modules = dir.join("alpinit-min.modules");
+        let text: String = peers::VM_MODULES.iter().map(|m| format!("{m}\n")).collect();
+        fs::write(&etc_modules, text)
+            .with_context(|| format!("writing {}", etc_modules.display()))?;
         let min = initramfs::build(&Options {
             output: Some(dir.join("initramfs-alpinit-min.gz")),
             features: MIN_FEATURES.iter().map(|f| f.to_string()).collect(),
+            extras: vec![(etc_modules, "/etc/modules".to_string())],
             ..Options::default()
         })?;
         println!(
-            "{MIN_NAME} (features {}): {} ({} bytes)",
+            "{MIN_NAME} (features {}, /etc/modules {}): {} ({} bytes)",
             MIN_FEATURES.join(","),
+            peers::VM_MODULES.join(" "),
             min.path.display(),
             min.size
         );
@@ -279,8 +288,9 @@ fn tables_of(title: &str, mut columns: Vec<Column>) -> (String, Option<String>) 
     let min_table = match (min, tiny) {
         (Some(min), Some(tiny)) => Some(parse::table(
             &format!(
-                "{title}\nthe same, {MIN_NAME} (features {}) against tiny-initramfs",
-                MIN_FEATURES.join(",")
+                "{title}\nthe same, {MIN_NAME} (features {}, /etc/modules naming {}) against tiny-initramfs",
+                MIN_FEATURES.join(","),
+                peers::VM_MODULES.join(" ")
             ),
             &min,
             &[tiny],

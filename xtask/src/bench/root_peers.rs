@@ -37,6 +37,16 @@ use crate::kernel::Kernel;
 use crate::paths;
 use crate::process::run;
 
+/// The modules of the VM's root path, as tiny-initramfs is told them
+/// (`--include-modules`) and `alpinit-min` its `/etc/modules`.
+pub const VM_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "ext4",
+    "crc32c_generic",
+    "crc32c_intel",
+];
+
 const MIRROR: &str = "http://deb.debian.org/debian";
 const SUITE: &str = "bookworm";
 
@@ -134,8 +144,8 @@ impl Peer {
                 "dracut --force --no-hostonly --add crypt --install {KEY_IN_ROOT} --kver {kver} {out}\n"
             ),
             (Peer::TinyInitramfs, _) => format!(
-                "mktirfs -o {out} -m no -M no -d no \
-                 --include-modules=virtio_pci,virtio_blk,ext4,crc32c_generic,crc32c_intel {kver}\n"
+                "mktirfs -o {out} -m no -M no -d no --include-modules={} {kver}\n",
+                VM_MODULES.join(",")
             ),
         }
     }

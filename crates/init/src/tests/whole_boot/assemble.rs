@@ -289,8 +289,17 @@ fn raid1_with_a_member_missing_starts_degraded_when_the_wait_ends() {
 /// registered with the kernel, so the mount could not find the second.
 #[test]
 fn btrfs_over_two_disks_registers_both_and_mounts_by_uuid() {
+    // With a named driver too: a root already there is still registered.
+    for named in ["", " modules=btrfs"] {
+        btrfs_over_two_disks(named);
+    }
+}
+
+fn btrfs_over_two_disks(named: &str) {
     let m = Machine::new();
-    m.cmdline("root=UUID=05050505-0505-0505-0505-050505050505 rootfstype=btrfs panic=1");
+    m.cmdline(&format!(
+        "root=UUID=05050505-0505-0505-0505-050505050505 rootfstype=btrfs panic=1{named}"
+    ));
     std::fs::remove_dir_all(m.path("/sysroot")).unwrap();
     m.mkdir("/sysroot");
     btrfs_member(&m, "vda", 5);
@@ -319,6 +328,25 @@ fn btrfs_over_two_disks_registers_both_and_mounts_by_uuid() {
         (root.source.as_str(), root.fstype.as_deref()),
         ("/dev/vda", Some("btrfs"))
     );
+}
+
+/// A btrfs root that is there once the named drivers are loaded is still
+/// registered by discovery (a sibling may be on its way), not mounted
+/// straight away.
+#[test]
+fn btrfs_root_with_a_named_driver_is_registered_before_it_is_mounted() {
+    let m = Machine::new();
+    m.cmdline("root=UUID=05050505-0505-0505-0505-050505050505 modules=btrfs panic=1");
+    std::fs::remove_dir_all(m.path("/sysroot")).unwrap();
+    m.mkdir("/sysroot");
+    btrfs_member(&m, "vda", 5);
+    m.exe("/.contents/vda/sbin/init");
+    m.fake.set_contents("/dev/vda", &m.path("/.contents/vda"));
+    let boot = m.boot();
+    assert_eq!(boot.end, End::SwitchedRoot, "{}", boot.console);
+    assert!(boot.has(&Ev::Sys(Call::BtrfsScan {
+        device: m.path("/dev/vda")
+    })));
 }
 
 /// Regression: `root=ZFS=` was refused.

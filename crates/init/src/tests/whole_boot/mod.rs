@@ -15,6 +15,7 @@ mod diskless;
 mod failures;
 mod findfs;
 mod hostile;
+mod named_modules;
 mod network;
 mod rollback;
 mod root_mode;
