@@ -3,7 +3,8 @@
 //! user network shows the guest as 10.0.2.2; the init configures the
 //! network, loads `nbd` with `max_part=8`, attaches the export as
 //! `/dev/nbd0` itself (no nbd-client in the image) and mounts its first
-//! partition as the root.
+//! partition as the root (`nbd-root`), or finds the overlay on it as a
+//! boot medium (`nbd-diskless`).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -14,14 +15,54 @@ use anyhow::{bail, Context, Result};
 use super::checks::*;
 use super::*;
 
-pub(super) fn scenarios() -> [Scenario; 1] {
-    [Scenario {
-        name: "nbd-root",
-        about: "ip=dhcp nbd=10.0.2.2:PORT root=/dev/nbd0p1: the host's qemu-nbd export attached in process, its partition mounted as the root",
-        image: ImageKind::Assemble,
-        setup: setup_nbd_root,
-        check: check_nbd_root,
-    }]
+pub(super) fn scenarios() -> [Scenario; 2] {
+    [
+        Scenario {
+            name: "nbd-root",
+            about: "ip=dhcp nbd=10.0.2.2:PORT root=/dev/nbd0p1: the host's qemu-nbd export attached in process, its partition mounted as the root",
+            image: ImageKind::Assemble,
+            setup: setup_nbd_root,
+            check: check_nbd_root,
+        },
+        Scenario {
+            name: "nbd-diskless",
+            about: "ip=dhcp nbd=10.0.2.2:PORT, no root=: the export's partition is a boot medium, its apkovl applied",
+            image: ImageKind::Assemble,
+            setup: setup_nbd_diskless,
+            check: check_nbd_diskless,
+        },
+    ]
+}
+
+const HOST_NBD_DISKLESS: &str = "alpinit-nbd-diskless";
+
+fn setup_nbd_diskless(assets: &Assets, dir: &Path) -> Result<Setup> {
+    let ovl = overlay(assets, HOST_NBD_DISKLESS, &[], Vec::new())?;
+    let img = disk(
+        dir,
+        "export",
+        Filesystem::Ext4,
+        &[super::boot_media::top_apkovl(ovl)],
+    )?;
+    let port = free_port()?;
+    let server = serve(&img, port, &dir.join("qemu-nbd.log"))?;
+    let mut vm = kernel_vm(
+        assets,
+        ImageKind::Assemble,
+        &format!("ip=dhcp nbd=10.0.2.2:{port}"),
+    )?;
+    vm.user_nic("n0", &crate::netboot::qemu_mac(0x32));
+    Ok(with_server(vm, server, assets.accel.boot_timeout()))
+}
+
+fn check_nbd_diskless(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
+    super::boot_media::booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_NBD_DISKLESS);
+        want_media(failures, report, "/dev/nbd0p1", &["/media/nbd0p1"], "ext4");
+        if !outcome.log.contains("alpinit: nbd0: 10.0.2.2:") {
+            failures.push("no `nbd0: 10.0.2.2:PORT` line in the kernel log".to_string());
+        }
+    })
 }
 
 const HOST_NBD: &str = "alpinit-nbd-root";
