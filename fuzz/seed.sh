@@ -18,7 +18,7 @@ have() {
     return 1
 }
 
-for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header pem_key bmap ere fstab net_config; do
+for t in cmdline uevent kmod_indexes probe enc unpack dhcp http_response findfs_args luks_header pem_key bmap ere fstab net_config nbd_handshake; do
     mkdir -p "$corpus/$t"
 done
 
@@ -372,6 +372,33 @@ printf '6https://h:8443/dir/file?q=1\0../up/./x?z#f' >"$nc/join-relative"
 printf '6http://10.0.2.2/a\0//other:9/y' >"$nc/join-network-path"
 printf '6http://h/x/y\0HTTPS://Mirror/alpine/' >"$nc/join-absolute"
 printf '7%s\n' 'eth0 52:54:00:12:34:56' >"$nc/all"
+
+# --- nbd_handshake: everything an NBD server sends (greeting, option replies) ----------
+python3 - "$corpus/nbd_handshake" <<'PY'
+import struct, sys
+
+out = sys.argv[1]
+
+def greeting(flags):
+    return b"NBDMAGIC" + b"IHAVEOPT" + struct.pack(">H", flags)
+
+def reply(kind, data=b"", option=7):
+    return struct.pack(">QIII", 0x3E889045565A9, option, kind, len(data)) + data
+
+export = struct.pack(">QH", 1 << 30, 0x0003)  # 1 GiB, HAS_FLAGS | READ_ONLY
+seeds = {
+    # Fixed newstyle and NO_ZEROES; NBD_OPT_GO answered with NBD_INFO_NAME, NBD_INFO_EXPORT, ACK.
+    "go": greeting(3) + reply(3, struct.pack(">H", 1) + b"root")
+    + reply(3, struct.pack(">H", 0) + export) + reply(1),
+    # NBD_OPT_GO unknown to the server: NBD_OPT_EXPORT_NAME's answer with the 124 zero bytes.
+    "go-unsup": greeting(1) + reply(0x80000001, b"unknown option") + export + bytes(124),
+    # Plain newstyle: NBD_OPT_EXPORT_NAME straight away.
+    "newstyle": greeting(0) + export + bytes(124),
+}
+for name, data in seeds.items():
+    with open(f"{out}/{name}", "wb") as f:
+        f.write(data)
+PY
 
 # --- committed regression inputs --------------------------------------------------------
 if [ -d "$here/regressions" ]; then

@@ -58,6 +58,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("squashfs-tools", "mksquashfs"),
     // `wg` for the wireguard feature (QEMU wireguard-tunnel).
     ("wireguard-tools", "wg"),
+    // The NBD server of QEMU nbd-root.
+    ("qemu-utils", "qemu-nbd"),
     ("f2fs-tools", "mkfs.f2fs"),
     ("ntfs-3g", "mkntfs"),
     ("cryptsetup-bin", "cryptsetup"),

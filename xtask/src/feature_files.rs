@@ -92,8 +92,16 @@ pub const FEATURE_FILES: &[(&str, &[FeatureFile])] = &[
 
 /// Features in an image only when named in `--features`, not in the
 /// default set: those whose programs (and glibc) come from the host, and
-/// `aoe` (mkinitfs' default features have none of them).
-pub const OPT_IN: &[&str] = &["lvm", "raid", "cryptsetup", "zfs", "wireguard", "aoe"];
+/// `aoe` and `nbd` (mkinitfs' default features have none of them).
+pub const OPT_IN: &[&str] = &[
+    "lvm",
+    "raid",
+    "cryptsetup",
+    "zfs",
+    "wireguard",
+    "aoe",
+    "nbd",
+];
 
 /// The shared libraries `ldd` lists for `program` (none for a static one).
 pub fn libraries(program: &Path) -> Result<Vec<String>> {

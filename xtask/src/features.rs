@@ -140,6 +140,9 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("zfs", &["zfs?", "spl?"]),
     // mkinitfs features.d/aoe.modules: ATA over Ethernet (`aoe=`).
     ("aoe", &["aoe"]),
+    // mkinitfs features.d/nbd.modules (`nbd=`); no nbd-client: the init
+    // attaches the devices itself.
+    ("nbd", &["nbd"]),
     // mkinitfs features.d/wireguard.modules (`wireguard=`); its program is
     // in feature_files.rs.
     ("wireguard", &["wireguard"]),

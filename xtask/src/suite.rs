@@ -230,7 +230,7 @@ fn build_image(
         }
         ImageKind::Assemble => {
             opts.features
-                .extend(["lvm", "raid", "aoe", "wireguard"].map(String::from));
+                .extend(["lvm", "raid", "aoe", "wireguard", "nbd"].map(String::from));
             let conf = out_dir.join("images").join("wireguard-initrd.conf");
             std::fs::create_dir_all(out_dir.join("images")).context("creating images/")?;
             std::fs::write(&conf, scenarios::WIREGUARD_CONF)

@@ -18,6 +18,7 @@
 
 mod aoe;
 mod apkovl;
+mod nbd;
 mod views;
 mod wireguard;
 
@@ -26,6 +27,7 @@ mod tests;
 
 pub use aoe::Aoe;
 pub use apkovl::ApkovlSpec;
+pub use nbd::{Nbd, NbdServer};
 pub use views::{CmdlineError, DEFAULT_UEVENT_BUF_SIZE, MAX_UEVENT_BUF_SIZE, MAX_USBDELAY};
 pub use wireguard::{Wireguard, DEFAULT_WIREGUARD_CONFIG};
 

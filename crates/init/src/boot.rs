@@ -8,8 +8,8 @@ use crate::layout::Layout;
 use crate::platform::Platform;
 use crate::switch::hand_over;
 use crate::{
-    bootchart, consoles, discovery, early, install, keymap, modules, network, new_root, options,
-    overlay, resume, root_mode, splash, wireguard,
+    bootchart, consoles, discovery, early, install, keymap, modules, nbd, network, new_root,
+    options, overlay, resume, root_mode, splash, wireguard,
 };
 use std::time::Duration;
 
@@ -49,13 +49,17 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
     crate::emergency::set_panic_on_failure(policy.panic);
     let chart = bootchart::start(p, layout, &cmdline);
     let loader = modules::start(p, layout, &cmdline);
+    // Before the root or the media are looked for: they may be on it.
+    let nbd_net = nbd::setup(p, layout, &cmdline, &loader);
 
     if let Some(root) = cmdline.root() {
         root_mode::mount(p, layout, &cmdline, &loader, root, &early, &policy)?;
         // Alpine makes the tunnel before the root wait; nothing here needs
         // it before the root is mounted, and its NIC is there only now.
         if let Some(wg) = cmdline.wireguard() {
-            network::configure(p, layout, &cmdline);
+            if nbd_net.is_none() {
+                network::configure(p, layout, &cmdline);
+            }
             wireguard::setup(p, layout, &loader, &wg);
         }
         return hand_over(p, layout, &cmdline, &loader, &policy, &[]);
@@ -71,7 +75,10 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         discovery::find_media(p, layout, &cmdline, &loader, &early),
     )?;
     modules::request_after_discovery(&loader);
-    let net = network::start(p, layout, &cmdline);
+    let net = match nbd_net {
+        Some(net) => net,
+        None => network::start(p, layout, &cmdline),
+    };
     if let Some(wg) = cmdline.wireguard() {
         wireguard::setup(p, layout, &loader, &wg);
     }

@@ -29,6 +29,7 @@ pub mod log;
 pub mod media;
 pub mod memdisk;
 pub mod modules;
+pub mod nbd;
 pub mod network;
 pub mod new_root;
 pub mod options;

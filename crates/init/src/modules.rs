@@ -81,6 +81,9 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
     if let Some(options) = cmdline.aoe().as_ref().and_then(crate::aoe::module_options) {
         config.add_options("aoe", &options);
     }
+    if cmdline.nbd().is_some() {
+        config.add_options("nbd", crate::nbd::MODULE_OPTIONS);
+    }
     let config = Arc::new(config);
     let index = match layout.modules_dir().map(|d| ModuleIndex::load(&d)) {
         Some(Ok(i)) => i,
@@ -184,6 +187,7 @@ pub const SOURCES: &[Source] = &[
     src("xfs", Some("xfs"), Some("xfs")),
     src("f2fs", Some("f2fs"), None),
     src("squashfs", Some("squashfs"), Some("squashfs")),
+    src("nbd", Some("nbd"), Some("nbd")),
     src("exfat", None, Some("exfat")),
     src("ntfs3", None, None),
 ];

@@ -8,7 +8,7 @@ use alpinit_cmdline::Cmdline;
 
 /// Options this init reads but does not act on yet; said once at boot so
 /// nothing is dropped silently.
-pub const NOT_ACTED_ON: &[&str] = &["dasd", "nbd", "s390x_net", "zfcp"];
+pub const NOT_ACTED_ON: &[&str] = &["dasd", "s390x_net", "zfcp"];
 
 /// The command line and the log settings it implies, before anything is said.
 pub fn parse(layout: &Layout) -> Cmdline {
@@ -67,6 +67,7 @@ mod tests {
         "keep_apk_new",
         "memdisk",
         "modules",
+        "nbd",
         "overlaytmpfs",
         "overlaytmpfsflags",
         "panic",

@@ -265,6 +265,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(real_apk::scenarios())
     .chain(alpine_mkinitfs::scenarios())
     .chain(root_mode::scenarios())
+    .chain(nbd::scenarios())
     .chain(aoe::scenarios())
     .chain(wireguard::scenarios())
     .chain(luks::scenarios())

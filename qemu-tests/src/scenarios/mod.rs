@@ -14,6 +14,7 @@ mod explain;
 mod hostile;
 mod luks;
 mod luks_roots;
+mod nbd;
 mod net_faults;
 mod network;
 mod nlplug_matrix;

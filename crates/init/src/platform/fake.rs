@@ -59,6 +59,10 @@ pub enum Ev {
     DmCreate(String, String),
     /// The insertion of a held module ([`Fake::hold_insmod`]) returned.
     InsmodReturned(String),
+    /// A host name looked up.
+    Resolve(String),
+    /// An NBD server attached (or tried) as `/dev/nbd{index}`.
+    NbdAttach(std::net::SocketAddr, u32),
 }
 
 /// One step of the scripted uevent socket.
@@ -75,6 +79,8 @@ pub enum Step {
 type SpawnHook = Box<dyn Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync>;
 type FetchHook = Box<dyn Fn(&str) -> Result<Vec<u8>, FetchError> + Send + Sync>;
 type DmHook = Box<dyn Fn(&str) -> io::Result<(u32, u32)> + Send + Sync>;
+type NbdHook =
+    Box<dyn Fn(std::net::SocketAddr, u32) -> Result<u64, alpinit_nbd::NbdError> + Send + Sync>;
 
 #[derive(Default)]
 pub struct Output {
@@ -109,6 +115,10 @@ pub struct Fake {
     spawn: Mutex<Option<SpawnHook>>,
     /// Device-mapper; without it, the machine has none (no control node).
     dm: Mutex<Option<DmHook>>,
+    /// NBD servers; without it, every connection is refused.
+    nbd: Mutex<Option<NbdHook>>,
+    /// Host names the fake DNS knows.
+    names: Mutex<HashMap<String, Ipv4Addr>>,
     /// What a bounded helper prints, by its arguments joined with spaces.
     outputs: Mutex<HashMap<String, Vec<u8>>>,
     passwords: Mutex<VecDeque<String>>,
@@ -184,6 +194,8 @@ impl Default for Fake {
             fetch: Mutex::default(),
             spawn: Mutex::default(),
             dm: Mutex::default(),
+            nbd: Mutex::default(),
+            names: Mutex::default(),
             outputs: Mutex::default(),
             passwords: Mutex::default(),
             switch_errors: Mutex::default(),
@@ -256,6 +268,21 @@ impl Fake {
         f: impl Fn(&[String], Option<&[u8]>) -> io::Result<i32> + Send + Sync + 'static,
     ) {
         *lock(&self.spawn) = Some(Box::new(f));
+    }
+    /// NBD attaches: `f` gets the server and the device index and returns
+    /// the export's size (and may make the device appear).
+    pub fn on_nbd_attach(
+        &self,
+        f: impl Fn(std::net::SocketAddr, u32) -> Result<u64, alpinit_nbd::NbdError>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        *lock(&self.nbd) = Some(Box::new(f));
+    }
+    /// The fake DNS answers `host` with `ip`.
+    pub fn name(&self, host: &str, ip: Ipv4Addr) {
+        lock(&self.names).insert(host.to_owned(), ip);
     }
     /// Device-mapper creates mappings: `f` gets the name and returns the
     /// device number (and may make the device appear).
@@ -504,6 +531,35 @@ impl Net for Fake {
             source,
         })?;
         Ok(body.len() as u64)
+    }
+    fn resolve(
+        &self,
+        host: &str,
+        _resolvers: &[Ipv4Addr],
+        _deadline: Instant,
+    ) -> Result<Ipv4Addr, alpinit_net::DnsError> {
+        self.push(Ev::Resolve(host.to_owned()));
+        lock(&self.names)
+            .get(host)
+            .copied()
+            .ok_or_else(|| alpinit_net::DnsError::NotFound {
+                host: host.to_owned(),
+            })
+    }
+    fn nbd_attach(
+        &self,
+        server: std::net::SocketAddr,
+        index: u32,
+        _timeout: Duration,
+    ) -> Result<u64, alpinit_nbd::NbdError> {
+        self.push(Ev::NbdAttach(server, index));
+        match lock(&self.nbd).as_ref() {
+            Some(f) => f(server, index),
+            None => Err(alpinit_nbd::NbdError::Connect {
+                addr: server,
+                source: io::Error::from(io::ErrorKind::ConnectionRefused),
+            }),
+        }
     }
 }
 

@@ -55,6 +55,22 @@ pub trait Net: Sync {
         opts: &FetchOptions,
         sink: &mut dyn io::Write,
     ) -> Result<u64, FetchError>;
+    /// A host name's IPv4 address, asked of `resolvers`.
+    fn resolve(
+        &self,
+        host: &str,
+        resolvers: &[Ipv4Addr],
+        deadline: Instant,
+    ) -> Result<Ipv4Addr, alpinit_net::DnsError>;
+    /// Connects to the NBD server at `server`, negotiates its default
+    /// export and hands the connection to the kernel as `/dev/nbd{index}`
+    /// (within `timeout`); the export's size in bytes.
+    fn nbd_attach(
+        &self,
+        server: std::net::SocketAddr,
+        index: u32,
+        timeout: Duration,
+    ) -> Result<u64, alpinit_nbd::NbdError>;
 }
 
 /// Running programs (apk, the recovery shell) and collecting orphans.

@@ -67,6 +67,26 @@ impl Net for KernelNet {
     ) -> Result<u64, FetchError> {
         alpinit_net::fetch(url, resolvers, opts, sink)
     }
+    fn resolve(
+        &self,
+        host: &str,
+        resolvers: &[Ipv4Addr],
+        deadline: Instant,
+    ) -> Result<Ipv4Addr, alpinit_net::DnsError> {
+        alpinit_net::resolve(host, resolvers, deadline)
+    }
+    fn nbd_attach(
+        &self,
+        server: std::net::SocketAddr,
+        index: u32,
+        timeout: Duration,
+    ) -> Result<u64, alpinit_nbd::NbdError> {
+        let (stream, export) = alpinit_nbd::connect_tcp(server, "", timeout)?;
+        alpinit_nbd::attach(std::os::fd::AsFd::as_fd(&stream), index, &export)?;
+        // The kernel holds its own reference to the socket now.
+        drop(stream);
+        Ok(export.size)
+    }
 }
 
 pub struct KernelSpawn;

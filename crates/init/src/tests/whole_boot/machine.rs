@@ -48,6 +48,8 @@ pub enum Bus {
     Virtio,
     Usb,
     Cdrom,
+    /// A virtual block device (`nbd`).
+    Virtual,
 }
 
 /// A file system image the prober recognises.
@@ -220,6 +222,7 @@ impl Machine {
             Bus::Cdrom => {
                 "/devices/pci0000:00/0000:00:01.1/ata2/host1/target1:0:0/1:0:0:0/block".to_owned()
             }
+            Bus::Virtual => "/devices/virtual/block".to_owned(),
         };
         let devpath = match partn {
             Some(_) => format!("{base}/{disk}/{name}"),
@@ -232,6 +235,7 @@ impl Machine {
                 Bus::Cdrom => 11,
                 Bus::Usb => 8,
                 Bus::Virtio => 254,
+                Bus::Virtual => 43,
             };
             (major, minor)
         });

@@ -16,6 +16,7 @@ mod failures;
 mod findfs;
 mod hostile;
 mod named_modules;
+mod nbd;
 mod network;
 mod rollback;
 mod root_mode;
