@@ -17,12 +17,14 @@
 //! Every receive has a timeout, so a kernel that never answers cannot hang PID 1.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use crate::{Export, NbdError};
+use alpinit_net::netlink_socket::{attribute, finish_message as finish, message_header as header};
+use alpinit_net::NetlinkSocket;
 
-const NETLINK_GENERIC: libc::c_int = 16;
+pub(crate) const NETLINK_GENERIC: libc::c_int = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -91,7 +93,7 @@ const CONNECT_SEQ: u32 = 2;
 /// the socket and the caller may close its copy.
 pub fn attach(sock: BorrowedFd<'_>, index: u32, export: &Export) -> Result<(), NbdError> {
     clear_timeouts(sock).map_err(NbdError::ClearTimeouts)?;
-    let netlink = Socket::open().map_err(NbdError::NetlinkSocket)?;
+    let netlink = NetlinkSocket::open(NETLINK_GENERIC).map_err(NbdError::NetlinkSocket)?;
     let family = family_id(&netlink, NBD_GENL_FAMILY_NAME)?;
 
     const CONNECT: &str = "NBD_CMD_CONNECT";
@@ -127,7 +129,7 @@ pub fn attach(sock: BorrowedFd<'_>, index: u32, export: &Export) -> Result<(), N
 }
 
 /// Asks the kernel for the id of the generic netlink family `name`.
-pub(crate) fn family_id(netlink: &Socket, name: &str) -> Result<u16, NbdError> {
+pub(crate) fn family_id(netlink: &NetlinkSocket, name: &str) -> Result<u16, NbdError> {
     const WHAT: &str = "CTRL_CMD_GETFAMILY";
     netlink
         .send(&family_request(GETFAMILY_SEQ, name))
@@ -241,31 +243,6 @@ pub fn ack_errno(reply: &[u8], seq: u32) -> Option<i32> {
     None
 }
 
-fn header(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by `finish`
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(&flags.to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-}
-
-fn attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    // Values here are at most a few dozen bytes.
-    let len = 4 + value.len();
-    buf.extend_from_slice(&(len as u16).to_ne_bytes());
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(value);
-    buf.resize(buf.len().next_multiple_of(4), 0);
-}
-
-fn finish(mut buf: Vec<u8>) -> Vec<u8> {
-    let len = (buf.len() as u32).to_ne_bytes();
-    if let Some(head) = buf.get_mut(..4) {
-        head.copy_from_slice(&len);
-    }
-    buf
-}
-
 /// The first netlink message of `bytes`: type, sequence number, payload, and the bytes after
 /// it; `None` when no complete message is left.
 fn split_message(bytes: &[u8]) -> Option<(u16, u32, &[u8], &[u8])> {
@@ -332,85 +309,4 @@ pub(crate) fn clear_timeouts(sock: BorrowedFd<'_>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) struct Socket(OwnedFd);
-
-impl Socket {
-    pub(crate) fn open() -> io::Result<Socket> {
-        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_GENERIC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
-        Ok(Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn send(&self, message: &[u8]) -> io::Result<()> {
-        // SAFETY: the fd is live and `message` is valid for `message.len()` bytes. An
-        // unbound, unconnected netlink socket sends to the kernel (port 0).
-        let sent = unsafe {
-            libc::send(
-                self.0.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// One datagram into `buf` (truncated if longer), waiting until `deadline` at most.
-    fn recv(&self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no answer from the kernel",
-                ));
-            }
-            let mut poll = libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // Below 2 s, so the conversion cannot truncate; rounded up so that a wait
-            // under a millisecond does not spin.
-            let millis = left.as_micros().div_ceil(1000) as libc::c_int;
-            // SAFETY: `poll` is one valid pollfd for the duration of the call.
-            let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            if ready == 0 {
-                continue; // the deadline check above ends the wait
-            }
-            // SAFETY: the fd is live and `buf` is writable for `buf.len()` bytes.
-            let got =
-                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if got < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            return Ok((got as usize).min(buf.len()));
-        }
-    }
 }

@@ -8,10 +8,11 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::genl::{clear_timeouts, family_id, Socket};
+use crate::genl::{clear_timeouts, family_id, NETLINK_GENERIC};
 use crate::{
     ack_errno, attach, connect_request, getfamily_request, parse_family_id, Export, NbdError,
 };
+use alpinit_net::NetlinkSocket;
 
 fn ne16(v: u16) -> [u8; 2] {
     v.to_ne_bytes()
@@ -300,7 +301,7 @@ fn attach_refuses_a_non_socket_before_any_netlink() {
 /// The lookup against the running kernel: the controller names itself as family 0x10.
 #[test]
 fn kernel_resolves_the_controller_family() {
-    let Ok(socket) = Socket::open() else {
+    let Ok(socket) = NetlinkSocket::open(NETLINK_GENERIC) else {
         eprintln!("no generic netlink socket here; skipped");
         return;
     };

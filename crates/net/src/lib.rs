@@ -26,6 +26,7 @@ mod ipconfig;
 mod lease;
 mod location;
 mod mactab;
+pub mod netlink_socket;
 mod response;
 mod rtnetlink;
 #[cfg(feature = "https")]
@@ -50,6 +51,7 @@ pub use ipconfig::{parse_bootif, parse_ip, IpConfig};
 pub use lease::{resolv_conf, Lease};
 pub use location::{local_name, substitute, Url, UrlError};
 pub use mactab::{apply_mactab, parse_mactab};
+pub use netlink_socket::NetlinkSocket;
 pub use rtnetlink::{apply, KernelLinks, NetlinkError};
 
 /// Failures of interface selection, DHCP and address configuration.

@@ -8,12 +8,13 @@
 use std::ffi::CString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+
+use std::time::{Duration, Instant};
 
 use crate::interface::Links;
 use crate::lease::Lease;
-use crate::NetError;
+use crate::netlink_socket::{self, attribute, finish_message as finish};
+use crate::{NetError, NetlinkSocket};
 
 const NETLINK_ROUTE: libc::c_int = 0;
 const NLMSG_ERROR: u16 = 2;
@@ -139,26 +140,9 @@ pub fn apply(lease: &Lease) -> Result<(), NetError> {
     Ok(())
 }
 
+/// Every request asks for an ACK.
 fn header(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by `finish`
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-}
-
-fn attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    buf.extend_from_slice(&(len as u16).to_ne_bytes());
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(value);
-    buf.resize(buf.len().next_multiple_of(4), 0);
-}
-
-fn finish(mut buf: Vec<u8>) -> Vec<u8> {
-    let len = buf.len() as u32;
-    buf[..4].copy_from_slice(&len.to_ne_bytes());
-    buf
+    netlink_socket::message_header(buf, kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq);
 }
 
 /// An RTM_NEWLINK request for the link INDEX (0: a new one) that sets the
@@ -270,74 +254,22 @@ pub(crate) fn ack_errno(reply: &[u8]) -> Option<i32> {
     Some(-i32::from_ne_bytes([code[0], code[1], code[2], code[3]]))
 }
 
-struct Socket(OwnedFd);
+struct Socket(NetlinkSocket);
 
 impl Socket {
     fn open() -> io::Result<Socket> {
-        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
-        Ok(Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
+        NetlinkSocket::open(NETLINK_ROUTE).map(Socket)
     }
 
     /// Sends one request to the kernel and waits for its ACK.
     fn request(&self, message: &[u8]) -> io::Result<()> {
-        // SAFETY: the fd is live and `message` is valid for `message.len()` bytes. An
-        // unbound, unconnected netlink socket sends to the kernel (port 0).
-        let sent = unsafe {
-            libc::send(
-                self.0.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        self.0.send(message)?;
+        let deadline = Instant::now() + ACK_TIMEOUT;
         let mut buf = [0u8; 4096];
         // Only our own replies arrive (no multicast groups joined); the bound is a backstop.
         for _ in 0..16 {
-            let mut poll = libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: `poll` is one valid pollfd for the duration of the call.
-            let ready = unsafe { libc::poll(&mut poll, 1, ACK_TIMEOUT.as_millis() as libc::c_int) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            if ready == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no answer from the kernel",
-                ));
-            }
-            // SAFETY: the fd is live and `buf` is writable for `buf.len()` bytes.
-            let got =
-                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if got < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            match ack_errno(&buf[..got as usize]) {
+            let got = self.0.recv(&mut buf, deadline)?;
+            match ack_errno(&buf[..got]) {
                 Some(0) => return Ok(()),
                 Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
                 None => continue,

@@ -44,6 +44,25 @@ pub(super) fn common(outcome: &Outcome, report: Option<&Report>) -> (Vec<String>
     (failures, report.clone())
 }
 
+/// A root-mode boot's first checks (no boot media, so not [`common`]'s):
+/// no kernel panic and a report from the new root's init, on which MORE
+/// runs.
+pub(super) fn root_booted(
+    outcome: &Outcome,
+    report: Option<&Report>,
+    more: impl FnOnce(&mut Vec<String>, &Report),
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if outcome.log.contains("Kernel panic") {
+        failures.push("kernel panic on the console".to_string());
+    }
+    match report {
+        Some(report) => more(&mut failures, report),
+        None => failures.push("no report from the new root's init".to_string()),
+    }
+    failures
+}
+
 /// `Mounting boot media: ` and `ok.` may be split by kernel messages.
 pub(super) fn media_ok(log: &str) -> bool {
     const MARK: &str = "Mounting boot media: ";

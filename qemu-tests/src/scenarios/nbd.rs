@@ -38,20 +38,27 @@ const HOST_NBD_DISKLESS: &str = "alpinit-nbd-diskless";
 
 fn setup_nbd_diskless(assets: &Assets, dir: &Path) -> Result<Setup> {
     let ovl = overlay(assets, HOST_NBD_DISKLESS, &[], Vec::new())?;
-    let img = disk(
-        dir,
-        "export",
-        Filesystem::Ext4,
-        &[super::boot_media::top_apkovl(ovl)],
-    )?;
+    exported(assets, dir, &[super::boot_media::top_apkovl(ovl)], "", 0x32)
+}
+
+/// Boots with `nbd=` naming qemu-nbd serving a disk of FILES (and EXTRA on
+/// the command line) over the user NIC of MAC's last byte.
+fn exported(
+    assets: &Assets,
+    dir: &Path,
+    files: &[FileSpec],
+    extra: &str,
+    mac: u8,
+) -> Result<Setup> {
+    let img = disk(dir, "export", Filesystem::Ext4, files)?;
     let port = free_port()?;
     let server = serve(&img, port, &dir.join("qemu-nbd.log"))?;
     let mut vm = kernel_vm(
         assets,
         ImageKind::Assemble,
-        &format!("ip=dhcp nbd=10.0.2.2:{port}"),
+        &format!("ip=dhcp nbd=10.0.2.2:{port} {extra}"),
     )?;
-    vm.user_nic("n0", &crate::netboot::qemu_mac(0x32));
+    vm.user_nic("n0", &crate::netboot::qemu_mac(mac));
     Ok(with_server(vm, server, assets.accel.boot_timeout()))
 }
 
@@ -117,60 +124,40 @@ fn serve(image: &Path, port: u16, log: &Path) -> Result<QemuNbd> {
 fn setup_nbd_root(assets: &Assets, dir: &Path) -> Result<Setup> {
     let init = fs::read(&assets.report_init)
         .with_context(|| format!("reading {}", assets.report_init.display()))?;
-    let img = disk(
-        dir,
-        "export",
-        Filesystem::Ext4,
-        &[
-            FileSpec::new("etc/hostname", 0o644, format!("{HOST_NBD}\n")),
-            FileSpec::new("sbin/init", 0o755, init),
-            FileSpec::new("etc/alpinit-test/inspect", 0o644, format!("{RO}\n{SIZE}\n")),
-            FileSpec::new("proc/.keep", 0o644, ""),
-            FileSpec::new("sys/.keep", 0o644, ""),
-            FileSpec::new("dev/.keep", 0o644, ""),
-        ],
-    )?;
-    let port = free_port()?;
-    let server = serve(&img, port, &dir.join("qemu-nbd.log"))?;
-    let mut vm = kernel_vm(
-        assets,
-        ImageKind::Assemble,
-        &format!("ip=dhcp nbd=10.0.2.2:{port} root=/dev/nbd0p1"),
-    )?;
-    vm.user_nic("n0", &crate::netboot::qemu_mac(0x31));
-    Ok(with_server(vm, server, assets.accel.boot_timeout()))
+    let files = [
+        FileSpec::new("etc/hostname", 0o644, format!("{HOST_NBD}\n")),
+        FileSpec::new("sbin/init", 0o755, init),
+        FileSpec::new("etc/alpinit-test/inspect", 0o644, format!("{RO}\n{SIZE}\n")),
+        FileSpec::new("proc/.keep", 0o644, ""),
+        FileSpec::new("sys/.keep", 0o644, ""),
+        FileSpec::new("dev/.keep", 0o644, ""),
+    ];
+    exported(assets, dir, &files, "root=/dev/nbd0p1", 0x31)
 }
 
 fn check_nbd_root(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let mut failures = Vec::new();
-    if outcome.log.contains("Kernel panic") {
-        failures.push("kernel panic on the console".to_string());
-    }
-    let Some(report) = report else {
-        failures.push("no report from the new root's init".to_string());
-        return failures;
-    };
-    want_hostname(&mut failures, report, HOST_NBD);
-    match report.mount_at("/") {
-        Some(m) if m.source == "/dev/nbd0p1" && m.fstype == "ext4" && m.is_read_only() => {}
-        other => failures.push(format!("/ is {other:?}, want /dev/nbd0p1 ext4 read-only")),
-    }
-    let content = |path| report.content(path).unwrap_or_default();
-    if content(RO).trim() != "1" {
-        failures.push(format!(
-            "{RO}: {:?}, want 1 (the server's read-only flag passed on)",
-            content(RO)
-        ));
-    }
-    if content(SIZE).trim() != SECTORS.to_string() {
-        failures.push(format!("{SIZE}: {:?}, want {SECTORS}", content(SIZE)));
-    }
-    if !outcome.log.contains("alpinit: nbd0: 10.0.2.2:") {
-        failures.push("no `nbd0: 10.0.2.2:PORT` line in the kernel log".to_string());
-    }
-    // Alpine's message when no device could be set up.
-    if outcome.log.contains("Failed to setup nbd device.") {
-        failures.push("the init printed Alpine's nbd failure message".to_string());
-    }
-    failures
+    root_booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_NBD);
+        match report.mount_at("/") {
+            Some(m) if m.source == "/dev/nbd0p1" && m.fstype == "ext4" && m.is_read_only() => {}
+            other => failures.push(format!("/ is {other:?}, want /dev/nbd0p1 ext4 read-only")),
+        }
+        let content = |path| report.content(path).unwrap_or_default();
+        if content(RO).trim() != "1" {
+            failures.push(format!(
+                "{RO}: {:?}, want 1 (the server's read-only flag passed on)",
+                content(RO)
+            ));
+        }
+        if content(SIZE).trim() != SECTORS.to_string() {
+            failures.push(format!("{SIZE}: {:?}, want {SECTORS}", content(SIZE)));
+        }
+        if !outcome.log.contains("alpinit: nbd0: 10.0.2.2:") {
+            failures.push("no `nbd0: 10.0.2.2:PORT` line in the kernel log".to_string());
+        }
+        // Alpine's message when no device could be set up.
+        if outcome.log.contains("Failed to setup nbd device.") {
+            failures.push("the init printed Alpine's nbd failure message".to_string());
+        }
+    })
 }

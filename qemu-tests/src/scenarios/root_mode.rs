@@ -41,33 +41,26 @@ pub(super) fn setup_root_label(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 pub(super) fn check_root_label(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let mut failures = Vec::new();
-    if outcome.log.contains("Kernel panic") {
-        failures.push("kernel panic on the console".to_string());
-    }
-    let Some(report) = report else {
-        failures.push("no report from the new root's init".to_string());
-        return failures;
-    };
-    if report.pid() != Some(1) {
-        failures.push(format!(
-            "report-init pid is {:?}, want 1",
-            report.get("pid")
-        ));
-    }
-    want_hostname(&mut failures, report, HOST_ROOT);
-    want_initramfs_freed(&mut failures, report);
-    match report.mount_at("/") {
-        Some(m) if m.source == "/dev/vda1" && m.fstype == "ext4" && m.is_read_only() => {}
-        other => failures.push(format!("/ is {other:?}, want /dev/vda1 ext4 read-only")),
-    }
-    if !outcome.log.contains("Mounting root: ") || !outcome.log.contains("Mounting root: ok.") {
-        failures.push("no `Mounting root: ok.` in the kernel log".to_string());
-    }
-    if outcome.log.contains("decoy.apkovl.tar.gz") {
-        failures.push("root mode scanned the root for apkovls".to_string());
-    }
-    failures
+    root_booted(outcome, report, |failures, report| {
+        if report.pid() != Some(1) {
+            failures.push(format!(
+                "report-init pid is {:?}, want 1",
+                report.get("pid")
+            ));
+        }
+        want_hostname(failures, report, HOST_ROOT);
+        want_initramfs_freed(failures, report);
+        match report.mount_at("/") {
+            Some(m) if m.source == "/dev/vda1" && m.fstype == "ext4" && m.is_read_only() => {}
+            other => failures.push(format!("/ is {other:?}, want /dev/vda1 ext4 read-only")),
+        }
+        if !outcome.log.contains("Mounting root: ") || !outcome.log.contains("Mounting root: ok.") {
+            failures.push("no `Mounting root: ok.` in the kernel log".to_string());
+        }
+        if outcome.log.contains("decoy.apkovl.tar.gz") {
+            failures.push("root mode scanned the root for apkovls".to_string());
+        }
+    })
 }
 
 pub(super) fn scenarios() -> [Scenario; 2] {
@@ -221,80 +214,73 @@ fn setup_overlay_usr_resume(assets: &Assets, dir: &Path) -> Result<Setup> {
 }
 
 fn check_overlay_usr_resume(outcome: &Outcome, report: Option<&Report>) -> Vec<String> {
-    let mut failures = Vec::new();
-    if outcome.log.contains("Kernel panic") {
-        failures.push("kernel panic on the console".to_string());
-    }
-    let Some(report) = report else {
-        failures.push("no report from the new root's init".to_string());
-        return failures;
-    };
-    want_hostname(&mut failures, report, HOST_OVERLAY);
-    // (a) overlaytmpfs.
-    match report.mount_at("/") {
-        Some(m) if m.fstype == "overlay" && !m.is_read_only() => {}
-        other => failures.push(format!("/ is {other:?}, want a read-write overlay")),
-    }
-    match report.mount_at("/media/root-ro") {
-        Some(m) if m.source == "/dev/vda1" && m.fstype == "ext4" && m.is_read_only() => {}
-        other => failures.push(format!(
-            "/media/root-ro is {other:?}, want /dev/vda1 ext4 read-only"
-        )),
-    }
-    match report.mount_at("/media/root-rw") {
-        Some(m)
-            if m.fstype == "tmpfs"
-                && !m.is_read_only()
-                && m.options.iter().any(|o| o == "size=32768k") => {}
-        other => failures.push(format!(
-            "/media/root-rw is {other:?}, want a read-write tmpfs with size=32768k"
-        )),
-    }
-    match report.inspect("/media/root-rw/root/media/root-ro") {
-        Some(i) if i.kind == "dir" => {}
-        other => failures.push(format!(
-            "the upper layer has no media/root-ro ({other:?}): writes to / did not land in it"
-        )),
-    }
-    // (b) /usr.
-    match report.mount_at("/usr") {
-        Some(m) if m.source == "/dev/vdb1" && m.fstype == "ext4" && m.is_read_only() => {}
-        other => failures.push(format!("/usr is {other:?}, want /dev/vdb1 ext4 read-only")),
-    }
-    if report.content(USR_MARKER).map(str::trim) != Some("usr partition") {
-        failures.push(format!("{USR_MARKER} is not the /usr partition's file"));
-    }
-    if !outcome.log.contains("Mounting /usr: ok.") {
-        failures.push("no `Mounting /usr: ok.` on the console".to_string());
-    }
-    // (c) resume: the device number the init logged is the one the kernel has.
-    let resume = report.content("/sys/power/resume").map(str::trim);
-    match resume {
-        Some(devno) if devno.ends_with(":18") => {
-            let said = format!(
-                "resume: no hibernation image on /dev/vdb2 ({devno}, offset {RESUME_OFFSET})"
-            );
-            if !outcome.log.contains(&said) {
-                failures.push(format!("no `{said}` in the kernel log"));
-            }
+    root_booted(outcome, report, |failures, report| {
+        want_hostname(failures, report, HOST_OVERLAY);
+        // (a) overlaytmpfs.
+        match report.mount_at("/") {
+            Some(m) if m.fstype == "overlay" && !m.is_read_only() => {}
+            other => failures.push(format!("/ is {other:?}, want a read-write overlay")),
         }
-        other => failures.push(format!(
-            "/sys/power/resume is {other:?}, want vdb2's major:18"
-        )),
-    }
-    if report.content("/sys/power/resume_offset").map(str::trim)
-        != Some(RESUME_OFFSET.to_string().as_str())
-    {
-        failures.push(format!(
-            "/sys/power/resume_offset is {:?}, want {RESUME_OFFSET}",
-            report.content("/sys/power/resume_offset")
-        ));
-    }
-    if !outcome.log.contains("Resume from disk") {
-        failures.push("no `Resume from disk` on the console".to_string());
-    }
-    if !outcome.log.contains("Mounting root: ok.") {
-        failures.push("no `Mounting root: ok.` in the kernel log".to_string());
-    }
-    failures
+        match report.mount_at("/media/root-ro") {
+            Some(m) if m.source == "/dev/vda1" && m.fstype == "ext4" && m.is_read_only() => {}
+            other => failures.push(format!(
+                "/media/root-ro is {other:?}, want /dev/vda1 ext4 read-only"
+            )),
+        }
+        match report.mount_at("/media/root-rw") {
+            Some(m)
+                if m.fstype == "tmpfs"
+                    && !m.is_read_only()
+                    && m.options.iter().any(|o| o == "size=32768k") => {}
+            other => failures.push(format!(
+                "/media/root-rw is {other:?}, want a read-write tmpfs with size=32768k"
+            )),
+        }
+        match report.inspect("/media/root-rw/root/media/root-ro") {
+            Some(i) if i.kind == "dir" => {}
+            other => failures.push(format!(
+                "the upper layer has no media/root-ro ({other:?}): writes to / did not land in it"
+            )),
+        }
+        // (b) /usr.
+        match report.mount_at("/usr") {
+            Some(m) if m.source == "/dev/vdb1" && m.fstype == "ext4" && m.is_read_only() => {}
+            other => failures.push(format!("/usr is {other:?}, want /dev/vdb1 ext4 read-only")),
+        }
+        if report.content(USR_MARKER).map(str::trim) != Some("usr partition") {
+            failures.push(format!("{USR_MARKER} is not the /usr partition's file"));
+        }
+        if !outcome.log.contains("Mounting /usr: ok.") {
+            failures.push("no `Mounting /usr: ok.` on the console".to_string());
+        }
+        // (c) resume: the device number the init logged is the one the kernel has.
+        let resume = report.content("/sys/power/resume").map(str::trim);
+        match resume {
+            Some(devno) if devno.ends_with(":18") => {
+                let said = format!(
+                    "resume: no hibernation image on /dev/vdb2 ({devno}, offset {RESUME_OFFSET})"
+                );
+                if !outcome.log.contains(&said) {
+                    failures.push(format!("no `{said}` in the kernel log"));
+                }
+            }
+            other => failures.push(format!(
+                "/sys/power/resume is {other:?}, want vdb2's major:18"
+            )),
+        }
+        if report.content("/sys/power/resume_offset").map(str::trim)
+            != Some(RESUME_OFFSET.to_string().as_str())
+        {
+            failures.push(format!(
+                "/sys/power/resume_offset is {:?}, want {RESUME_OFFSET}",
+                report.content("/sys/power/resume_offset")
+            ));
+        }
+        if !outcome.log.contains("Resume from disk") {
+            failures.push("no `Resume from disk` on the console".to_string());
+        }
+        if !outcome.log.contains("Mounting root: ok.") {
+            failures.push("no `Mounting root: ok.` in the kernel log".to_string());
+        }
+    })
 }
