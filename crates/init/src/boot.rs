@@ -75,10 +75,7 @@ fn phases(p: &Platform<'_>, layout: &Layout, t_start: Duration) -> Result<End, E
         discovery::find_media(p, layout, &cmdline, &loader, &early),
     )?;
     modules::request_after_discovery(&loader);
-    let net = match nbd_net {
-        Some(net) => net,
-        None => network::start(p, layout, &cmdline),
-    };
+    let net = nbd_net.unwrap_or_else(|| network::start(p, layout, &cmdline));
     if let Some(wg) = cmdline.wireguard() {
         wireguard::setup(p, layout, &loader, &wg);
     }

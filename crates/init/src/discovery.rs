@@ -256,21 +256,8 @@ impl Discovery<'_> {
             return;
         }
         if let Some(alias) = &ev.modalias {
-            if ev.action == Action::Add && self.aliases_seen.insert(alias.clone()) {
-                // What cannot lead to boot media (CPU feature modules,
-                // sound, pointers, sensors, network drivers
-                // when the boot does not use the network) is left to the
-                // new root's own coldplug (OpenRC hwdrivers, mdev or
-                // udev), which loads it from the modloop; loading it here
-                // would compete for the CPU with the storage drivers and
-                // the unpack the boot is waiting for (`modules::deferral`).
-                if let Requested::Deferred { kind, modules } = self.loader.request_alias(alias) {
-                    log::debug(&format!(
-                        "left for the new root ({}): {alias}: {}",
-                        kind.name(),
-                        modules.join(" ")
-                    ));
-                }
+            if ev.action == Action::Add {
+                request_modalias(self.loader, &mut self.aliases_seen, alias);
             }
         }
         if ev.subsystem.as_deref() == Some("block") {
@@ -488,6 +475,27 @@ impl Discovery<'_> {
             self.first_finding = Some(self.p.clock.now());
         }
     }
+}
+
+/// Asks for the driver of a device's MODALIAS once per SEEN; whether it
+/// was new. What cannot lead to boot media (CPU feature modules, sound,
+/// pointers, sensors, network drivers when the boot does not use the
+/// network) is left to the new root's own coldplug (OpenRC hwdrivers, mdev
+/// or udev), which loads it from the modloop; loading it here would
+/// compete for the CPU with the storage drivers and the unpack the boot is
+/// waiting for (`modules::deferral`).
+pub(crate) fn request_modalias(loader: &Loader, seen: &mut HashSet<String>, alias: &str) -> bool {
+    if !seen.insert(alias.to_owned()) {
+        return false;
+    }
+    if let Requested::Deferred { kind, modules } = loader.request_alias(alias) {
+        log::debug(&format!(
+            "left for the new root ({}): {alias}: {}",
+            kind.name(),
+            modules.join(" ")
+        ));
+    }
+    true
 }
 
 /// The boot-media phase (diskless mode): discovery with the command line's

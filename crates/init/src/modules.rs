@@ -55,22 +55,10 @@ pub fn start(p: &crate::platform::Platform<'_>, layout: &Layout, cmdline: &Cmdli
     loader
 }
 
-/// The image's `/etc/modules`: names and their options.
-fn etc_modules(layout: &Layout) -> Vec<(String, String)> {
-    std::fs::read_to_string(layout.path("/etc/modules"))
-        .map(|t| alpinit_kmod::parse_etc_modules(&t))
-        .unwrap_or_default()
-}
-
-/// Whether `modules=` or the image's `/etc/modules` names a module (the
-/// drivers an installed system or an image was told it boots with;
-/// `rootfstype=` alone names no driver).
-pub fn named(layout: &Layout, cmdline: &Cmdline) -> bool {
-    !cmdline.modules().is_empty() || !etc_modules(layout).is_empty()
-}
-
 pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Loader {
-    let etc_modules = etc_modules(layout);
+    let etc_modules = std::fs::read_to_string(layout.path("/etc/modules"))
+        .map(|t| alpinit_kmod::parse_etc_modules(&t))
+        .unwrap_or_default();
     let mut config = config(layout, cmdline);
     let memdisk = crate::memdisk::configure(layout, cmdline, &mut config);
     for (name, args) in &etc_modules {
@@ -99,9 +87,13 @@ pub fn setup(layout: &Layout, cmdline: &Cmdline, insmod: &Arc<dyn Insmod>) -> Lo
             ModuleIndex::parse(std::path::Path::new("/lib/modules"), "", "", "", "")
         }
     };
-    let loader =
-        Loader::new(Arc::new(index), config, Arc::clone(insmod)).with_deferral(deferral(cmdline));
     let mut wanted = cmdline.modules();
+    // The drivers an installed system or an image was told it boots with
+    // (`rootfstype=` alone names no driver).
+    let named = !wanted.is_empty() || !etc_modules.is_empty();
+    let loader = Loader::new(Arc::new(index), config, Arc::clone(insmod))
+        .with_deferral(deferral(cmdline))
+        .with_named(named);
     if let Some(fs) = cmdline.rootfstype() {
         wanted.push(fs.to_owned());
     }

@@ -98,18 +98,14 @@ fn load_nic_drivers(layout: &Layout, loader: &Loader) {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..SWEEPS {
         let hold = loader.hold();
-        let mut new = 0;
+        let mut new = false;
         for ev in alpinit_uevent::sweep_buses(&layout.sys()) {
-            if let Some(alias) = ev.modalias {
-                if !seen.contains(&alias) {
-                    loader.request_alias(&alias);
-                    seen.insert(alias);
-                    new += 1;
-                }
+            if let Some(alias) = ev.modalias.as_deref() {
+                new |= crate::discovery::request_modalias(loader, &mut seen, alias);
             }
         }
         drop(hold);
-        if new == 0 {
+        if !new {
             return;
         }
         if !loader.wait_idle(deadline) {

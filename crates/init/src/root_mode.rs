@@ -60,7 +60,17 @@ pub fn wait_device(
 /// The block devices in sysfs matching `wanted`, probed as discovery
 /// probes them (which made their nodes), and how many were probed.
 pub(crate) fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) {
+    let (found, seen) = present_typed(layout, wanted);
     let mut matches = Matches::default();
+    for (devname, _) in &found {
+        matches.add(devname);
+    }
+    (matches, seen)
+}
+
+/// [`present`], with the file system type each match was probed with.
+fn present_typed(layout: &Layout, wanted: &DeviceSpec) -> (Vec<(String, Option<String>)>, usize) {
+    let mut found = Vec::new();
     let mut seen = 0;
     for ev in alpinit_uevent::sweep_block(&layout.sys()) {
         let Some(devname) = ev.devname.as_deref() else {
@@ -88,10 +98,10 @@ pub(crate) fn present(layout: &Layout, wanted: &DeviceSpec) -> (Matches, usize) 
             partuuid,
         };
         if wanted.matches(devname, &id) {
-            matches.add(devname);
+            found.push((devname.to_owned(), probe.fstype));
         }
     }
-    (matches, seen)
+    (found, seen)
 }
 
 /// How long the first root wait lets the modules named by `modules=`,
@@ -118,23 +128,23 @@ const NAMED_MODULES_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 /// member may need its siblings registered, and a LUKS, LVM or RAID
 /// member its assembly, which discovery does.
 fn brought_by_named_modules(
-    layout: &Layout,
-    cmdline: &Cmdline,
     loader: &Loader,
+    layout: &Layout,
     spec: &str,
 ) -> Option<(Matches, usize)> {
-    if !crate::modules::named(layout, cmdline)
-        || !loader.wait_idle(std::time::Instant::now() + NAMED_MODULES_WAIT)
-    {
+    if !loader.named() || !loader.wait_idle(std::time::Instant::now() + NAMED_MODULES_WAIT) {
         return None;
     }
-    let (now, seen) = present(layout, &DeviceSpec::parse(spec));
-    let devname = now.unique("root device", spec).ok().flatten()?;
-    let fstype = alpinit_probe::probe_path(&layout.dev().join(devname))
-        .ok()?
-        .fstype?;
-    let plain = fstype != "btrfs" && alpinit_probe::mount_fstype(&fstype).is_some();
-    plain.then_some((now, seen))
+    let (found, seen) = present_typed(layout, &DeviceSpec::parse(spec));
+    let [(devname, Some(fstype))] = found.as_slice() else {
+        return None;
+    };
+    let plain = fstype != "btrfs" && alpinit_probe::mount_fstype(fstype).is_some();
+    plain.then(|| {
+        let mut matched = Matches::default();
+        matched.add(devname);
+        (matched, seen)
+    })
 }
 
 /// Everything of root mode before the hand-over.
@@ -204,21 +214,20 @@ pub fn mount(
         // `single`'s shell comes after the wait, with the keyboards'
         // drivers coldplug loads.
         let first = !single && std::mem::take(&mut first_wait);
-        let found = match mapped {
+        let now = match mapped {
             Some(dm) => {
                 let mut matched = Matches::default();
                 matched.add(&dm);
-                rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, 1)
+                Some((matched, 1))
             }
-            None => match first
-                .then(|| brought_by_named_modules(layout, cmdline, loader, &root))
-                .flatten()
-            {
-                Some((matched, seen)) => {
-                    rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, seen)
-                }
-                None => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
-            },
+            None if first => brought_by_named_modules(loader, layout, &root),
+            None => None,
+        };
+        let found = match now {
+            Some((matched, seen)) => {
+                rootfs::root_device(layout, loader, &root, cmdline.rootfstype(), &matched, seen)
+            }
+            None => rootfs::find_root(p, layout, loader, &root, cmdline.rootfstype(), &options),
         };
         let dev = match found {
             Ok(dev) => dev,

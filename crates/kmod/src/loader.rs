@@ -108,6 +108,7 @@ pub struct Loader {
     shared: Arc<Shared>,
     workers: usize,
     deferral: Deferral,
+    named: bool,
 }
 
 impl Loader {
@@ -143,6 +144,7 @@ impl Loader {
             shared,
             workers,
             deferral: Deferral::default(),
+            named: false,
         }
     }
 
@@ -152,6 +154,19 @@ impl Loader {
     pub fn with_deferral(mut self, deferral: Deferral) -> Self {
         self.deferral = deferral;
         self
+    }
+
+    /// The same loader, noting whether the boot's configuration named
+    /// modules to load (Alpine's `modules=` and `/etc/modules`): a root
+    /// wait may then expect them to have brought the root ([`Loader::named`]).
+    pub fn with_named(mut self, named: bool) -> Self {
+        self.named = named;
+        self
+    }
+
+    /// Whether the configuration named modules ([`Loader::with_named`]).
+    pub fn named(&self) -> bool {
+        self.named
     }
 
     /// The index requests are resolved against.
